@@ -1,0 +1,214 @@
+//! Command-line definitions: flags as the user typed them, validated by clap only. Deriving plans from them
+//! (with the host model) is the job of `commands/`.
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// vmgpu: a Windows VM with its own GPU, shown in a window on the host desktop.
+#[derive(Debug, Parser)]
+#[command(name = "vmgpu", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Read (and, for commands that change the host, write) the host through this root instead of `/`.
+    /// Tests point it at a recorded sysfs/proc/etc tree.
+    #[arg(
+        long,
+        global = true,
+        env = "VMGPU_ROOT",
+        default_value = "/",
+        value_name = "DIR"
+    )]
+    pub root: PathBuf,
+
+    /// More log output on stderr (-v info, -vv debug, -vvv trace). Never on stdout.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands. (Parsed once per run, so the size difference between variants does not matter.)
+#[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)]
+pub enum Command {
+    /// Check every step of a GPU-passthrough host and say how to fix what is missing.
+    Check(CheckArgs),
+    /// List the GPUs with all their functions, IOMMU groups, drivers and a passthrough verdict.
+    Gpus(GpusArgs),
+    /// Run as the libvirt qemu hook: `vmgpu hook <vm> <op> <sub-op> <extra>`, domain XML on stdin.
+    Hook(HookArgs),
+    /// Create an OVMF/Q35 domain with a GPU from a template.
+    Define(DefineArgs),
+    /// Show a VM's screen from its Looking Glass shared memory.
+    View(ViewArgs),
+    /// Configure the host (kernel command line, early vfio binding, packages) the way the guides do.
+    Setup(SetupArgs),
+    /// Install vmgpu as libvirt's qemu hook (never overwriting a foreign hook).
+    Install(InstallArgs),
+    /// Remove the hook vmgpu installed (a foreign hook is left alone).
+    Uninstall(InstallArgs),
+    /// Put the host back from a VM's journal after a crash (what `release` would have done).
+    Restore(RestoreArgs),
+    /// Show every VM vmgpu prepared and what it holds.
+    Status(StatusArgs),
+}
+
+/// `vmgpu check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The guest GPU (PCI address such as 0000:04:00.0) when more than one qualifies.
+    #[arg(long, value_name = "ADDR")]
+    pub gpu: Option<String>,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `vmgpu gpus`.
+#[derive(Debug, Args)]
+pub struct GpusArgs {
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `vmgpu hook`: the same arguments libvirt passes to `hooks/qemu`.
+#[derive(Debug, Args)]
+pub struct HookArgs {
+    /// `<vm> <op> <sub-op> <extra>` as libvirt passes them.
+    #[arg(num_args = 0.., trailing_var_arg = true, allow_hyphen_values = true, value_name = "ARG")]
+    pub args: Vec<String>,
+}
+
+/// `vmgpu define`.
+#[derive(Debug, Args)]
+pub struct DefineArgs {
+    /// The new domain's name.
+    pub name: Option<String>,
+    /// Template name (see --list-templates).
+    #[arg(long, default_value = "windows11")]
+    pub template: String,
+    /// List the templates and exit.
+    #[arg(long)]
+    pub list_templates: bool,
+    /// The guest GPU's PCI address; every function of its IOMMU group is passed.
+    #[arg(long, value_name = "ADDR")]
+    pub gpu: Option<String>,
+    /// Guest memory, e.g. 16G or 8192M.
+    #[arg(long, default_value = "8G")]
+    pub memory: String,
+    /// Number of vCPUs (default: what --pin gives, or 4).
+    #[arg(long)]
+    pub vcpus: Option<u32>,
+    /// CPU pinning: `auto`, `off` or a host CPU list such as 2-7,14-19.
+    #[arg(long, default_value = "auto")]
+    pub pin: String,
+    /// Hugepages backing guest RAM: 2M, 1G or off.
+    #[arg(long, default_value = "2M")]
+    pub hugepages: String,
+    /// Looking Glass: WIDTHxHEIGHT[,hdr], `kvmfr` or `off`.
+    #[arg(long, default_value = "1920x1080")]
+    pub looking_glass: String,
+    /// Installer ISO to attach as a CD-ROM.
+    #[arg(long, value_name = "PATH")]
+    pub iso: Option<PathBuf>,
+    /// Disk image path (created with qemu-img when missing).
+    #[arg(long, value_name = "PATH")]
+    pub disk: Option<PathBuf>,
+    /// Size of a new disk, e.g. 128G.
+    #[arg(long, default_value = "128G")]
+    pub disk_size: String,
+    /// Keyboard for evdev passthrough (a /dev/input/by-id path); `auto` picks the first keyboard.
+    #[arg(long, value_name = "DEV")]
+    pub keyboard: Option<String>,
+    /// Mouse for evdev passthrough (a /dev/input/by-id path); `auto` picks the first mouse.
+    #[arg(long, value_name = "DEV")]
+    pub mouse: Option<String>,
+    /// Single-GPU mode: the host's only/boot GPU goes to the guest (the desktop stops while it runs).
+    #[arg(long)]
+    pub single_gpu: bool,
+    /// Hide the hypervisor from NVIDIA drivers older than R465.
+    #[arg(long)]
+    pub hide_hypervisor: bool,
+    /// Desktop user who owns the shared-memory file and runs the viewer.
+    #[arg(long, env = "SUDO_USER")]
+    pub user: Option<String>,
+    /// libvirt connection URI.
+    #[arg(long, short = 'c', default_value = "qemu:///system")]
+    pub connect: String,
+    /// Print the domain XML and change nothing (no libvirt needed).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Update the vmgpu parts of an existing domain, keeping every user edit.
+    #[arg(long)]
+    pub update: bool,
+}
+
+/// `vmgpu view`.
+#[derive(Debug, Args)]
+pub struct ViewArgs {
+    /// The VM whose screen to show (its shm file comes from the vmgpu metadata).
+    pub vm: Option<String>,
+    /// Read this shared-memory file or /dev/kvmfrN instead of the VM's.
+    #[arg(long, value_name = "PATH")]
+    pub shm: Option<PathBuf>,
+    /// Run the built-in producer with a moving test scene (no VM needed).
+    #[arg(long)]
+    pub demo: bool,
+    /// Start fullscreen.
+    #[arg(long)]
+    pub fullscreen: bool,
+    /// libvirt connection URI used to look up the VM.
+    #[arg(long, short = 'c', default_value = "qemu:///system")]
+    pub connect: String,
+}
+
+/// `vmgpu setup`.
+#[derive(Debug, Args)]
+pub struct SetupArgs {
+    /// The guest GPU's PCI address.
+    #[arg(long, value_name = "ADDR")]
+    pub gpu: Option<String>,
+    /// Show the plan (diff + commands) and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Apply without asking.
+    #[arg(long)]
+    pub yes: bool,
+    /// Machine-readable plan.
+    #[arg(long)]
+    pub json: bool,
+    /// Run the package manager too (otherwise its command is printed).
+    #[arg(long)]
+    pub install_packages: bool,
+    /// Restore every file the last applied setup changed.
+    #[arg(long)]
+    pub undo: bool,
+    /// Desktop user for groups and the shared-memory file.
+    #[arg(long, env = "SUDO_USER")]
+    pub user: Option<String>,
+}
+
+/// `vmgpu install` and `vmgpu uninstall`.
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// Restart the libvirt daemon so it sees the hook (libvirt only looks for hooks when it starts).
+    #[arg(long)]
+    pub restart: bool,
+}
+
+/// `vmgpu restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The VM whose journal to replay.
+    pub vm: String,
+}
+
+/// `vmgpu status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,39 @@
+//! One module per subcommand. This is the only layer that uses `anyhow` and adds context for the user.
+use crate::cli::{Cli, Command};
+use crate::report::{ExitError, Outcome};
+
+pub mod check;
+pub mod define;
+pub mod gpus;
+pub mod hook;
+pub mod install;
+pub mod restore;
+pub mod setup;
+pub mod status;
+pub mod view;
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    let root = cli.root;
+    match cli.command {
+        Command::Check(args) => check::run(&root, &args),
+        Command::Gpus(args) => gpus::run(&root, &args),
+        Command::Hook(args) => hook::run(&root, &args),
+        Command::Define(args) => define::run(&root, &args),
+        Command::View(args) => view::run(&root, &args),
+        Command::Setup(args) => setup::run(&root, &args),
+        Command::Install(args) => install::run_install(&root, &args),
+        Command::Uninstall(args) => install::run_uninstall(&root, &args),
+        Command::Restore(args) => restore::run(&root, &args),
+        Command::Status(args) => status::run(&root, &args),
+    }
+}
+
+/// The error of a subcommand that a later issue fills in: exit 2 with a clear line.
+pub(crate) fn not_yet_available(what: &str) -> anyhow::Result<Outcome> {
+    Err(ExitError::new(
+        crate::report::EXIT_ERROR,
+        format!("`vmgpu {what}` is not yet available in this build"),
+    )
+    .into())
+}

@@ -1,0 +1,141 @@
+//! Error-chain printing, exit codes and logging.
+//!
+//! Exit codes follow ripgrep: 0 all good, 1 findings (a failed check; for the hook: veto the start),
+//! 2 usage or internal error.
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+/// What a command reports when it did not fail outright.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing to report.
+    Ok,
+    /// The command ran and found problems (a FAIL in `check`).
+    Findings,
+}
+
+/// Exit code for findings.
+pub const EXIT_FINDINGS: u8 = 1;
+/// Exit code for usage and internal errors.
+pub const EXIT_ERROR: u8 = 2;
+
+/// An error that carries its own exit code (for example "not yet available" = 2, a hook veto = 1).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ExitError {
+    /// The one-line message shown to the user.
+    pub message: String,
+    /// The process exit code.
+    pub code: u8,
+}
+
+impl ExitError {
+    /// An error with an explicit exit code.
+    pub fn new(code: u8, message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            code,
+        }
+    }
+}
+
+/// Formats an error and its causes on one line: `a: b: c` (what libvirt shows for a hook).
+pub fn chain_one_line(err: &anyhow::Error) -> String {
+    err.chain()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+/// Formats an error and its causes for a human at a terminal: the error, then numbered causes.
+pub fn chain_numbered(err: &anyhow::Error) -> String {
+    let mut out = err.to_string();
+    for (i, cause) in err.chain().skip(1).enumerate() {
+        out.push_str(&format!("\n  {}: {}", i + 1, cause));
+    }
+    out
+}
+
+fn exit_code_of(err: &anyhow::Error) -> u8 {
+    err.chain()
+        .find_map(|e| e.downcast_ref::<ExitError>())
+        .map_or(EXIT_ERROR, |e| e.code)
+}
+
+/// Maps a command result to the process exit code, printing the error chain on stderr.
+pub fn finish(result: anyhow::Result<Outcome>) -> ExitCode {
+    match result {
+        Ok(Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(Outcome::Findings) => ExitCode::from(EXIT_FINDINGS),
+        Err(err) => {
+            let text = if std::io::stderr().is_terminal() {
+                chain_numbered(&err)
+            } else {
+                chain_one_line(&err)
+            };
+            eprintln!("vmgpu: {text}");
+            ExitCode::from(exit_code_of(&err))
+        }
+    }
+}
+
+/// Like [`finish`] for hook mode: always one line (libvirt passes stderr on to the API caller), and any error
+/// vetoes the operation with exit 1.
+pub fn finish_hook(result: anyhow::Result<Outcome>) -> ExitCode {
+    match result {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("vmgpu: {}", chain_one_line(&err));
+            ExitCode::from(EXIT_FINDINGS)
+        }
+    }
+}
+
+/// Sets up `tracing`: journald when its socket exists, stderr otherwise. Never stdout.
+pub fn init_logging(verbose: u8) {
+    use tracing_subscriber::prelude::*;
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VMGPU_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let registry = tracing_subscriber::registry().with(filter);
+    let journald = std::path::Path::new("/run/systemd/journal/socket")
+        .exists()
+        .then(tracing_journald::layer)
+        .and_then(Result::ok);
+    let result = match journald {
+        Some(layer) => registry.with(layer).try_init(),
+        None => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_target(false),
+            )
+            .try_init(),
+    };
+    // A second init (tests) is harmless.
+    let _ = result;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_chain_one_line_joins_causes() {
+        let err = anyhow::anyhow!("root cause")
+            .context("middle")
+            .context("top");
+        assert_eq!(chain_one_line(&err), "top: middle: root cause");
+    }
+
+    #[test]
+    fn test_exit_code_of_exit_error_is_its_code() {
+        let err = anyhow::Error::new(ExitError::new(7, "x")).context("ctx");
+        assert_eq!(exit_code_of(&err), 7);
+    }
+}
