@@ -8,6 +8,8 @@ pub mod check;
 pub mod cli;
 /// One file per subcommand: the only layer that uses `anyhow` and talks to the user.
 pub mod commands;
+/// Domain XML: the vmgpu metadata (schema v1) and read-side views of a domain.
+pub mod domain;
 /// Read-only model of the machine, read through one root path.
 pub mod host;
 /// Error-chain printing, exit codes and logging set-up.
