@@ -2,10 +2,14 @@
 //! show its screen. The module list below is the table of contents.
 #![deny(unsafe_code)]
 
+/// Host checks: one area per file, each a list of findings with a fix for this distro.
+pub mod check;
 /// Command-line definitions (clap derive): flags as typed, validation only.
 pub mod cli;
 /// One file per subcommand: the only layer that uses `anyhow` and talks to the user.
 pub mod commands;
+/// Domain XML: the vmgpu metadata (schema v1) and read-side views of a domain.
+pub mod domain;
 /// Read-only model of the machine, read through one root path.
 pub mod host;
 /// Looking Glass (LGMP + KVMFR) over shared memory: client, parsers and the producer. Safe code, no window.
