@@ -341,6 +341,8 @@ impl Producer {
             st.last_format = Some(format);
         }
         let slot = st.capture_index;
+        // A new frame reaches new subscribers too: no repost of an older one after it.
+        st.repost_frame = false;
         let (block, size) = st.slots[slot];
         let serial = st.serial;
         st.serial = st.serial.wrapping_add(1);

@@ -77,7 +77,7 @@ fn start(size: usize) -> (Arc<HeapRegion>, Producer) {
 }
 
 /// The reference conversion of a test-pattern pixel, computed from the pattern's definition.
-fn expected_pixel(kind: FrameType, x: u32, y: u32, seed: u32) -> u32 {
+pub fn expected_pixel(kind: FrameType, x: u32, y: u32, seed: u32) -> u32 {
     let px = scene::pattern_pixel(kind, x, y, seed);
     let (r, g, b) = match kind {
         FrameType::Bgra => return u32::from_le_bytes([px[0], px[1], px[2], px[3]]),
