@@ -8,7 +8,13 @@ pub mod cli;
 pub mod commands;
 /// Domain XML: the vmgpu metadata (schema v1) and read-side views of a domain.
 pub mod domain;
+/// The libvirt hook: prepare and release a GPU VM's host, crash-safe.
+pub mod hook;
 /// Read-only model of the machine, read through one root path.
 pub mod host;
+/// The write-ahead journal of host changes under `/run/vmgpu`.
+pub mod journal;
+/// The only code that changes the host: `HostOps`, real and simulated.
+pub mod ops;
 /// Error-chain printing, exit codes and logging set-up.
 pub mod report;
