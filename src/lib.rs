@@ -2,6 +2,8 @@
 //! show its screen. The module list below is the table of contents.
 #![deny(unsafe_code)]
 
+/// Host checks: one area per file, each a list of findings with a fix for this distro.
+pub mod check;
 /// Command-line definitions (clap derive): flags as typed, validation only.
 pub mod cli;
 /// One file per subcommand: the only layer that uses `anyhow` and talks to the user.
