@@ -46,7 +46,9 @@ pub enum Error {
         source: serde_json::Error,
     },
     /// The VM name cannot be a file name.
-    #[error("VM name {0:?} cannot name a journal file (empty, `/`, NUL, leading `.` or over 200 bytes)")]
+    #[error(
+        "VM name {0:?} cannot name a journal file (empty, `/`, NUL, leading `.` or over 200 bytes)"
+    )]
     BadName(String),
 }
 
@@ -124,10 +126,8 @@ impl Store {
 
     /// The journal path of a VM.
     pub fn path(&self, vm: &str) -> Result<PathBuf> {
-        let bad = vm.is_empty()
-            || vm.len() > 200
-            || vm.starts_with('.')
-            || vm.contains(['/', '\0']);
+        let bad =
+            vm.is_empty() || vm.len() > 200 || vm.starts_with('.') || vm.contains(['/', '\0']);
         if bad {
             return Err(Error::BadName(vm.chars().take(64).collect()));
         }
@@ -286,7 +286,10 @@ mod tests {
         let (dir, store) = store();
         std::fs::create_dir_all(dir.path().join("run/vmgpu")).unwrap();
         std::fs::write(dir.path().join("run/vmgpu/vm.json"), "{\"format\":1,").unwrap();
-        assert!(matches!(store.load::<String>("vm"), Err(Error::Corrupt { .. })));
+        assert!(matches!(
+            store.load::<String>("vm"),
+            Err(Error::Corrupt { .. })
+        ));
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use super::element::{self, Element};
 use super::metadata::{self, VmgpuConfig};
 use crate::host::PciAddress;
+use crate::host::cpu::CpuSet;
 
 /// The largest `<memory>` / `<shmem><size>` accepted (1 PiB): anything larger is a typo or an attack.
 pub const MAX_BYTES: u64 = 1 << 50;
@@ -67,9 +68,9 @@ pub struct HookView {
     /// Source addresses of `<hostdev mode='subsystem' type='pci'>`.
     pub pci_hostdevs: Vec<PciAddress>,
     /// Union of every `<cputune><vcpupin cpuset>`.
-    pub vcpu_pins: BTreeSet<u32>,
+    pub vcpu_pins: CpuSet,
     /// `<cputune><emulatorpin cpuset>`.
-    pub emulator_pins: BTreeSet<u32>,
+    pub emulator_pins: CpuSet,
     /// `<memory>` in KiB.
     pub memory_kib: u64,
     /// Guest NUMA cells (`<cpu><numa><cell id memory>`), id → KiB.
@@ -105,7 +106,8 @@ impl HookView {
         };
         if let Some(devices) = root.child("devices") {
             for hostdev in devices.children_named("hostdev") {
-                if hostdev.attr("type") != Some("pci") || hostdev.attr("mode") == Some("capabilities")
+                if hostdev.attr("type") != Some("pci")
+                    || hostdev.attr("mode") == Some("capabilities")
                 {
                     continue;
                 }
@@ -123,7 +125,13 @@ impl HookView {
                         .to_string(),
                     size: shmem
                         .child("size")
-                        .map(|s| bytes(s.trimmed_text(), s.attr("unit").unwrap_or("M"), "<shmem><size>"))
+                        .map(|s| {
+                            bytes(
+                                s.trimmed_text(),
+                                s.attr("unit").unwrap_or("M"),
+                                "<shmem><size>",
+                            )
+                        })
                         .transpose()?,
                     has_server: shmem.child("server").is_some(),
                 });
@@ -131,20 +139,29 @@ impl HookView {
         }
         if let Some(cputune) = root.child("cputune") {
             for pin in cputune.children_named("vcpupin") {
-                view.vcpu_pins.extend(cpu_list(pin.attr("cpuset").unwrap_or(""), "<vcpupin cpuset>")?);
+                let pins = cpu_list(pin.attr("cpuset").unwrap_or(""), "<vcpupin cpuset>")?;
+                view.vcpu_pins = view.vcpu_pins.union(&pins.into_iter().collect());
             }
             if let Some(pin) = cputune.child("emulatorpin") {
-                view.emulator_pins = cpu_list(pin.attr("cpuset").unwrap_or(""), "<emulatorpin cpuset>")?;
+                view.emulator_pins =
+                    cpu_list(pin.attr("cpuset").unwrap_or(""), "<emulatorpin cpuset>")?
+                        .into_iter()
+                        .collect();
             }
         }
         if let Some(memory) = root.child("memory") {
-            view.memory_kib =
-                bytes(memory.trimmed_text(), memory.attr("unit").unwrap_or("KiB"), "<memory>")? / 1024;
+            view.memory_kib = bytes(
+                memory.trimmed_text(),
+                memory.attr("unit").unwrap_or("KiB"),
+                "<memory>",
+            )? / 1024;
         }
         if let Some(numa) = root.path(&["cpu", "numa"]) {
             for cell in numa.children_named("cell") {
                 let id = cell.attr("id").unwrap_or("0");
-                let id = id.parse().map_err(|_| bad("<numa><cell id>", id, "a number"))?;
+                let id = id
+                    .parse()
+                    .map_err(|_| bad("<numa><cell id>", id, "a number"))?;
                 let kib = bytes(
                     cell.attr("memory").unwrap_or("0"),
                     cell.attr("unit").unwrap_or("KiB"),
@@ -157,15 +174,26 @@ impl HookView {
             view.hugepages = true;
             for page in hugepages.children_named("page") {
                 let size = page.attr("size").unwrap_or("");
-                let size_kib = bytes(size, page.attr("unit").unwrap_or("KiB"), "<hugepages><page size>")? / 1024;
+                let size_kib = bytes(
+                    size,
+                    page.attr("unit").unwrap_or("KiB"),
+                    "<hugepages><page size>",
+                )? / 1024;
                 if size_kib == 0 {
-                    return Err(bad("<hugepages><page size>", size, "a page size such as 2048 KiB"));
+                    return Err(bad(
+                        "<hugepages><page size>",
+                        size,
+                        "a page size such as 2048 KiB",
+                    ));
                 }
                 let guest_nodes = page
                     .attr("nodeset")
                     .map(|n| cpu_list(n, "<hugepages><page nodeset>"))
                     .transpose()?;
-                view.hugepage_sizes.push(HugePage { size_kib, guest_nodes });
+                view.hugepage_sizes.push(HugePage {
+                    size_kib,
+                    guest_nodes,
+                });
             }
         }
         if let Some(memory) = root.path(&["numatune", "memory"])
@@ -180,11 +208,17 @@ impl HookView {
 
 fn pci_address(address: &Element) -> Result<PciAddress> {
     let field = |name: &'static str, max: u32| -> Result<u32> {
-        let raw = address.attr(name).unwrap_or(if name == "domain" { "0" } else { "" });
+        let raw = address
+            .attr(name)
+            .unwrap_or(if name == "domain" { "0" } else { "" });
         let hex = raw.strip_prefix("0x").unwrap_or(raw);
         match u32::from_str_radix(hex, 16) {
             Ok(v) if v <= max && !hex.is_empty() => Ok(v),
-            _ => Err(bad("<hostdev><source><address>", raw, "a hex PCI address field")),
+            _ => Err(bad(
+                "<hostdev><source><address>",
+                raw,
+                "a hex PCI address field",
+            )),
         }
     };
     Ok(PciAddress {
@@ -230,25 +264,6 @@ pub fn cpu_list(text: &str, what: &'static str) -> Result<BTreeSet<u32>> {
         target.extend(lo..=hi);
     }
     Ok(set.difference(&excluded).copied().collect())
-}
-
-/// Formats a set as a kernel CPU list (`0-3,8`).
-pub fn format_cpu_list(set: &BTreeSet<u32>) -> String {
-    let mut parts = Vec::new();
-    let mut iter = set.iter().copied().peekable();
-    while let Some(start) = iter.next() {
-        let mut end = start;
-        while iter.peek() == Some(&(end + 1)) {
-            end += 1;
-            iter.next();
-        }
-        parts.push(if start == end {
-            start.to_string()
-        } else {
-            format!("{start}-{end}")
-        });
-    }
-    parts.join(",")
 }
 
 /// A libvirt scaled integer (`<memory unit='GiB'>16</memory>`) in bytes.
@@ -339,8 +354,8 @@ mod tests {
         let view = HookView::parse(DOMAIN).unwrap();
         assert_eq!(view.name, "win11");
         assert_eq!(view.pci_hostdevs, vec!["0000:01:00.1".parse().unwrap()]);
-        assert_eq!(view.vcpu_pins, BTreeSet::from([2, 3]));
-        assert_eq!(view.emulator_pins, BTreeSet::from([0, 1]));
+        assert_eq!(view.vcpu_pins.to_string(), "2-3");
+        assert_eq!(view.emulator_pins.to_string(), "0-1");
         assert_eq!(view.memory_kib, 8 * 1024 * 1024);
         assert_eq!(view.hugepage_sizes[0].size_kib, 2048);
         assert_eq!(view.numatune_nodes, Some(BTreeSet::from([0])));
@@ -359,21 +374,19 @@ mod tests {
 
     #[test]
     fn test_parse_huge_shmem_size_is_error() {
-        let xml = "<domain><devices><shmem name='a'><size unit='E'>9</size></shmem></devices></domain>";
+        let xml =
+            "<domain><devices><shmem name='a'><size unit='E'>9</size></shmem></devices></domain>";
         assert!(HookView::parse(xml).is_err());
     }
 
     #[test]
     fn test_cpu_list_handles_ranges_and_exclusions() {
-        assert_eq!(cpu_list("0-3,^1,8", "x").unwrap(), BTreeSet::from([0, 2, 3, 8]));
+        assert_eq!(
+            cpu_list("0-3,^1,8", "x").unwrap(),
+            BTreeSet::from([0, 2, 3, 8])
+        );
         assert!(cpu_list("3-1", "x").is_err());
         assert!(cpu_list("", "x").is_err());
         assert!(cpu_list("99999999999", "x").is_err());
-    }
-
-    #[test]
-    fn test_format_cpu_list_compresses_ranges() {
-        assert_eq!(format_cpu_list(&BTreeSet::from([0, 1, 2, 5, 7, 8])), "0-2,5,7-8");
-        assert_eq!(format_cpu_list(&BTreeSet::new()), "");
     }
 }

@@ -172,7 +172,10 @@ pub fn run(program: &str, args: &[&str], timeout: Duration) -> Result<()> {
             Ok(None) if Instant::now() >= deadline => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(fail(format!("no answer within {} s, killed", timeout.as_secs())));
+                return Err(fail(format!(
+                    "no answer within {} s, killed",
+                    timeout.as_secs()
+                )));
             }
             Ok(None) => {
                 std::thread::sleep(pause);

@@ -95,7 +95,10 @@ impl SimOps {
                 if self.bound_driver(bus, device).as_deref() != Some(*driver) {
                     return Err(self.write_error(path, value, 19)); // ENODEV
                 }
-                if self.root.exists(format!("/sys/bus/{bus}/devices/{device}/sim_busy")) {
+                if self
+                    .root
+                    .exists(format!("/sys/bus/{bus}/devices/{device}/sim_busy"))
+                {
                     return Err(Error::Timeout {
                         path: self.full(path),
                         value: value.to_string(),
@@ -137,7 +140,10 @@ impl SimOps {
             .and_then(|m| m.parse().ok())
             .unwrap_or(u64::MAX);
         let old = self.root.read_u64(path).unwrap_or(0);
-        let free = self.root.read_u64(format!("{dir}/free_hugepages")).unwrap_or(0);
+        let free = self
+            .root
+            .read_u64(format!("{dir}/free_hugepages"))
+            .unwrap_or(0);
         let in_use = old.saturating_sub(free);
         let new = wanted.min(max).max(in_use);
         let write = |p: String, v: u64| {
@@ -198,7 +204,11 @@ impl HostOps for SimOps {
         };
         let name = module.replace('-', "_");
         std::fs::create_dir_all(self.full(&format!("/sys/module/{name}"))).map_err(fail)?;
-        let driver = if name == "vfio_pci" { "vfio-pci".to_string() } else { name };
+        let driver = if name == "vfio_pci" {
+            "vfio-pci".to_string()
+        } else {
+            name
+        };
         let dir = self.full(&format!("/sys/bus/pci/drivers/{driver}"));
         std::fs::create_dir_all(&dir).map_err(fail)?;
         for attr in ["bind", "unbind"] {
@@ -241,7 +251,11 @@ impl HostOps for SimOps {
             [verb @ ("start" | "stop"), unit] => {
                 let dir = self.full("/run/vmgpu-sim/units");
                 std::fs::create_dir_all(&dir).map_err(fail)?;
-                let state = if *verb == "start" { "active" } else { "inactive" };
+                let state = if *verb == "start" {
+                    "active"
+                } else {
+                    "inactive"
+                };
                 std::fs::write(dir.join(unit), state).map_err(fail)
             }
             _ => Ok(()),
@@ -286,7 +300,9 @@ impl HostOps for SimOps {
     fn create_file(&self, file: &NewFile) -> Result<()> {
         match super::real::create_file_at(&self.root, file) {
             // a test run without root cannot chown: keep the simulation going
-            Err(Error::File { action: "chown", .. }) if !nix::unistd::geteuid().is_root() => Ok(()),
+            Err(Error::File {
+                action: "chown", ..
+            }) if !nix::unistd::geteuid().is_root() => Ok(()),
             other => other,
         }
     }

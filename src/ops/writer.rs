@@ -41,7 +41,8 @@ impl Writer {
             return Err(fail(format!("refusing to send {text:?} {value:?}")));
         }
         if self.child.is_none() {
-            let exe = std::env::current_exe().map_err(|e| fail(format!("cannot find own binary: {e}")))?;
+            let exe = std::env::current_exe()
+                .map_err(|e| fail(format!("cannot find own binary: {e}")))?;
             let child = Command::new(exe)
                 .env(ENV_WRITER, "1")
                 .stdin(Stdio::piped())
@@ -89,7 +90,10 @@ impl Writer {
         let (Some(stdin), Some(stdout)) = (child.stdin.as_mut(), child.stdout.as_mut()) else {
             return Exchange::Broken("no pipes".into());
         };
-        if let Err(e) = stdin.write_all(request.as_bytes()).and_then(|()| stdin.flush()) {
+        if let Err(e) = stdin
+            .write_all(request.as_bytes())
+            .and_then(|()| stdin.flush())
+        {
             return Exchange::Broken(format!("cannot send: {e}"));
         }
         let mut reply = Vec::new();
