@@ -14,3 +14,5 @@ pub mod domain;
 pub mod host;
 /// Error-chain printing, exit codes and logging set-up.
 pub mod report;
+/// `vmgpu setup`: plan, diff, apply with backups, undo.
+pub mod setup;

@@ -2,3 +2,7 @@
 
 /// The command line: every subcommand exists and has help.
 mod cli;
+/// `vmgpu setup`: plans, apply, no-op re-run, undo, bad input.
+mod setup;
+/// Host trees for the setup tests (with a busybox userland for chroot).
+mod setup_tree;
