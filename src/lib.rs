@@ -6,6 +6,8 @@
 pub mod cli;
 /// One file per subcommand: the only layer that uses `anyhow` and talks to the user.
 pub mod commands;
+/// Domain XML: templates, spec, pinning, Looking Glass sizing, byte-preserving rewrite.
+pub mod domain;
 /// Read-only model of the machine, read through one root path.
 pub mod host;
 /// Error-chain printing, exit codes and logging set-up.

@@ -1,0 +1,10 @@
+//! Domain XML: templates, the spec vmgpu derives from the command line and the host, CPU pinning, Looking Glass
+//! sizing, and the byte-preserving rewrite that fills a template or updates an existing domain.
+pub mod looking_glass;
+pub mod metadata_view;
+pub mod pinning;
+pub mod render;
+pub mod rewrite;
+pub mod spec;
+pub mod template;
+pub mod xml_index;
