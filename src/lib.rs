@@ -2,13 +2,19 @@
 //! show its screen. The module list below is the table of contents.
 #![deny(unsafe_code)]
 
+/// Host checks: one area per file, each a list of findings with a fix for this distro.
+pub mod check;
 /// Command-line definitions (clap derive): flags as typed, validation only.
 pub mod cli;
 /// One file per subcommand: the only layer that uses `anyhow` and talks to the user.
 pub mod commands;
-/// Domain XML: templates, spec, pinning, Looking Glass sizing, byte-preserving rewrite.
+/// Domain XML: the vmgpu metadata (schema v1), read-side views, templates, pinning, Looking Glass sizing and
+/// the byte-preserving rewrite behind `define`.
 pub mod domain;
 /// Read-only model of the machine, read through one root path.
 pub mod host;
+/// The only user of the `virt` crate: connect, read and define domains.
+#[cfg(feature = "libvirt")]
+pub mod libvirt;
 /// Error-chain printing, exit codes and logging set-up.
 pub mod report;

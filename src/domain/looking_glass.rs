@@ -17,10 +17,14 @@ pub const DEFAULT_SHM_NAME: &str = "looking-glass";
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     /// Not `off`, `kvmfr` or `WIDTHxHEIGHT[,hdr]`.
-    #[error("{0:?} is not a Looking Glass setting (expected WIDTHxHEIGHT[,hdr] such as 2560x1440, `kvmfr` or `off`)")]
+    #[error(
+        "{0:?} is not a Looking Glass setting (expected WIDTHxHEIGHT[,hdr] such as 2560x1440, `kvmfr` or `off`)"
+    )]
     Syntax(String),
     /// A width or height outside what a monitor can have.
-    #[error("resolution {width}x{height} is out of range (each side {MIN_DIMENSION}..={MAX_DIMENSION} pixels)")]
+    #[error(
+        "resolution {width}x{height} is out of range (each side {MIN_DIMENSION}..={MAX_DIMENSION} pixels)"
+    )]
     Resolution {
         /// Width in pixels.
         width: u64,
@@ -165,7 +169,13 @@ mod tests {
     #[test]
     fn test_parse_zero_resolution_is_out_of_range() {
         let err = "0x0".parse::<Resolution>().unwrap_err();
-        assert_eq!(err, Error::Resolution { width: 0, height: 0 });
+        assert_eq!(
+            err,
+            Error::Resolution {
+                width: 0,
+                height: 0
+            }
+        );
     }
 
     #[test]
@@ -176,7 +186,15 @@ mod tests {
 
     #[test]
     fn test_parse_garbage_is_syntax_error() {
-        for bad in ["", "x", "1920x", "1920x1080,sdr", "-1x5", "1920*1080", "１920x1080"] {
+        for bad in [
+            "",
+            "x",
+            "1920x",
+            "1920x1080,sdr",
+            "-1x5",
+            "1920*1080",
+            "１920x1080",
+        ] {
             assert!(
                 matches!(bad.parse::<Resolution>(), Err(Error::Syntax(_))),
                 "{bad}"

@@ -7,11 +7,15 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
+use crate::host::cpu::{CpuTopology, CpuVendor};
+
 /// Pinning that cannot be done on this host.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     /// More vCPUs than the host can give while keeping its first core.
-    #[error("{wanted} vCPUs do not fit: the host has {available} CPUs to give after keeping its first core")]
+    #[error(
+        "{wanted} vCPUs do not fit: the host has {available} CPUs to give after keeping its first core"
+    )]
     TooMany {
         /// vCPUs asked for.
         wanted: u32,
@@ -19,7 +23,9 @@ pub enum Error {
         available: u32,
     },
     /// An odd vCPU count on an SMT host where `auto` pins whole cores.
-    #[error("{wanted} vCPUs is not a whole number of cores ({threads} threads each): ask for a multiple of {threads}")]
+    #[error(
+        "{wanted} vCPUs is not a whole number of cores ({threads} threads each): ask for a multiple of {threads}"
+    )]
     PartialCore {
         /// vCPUs asked for.
         wanted: u32,
@@ -204,8 +210,32 @@ impl fmt::Display for PinPlan {
 }
 
 impl Cpus {
+    /// The pinning view of the host's CPU topology: physical cores with their L3 group.
+    pub fn from_topology(topology: &CpuTopology) -> Self {
+        let groups = topology.l3_groups();
+        let cores = topology
+            .physical_cores()
+            .into_iter()
+            .filter_map(|core| {
+                let first = core.first()?;
+                let l3_group = groups.iter().position(|g| g.contains(first)).unwrap_or(0) as u32;
+                Some(Core {
+                    cpus: core.iter().collect(),
+                    l3_group,
+                })
+            })
+            .collect();
+        Self {
+            cores,
+            amd: topology.vendor == CpuVendor::Amd,
+        }
+    }
+
     fn all(&self) -> Vec<u32> {
-        self.cores.iter().flat_map(|c| c.cpus.iter().copied()).collect()
+        self.cores
+            .iter()
+            .flat_map(|c| c.cpus.iter().copied())
+            .collect()
     }
 
     /// Threads per core (the smallest core decides, so a hybrid CPU still pins whole cores).
@@ -258,11 +288,11 @@ impl Cpus {
         }
         // Whole cores given in sibling order keep the SMT shape; anything else is shown as plain cores.
         let threads = self.threads_per_core();
-        let whole_cores = pinned % threads == 0
+        let whole_cores = pinned.is_multiple_of(threads)
             && list.chunks(threads as usize).all(|chunk| {
-                self.cores
-                    .iter()
-                    .any(|core| core.cpus.len() == chunk.len() && chunk.iter().all(|c| core.cpus.contains(c)))
+                self.cores.iter().any(|core| {
+                    core.cpus.len() == chunk.len() && chunk.iter().all(|c| core.cpus.contains(c))
+                })
             });
         let topology = if whole_cores {
             Topology {
@@ -291,7 +321,7 @@ impl Cpus {
             Some(n) => n,
             None => self.default_vcpus(threads),
         };
-        if wanted % threads != 0 {
+        if !wanted.is_multiple_of(threads) {
             return Err(Error::PartialCore { wanted, threads });
         }
         if wanted > available || wanted == 0 {
@@ -303,7 +333,11 @@ impl Cpus {
             .iter()
             .flat_map(|core| core.cpus.iter().take(threads as usize).copied())
             .collect();
-        let emulator: Vec<u32> = self.all().into_iter().filter(|c| !vcpu_pins.contains(c)).collect();
+        let emulator: Vec<u32> = self
+            .all()
+            .into_iter()
+            .filter(|c| !vcpu_pins.contains(c))
+            .collect();
         Ok(PinPlan {
             vcpu_pins,
             emulator,
@@ -404,8 +438,17 @@ mod tests {
     #[test]
     fn test_auto_on_5900x_takes_second_ccx_with_smt_pairs() {
         let plan = ryzen_5900x().plan(&PinRequest::Auto, None).unwrap();
-        assert_eq!(plan.vcpu_pins, vec![6, 18, 7, 19, 8, 20, 9, 21, 10, 22, 11, 23]);
-        assert_eq!(plan.topology, Topology { cores: 6, threads: 2 });
+        assert_eq!(
+            plan.vcpu_pins,
+            vec![6, 18, 7, 19, 8, 20, 9, 21, 10, 22, 11, 23]
+        );
+        assert_eq!(
+            plan.topology,
+            Topology {
+                cores: 6,
+                threads: 2
+            }
+        );
         assert_eq!(format_cpu_list(&plan.emulator), "0-5,12-17");
     }
 
@@ -432,13 +475,27 @@ mod tests {
     #[test]
     fn test_auto_odd_vcpus_on_smt_is_refused() {
         let err = ryzen_5900x().plan(&PinRequest::Auto, Some(5)).unwrap_err();
-        assert_eq!(err, Error::PartialCore { wanted: 5, threads: 2 });
+        assert_eq!(
+            err,
+            Error::PartialCore {
+                wanted: 5,
+                threads: 2
+            }
+        );
     }
 
     #[test]
     fn test_auto_too_many_vcpus_is_refused() {
-        let err = one_group(2, false).plan(&PinRequest::Auto, Some(2)).unwrap_err();
-        assert_eq!(err, Error::TooMany { wanted: 2, available: 1 });
+        let err = one_group(2, false)
+            .plan(&PinRequest::Auto, Some(2))
+            .unwrap_err();
+        assert_eq!(
+            err,
+            Error::TooMany {
+                wanted: 2,
+                available: 1
+            }
+        );
     }
 
     #[test]
@@ -446,7 +503,13 @@ mod tests {
         let plan = ryzen_5900x()
             .plan(&PinRequest::parse("6,18,7,19").unwrap(), None)
             .unwrap();
-        assert_eq!(plan.topology, Topology { cores: 2, threads: 2 });
+        assert_eq!(
+            plan.topology,
+            Topology {
+                cores: 2,
+                threads: 2
+            }
+        );
     }
 
     #[test]

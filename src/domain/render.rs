@@ -7,7 +7,7 @@ use super::looking_glass::{LookingGlass, Resolution};
 use super::metadata_view;
 use super::pinning::format_cpu_list;
 use super::rewrite::{self, Rule};
-use super::spec::{DomainSpec, Hugepages, VirtType};
+use super::spec::{DomainSpec, Hugepages, Network, VirtType};
 use super::xml_index::{Index, Node};
 use crate::host::PciAddress;
 
@@ -27,7 +27,12 @@ pub enum Scope {
 
 /// Renders `spec` into `xml` (a template or the existing domain). `old_gpus` are the GPUs the previous vmgpu
 /// metadata named, whose hostdevs are replaced too.
-pub fn render(xml: &str, spec: &DomainSpec, scope: Scope, old_gpus: &[PciAddress]) -> rewrite::Result<String> {
+pub fn render(
+    xml: &str,
+    spec: &DomainSpec,
+    scope: Scope,
+    old_gpus: &[PciAddress],
+) -> rewrite::Result<String> {
     let xml = rewrite::apply(xml, &rules(spec, scope, old_gpus))?;
     let xml = rewrite::set_root_attribute(&xml, "type", spec.virt_type.as_str())?;
     match spec.looking_glass {
@@ -40,18 +45,32 @@ pub fn render(xml: &str, spec: &DomainSpec, scope: Scope, old_gpus: &[PciAddress
 pub fn rules(spec: &DomainSpec, scope: Scope, old_gpus: &[PciAddress]) -> Vec<Rule> {
     let mut rules = Vec::new();
     if scope == Scope::Define {
-        rules.push(Rule::replace(&["domain"], "name", vec![format!("<name>{}</name>", escape(&spec.name))]));
+        rules.push(Rule::replace(
+            &["domain"],
+            "name",
+            vec![format!("<name>{}</name>", escape(&spec.name))],
+        ));
     }
-    rules.push(Rule::replace(&["domain"], "memory", vec![format!("<memory unit='KiB'>{}</memory>", spec.memory_kib)]));
+    rules.push(Rule::replace(
+        &["domain"],
+        "memory",
+        vec![format!("<memory unit='KiB'>{}</memory>", spec.memory_kib)],
+    ));
     rules.push(Rule::replace(
         &["domain"],
         "currentMemory",
-        vec![format!("<currentMemory unit='KiB'>{}</currentMemory>", spec.memory_kib)],
+        vec![format!(
+            "<currentMemory unit='KiB'>{}</currentMemory>",
+            spec.memory_kib
+        )],
     ));
     rules.push(Rule::replace(
         &["domain"],
         "vcpu",
-        vec![format!("<vcpu placement='static'>{}</vcpu>", spec.pins.topology.vcpus())],
+        vec![format!(
+            "<vcpu placement='static'>{}</vcpu>",
+            spec.pins.topology.vcpus()
+        )],
     ));
     rules.extend(cputune_rules(spec));
     rules.push(Rule::replace(&["domain"], "cpu", vec![cpu(spec)]));
@@ -60,6 +79,9 @@ pub fn rules(spec: &DomainSpec, scope: Scope, old_gpus: &[PciAddress]) -> Vec<Ru
     rules.extend(metadata_rules(spec));
     if scope == Scope::Define {
         rules.push(Rule::replace(&["domain", "devices"], "disk", disks(spec)));
+        if let Some(items) = interface(&spec.network) {
+            rules.push(Rule::replace(&["domain", "devices"], "interface", items));
+        }
     }
     rules.extend(gpu_rules(spec, old_gpus));
     rules.extend(looking_glass_rules(spec));
@@ -73,7 +95,12 @@ pub fn rules(spec: &DomainSpec, scope: Scope, old_gpus: &[PciAddress]) -> Vec<Ru
 }
 
 /// `container` is created whole when missing; when present only its owned `children` are replaced.
-fn nested(parent: &[&'static str], container: &'static str, whole: Option<String>, children: Vec<(&'static str, Vec<String>)>) -> Vec<Rule> {
+fn nested(
+    parent: &[&'static str],
+    container: &'static str,
+    whole: Option<String>,
+    children: Vec<(&'static str, Vec<String>)>,
+) -> Vec<Rule> {
     let mut path = parent.to_vec();
     path.push(container);
     let mut rules = Vec::new();
@@ -110,18 +137,29 @@ fn cputune_rules(spec: &DomainSpec) -> Vec<Rule> {
     let emulator: Vec<String> = if spec.pins.emulator.is_empty() || !spec.pins.is_pinned() {
         Vec::new()
     } else {
-        vec![format!("<emulatorpin cpuset='{}'/>", format_cpu_list(&spec.pins.emulator))]
+        vec![format!(
+            "<emulatorpin cpuset='{}'/>",
+            format_cpu_list(&spec.pins.emulator)
+        )]
     };
     let whole = spec.pins.is_pinned().then(|| {
         let all: Vec<String> = pins.iter().chain(&emulator).cloned().collect();
         block("<cputune>", &all, "</cputune>")
     });
-    nested(&["domain"], "cputune", whole, vec![("vcpupin", pins), ("emulatorpin", emulator)])
+    nested(
+        &["domain"],
+        "cputune",
+        whole,
+        vec![("vcpupin", pins), ("emulatorpin", emulator)],
+    )
 }
 
 fn cpu(spec: &DomainSpec) -> String {
     let t = spec.pins.topology;
-    let mut lines = vec![format!("<topology sockets='1' dies='1' cores='{}' threads='{}'/>", t.cores, t.threads)];
+    let mut lines = vec![format!(
+        "<topology sockets='1' dies='1' cores='{}' threads='{}'/>",
+        t.cores, t.threads
+    )];
     let open = match spec.virt_type {
         VirtType::Kvm => {
             lines.push("<cache mode='passthrough'/>".to_string());
@@ -139,26 +177,72 @@ fn cpu(spec: &DomainSpec) -> String {
 fn hugepages_rules(hugepages: Hugepages) -> Vec<Rule> {
     let page = match hugepages {
         Hugepages::Off => None,
-        other => Some(block("<hugepages>", &[format!("<page size='{}' unit='KiB'/>", other.page_kib())], "</hugepages>")),
+        other => Some(block(
+            "<hugepages>",
+            &[format!("<page size='{}' unit='KiB'/>", other.page_kib())],
+            "</hugepages>",
+        )),
     };
-    let whole = page.as_ref().map(|p| block("<memoryBacking>", std::slice::from_ref(p), "</memoryBacking>"));
-    nested(&["domain"], "memoryBacking", whole, vec![("hugepages", page.into_iter().collect())])
+    let whole = page.as_ref().map(|p| {
+        block(
+            "<memoryBacking>",
+            std::slice::from_ref(p),
+            "</memoryBacking>",
+        )
+    });
+    nested(
+        &["domain"],
+        "memoryBacking",
+        whole,
+        vec![("hugepages", page.into_iter().collect())],
+    )
 }
 
 fn hide_rules(hide: bool) -> Vec<Rule> {
-    let hidden: Vec<String> = if hide { vec!["<hidden state='on'/>".to_string()] } else { Vec::new() };
+    let hidden: Vec<String> = if hide {
+        vec!["<hidden state='on'/>".to_string()]
+    } else {
+        Vec::new()
+    };
     let whole = hide.then(|| block("<kvm>", &hidden, "</kvm>"));
-    let mut rules = nested(&["domain", "features"], "kvm", whole, vec![("hidden", hidden)]);
-    let vendor = if hide { vec![format!("<vendor_id state='on' value='{VENDOR_ID}'/>")] } else { Vec::new() };
-    rules.push(Rule::replace(&["domain", "features", "hyperv"], "vendor_id", vendor));
+    let mut rules = nested(
+        &["domain", "features"],
+        "kvm",
+        whole,
+        vec![("hidden", hidden)],
+    );
+    let vendor = if hide {
+        vec![format!("<vendor_id state='on' value='{VENDOR_ID}'/>")]
+    } else {
+        Vec::new()
+    };
+    rules.push(Rule::replace(
+        &["domain", "features", "hyperv"],
+        "vendor_id",
+        vendor,
+    ));
     rules
 }
 
 fn metadata_rules(spec: &DomainSpec) -> Vec<Rule> {
     let config = metadata_view::config_xml(spec);
     vec![
-        Rule::ensure(&["domain"], "metadata", None, vec![block("<metadata>", std::slice::from_ref(&config), "</metadata>")]),
-        Rule::replace_where(&["domain", "metadata"], "config", |_, n| metadata_view::is_vmgpu_config(n), vec![config]),
+        Rule::ensure(
+            &["domain"],
+            "metadata",
+            None,
+            vec![block(
+                "<metadata>",
+                std::slice::from_ref(&config),
+                "</metadata>",
+            )],
+        ),
+        Rule::replace_where(
+            &["domain", "metadata"],
+            "config",
+            |_, n| metadata_view::is_vmgpu_config(n),
+            vec![config],
+        ),
     ]
 }
 
@@ -168,8 +252,14 @@ fn disks(spec: &DomainSpec) -> Vec<String> {
         out.push(block(
             "<disk type='file' device='disk'>",
             &[
-                format!("<driver name='qemu' type='{}' discard='unmap'/>", disk.format),
-                format!("<source file='{}'/>", escape(disk.path.to_string_lossy().as_ref())),
+                format!(
+                    "<driver name='qemu' type='{}' discard='unmap'/>",
+                    disk.format
+                ),
+                format!(
+                    "<source file='{}'/>",
+                    escape(disk.path.to_string_lossy().as_ref())
+                ),
                 "<target dev='vda' bus='virtio'/>".to_string(),
                 "<boot order='1'/>".to_string(),
             ],
@@ -181,7 +271,10 @@ fn disks(spec: &DomainSpec) -> Vec<String> {
             "<disk type='file' device='cdrom'>",
             &[
                 "<driver name='qemu' type='raw'/>".to_string(),
-                format!("<source file='{}'/>", escape(iso.to_string_lossy().as_ref())),
+                format!(
+                    "<source file='{}'/>",
+                    escape(iso.to_string_lossy().as_ref())
+                ),
                 "<target dev='sda' bus='sata'/>".to_string(),
                 "<readonly/>".to_string(),
                 "<boot order='2'/>".to_string(),
@@ -192,6 +285,24 @@ fn disks(spec: &DomainSpec) -> Vec<String> {
     out
 }
 
+/// The interface for `--network`; `None` keeps the template's.
+fn interface(network: &Network) -> Option<Vec<String>> {
+    let (kind, attr, name) = match network {
+        Network::Template => return None,
+        Network::None => return Some(Vec::new()),
+        Network::Network(name) => ("network", "network", name),
+        Network::Bridge(name) => ("bridge", "bridge", name),
+    };
+    Some(vec![block(
+        &format!("<interface type='{kind}'>"),
+        &[
+            format!("<source {attr}='{}'/>", escape(name.as_str())),
+            "<model type='virtio'/>".to_string(),
+        ],
+        "</interface>",
+    )])
+}
+
 fn gpu_rules(spec: &DomainSpec, old_gpus: &[PciAddress]) -> Vec<Rule> {
     let mut owned: Vec<PciAddress> = old_gpus.to_vec();
     let mut items = Vec::new();
@@ -199,7 +310,11 @@ fn gpu_rules(spec: &DomainSpec, old_gpus: &[PciAddress]) -> Vec<Rule> {
     if let Some(gpu) = &spec.gpu {
         owned.extend(gpu.functions.iter().copied());
         for (guest_fn, host) in gpu.functions.iter().enumerate() {
-            let multifunction = if guest_fn == 0 && gpu.functions.len() > 1 { " multifunction='on'" } else { "" };
+            let multifunction = if guest_fn == 0 && gpu.functions.len() > 1 {
+                " multifunction='on'"
+            } else {
+                ""
+            };
             items.push(block(
                 "<hostdev mode='subsystem' type='pci' managed='yes'>",
                 &[
@@ -217,9 +332,12 @@ fn gpu_rules(spec: &DomainSpec, old_gpus: &[PciAddress]) -> Vec<Rule> {
             &["domain", "devices"],
             "controller",
             Some(Box::new(move |_: &Index<'_>, n: &Node| {
-                n.attr("type") == Some("pci") && n.attr("index").and_then(|i| i.parse::<u32>().ok()) == Some(bus)
+                n.attr("type") == Some("pci")
+                    && n.attr("index").and_then(|i| i.parse::<u32>().ok()) == Some(bus)
             })),
-            vec![format!("<controller type='pci' index='{bus}' model='pcie-root-port'/>")],
+            vec![format!(
+                "<controller type='pci' index='{bus}' model='pcie-root-port'/>"
+            )],
         ));
     }
     rules.insert(
@@ -229,7 +347,8 @@ fn gpu_rules(spec: &DomainSpec, old_gpus: &[PciAddress]) -> Vec<Rule> {
             "hostdev",
             move |index, n| {
                 n.attr("type") == Some("pci")
-                    && hostdev_source(index, n).is_some_and(|a| owned.iter().any(|o| o.same_slot(&a)))
+                    && hostdev_source(index, n)
+                        .is_some_and(|a| owned.iter().any(|o| o.same_slot(&a)))
             },
             items,
         ),
@@ -246,9 +365,9 @@ fn address_xml(a: &PciAddress) -> String {
 
 /// The host address in a `<hostdev>`'s `<source><address/>`.
 pub fn hostdev_source(index: &Index<'_>, hostdev: &Node) -> Option<PciAddress> {
-    let address = index
-        .descendants(hostdev)
-        .find(|d| d.name() == "address" && d.path.iter().rev().nth(1).is_some_and(|p| p == "source"))?;
+    let address = index.descendants(hostdev).find(|d| {
+        d.name() == "address" && d.path.iter().rev().nth(1).is_some_and(|p| p == "source")
+    })?;
     let hex = |name: &str| -> Option<u32> { crate::host::root::parse_hex(address.attr(name)?) };
     Some(PciAddress {
         domain: u16::try_from(hex("domain")?).ok()?,
@@ -263,7 +382,10 @@ fn looking_glass_rules(spec: &DomainSpec) -> Vec<Rule> {
     let shmem = match spec.looking_glass {
         LookingGlass::Shmem(r) => vec![block(
             &format!("<shmem name='{}'>", escape(&spec.shm_name)),
-            &["<model type='ivshmem-plain'/>".to_string(), format!("<size unit='M'>{}</size>", r.size_mib())],
+            &[
+                "<model type='ivshmem-plain'/>".to_string(),
+                format!("<size unit='M'>{}</size>", r.size_mib()),
+            ],
             "</shmem>",
         )],
         _ => Vec::new(),
@@ -276,10 +398,18 @@ fn looking_glass_rules(spec: &DomainSpec) -> Vec<Rule> {
         Rule::replace_where(
             &["domain", "devices"],
             "shmem",
-            move |_, n| n.attr("name").is_some_and(|name| name == shm_name || name.starts_with("looking-glass")),
+            move |_, n| {
+                n.attr("name")
+                    .is_some_and(|name| name == shm_name || name.starts_with("looking-glass"))
+            },
             shmem,
         ),
-        Rule::replace_where(&["domain"], "commandline", |index, n| index.source(n).contains("/dev/kvmfr"), kvmfr),
+        Rule::replace_where(
+            &["domain"],
+            "commandline",
+            |index, n| index.source(n).contains("/dev/kvmfr"),
+            kvmfr,
+        ),
     ]
 }
 
@@ -318,7 +448,10 @@ fn evdev(spec: &DomainSpec) -> Vec<String> {
     if let Some(mouse) = &spec.evdev.mouse {
         out.push(block(
             "<input type='evdev'>",
-            &[format!("<source dev='{}'/>", escape(mouse.to_string_lossy().as_ref()))],
+            &[format!(
+                "<source dev='{}'/>",
+                escape(mouse.to_string_lossy().as_ref())
+            )],
             "</input>",
         ));
     }

@@ -101,7 +101,10 @@ pub fn apply(xml: &str, rules: &[Rule]) -> Result<String> {
     let mut appends: BTreeMap<usize, (&Node, Vec<String>)> = BTreeMap::new();
     for rule in rules {
         for parent in index.at(&rule.parent) {
-            let owned: Vec<&Node> = index.children(parent).filter(|c| rule.owns(&index, c)).collect();
+            let owned: Vec<&Node> = index
+                .children(parent)
+                .filter(|c| rule.owns(&index, c))
+                .collect();
             let indent = child_indent(&index, parent);
             let (items, replace) = match &rule.action {
                 Action::Replace(items) => (items, true),
@@ -110,7 +113,9 @@ pub fn apply(xml: &str, rules: &[Rule]) -> Result<String> {
             match owned.split_first() {
                 None => {
                     if !items.is_empty() {
-                        let entry = appends.entry(parent.range.start).or_insert((parent, Vec::new()));
+                        let entry = appends
+                            .entry(parent.range.start)
+                            .or_insert((parent, Vec::new()));
                         entry.1.extend(items.iter().cloned());
                     }
                 }
@@ -118,7 +123,8 @@ pub fn apply(xml: &str, rules: &[Rule]) -> Result<String> {
                     if items.is_empty() {
                         edits.push((removal(first), String::new()));
                     } else {
-                        let joined: Vec<String> = items.iter().map(|i| reindent(i, &indent)).collect();
+                        let joined: Vec<String> =
+                            items.iter().map(|i| reindent(i, &indent)).collect();
                         edits.push((first.range.clone(), joined.join(&format!("\n{indent}"))));
                     }
                     edits.extend(rest.iter().map(|n| (removal(n), String::new())));
@@ -152,7 +158,10 @@ fn child_indent(index: &Index<'_>, parent: &Node) -> String {
 
 /// Indents every line of `item` after the first by `indent` (items are written as if at column 0).
 fn reindent(item: &str, indent: &str) -> String {
-    item.trim_end().lines().collect::<Vec<_>>().join(&format!("\n{indent}"))
+    item.trim_end()
+        .lines()
+        .collect::<Vec<_>>()
+        .join(&format!("\n{indent}"))
 }
 
 /// The edit that adds `items` as the last children of `parent`.
@@ -216,16 +225,25 @@ pub fn set_root_attribute(xml: &str, name: &str, value: &str) -> Result<String> 
         let mut from = 0;
         while let Some(found) = tag.get(from..).and_then(|t| t.find(&pattern)) {
             let at = from + found;
-            let preceded_by_space = tag.get(..at).is_some_and(|h| h.ends_with(char::is_whitespace));
+            let preceded_by_space = tag
+                .get(..at)
+                .is_some_and(|h| h.ends_with(char::is_whitespace));
             let value_start = at + pattern.len();
-            if let (true, Some(len)) = (preceded_by_space, tag.get(value_start..).and_then(|t| t.find(quote))) {
+            if let (true, Some(len)) = (
+                preceded_by_space,
+                tag.get(value_start..).and_then(|t| t.find(quote)),
+            ) {
                 let start = root.range.start + value_start;
                 return splice(xml, vec![(start..start + len, escaped.into_owned())]);
             }
             from = value_start;
         }
     }
-    let close = if tag.ends_with("/>") { tag.len() - 2 } else { tag.len().saturating_sub(1) };
+    let close = if tag.ends_with("/>") {
+        tag.len() - 2
+    } else {
+        tag.len().saturating_sub(1)
+    };
     let at = root.range.start + close;
     splice(xml, vec![(at..at, format!(" {name}='{escaped}'"))])
 }
@@ -243,38 +261,70 @@ mod tests {
 
     #[test]
     fn test_replace_keeps_everything_else() {
-        let rules = [Rule::replace(&["domain"], "name", vec!["<name>new</name>".into()])];
+        let rules = [Rule::replace(
+            &["domain"],
+            "name",
+            vec!["<name>new</name>".into()],
+        )];
         let out = apply(DOC, &rules).unwrap();
         assert_eq!(out, DOC.replace("<name>old</name>", "<name>new</name>"));
     }
 
     #[test]
     fn test_replace_many_with_one_drops_the_rest_and_their_space() {
-        let rules = [Rule::replace(&["domain", "devices"], "hostdev", vec!["<hostdev a='3'/>".into()])];
+        let rules = [Rule::replace(
+            &["domain", "devices"],
+            "hostdev",
+            vec!["<hostdev a='3'/>".into()],
+        )];
         let out = apply(DOC, &rules).unwrap();
-        assert_eq!(out, DOC.replace("    <hostdev a='1'/>\n    <hostdev a='2'/>\n", "    <hostdev a='3'/>\n"));
+        assert_eq!(
+            out,
+            DOC.replace(
+                "    <hostdev a='1'/>\n    <hostdev a='2'/>\n",
+                "    <hostdev a='3'/>\n"
+            )
+        );
     }
 
     #[test]
     fn test_replace_missing_appends_indented_before_end_tag() {
-        let rules = [Rule::replace(&["domain"], "vcpu", vec!["<vcpu>\n  4\n</vcpu>".into()])];
+        let rules = [Rule::replace(
+            &["domain"],
+            "vcpu",
+            vec!["<vcpu>\n  4\n</vcpu>".into()],
+        )];
         let out = apply(DOC, &rules).unwrap();
-        assert!(out.ends_with("  </devices>\n  <vcpu>\n    4\n  </vcpu>\n</domain>\n"), "{out}");
+        assert!(
+            out.ends_with("  </devices>\n  <vcpu>\n    4\n  </vcpu>\n</domain>\n"),
+            "{out}"
+        );
     }
 
     #[test]
     fn test_ensure_into_empty_parent_opens_it() {
         let doc = "<domain>\n  <metadata/>\n</domain>";
-        let rules = [Rule::ensure(&["domain", "metadata"], "config", None, vec!["<v:config/>".into()])];
+        let rules = [Rule::ensure(
+            &["domain", "metadata"],
+            "config",
+            None,
+            vec!["<v:config/>".into()],
+        )];
         let out = apply(doc, &rules).unwrap();
-        assert_eq!(out, "<domain>\n  <metadata>\n    <v:config/>\n  </metadata>\n</domain>");
+        assert_eq!(
+            out,
+            "<domain>\n  <metadata>\n    <v:config/>\n  </metadata>\n</domain>"
+        );
     }
 
     #[test]
     fn test_replace_with_nothing_removes() {
         let rules = [Rule::replace(&["domain", "devices"], "hostdev", vec![])];
         let out = apply(DOC, &rules).unwrap();
-        assert_eq!(out, DOC.replace("    <hostdev a='1'/>\n    <hostdev a='2'/>\n", ""));
+        assert_eq!(
+            out,
+            DOC.replace("    <hostdev a='1'/>\n    <hostdev a='2'/>\n", "")
+        );
     }
 
     #[test]
@@ -285,8 +335,12 @@ mod tests {
 
     #[test]
     fn test_set_root_attribute_adds_missing() {
-        let out = set_root_attribute("<domain type=\"kvm\">\n</domain>", "xmlns:qemu", "http://q").unwrap();
-        assert_eq!(out, "<domain type=\"kvm\" xmlns:qemu='http://q'>\n</domain>");
+        let out = set_root_attribute("<domain type=\"kvm\">\n</domain>", "xmlns:qemu", "http://q")
+            .unwrap();
+        assert_eq!(
+            out,
+            "<domain type=\"kvm\" xmlns:qemu='http://q'>\n</domain>"
+        );
     }
 
     #[test]

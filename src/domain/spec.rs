@@ -25,8 +25,13 @@ pub enum Error {
         page: Hugepages,
     },
     /// A domain name libvirt or the shm file would not accept.
-    #[error("{0:?} is not a usable domain name (letters, digits, '-', '_', '.', at most 64, not starting with '.' or '-')")]
+    #[error(
+        "{0:?} is not a usable domain name (letters, digits, '-', '_', '.', at most 64, not starting with '.' or '-')"
+    )]
     Name(String),
+    /// `--network` that is not understood.
+    #[error("{0:?} is not a network (expected default, none, network:NAME or bridge:NAME)")]
+    Network(String),
     /// `--virt-type` other than kvm or qemu.
     #[error("{0:?} is not a domain type (expected kvm, or qemu for emulation without KVM)")]
     VirtType(String),
@@ -91,7 +96,7 @@ impl Hugepages {
     /// Checks that `memory_kib` is a whole number of pages.
     pub fn check(self, memory_kib: u64) -> Result<()> {
         let page = self.page_kib();
-        if page != 0 && memory_kib % page != 0 {
+        if page != 0 && !memory_kib.is_multiple_of(page) {
             return Err(Error::NotPageMultiple {
                 memory_mib: memory_kib / 1024,
                 page: self,
@@ -135,6 +140,41 @@ impl VirtType {
         match self {
             Self::Kvm => "kvm",
             Self::Qemu => "qemu",
+        }
+    }
+}
+
+/// The guest's network interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Network {
+    /// Whatever the template has.
+    Template,
+    /// No network interface.
+    None,
+    /// A libvirt network by name.
+    Network(String),
+    /// A host bridge by name.
+    Bridge(String),
+}
+
+impl Network {
+    /// Parses `default`, `none`, `network:NAME` or `bridge:NAME`.
+    pub fn parse(s: &str) -> Result<Self> {
+        let bad = || Error::Network(s.chars().take(64).collect());
+        let name_ok = |n: &str| {
+            !n.is_empty()
+                && n.len() <= 64
+                && n.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        };
+        match s.trim() {
+            "default" => Ok(Self::Template),
+            "none" | "off" => Ok(Self::None),
+            other => match other.split_once(':') {
+                Some(("network", n)) if name_ok(n) => Ok(Self::Network(n.to_string())),
+                Some(("bridge", n)) if name_ok(n) => Ok(Self::Bridge(n.to_string())),
+                _ => Err(bad()),
+            },
         }
     }
 }
@@ -223,6 +263,8 @@ pub struct DomainSpec {
     pub single_gpu: bool,
     /// Desktop user: owner of the shm file, runs the viewer.
     pub user: Option<String>,
+    /// The network interface (defined domains only; `--update` leaves it alone).
+    pub network: Network,
 }
 
 #[cfg(test)]

@@ -73,7 +73,11 @@ pub struct Template {
 
 /// The directories searched for user templates, in override order: the system one (under `root`), then the
 /// user's (`$XDG_CONFIG_HOME/vmgpu/templates`, else `$HOME/.config/vmgpu/templates`).
-pub fn search_dirs(root: &HostRoot, xdg_config_home: Option<&Path>, home: Option<&Path>) -> Vec<PathBuf> {
+pub fn search_dirs(
+    root: &HostRoot,
+    xdg_config_home: Option<&Path>,
+    home: Option<&Path>,
+) -> Vec<PathBuf> {
     let mut dirs = vec![root.path(SYSTEM_DIR)];
     let user = match (xdg_config_home, home) {
         (Some(xdg), _) if xdg.is_absolute() => Some(xdg.to_path_buf()),
@@ -208,7 +212,10 @@ mod tests {
         let dirs = search_dirs(&root, Some(Path::new("/cfg")), Some(Path::new("/home/a")));
         assert_eq!(
             dirs,
-            [PathBuf::from("/fx/etc/vmgpu/templates"), PathBuf::from("/cfg/vmgpu/templates")]
+            [
+                PathBuf::from("/fx/etc/vmgpu/templates"),
+                PathBuf::from("/cfg/vmgpu/templates")
+            ]
         );
     }
 }

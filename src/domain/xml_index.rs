@@ -3,8 +3,8 @@
 //! whitespace and elements vmgpu does not know).
 use std::ops::Range;
 
-use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
+use quick_xml::events::{BytesStart, Event};
 
 /// XML that cannot be indexed.
 #[derive(Debug, thiserror::Error)]
@@ -123,11 +123,9 @@ impl<'a> Index<'a> {
                     path.pop();
                 }
                 Event::End(_) => {
-                    if let Some(i) = open.pop() {
-                        if let Some(n) = nodes.get_mut(i) {
-                            n.range.end = after;
-                            n.end_tag = Some(before);
-                        }
+                    if let Some(n) = open.pop().and_then(|i| nodes.get_mut(i)) {
+                        n.range.end = after;
+                        n.end_tag = Some(before);
                     }
                     path.pop();
                     last_space = None;
@@ -195,7 +193,12 @@ impl<'a> Index<'a> {
     }
 }
 
-fn node(start: &BytesStart<'_>, path: &[String], range: Range<usize>, space: Option<Range<usize>>) -> Result<Node> {
+fn node(
+    start: &BytesStart<'_>,
+    path: &[String],
+    range: Range<usize>,
+    space: Option<Range<usize>>,
+) -> Result<Node> {
     let element = start.name().as_ref().to_string();
     let mut attrs = Vec::new();
     for attr in start.attributes() {

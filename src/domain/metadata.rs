@@ -1,0 +1,466 @@
+//! vmgpu's per-VM configuration: the `<vmgpu:config>` element in a domain's `<metadata>` (schema version 1,
+//! see the README, "Per-VM configuration").
+//!
+//! Matching is by namespace URI ([`NAMESPACE`]), never by prefix. Unknown elements and attributes are
+//! ignored (a newer vmgpu may add some); an unknown `version` is refused.
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::element::{self, Element};
+use crate::host::PciAddress;
+
+/// vmgpu's XML namespace (schema version 1).
+pub const NAMESPACE: &str = "https://vmgpu.dev/xmlns/config/1";
+/// The schema version this build reads and writes.
+pub const VERSION: u32 = 1;
+/// The prefix `to_xml` writes (readers must not rely on it).
+pub const PREFIX: &str = "vmgpu";
+/// The group the shared-memory file gets when `<vmgpu:shmem>` names none.
+pub const DEFAULT_SHM_GROUP: &str = "kvm";
+
+/// Why the metadata could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The domain XML itself is malformed.
+    #[error("cannot read the domain XML")]
+    Xml(#[source] element::Error),
+    /// More than one `<vmgpu:config>` in the domain.
+    #[error("the domain has more than one <vmgpu:config> element")]
+    Duplicate,
+    /// `version` is missing.
+    #[error("<vmgpu:config> has no version attribute (this vmgpu reads version {VERSION})")]
+    MissingVersion,
+    /// `version` is not one this build knows.
+    #[error("<vmgpu:config> version {0:?} is not supported (this vmgpu reads version {VERSION})")]
+    UnknownVersion(String),
+    /// A required attribute is missing.
+    #[error("<vmgpu:{element}> needs the attribute {attribute}")]
+    MissingAttribute {
+        /// The element's local name.
+        element: &'static str,
+        /// The attribute.
+        attribute: &'static str,
+    },
+    /// An attribute has a value that is not allowed.
+    #[error("<vmgpu:{element} {attribute}={value:?}>: {expected}")]
+    BadValue {
+        /// The element's local name.
+        element: &'static str,
+        /// The attribute.
+        attribute: &'static str,
+        /// The value found (cut to 64 characters).
+        value: String,
+        /// What is allowed.
+        expected: &'static str,
+    },
+    /// The same GPU is listed twice.
+    #[error("GPU {0} is listed twice in <vmgpu:config>")]
+    DuplicateGpu(PciAddress),
+}
+
+/// Result of reading the metadata.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Who owns the IVSHMEM files vmgpu pre-creates, and whether they go at stop.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ShmemConfig {
+    /// Owner (a user name); `None` keeps root as owner (the group still gives QEMU access).
+    pub user: Option<String>,
+    /// Group (default `kvm`: QEMU runs with it as a supplementary group).
+    pub group: String,
+    /// Remove the file in `release` (default yes).
+    pub remove_on_stop: bool,
+}
+
+impl Default for ShmemConfig {
+    fn default() -> Self {
+        Self {
+            user: None,
+            group: DEFAULT_SHM_GROUP.to_string(),
+            remove_on_stop: true,
+        }
+    }
+}
+
+/// Whether and for whom the viewer starts when the guest is up.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ViewerConfig {
+    /// Launch `vmgpu view <vm>` at `started`.
+    pub launch: bool,
+    /// The desktop user whose session gets the viewer.
+    pub user: Option<String>,
+}
+
+/// The `<vmgpu:config>` of one domain.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct VmgpuConfig {
+    /// The GPUs (any function); every endpoint of their IOMMU groups goes to vfio-pci.
+    pub gpus: Vec<PciAddress>,
+    /// Keep host processes off the CPUs pinned in `<cputune><vcpupin>` while the VM runs.
+    pub isolate_cpus: bool,
+    /// Allocate the hugepages `<memoryBacking><hugepages>` needs in prepare and free them in release.
+    pub hugepages: bool,
+    /// Pre-create the IVSHMEM files (absent element: vmgpu leaves them to QEMU).
+    pub shmem: Option<ShmemConfig>,
+    /// Single-GPU mode: stop the display manager and unload the GPU driver while the VM runs.
+    pub single_gpu: bool,
+    /// Viewer launch.
+    pub viewer: ViewerConfig,
+}
+
+impl VmgpuConfig {
+    /// Reads the configuration from a whole domain XML. `Ok(None)` when the domain has no vmgpu metadata.
+    ///
+    /// Fast path: a document that does not mention [`NAMESPACE`] at all is not parsed (so a malformed
+    /// foreign domain is `Ok(None)` too: it is none of vmgpu's business).
+    pub fn from_domain_xml(xml: &str) -> Result<Option<VmgpuConfig>> {
+        if !mentions_namespace(xml) {
+            return Ok(None);
+        }
+        let root = Element::parse(xml).map_err(Error::Xml)?;
+        Self::from_domain(&root)
+    }
+
+    /// Reads the configuration from a parsed `<domain>`: the `<vmgpu:config>` child of `<metadata>`.
+    pub fn from_domain(domain: &Element) -> Result<Option<VmgpuConfig>> {
+        let Some(metadata) = domain.child("metadata") else {
+            return Ok(None);
+        };
+        let mut configs = metadata
+            .children
+            .iter()
+            .filter(|c| c.namespace.as_deref() == Some(NAMESPACE) && c.name == "config");
+        let Some(config) = configs.next() else {
+            return Ok(None);
+        };
+        if configs.next().is_some() {
+            return Err(Error::Duplicate);
+        }
+        Self::from_config_element(config, true).map(Some)
+    }
+
+    /// Reads a standalone config element: `<vmgpu:config xmlns:vmgpu=…>` as [`to_xml`](Self::to_xml)
+    /// writes it, or the unprefixed `<config>` libvirt's `virDomainGetMetadata` returns.
+    pub fn from_metadata_xml(xml: &str) -> Result<VmgpuConfig> {
+        let root = Element::parse(xml).map_err(Error::Xml)?;
+        let ours = root.namespace.as_deref() == Some(NAMESPACE);
+        Self::from_config_element(&root, ours)
+    }
+
+    fn from_config_element(config: &Element, namespaced: bool) -> Result<VmgpuConfig> {
+        match config.attr("version").map(str::trim) {
+            None => return Err(Error::MissingVersion),
+            Some(v) if v == VERSION.to_string() => {}
+            Some(v) => return Err(Error::UnknownVersion(cut(v))),
+        }
+        let ns = config.namespace.as_deref();
+        let ours = |c: &&Element| !namespaced || c.namespace.as_deref() == ns;
+        let mut out = VmgpuConfig::default();
+        for child in config.children.iter().filter(ours) {
+            match child.name.as_str() {
+                "gpu" => {
+                    let value = required(child, "gpu", "address")?;
+                    let address: PciAddress = value.parse().map_err(|_| Error::BadValue {
+                        element: "gpu",
+                        attribute: "address",
+                        value: cut(value),
+                        expected: "expected a PCI address such as 0000:04:00.0",
+                    })?;
+                    if out.gpus.contains(&address) {
+                        return Err(Error::DuplicateGpu(address));
+                    }
+                    out.gpus.push(address);
+                }
+                "isolate-cpus" => out.isolate_cpus = enabled(child, "isolate-cpus")?,
+                "hugepages" => out.hugepages = enabled(child, "hugepages")?,
+                "single-gpu" => out.single_gpu = enabled(child, "single-gpu")?,
+                "shmem" => {
+                    let mut shmem = ShmemConfig::default();
+                    if let Some(user) = child.attr("user") {
+                        shmem.user = Some(account_name("shmem", "user", user)?);
+                    }
+                    if let Some(group) = child.attr("group") {
+                        shmem.group = account_name("shmem", "group", group)?;
+                    }
+                    if let Some(v) = child.attr("remove-on-stop") {
+                        shmem.remove_on_stop = yes_no("shmem", "remove-on-stop", v)?;
+                    }
+                    out.shmem = Some(shmem);
+                }
+                "viewer" => {
+                    if let Some(v) = child.attr("launch") {
+                        out.viewer.launch = yes_no("viewer", "launch", v)?;
+                    }
+                    if let Some(user) = child.attr("user") {
+                        out.viewer.user = Some(account_name("viewer", "user", user)?);
+                    }
+                }
+                _ => {} // a newer vmgpu's element: ignored
+            }
+        }
+        Ok(out)
+    }
+
+    /// Renders the `<vmgpu:config xmlns:vmgpu=… version="1">` element (indented by two spaces per level,
+    /// starting at column 0, no trailing newline), ready to go inside `<metadata>`.
+    pub fn to_xml(&self) -> String {
+        use quick_xml::escape::escape;
+        let yn = |b: bool| if b { "yes" } else { "no" };
+        let mut out =
+            format!("<{PREFIX}:config xmlns:{PREFIX}=\"{NAMESPACE}\" version=\"{VERSION}\">\n");
+        for gpu in &self.gpus {
+            let _ = writeln!(out, "  <{PREFIX}:gpu address=\"{gpu}\"/>");
+        }
+        let _ = writeln!(
+            out,
+            "  <{PREFIX}:isolate-cpus enabled=\"{}\"/>",
+            yn(self.isolate_cpus)
+        );
+        let _ = writeln!(
+            out,
+            "  <{PREFIX}:hugepages enabled=\"{}\"/>",
+            yn(self.hugepages)
+        );
+        if let Some(shmem) = &self.shmem {
+            let user = shmem
+                .user
+                .as_deref()
+                .map(|u| format!(" user=\"{}\"", escape(u)))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  <{PREFIX}:shmem{user} group=\"{}\" remove-on-stop=\"{}\"/>",
+                escape(shmem.group.as_str()),
+                yn(shmem.remove_on_stop)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "  <{PREFIX}:single-gpu enabled=\"{}\"/>",
+            yn(self.single_gpu)
+        );
+        let user = self
+            .viewer
+            .user
+            .as_deref()
+            .map(|u| format!(" user=\"{}\"", escape(u)))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  <{PREFIX}:viewer launch=\"{}\"{user}/>",
+            yn(self.viewer.launch)
+        );
+        out.push_str(&format!("</{PREFIX}:config>"));
+        out
+    }
+}
+
+/// Cheap test whether a document can hold vmgpu metadata at all (no parsing).
+pub fn mentions_namespace(xml: &str) -> bool {
+    xml.contains(NAMESPACE)
+}
+
+fn required<'a>(
+    el: &'a Element,
+    element: &'static str,
+    attribute: &'static str,
+) -> Result<&'a str> {
+    el.attr(attribute)
+        .ok_or(Error::MissingAttribute { element, attribute })
+}
+
+fn enabled(el: &Element, element: &'static str) -> Result<bool> {
+    yes_no(element, "enabled", required(el, element, "enabled")?)
+}
+
+fn yes_no(element: &'static str, attribute: &'static str, value: &str) -> Result<bool> {
+    match value.trim() {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        other => Err(Error::BadValue {
+            element,
+            attribute,
+            value: cut(other),
+            expected: "expected yes or no",
+        }),
+    }
+}
+
+/// A user or group name as `useradd` allows it (portable subset): 1–32 characters of letters, digits,
+/// `_`, `-` and `.`, not starting with `-`; a trailing `$` is allowed (Samba machine accounts).
+fn account_name(element: &'static str, attribute: &'static str, value: &str) -> Result<String> {
+    let body = value.strip_suffix('$').unwrap_or(value);
+    let ok = !body.is_empty()
+        && value.len() <= 32
+        && !body.starts_with('-')
+        && body
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if ok {
+        Ok(value.to_string())
+    } else {
+        Err(Error::BadValue {
+            element,
+            attribute,
+            value: cut(value),
+            expected: "expected a user or group name (letters, digits, _ - ., at most 32)",
+        })
+    }
+}
+
+fn cut(text: &str) -> String {
+    text.chars().take(64).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn domain(config: &str) -> String {
+        format!("<domain type='kvm'><name>win</name><metadata>{config}</metadata></domain>")
+    }
+
+    fn full() -> VmgpuConfig {
+        VmgpuConfig {
+            gpus: vec!["0000:04:00.0".parse().unwrap()],
+            isolate_cpus: true,
+            hugepages: true,
+            shmem: Some(ShmemConfig {
+                user: Some("alice".into()),
+                group: "kvm".into(),
+                remove_on_stop: true,
+            }),
+            single_gpu: false,
+            viewer: ViewerConfig {
+                launch: true,
+                user: Some("alice".into()),
+            },
+        }
+    }
+
+    #[test]
+    fn test_from_domain_xml_without_metadata_is_none() {
+        let xml = "<domain><name>x</name></domain>";
+        assert_eq!(VmgpuConfig::from_domain_xml(xml).unwrap(), None);
+    }
+
+    #[test]
+    fn test_from_domain_xml_readme_example_reads_every_field() {
+        let readme = r#"<vmgpu:config xmlns:vmgpu="https://vmgpu.dev/xmlns/config/1" version="1">
+    <vmgpu:gpu address="0000:04:00.0"/>
+    <vmgpu:isolate-cpus enabled="yes"/>
+    <vmgpu:hugepages enabled="yes"/>
+    <vmgpu:shmem user="alice" group="kvm" remove-on-stop="yes"/>
+    <vmgpu:single-gpu enabled="no"/>
+    <vmgpu:viewer launch="yes" user="alice"/>
+  </vmgpu:config>"#;
+        let config = VmgpuConfig::from_domain_xml(&domain(readme)).unwrap();
+        assert_eq!(config, Some(full()));
+    }
+
+    #[test]
+    fn test_to_xml_round_trips() {
+        let config = full();
+        let back = VmgpuConfig::from_domain_xml(&domain(&config.to_xml())).unwrap();
+        assert_eq!(back, Some(config));
+    }
+
+    #[test]
+    fn test_from_domain_xml_other_prefix_same_namespace_is_read() {
+        let xml = domain(&format!(
+            "<v:config xmlns:v='{NAMESPACE}' version='1'><v:gpu address='01:00.0'/></v:config>"
+        ));
+        let config = VmgpuConfig::from_domain_xml(&xml).unwrap().unwrap();
+        assert_eq!(config.gpus, vec!["0000:01:00.0".parse().unwrap()]);
+    }
+
+    #[test]
+    fn test_from_domain_xml_foreign_namespace_config_is_ignored() {
+        let xml = domain(&format!(
+            "<vmgpu:config xmlns:vmgpu='urn:other' version='9'/><!-- {NAMESPACE} -->"
+        ));
+        assert_eq!(VmgpuConfig::from_domain_xml(&xml).unwrap(), None);
+    }
+
+    #[test]
+    fn test_from_domain_xml_unknown_version_is_error() {
+        let xml = domain(&format!("<v:config xmlns:v='{NAMESPACE}' version='2'/>"));
+        let err = VmgpuConfig::from_domain_xml(&xml).unwrap_err();
+        assert!(
+            matches!(err, Error::UnknownVersion(ref v) if v == "2"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn test_from_domain_xml_missing_version_is_error() {
+        let xml = domain(&format!("<v:config xmlns:v='{NAMESPACE}'/>"));
+        assert!(matches!(
+            VmgpuConfig::from_domain_xml(&xml),
+            Err(Error::MissingVersion)
+        ));
+    }
+
+    #[test]
+    fn test_from_domain_xml_malformed_with_namespace_is_error() {
+        let xml =
+            format!("<domain><metadata><v:config xmlns:v='{NAMESPACE}' version='1'></domain>");
+        assert!(matches!(
+            VmgpuConfig::from_domain_xml(&xml),
+            Err(Error::Xml(_))
+        ));
+    }
+
+    #[test]
+    fn test_from_domain_xml_bad_enabled_value_is_error() {
+        let xml = domain(&format!(
+            "<v:config xmlns:v='{NAMESPACE}' version='1'><v:hugepages enabled='true'/></v:config>"
+        ));
+        let err = VmgpuConfig::from_domain_xml(&xml).unwrap_err();
+        assert!(err.to_string().contains("yes or no"), "{err}");
+    }
+
+    #[test]
+    fn test_from_domain_xml_hostile_user_is_error() {
+        let xml = domain(&format!(
+            "<v:config xmlns:v='{NAMESPACE}' version='1'><v:shmem user='../root'/></v:config>"
+        ));
+        assert!(VmgpuConfig::from_domain_xml(&xml).is_err());
+    }
+
+    #[test]
+    fn test_from_domain_xml_unknown_elements_are_ignored() {
+        let xml = domain(&format!(
+            "<v:config xmlns:v='{NAMESPACE}' version='1'><v:future x='1'/><v:hugepages enabled='yes' new='2'/></v:config>"
+        ));
+        let config = VmgpuConfig::from_domain_xml(&xml).unwrap().unwrap();
+        assert!(config.hugepages);
+    }
+
+    #[test]
+    fn test_from_domain_xml_defaults_when_elements_absent() {
+        let xml = domain(&format!("<v:config xmlns:v='{NAMESPACE}' version='1'/>"));
+        let config = VmgpuConfig::from_domain_xml(&xml).unwrap().unwrap();
+        assert_eq!(config, VmgpuConfig::default());
+    }
+
+    #[test]
+    fn test_from_domain_xml_two_configs_is_error() {
+        let one = format!("<v:config xmlns:v='{NAMESPACE}' version='1'/>");
+        let xml = domain(&format!("{one}{one}"));
+        assert!(matches!(
+            VmgpuConfig::from_domain_xml(&xml),
+            Err(Error::Duplicate)
+        ));
+    }
+
+    #[test]
+    fn test_from_metadata_xml_unprefixed_libvirt_form_is_read() {
+        let xml =
+            "<config version='1'><gpu address='0000:04:00.0'/><hugepages enabled='yes'/></config>";
+        let config = VmgpuConfig::from_metadata_xml(xml).unwrap();
+        assert!(config.hugepages);
+        assert_eq!(config.gpus.len(), 1);
+    }
+}

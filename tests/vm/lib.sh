@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# Shared library of the real-kernel harness (source it; bash only). What it gives:
+#   vm_kernel                      fetch (apt-get download, cached) + extract + depmod the Debian `linux-image-amd64`
+#                                  kernel into tests/.cache/vm/; sets VM_KVER, VM_KROOT, VM_VMLINUZ
+#   vm_initramfs OUT INIT [SRC:DST ...]
+#                                  busybox-static initramfs with the kernel's modules (+ deps, depmod'ed), INIT as
+#                                  /init, tests/vm/guest/common.sh as /lib/vmtest/common.sh, extra files SRC -> DST
+#   vm_vfio_check                  builds the static VFIO probe helper (tests/vm/vfio-check.c); sets VM_VFIO_CHECK
+#   vm_qemu LOG TIMEOUT [QEMU ARGS...]
+#                                  boots q35 + intel-iommu + root port with a multifunction "GPU" (VGA fn0,
+#                                  ich9-intel-hda fn1) under TCG (KVM only where a probe boot proves it works),
+#                                  serial console to LOG; env: NOIOMMU=1 drops the vIOMMU, VM_SMP, VM_MEM,
+#                                  VM_APPEND (extra kernel args), VM_ACCEL=tcg|kvm forces the accelerator
+# Everything downloaded or built lives under tests/.cache/vm (git-ignored), so re-runs only rebuild the initramfs.
+VM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+VM_REPO=$(cd "$VM_DIR/../.." && pwd)
+VM_CACHE=${VM_CACHE:-$VM_REPO/tests/.cache/vm}
+# Modules the guest needs: the "GPU" host drivers, vfio, 9p, kvm (for /sys/module/kvm*), xhci for extra devices.
+VM_MODULES="vfio vfio_pci vfio_iommu_type1 bochs snd_hda_intel snd_hda_codec_generic 9p 9pnet_virtio virtio_pci
+  kvm kvm_intel kvm_amd xhci_pci ${VM_EXTRA_MODULES:-}"
+
+vm_log() { echo "vm: $*" >&2; }
+
+# The newest linux-image-<ver>-amd64 that the `linux-image-amd64` metapackage depends on (not the cloud flavour:
+# it lacks DRM_BOCHS and SND_HDA_INTEL, so there would be no host drivers to unbind).
+vm_kernel_package() {
+  apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9].*-amd64$/{print $2; exit}'
+}
+
+vm_kernel() {
+  local pkg deb
+  mkdir -p "$VM_CACHE/debs"
+  pkg=$(vm_kernel_package)
+  if [ -z "$pkg" ]; then
+    apt-get update -qq >/dev/null 2>&1 || true
+    pkg=$(vm_kernel_package)
+  fi
+  if [ -z "$pkg" ]; then # offline: fall back to whatever is cached
+    pkg=$(cd "$VM_CACHE" && ls -d kernel-*/ 2>/dev/null | sed 's#^kernel-##; s#/$##' | tail -1 || true)
+    [ -n "$pkg" ] || { vm_log "cannot resolve linux-image-amd64 (apt-cache) and nothing is cached"; return 1; }
+    pkg=linux-image-$pkg
+  fi
+  VM_KVER=${pkg#linux-image-}
+  VM_KROOT=$VM_CACHE/kernel-$VM_KVER
+  if [ ! -f "$VM_KROOT/.complete" ]; then
+    deb=$(ls "$VM_CACHE/debs/${pkg}"_*.deb 2>/dev/null | tail -1 || true)
+    if [ -z "$deb" ]; then
+      vm_log "downloading $pkg"
+      (cd "$VM_CACHE/debs" && { apt-get download "$pkg" 2>/dev/null || { apt-get update -qq && apt-get download "$pkg"; }; }) ||
+        { vm_log "apt-get download $pkg failed"; return 1; }
+      deb=$(ls "$VM_CACHE/debs/${pkg}"_*.deb | tail -1)
+    fi
+    vm_log "extracting $(basename "$deb")"
+    rm -rf "$VM_KROOT"; mkdir -p "$VM_KROOT"
+    dpkg-deb -x "$deb" "$VM_KROOT" || return 1
+    depmod -b "$VM_KROOT" "$VM_KVER" || return 1
+    touch "$VM_KROOT/.complete"
+  fi
+  VM_VMLINUZ=$VM_KROOT/boot/vmlinuz-$VM_KVER
+  [ -f "$VM_VMLINUZ" ] || { vm_log "no $VM_VMLINUZ"; return 1; }
+}
+
+# vm_initramfs OUT INIT [SRC:DST ...]   (needs vm_kernel first)
+vm_initramfs() {
+  local out init w ko rel m pair src dst
+  out=$(realpath -m "$1"); init=$2; shift 2
+  w=$(mktemp -d "${TMPDIR:-/tmp}/vmgpu-initramfs.XXXXXX") || return 1
+  mkdir -p "$w"/{bin,proc,sys,dev,tmp,run,etc,root,mnt,usr,lib/vmtest,lib/modules/"$VM_KVER"}
+  # the kernel's request_module() runs /sbin/modprobe (the HDA codec driver is loaded that way)
+  ln -s bin "$w/sbin"; ln -s ../bin "$w/usr/bin"; ln -s ../bin "$w/usr/sbin"
+  cp /bin/busybox "$w/bin/busybox"
+  for m in $(/bin/busybox --list); do [ "$m" = busybox ] || ln -sf busybox "$w/bin/$m"; done
+  for m in $VM_MODULES; do modprobe -d "$VM_KROOT" -S "$VM_KVER" --show-depends "$m" 2>/dev/null; done |
+    awk '$1=="insmod"{print $2}' | sort -u | while read -r ko; do
+      rel=${ko#"$VM_KROOT"/}; mkdir -p "$w/$(dirname "$rel")"; cp "$ko" "$w/$rel"
+    done
+  cp "$VM_KROOT/lib/modules/$VM_KVER"/modules.{order,builtin,builtin.modinfo} "$w/lib/modules/$VM_KVER/"
+  depmod -b "$w" "$VM_KVER" || { rm -rf "$w"; return 1; }
+  install -m755 "$init" "$w/init"
+  install -m644 "$VM_DIR/guest/common.sh" "$w/lib/vmtest/common.sh"
+  for pair in "$@"; do
+    src=${pair%%:*}; dst=${pair#*:}
+    mkdir -p "$w/$(dirname "$dst")"; cp -a "$src" "$w/$dst"
+  done
+  (cd "$w" && find . -print0 | cpio --null -o -H newc --quiet | gzip -1) > "$out"
+  local rc=$?
+  rm -rf "$w"
+  return $rc
+}
+
+vm_vfio_check() {
+  VM_VFIO_CHECK=$VM_CACHE/vfio-check
+  mkdir -p "$VM_CACHE"
+  if [ ! -x "$VM_VFIO_CHECK" ] || [ "$VM_DIR/vfio-check.c" -nt "$VM_VFIO_CHECK" ]; then
+    gcc -O2 -Wall -static -o "$VM_VFIO_CHECK" "$VM_DIR/vfio-check.c" || return 1
+  fi
+}
+
+# The accelerator: KVM only when /dev/kvm is usable AND a probe boot reaches /init (cached per host kernel);
+# on hosts whose /dev/kvm cannot boot a stock kernel (e.g. PVM) this falls back to TCG.
+vm_accel_args() {
+  local mode=${VM_ACCEL:-auto} probe
+  if [ "$mode" = auto ]; then
+    probe=$VM_CACHE/kvm-probe-$(uname -r)-$VM_KVER
+    if [ ! -f "$probe" ]; then
+      mode=tcg
+      if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
+        vm_log "probing KVM (one boot, cached in $probe)"
+        if vm_kvm_probe; then mode=kvm; fi
+      fi
+      echo "$mode" > "$probe"
+    fi
+    mode=$(cat "$probe")
+  fi
+  case $mode in
+    kvm) echo "-accel kvm -cpu host" ;;
+    *) echo "-accel tcg,thread=multi -cpu max" ;;
+  esac
+}
+
+vm_kvm_probe() {
+  local d rc
+  d=$(mktemp -d "${TMPDIR:-/tmp}/vmgpu-kvmprobe.XXXXXX") || return 1
+  printf '#!/bin/sh\necho VMTEST-KVM-PROBE-OK\npoweroff -f\n' > "$d/init"
+  (cd "$d" && mkdir bin && cp /bin/busybox bin/ && ln -s busybox bin/sh && ln -s busybox bin/echo &&
+    ln -s busybox bin/poweroff && chmod +x init && find . -print0 | cpio --null -o -H newc --quiet | gzip -1 > initrd)
+  timeout 30 qemu-system-x86_64 -accel kvm -cpu host -machine q35 -m 512 -nodefaults -no-user-config \
+    -display none -serial "file:$d/log" -no-reboot -kernel "$VM_VMLINUZ" -initrd "$d/initrd" \
+    -append "console=ttyS0 panic=-1 loglevel=1" >/dev/null 2>&1
+  grep -q VMTEST-KVM-PROBE-OK "$d/log" 2>/dev/null; rc=$?
+  rm -rf "$d"
+  return $rc
+}
+
+# vm_qemu LOG TIMEOUT INITRD [QEMU ARGS...]: boots the standard guest, serial console (ttyS0) to LOG.
+vm_qemu() {
+  local log=$1 limit=$2 initrd=$3; shift 3
+  local iommu=(-device intel-iommu,intremap=on)
+  [ -n "${NOIOMMU:-}" ] && iommu=()
+  # shellcheck disable=SC2046 # accel args are words on purpose
+  timeout --foreground -k 5 "$limit" qemu-system-x86_64 $(vm_accel_args) \
+    -machine q35,kernel-irqchip=split -smp "${VM_SMP:-4}" -m "${VM_MEM:-2048}" \
+    -audiodev none,id=snd0 -nodefaults -no-user-config -display none -no-reboot \
+    -serial "file:$log" \
+    "${iommu[@]}" \
+    -device pcie-root-port,id=rp1,bus=pcie.0,chassis=1,addr=1c.0 \
+    -device VGA,bus=rp1,addr=00.0,multifunction=on \
+    -device ich9-intel-hda,id=hda,bus=rp1,addr=00.1 -device hda-duplex,bus=hda.0,audiodev=snd0 \
+    -kernel "$VM_VMLINUZ" -initrd "$initrd" \
+    -append "console=ttyS0 ${VM_IOMMU_CMDLINE-intel_iommu=on iommu=pt} panic=-1 loglevel=4 ${VM_APPEND:-}" \
+    "$@" </dev/null
+}
