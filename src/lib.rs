@@ -13,8 +13,15 @@ pub mod commands;
 pub mod domain;
 /// Read-only model of the machine, read through one root path.
 pub mod host;
+/// Looking Glass (LGMP + KVMFR) over shared memory: client, parsers and the producer. Safe code, no window.
+pub mod lg;
 /// The only user of the `virt` crate: connect, read and define domains.
 #[cfg(feature = "libvirt")]
 pub mod libvirt;
 /// Error-chain printing, exit codes and logging set-up.
 pub mod report;
+/// Guest-shared memory: the mapping and its checked view (the crate's unsafe code lives here).
+#[allow(unsafe_code)]
+pub mod shm;
+/// The frame viewer: pixel conversion, scaling, cursor and the winit + softbuffer window.
+pub mod viewer;
