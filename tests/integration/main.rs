@@ -12,3 +12,14 @@ mod hook;
 mod install;
 /// Crash safety: SIGKILL after every prepare step, then restore.
 mod journal;
+
+/// Looking Glass protocol: producer and client end to end, slow clients, restarts, bad regions.
+mod lg;
+
+/// Property tests of the client against arbitrary and concurrently changing regions.
+mod lg_fuzz;
+
+/// `vmgpu setup`: plans, apply, no-op re-run, undo, bad input.
+mod setup;
+/// Host trees for the setup tests (with a busybox userland for chroot).
+mod setup_tree;
