@@ -3,6 +3,7 @@
 //! this distro (change the kernel command line, rebuild the initramfs, install packages) that `check` prints
 //! and `setup` runs.
 use std::collections::BTreeMap;
+use std::fmt;
 
 use serde::Serialize;
 
@@ -106,6 +107,33 @@ pub enum InitramfsTool {
     NixOs,
     /// Not recognised.
     Unknown,
+}
+
+impl fmt::Display for Bootloader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Bootloader::Grub2 => "GRUB2",
+            Bootloader::BlsGrubby => "GRUB2 BLS (grubby)",
+            Bootloader::SystemdBoot => "systemd-boot",
+            Bootloader::Sdbootutil => "sdbootutil",
+            Bootloader::Kernelstub => "kernelstub",
+            Bootloader::Uki => "UKI",
+            Bootloader::NixOs => "NixOS",
+            Bootloader::Unknown => "unknown boot loader",
+        })
+    }
+}
+
+impl fmt::Display for InitramfsTool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            InitramfsTool::Dracut => "dracut",
+            InitramfsTool::Mkinitcpio => "mkinitcpio",
+            InitramfsTool::InitramfsTools => "initramfs-tools",
+            InitramfsTool::NixOs => "NixOS initrd",
+            InitramfsTool::Unknown => "unknown initramfs tool",
+        })
+    }
 }
 
 /// The distribution and its boot tooling.

@@ -108,6 +108,8 @@ pub struct Kernel {
     pub modules_builtin: BTreeSet<String>,
     /// True when `/lib/modules/<release>` exists (modules can be loaded at all).
     pub has_module_tree: bool,
+    /// Loadable modules of this release (`modules.dep`), names with `_`. Empty when the file is missing.
+    pub modules_available: BTreeSet<String>,
     /// Every entry of `/sys/module` (loaded and built-in modules that have parameters or a version).
     pub sys_modules: BTreeSet<String>,
     /// Parameters of [`WATCHED_MODULES`]: module → parameter → value (readable ones only).
@@ -132,6 +134,13 @@ impl Kernel {
                 .map(|t| parse::modules_builtin(&t).into_iter().collect())
                 .unwrap_or_default()
         };
+        let modules_available = if release.contains('/') {
+            BTreeSet::new()
+        } else {
+            root.read_optional(format!("{module_dir}/modules.dep"))?
+                .map(|t| parse::modules_dep(&t).into_iter().collect())
+                .unwrap_or_default()
+        };
         let sys_modules: BTreeSet<String> = root.list_dir("/sys/module")?.into_iter().collect();
         let mut module_params = BTreeMap::new();
         for module in WATCHED_MODULES {
@@ -154,6 +163,7 @@ impl Kernel {
             cmdline,
             modules_loaded,
             modules_builtin,
+            modules_available,
             sys_modules,
             module_params,
         })
@@ -185,6 +195,11 @@ impl Kernel {
     pub fn is_present(&self, module: &str) -> bool {
         let m = parse::module_name(module);
         self.is_loaded(&m) || self.is_builtin(&m) || self.sys_modules.contains(&m)
+    }
+
+    /// True when the module is present or can be loaded (`modules.dep` lists it).
+    pub fn is_available(&self, module: &str) -> bool {
+        self.is_present(module) || self.modules_available.contains(&parse::module_name(module))
     }
 
     /// A watched module's parameter value (see [`WATCHED_MODULES`]).

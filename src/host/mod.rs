@@ -13,9 +13,11 @@ pub mod gpu;
 pub mod iommu;
 pub mod kernel;
 pub mod memory;
+pub mod modconf;
 pub mod parse;
 pub mod pci;
 pub mod root;
+pub mod virtstack;
 
 pub use cpu::{CpuSet, CpuTopology, CpuVendor};
 pub use distro::{Bootloader, Distro, Family, InitramfsTool, PackageManager};
@@ -23,8 +25,10 @@ pub use gpu::{GpuCard, Verdict};
 pub use iommu::{Iommu, IommuStatus};
 pub use kernel::{Cmdline, Kernel};
 pub use memory::Memory;
+pub use modconf::ModuleConfig;
 pub use pci::{PciAddress, PciClass, PciDevice};
 pub use root::HostRoot;
+pub use virtstack::VirtStack;
 
 /// Errors taking a snapshot of the host. Each names the part that failed; the source has the path.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +62,12 @@ pub enum Error {
     /// Reading the distribution failed.
     #[error("reading the distribution")]
     Distro(#[source] root::Error),
+    /// Reading the module configuration failed.
+    #[error("reading the module configuration under /etc")]
+    ModuleConfig(#[source] root::Error),
+    /// Reading the virtualization stack failed.
+    #[error("reading the virtualization stack (qemu, firmware, libvirt)")]
+    Virt(#[source] root::Error),
 }
 
 /// Result of taking a snapshot.
@@ -90,6 +100,10 @@ pub struct Host {
     pub kernel: Kernel,
     /// The distribution and its boot tools.
     pub distro: Distro,
+    /// modprobe.d, modules-load.d and the initramfs tools' module lists.
+    pub modconf: ModuleConfig,
+    /// QEMU, firmware, libvirt, /dev/kvm, the hook, MAC.
+    pub virt: VirtStack,
 }
 
 impl Host {
@@ -104,6 +118,8 @@ impl Host {
                 missing,
             });
         }
+        let distro = Distro::read(root).map_err(Error::Distro)?;
+        let virt = VirtStack::read(root, distro.family == Family::NixOs).map_err(Error::Virt)?;
         Ok(Self {
             root: root.clone(),
             pci: pci::read_all(root).map_err(Error::Pci)?,
@@ -111,7 +127,9 @@ impl Host {
             cpu: CpuTopology::read(root).map_err(Error::Cpu)?,
             memory: Memory::read(root).map_err(Error::Memory)?,
             kernel: Kernel::read(root).map_err(Error::Kernel)?,
-            distro: Distro::read(root).map_err(Error::Distro)?,
+            distro,
+            modconf: ModuleConfig::read(root).map_err(Error::ModuleConfig)?,
+            virt,
         })
     }
 

@@ -107,6 +107,16 @@ pub fn modules_builtin(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// The module names in `modules.dep` (`kernel/drivers/vfio/pci/vfio-pci.ko.zst: kernel/…` gives `vfio_pci`).
+pub fn modules_dep(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.split_once(':').map(|(path, _)| path))
+        .filter_map(|path| path.rsplit('/').next())
+        .filter_map(|file| file.split_once(".ko").map(|(name, _)| name))
+        .map(module_name)
+        .collect()
+}
+
 /// A module name as the kernel compares them: `-` and `_` are the same, so use `_`.
 pub fn module_name(name: &str) -> String {
     name.trim().replace('-', "_")
@@ -190,6 +200,13 @@ PRETTY_NAME="openSUSE Tumbleweed"
     fn test_modules_builtin_paths_become_names() {
         let text = "kernel/drivers/vfio/pci/vfio-pci.ko\nkernel/drivers/vfio/vfio.ko\n\n";
         assert_eq!(modules_builtin(text), ["vfio_pci", "vfio"]);
+    }
+
+    #[test]
+    fn test_modules_dep_compressed_names() {
+        let text = "kernel/drivers/vfio/pci/vfio-pci.ko.zst: kernel/drivers/vfio/vfio.ko.zst\n\
+                    kernel/drivers/vfio/vfio.ko.zst:\n";
+        assert_eq!(modules_dep(text), ["vfio_pci", "vfio"]);
     }
 
     #[test]
