@@ -449,16 +449,28 @@ impl Producer {
             fl |= cursor_flags::SHAPE;
             (buf, SHAPE_BUFFER_SIZE)
         } else {
-            let buf = st.small[st.small_next];
-            st.small_next = (st.small_next + 1) % SMALL_CURSORS;
-            (buf, CURSOR_SIZE)
+            st.next_small()
         };
-        let pos = st.cursor_pos;
-        view.write_bytes(buf, &pos.0.to_le_bytes())?;
-        view.write_bytes(buf + 2, &pos.1.to_le_bytes())?;
+        write_position(view, buf, st.cursor_pos)?;
         drop(st);
         post_retrying(&self.shared, |st| (st.pointer_q, fl, (buf, size)))
     }
+}
+
+impl State {
+    /// The next small (position-only) cursor buffer, round robin.
+    fn next_small(&mut self) -> (usize, usize) {
+        let buf = self.small[self.small_next];
+        self.small_next = (self.small_next + 1) % SMALL_CURSORS;
+        (buf, CURSOR_SIZE)
+    }
+}
+
+/// Writes a cursor position (x, y as i16) at the start of a cursor buffer.
+fn write_position(view: ShmView<'_>, buf: usize, pos: (i16, i16)) -> Result<()> {
+    view.write_bytes(buf, &pos.0.to_le_bytes())?;
+    view.write_bytes(buf + 2, &pos.1.to_le_bytes())?;
+    Ok(())
 }
 
 /// Sorted, merged row bands clipped to `rows`; `None` = all rows in one band.
@@ -582,12 +594,9 @@ fn tick(shared: &Shared) -> Result<()> {
             fl |= cursor_flags::SHAPE;
             (buf, SHAPE_BUFFER_SIZE)
         } else {
-            let buf = st.small[st.small_next];
-            st.small_next = (st.small_next + 1) % SMALL_CURSORS;
-            (buf, CURSOR_SIZE)
+            st.next_small()
         };
-        view.write_bytes(payload.0, &pos.0.to_le_bytes())?;
-        view.write_bytes(payload.0 + 2, &pos.1.to_le_bytes())?;
+        write_position(view, payload.0, pos)?;
         st.host.post(view, st.pointer_q, fl, payload, now_ms())?;
     }
     let q = st.pointer_q;

@@ -15,9 +15,13 @@ use crate::lg::kvmfr::{CursorUpdate, FrameInfo, HostInfo, Rect, flags};
 use crate::lg::layout::HEADER_SIZE;
 use crate::shm::{Region, ShmMap, ShmView};
 
-/// Poll interval while connected: bounds the post → frame-ready latency (about this plus the copy) and keeps the
-/// idle cost to ~2000 cheap wake-ups a second.
-pub const POLL_CONNECTED: Duration = Duration::from_micros(500);
+/// Poll interval while frames or cursor updates are flowing: bounds the post → frame-ready latency (about this
+/// plus the copy).
+pub const POLL_ACTIVE: Duration = Duration::from_micros(500);
+/// Poll interval once nothing arrived for [`ACTIVE_WINDOW`] (a still guest desktop): keeps the idle CPU low.
+pub const POLL_IDLE: Duration = Duration::from_millis(5);
+/// How long after the last message the feed keeps polling at [`POLL_ACTIVE`].
+pub const ACTIVE_WINDOW: Duration = Duration::from_millis(500);
 /// Poll interval while waiting for the host.
 pub const POLL_WAITING: Duration = Duration::from_millis(20);
 /// Retry interval while the shared-memory file is missing or unusable.
@@ -214,16 +218,26 @@ fn pump(view: ShmView<'_>, shared: &Shared, handler: &mut FeedHandler) {
     let Ok(mut client) = Client::new(view) else {
         return;
     };
+    let mut last_activity = Instant::now();
+    let mut resubscribes = 0;
     while !shared.stop.load(Ordering::Acquire) {
         let busy = client.step(view, handler);
-        shared.info().resubscribes = client.resubscribes;
-        if !busy {
-            std::thread::sleep(if client.connected() {
-                POLL_CONNECTED
-            } else {
-                POLL_WAITING
-            });
+        if client.resubscribes != resubscribes {
+            resubscribes = client.resubscribes;
+            shared.info().resubscribes = resubscribes;
         }
+        if busy {
+            last_activity = Instant::now();
+            continue;
+        }
+        let interval = if !client.connected() {
+            POLL_WAITING
+        } else if last_activity.elapsed() < ACTIVE_WINDOW {
+            POLL_ACTIVE
+        } else {
+            POLL_IDLE
+        };
+        std::thread::sleep(interval);
     }
     client.shutdown(view);
 }

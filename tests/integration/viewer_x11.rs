@@ -280,6 +280,19 @@ fn rig() -> Rig {
     Rig { x, dir, shm, map }
 }
 
+/// A rig with a producer and a viewer that has subscribed.
+fn rig_with_viewer() -> (Rig, Producer, Viewer) {
+    let r = rig();
+    let producer = Producer::start(r.map.clone(), ProducerConfig::default()).unwrap();
+    let v = Viewer::start(&r.x, &r.shm, r.dir.path());
+    assert!(
+        producer.wait_for_client(Duration::from_secs(20)),
+        "{}",
+        v.stderr_text()
+    );
+    (r, producer, v)
+}
+
 const W: u32 = 480;
 const H: u32 = 270;
 
@@ -326,10 +339,7 @@ fn test_x11_every_frame_format_is_pixel_exact() {
 #[test]
 #[ignore = "needs Xvfb: tests/harness/40-viewer-x11.sh"]
 fn test_x11_damage_only_update_copies_only_the_rects() {
-    let r = rig();
-    let producer = Producer::start(r.map.clone(), ProducerConfig::default()).unwrap();
-    let mut v = Viewer::start(&r.x, &r.shm, r.dir.path());
-    assert!(producer.wait_for_client(Duration::from_secs(20)));
+    let (r, producer, mut v) = rig_with_viewer();
     let first = send_pattern(&producer, FrameType::Bgra, 1);
     v.wait("the full frame", |p| {
         p.serial == Some(first) && p.size == (W, H)
@@ -467,10 +477,7 @@ fn cursor_case(kind: CursorType) -> (CursorShape, Over) {
 #[test]
 #[ignore = "needs Xvfb: tests/harness/40-viewer-x11.sh"]
 fn test_x11_every_cursor_type_is_drawn_exactly() {
-    let r = rig();
-    let producer = Producer::start(r.map.clone(), ProducerConfig::default()).unwrap();
-    let mut v = Viewer::start(&r.x, &r.shm, r.dir.path());
-    assert!(producer.wait_for_client(Duration::from_secs(20)));
+    let (r, producer, mut v) = rig_with_viewer();
     let serial = send_pattern(&producer, FrameType::Bgra, 3);
     v.wait("the frame", |p| {
         p.serial == Some(serial) && p.size == (W, H)
@@ -516,10 +523,7 @@ fn test_x11_every_cursor_type_is_drawn_exactly() {
 #[test]
 #[ignore = "needs Xvfb: tests/harness/40-viewer-x11.sh"]
 fn test_x11_producer_restart_is_followed() {
-    let r = rig();
-    let producer = Producer::start(r.map.clone(), ProducerConfig::default()).unwrap();
-    let mut v = Viewer::start(&r.x, &r.shm, r.dir.path());
-    assert!(producer.wait_for_client(Duration::from_secs(20)));
+    let (r, producer, mut v) = rig_with_viewer();
     let serial = send_pattern(&producer, FrameType::Bgra, 4);
     v.wait("the first session's frame", |p| {
         p.serial == Some(serial) && p.size == (W, H)
@@ -552,10 +556,7 @@ fn test_x11_producer_restart_is_followed() {
 #[ignore = "needs Xvfb: tests/harness/40-viewer-x11.sh"]
 fn test_x11_client_marked_bad_recovers() {
     use nix::sys::signal::{Signal, kill};
-    let r = rig();
-    let producer = Producer::start(r.map.clone(), ProducerConfig::default()).unwrap();
-    let mut v = Viewer::start(&r.x, &r.shm, r.dir.path());
-    assert!(producer.wait_for_client(Duration::from_secs(20)));
+    let (r, producer, mut v) = rig_with_viewer();
     let serial = send_pattern(&producer, FrameType::Bgra, 6);
     v.wait("the first frame", |p| {
         p.serial == Some(serial) && p.size == (W, H)
@@ -658,7 +659,12 @@ fn test_x11_bad_input_is_a_message_never_a_crash() {
     let map = Arc::new(ShmMap::create(&tiny, 4 * MIB as u64).unwrap());
     let producer = Producer::start(map, ProducerConfig::default()).unwrap();
     let mut v = Viewer::start(&r.x, &tiny, r.dir.path());
-    assert!(producer.wait_for_client(Duration::from_secs(20)));
+    assert!(
+        producer.wait_for_client(Duration::from_secs(30)),
+        "the viewer did not subscribe: {:?} {}",
+        producer.subscribers(),
+        v.stderr_text()
+    );
     let (desc, pixels) = scene::test_pattern(FrameType::Bgra, 1024, 768, 0, 9);
     producer.send_frame(&desc, &pixels).unwrap();
     assert_message(&r, &mut v, "shared memory is too small for 1024x768");
