@@ -8,3 +8,6 @@ mod lg;
 
 /// Property tests of the client against arbitrary and concurrently changing regions.
 mod lg_fuzz;
+
+/// `vmgpu define`: rendered domains, schema validation, refused input, `--update` rewrite.
+mod define;
