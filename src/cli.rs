@@ -199,6 +199,15 @@ pub struct SetupArgs {
     /// Restore every file the last applied setup changed.
     #[arg(long)]
     pub undo: bool,
+    /// With --undo: restore even files edited by hand since setup wrote them.
+    #[arg(long, requires = "undo")]
+    pub force: bool,
+    /// Also set up the kvmfr module for Looking Glass (udev rule, modules-load, AppArmor).
+    #[arg(long)]
+    pub kvmfr: bool,
+    /// Do not install vmgpu as libvirt's qemu hook.
+    #[arg(long)]
+    pub no_hook: bool,
     /// Desktop user for groups and the shared-memory file.
     #[arg(long, env = "SUDO_USER")]
     pub user: Option<String>,

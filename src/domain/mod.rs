@@ -2,6 +2,7 @@
 //! vmgpu derives from the command line and the host, CPU pinning, Looking Glass sizing, and the byte-preserving
 //! rewrite that fills a template or updates an existing domain.
 pub mod element;
+pub mod hookview;
 pub mod looking_glass;
 pub mod metadata;
 pub mod metadata_view;
