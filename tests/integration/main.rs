@@ -4,6 +4,8 @@
 mod badinput;
 /// The command line: every subcommand exists and has help.
 mod cli;
+/// `vmgpu define`: rendered domains, schema validation, refused input, `--update` rewrite.
+mod define;
 /// A simulated host tree for the hook tests and helpers to run the binary on it.
 mod fakehost;
 /// The hook state machine on a simulated host: prepare, release, refusals.
