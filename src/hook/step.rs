@@ -219,12 +219,22 @@ impl Step {
                 }
                 Ok(())
             }
-            Step::RestrictUnitCpus { unit, original, .. } => Ok(ops.systemctl(&[
-                "set-property",
-                "--runtime",
-                unit,
-                &format!("AllowedCPUs={original}"),
-            ])?),
+            Step::RestrictUnitCpus { unit, original, .. } => {
+                let set = |cpus: &str| {
+                    ops.systemctl(&[
+                        "set-property",
+                        "--runtime",
+                        unit,
+                        &format!("AllowedCPUs={cpus}"),
+                    ])
+                };
+                if original.is_empty() {
+                    // The kernel refuses to empty a populated cgroup's cpuset.cpus (ENOSPC) and systemd
+                    // ignores that failure: widen to every online CPU first, then drop the property.
+                    set(&online_cpus(ops)?)?;
+                }
+                Ok(set(original)?)
+            }
             Step::RestrictCgroupCpus { path, original, .. } => {
                 if !root.exists(path) {
                     return Ok(()); // the cgroup is gone (created by us and already removed)
@@ -232,9 +242,28 @@ impl Step {
                 if root.read_string(path)? == *original {
                     return Ok(());
                 }
-                // An empty cpuset.cpus cannot be written back by value: "" means "inherit" and is
-                // accepted by cgroup v2 as an empty write.
-                Ok(ops.write(path, if original.is_empty() { "\n" } else { original })?)
+                if !original.is_empty() {
+                    return Ok(ops.write(path, original)?);
+                }
+                // Empty means "inherit the parent's CPUs". The kernel accepts an empty write only while the
+                // cgroup has no processes (ENOSPC otherwise); then the parent's effective CPUs, which is
+                // the same set, is written explicitly.
+                if ops.write(path, "\n").is_ok() {
+                    return Ok(());
+                }
+                let parent = path
+                    .trim_end_matches("/cpuset.cpus")
+                    .rsplit_once('/')
+                    .map_or("/sys/fs/cgroup", |(p, _)| p);
+                let inherited =
+                    match root.read_optional(format!("{parent}/cpuset.cpus.effective"))? {
+                        Some(cpus) if !cpus.is_empty() => cpus,
+                        _ => online_cpus(ops)?,
+                    };
+                tracing::info!(
+                    "{path}: cannot empty a populated cgroup's cpuset; writing its parent's CPUs {inherited}"
+                );
+                Ok(ops.write(path, &inherited)?)
             }
             Step::Hugepages { path, original, .. } => {
                 if root.read_u64(path)? == *original {
@@ -262,4 +291,9 @@ impl Step {
             _ => None,
         }
     }
+}
+
+/// Every online CPU, in the kernel's list form.
+fn online_cpus(ops: &dyn HostOps) -> Result<String> {
+    Ok(ops.root().read_string("/sys/devices/system/cpu/online")?)
 }
