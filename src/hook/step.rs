@@ -251,19 +251,7 @@ impl Step {
                 if ops.write(path, "\n").is_ok() {
                     return Ok(());
                 }
-                let parent = path
-                    .trim_end_matches("/cpuset.cpus")
-                    .rsplit_once('/')
-                    .map_or("/sys/fs/cgroup", |(p, _)| p);
-                let inherited =
-                    match root.read_optional(format!("{parent}/cpuset.cpus.effective"))? {
-                        Some(cpus) if !cpus.is_empty() => cpus,
-                        _ => online_cpus(ops)?,
-                    };
-                tracing::info!(
-                    "{path}: cannot empty a populated cgroup's cpuset; writing its parent's CPUs {inherited}"
-                );
-                Ok(ops.write(path, &inherited)?)
+                reset_populated_cpuset(ops, path)
             }
             Step::Hugepages { path, original, .. } => {
                 if root.read_u64(path)? == *original {
@@ -296,4 +284,38 @@ impl Step {
 /// Every online CPU, in the kernel's list form.
 fn online_cpus(ops: &dyn HostOps) -> Result<String> {
     Ok(ops.root().read_string("/sys/devices/system/cpu/online")?)
+}
+
+/// Puts a populated cgroup's `cpuset.cpus` back to empty ("inherit"). The kernel refuses to empty it while
+/// the cgroup has processes (ENOSPC), so: first widen it to the parent's CPUs (the host is unrestricted
+/// from here on, whatever follows), then move its processes to the parent, empty it, and move them back.
+/// If the empty write still fails, the explicit parent set stays, which allows the same CPUs.
+fn reset_populated_cpuset(ops: &dyn HostOps, path: &str) -> Result<()> {
+    let root = ops.root();
+    let cgroup = path.trim_end_matches("/cpuset.cpus");
+    let parent = cgroup.rsplit_once('/').map_or("/sys/fs/cgroup", |(p, _)| p);
+    let inherited = match root.read_optional(format!("{parent}/cpuset.cpus.effective"))? {
+        Some(cpus) if !cpus.is_empty() => cpus,
+        _ => online_cpus(ops)?,
+    };
+    ops.write(path, &inherited)?;
+    let procs: Vec<String> = root
+        .read_optional(format!("{cgroup}/cgroup.procs"))?
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    let move_all = |to: &str| {
+        for pid in &procs {
+            // A process that exited meanwhile is fine (ESRCH).
+            let _ = ops.write(&format!("{to}/cgroup.procs"), pid);
+        }
+    };
+    move_all(parent);
+    let emptied = ops.write(path, "\n");
+    move_all(cgroup);
+    if let Err(e) = emptied {
+        tracing::info!("{path}: left at its parent's CPUs {inherited} (cannot empty it: {e})");
+    }
+    Ok(())
 }
