@@ -39,6 +39,8 @@ snapshot() {
   for f in $FUNCS; do
     echo "driver $f $(drv_of "$f") override=$(cat "/sys/bus/pci/devices/$f/driver_override")"
   done
+  echo "cgroup controllers [$(cat $CG/cgroup.subtree_control 2>/dev/null)]"
+  echo "cgroups [$(cd $CG && ls -d */ 2>/dev/null | tr '\n' ' ')]"
   for s in $HOST_SLICES machine.slice; do echo "cpuset $s [$(cat $CG/$s/cpuset.cpus 2>/dev/null)]"; done
   for h in /sys/kernel/mm/hugepages/*; do echo "hugepages ${h##*/} $(cat "$h/nr_hugepages")"; done
   echo "shm [$(ls /dev/shm | tr '\n' ' ')]"
