@@ -152,8 +152,9 @@ vm_qemu() {
 }
 
 # The real vmgpu for the guest: a static glibc build (the guest has no libc). Always with --target, so these
-# RUSTFLAGS never mix with the normal builds in a shared target dir. Sets VM_VMGPU.
+# RUSTFLAGS never mix with the normal builds in a shared target dir. Sets VM_VMGPU (VM_VMGPU_BIN=FILE: use FILE).
 vm_build_vmgpu() {
+  if [ -n "${VM_VMGPU_BIN:-}" ]; then VM_VMGPU=$VM_VMGPU_BIN; return 0; fi # a prebuilt static binary
   (cd "$VM_REPO" && RUSTFLAGS='-C target-feature=+crt-static' cargo build --quiet --release --no-default-features \
     --target x86_64-unknown-linux-gnu) || { vm_log "static build of vmgpu failed"; return 1; }
   VM_VMGPU=${CARGO_TARGET_DIR:-$VM_REPO/target}/x86_64-unknown-linux-gnu/release/vmgpu
