@@ -92,7 +92,8 @@ pub struct DefineArgs {
     /// List the templates and exit.
     #[arg(long)]
     pub list_templates: bool,
-    /// The guest GPU's PCI address; every function of its IOMMU group is passed.
+    /// The guest GPU's PCI address; every function of its IOMMU group is passed. Without it the one
+    /// passable GPU that is not the host's display is taken; `none` defines a domain without a GPU.
     #[arg(long, value_name = "ADDR")]
     pub gpu: Option<String>,
     /// Guest memory, e.g. 16G or 8192M.
@@ -143,6 +144,19 @@ pub struct DefineArgs {
     /// Update the vmgpu parts of an existing domain, keeping every user edit.
     #[arg(long)]
     pub update: bool,
+    /// Domain type: `kvm`, or `qemu` for emulation (TCG) on machines without usable KVM.
+    #[arg(long, default_value = "kvm", value_name = "TYPE")]
+    pub virt_type: String,
+    /// Guest network: `default` (the template's, libvirt network "default"), `network:NAME`, `bridge:NAME` or
+    /// `none`.
+    #[arg(long, default_value = "default", value_name = "NET")]
+    pub network: String,
+    /// Name of the Looking Glass shared-memory file under /dev/shm.
+    #[arg(long, default_value = "looking-glass", value_name = "NAME")]
+    pub shm_name: String,
+    /// Key combination that switches evdev keyboard and mouse between host and guest.
+    #[arg(long, default_value = "ctrl-ctrl", value_name = "KEYS")]
+    pub grab_toggle: String,
 }
 
 /// `vmgpu view`.
@@ -185,6 +199,15 @@ pub struct SetupArgs {
     /// Restore every file the last applied setup changed.
     #[arg(long)]
     pub undo: bool,
+    /// With --undo: restore even files edited by hand since setup wrote them.
+    #[arg(long, requires = "undo")]
+    pub force: bool,
+    /// Also set up the kvmfr module for Looking Glass (udev rule, modules-load, AppArmor).
+    #[arg(long)]
+    pub kvmfr: bool,
+    /// Do not install vmgpu as libvirt's qemu hook.
+    #[arg(long)]
+    pub no_hook: bool,
     /// Desktop user for groups and the shared-memory file.
     #[arg(long, env = "SUDO_USER")]
     pub user: Option<String>,

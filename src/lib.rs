@@ -2,13 +2,34 @@
 //! show its screen. The module list below is the table of contents.
 #![deny(unsafe_code)]
 
+/// Host checks: one area per file, each a list of findings with a fix for this distro.
+pub mod check;
 /// Command-line definitions (clap derive): flags as typed, validation only.
 pub mod cli;
 /// One file per subcommand: the only layer that uses `anyhow` and talks to the user.
 pub mod commands;
-/// Domain XML: the vmgpu metadata (schema v1) and read-side views of a domain.
+/// Domain XML: the vmgpu metadata (schema v1), read-side views, templates, pinning, Looking Glass sizing and
+/// the byte-preserving rewrite behind `define`.
 pub mod domain;
+/// The libvirt hook: prepare and release a GPU VM's host, crash-safe.
+pub mod hook;
 /// Read-only model of the machine, read through one root path.
 pub mod host;
+/// The write-ahead journal of host changes under `/run/vmgpu`.
+pub mod journal;
+/// Looking Glass (LGMP + KVMFR) over shared memory: client, parsers and the producer. Safe code, no window.
+pub mod lg;
+/// The only user of the `virt` crate: connect, read and define domains.
+#[cfg(feature = "libvirt")]
+pub mod libvirt;
+/// The only code that changes the host: `HostOps`, real and simulated.
+pub mod ops;
 /// Error-chain printing, exit codes and logging set-up.
 pub mod report;
+/// `vmgpu setup`: plan, diff, apply with backups, undo.
+pub mod setup;
+/// Guest-shared memory: the mapping and its checked view (the crate's unsafe code lives here).
+#[allow(unsafe_code)]
+pub mod shm;
+/// The frame viewer: pixel conversion, scaling, cursor and the winit + softbuffer window.
+pub mod viewer;

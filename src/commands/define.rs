@@ -1,10 +1,335 @@
-//! `vmgpu define`.
-use std::path::Path;
+//! `vmgpu define`: build a [`DomainSpec`] from the command line and the host, write it into a template (or,
+//! with `--update`, into the existing domain without touching anything else) and define it in libvirt.
+//! Every check runs before anything is created, so a refused input leaves no trace.
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, anyhow, bail};
 
 use crate::cli::DefineArgs;
+use crate::domain::looking_glass::LookingGlass;
+use crate::domain::pinning::{Cpus, PinRequest};
+use crate::domain::render::{self, Scope};
+use crate::domain::spec::{
+    self, Disk, DomainSpec, Evdev, GpuPassthrough, Hugepages, Network, VirtType,
+};
+use crate::domain::template;
+use crate::host::gpu::{CandidateError, guest_candidate};
+use crate::host::{Host, HostRoot, PciAddress};
 use crate::report::Outcome;
 
+/// Where keyboards and mice have stable names.
+const INPUT_BY_ID: &str = "/dev/input/by-id";
+
 /// Runs `vmgpu define`.
-pub fn run(_root: &Path, _args: &DefineArgs) -> anyhow::Result<Outcome> {
-    super::not_yet_available("define")
+pub fn run(root: &Path, args: &DefineArgs) -> anyhow::Result<Outcome> {
+    let host_root = HostRoot::new(root);
+    let dirs = template::search_dirs(
+        &host_root,
+        std::env::var_os("XDG_CONFIG_HOME")
+            .map(PathBuf::from)
+            .as_deref(),
+        std::env::var_os("HOME").map(PathBuf::from).as_deref(),
+    );
+    if args.list_templates {
+        for t in template::list(&dirs)? {
+            println!("{:<12} {}", t.name, t.origin);
+        }
+        return Ok(Outcome::Ok);
+    }
+    let template = template::find(&dirs, &args.template)?;
+    let name = args.name.clone().unwrap_or_else(|| template.name.clone());
+    spec::check_name(&name)?;
+    let host = Host::read(&host_root)?;
+    let mut spec = build_spec(&host, args, name)?;
+    if args.dry_run {
+        let xml = if args.update {
+            bail!(
+                "--update reads the existing domain from libvirt; it cannot be combined with --dry-run"
+            )
+        } else {
+            render::render(&template.xml, &spec, Scope::Define, &[])?
+        };
+        print!("{xml}");
+        return Ok(Outcome::Ok);
+    }
+    define_in_libvirt(args, &template.xml, &mut spec)
+}
+
+#[cfg(feature = "libvirt")]
+fn define_in_libvirt(
+    args: &DefineArgs,
+    template_xml: &str,
+    spec: &mut DomainSpec,
+) -> anyhow::Result<Outcome> {
+    use crate::domain::metadata::VmgpuConfig;
+    let libvirt = crate::libvirt::Libvirt::open(&args.connect)?;
+    let xml = if args.update {
+        let existing = libvirt.inactive_xml(&spec.name)?.ok_or_else(|| {
+            anyhow!(
+                "domain {} does not exist; drop --update to create it",
+                spec.name
+            )
+        })?;
+        let old_gpus = VmgpuConfig::from_domain_xml(&existing)?
+            .map(|c| c.gpus)
+            .unwrap_or_default();
+        if let Some(gpu) = spec.gpu.as_mut() {
+            gpu.guest_bus = guest_bus_for_update(&existing, &old_gpus)?;
+        }
+        render::render(&existing, spec, Scope::Update, &old_gpus)?
+    } else {
+        if libvirt.domain_exists(&spec.name)? {
+            bail!(
+                "domain {} already exists; use --update to change its vmgpu parts, or choose another name",
+                spec.name
+            );
+        }
+        create_disk(spec.disk.as_ref(), &args.disk_size)?;
+        render::render(template_xml, spec, Scope::Define, &[])?
+    };
+    let defined = libvirt.define(&xml)?;
+    println!(
+        "{} domain {defined}: {}",
+        if args.update { "updated" } else { "defined" },
+        summary(spec)
+    );
+    Ok(Outcome::Ok)
+}
+
+#[cfg(not(feature = "libvirt"))]
+fn define_in_libvirt(_: &DefineArgs, _: &str, _: &mut DomainSpec) -> anyhow::Result<Outcome> {
+    bail!("this vmgpu was built without libvirt support; use --dry-run to print the domain XML")
+}
+
+/// The guest bus of the GPU in an existing domain: where its hostdevs already sit, else a new root port after
+/// the highest PCI controller index.
+#[cfg(feature = "libvirt")]
+fn guest_bus_for_update(xml: &str, old_gpus: &[PciAddress]) -> anyhow::Result<u8> {
+    use crate::domain::xml_index::Index;
+    let index = Index::parse(xml)?;
+    let current = index
+        .at(&["domain", "devices", "hostdev"])
+        .filter(|h| {
+            render::hostdev_source(&index, h)
+                .is_some_and(|a| old_gpus.iter().any(|g| g.same_slot(&a)))
+        })
+        .flat_map(|h| index.children(h))
+        .find(|n| n.name() == "address" && n.attr("type") == Some("pci"))
+        .and_then(|a| crate::host::root::parse_hex(a.attr("bus")?))
+        .and_then(|b| u8::try_from(b).ok());
+    if let Some(bus) = current {
+        return Ok(bus);
+    }
+    let highest = index
+        .at(&["domain", "devices", "controller"])
+        .filter(|c| c.attr("type") == Some("pci"))
+        .filter_map(|c| c.attr("index")?.parse::<u32>().ok())
+        .max()
+        .unwrap_or(0);
+    u8::try_from(highest + 1).map_err(|_| {
+        anyhow!("no free PCI bus left for the GPU (highest controller index {highest})")
+    })
+}
+
+/// Everything about the domain, checked against the host.
+fn build_spec(host: &Host, args: &DefineArgs, name: String) -> anyhow::Result<DomainSpec> {
+    let virt_type = VirtType::parse(&args.virt_type)?;
+    let memory_kib = spec::parse_size_kib(&args.memory)?;
+    if memory_kib > host.memory.total_kib {
+        bail!(
+            "--memory {} ({} MiB) is more than this host has ({} MiB in total)",
+            args.memory,
+            memory_kib / 1024,
+            host.memory.total_kib / 1024
+        );
+    }
+    let hugepages = Hugepages::parse(&args.hugepages)?;
+    hugepages.check(memory_kib)?;
+    let looking_glass = LookingGlass::parse(&args.looking_glass)?;
+    let cpus = Cpus::from_topology(&host.cpu);
+    let pins = cpus.plan(&PinRequest::parse(&args.pin)?, args.vcpus)?;
+    let gpu = choose_gpu(host, args)?;
+    if looking_glass != LookingGlass::Off {
+        check_shm_name(&args.shm_name)?;
+    }
+    Ok(DomainSpec {
+        name,
+        virt_type,
+        memory_kib,
+        pins,
+        amd: cpus.amd,
+        hugepages,
+        gpu,
+        looking_glass,
+        shm_name: args.shm_name.clone(),
+        disk: args.disk.as_deref().map(disk).transpose()?,
+        iso: args.iso.as_deref().map(absolute).transpose()?,
+        evdev: Evdev {
+            keyboard: input_device(&host.root, args.keyboard.as_deref(), "-event-kbd")?,
+            mouse: input_device(&host.root, args.mouse.as_deref(), "-event-mouse")?,
+            grab_toggle: args.grab_toggle.clone(),
+        },
+        hide_hypervisor: args.hide_hypervisor,
+        single_gpu: args.single_gpu,
+        user: args.user.clone(),
+        network: Network::parse(&args.network)?,
+    })
+}
+
+/// The GPU for `--gpu` (or the one candidate), refused when it is the host's display (without
+/// `--single-gpu`) or its IOMMU group holds devices that are not part of the card.
+fn choose_gpu(host: &Host, args: &DefineArgs) -> anyhow::Result<Option<GpuPassthrough>> {
+    let wanted = match args.gpu.as_deref() {
+        Some("none") => return Ok(None),
+        Some(text) => {
+            let address: PciAddress = text.parse()?;
+            let device = host.device(address).ok_or_else(|| {
+                anyhow!("there is no PCI device {address} on this host (see `vmgpu gpus`)")
+            })?;
+            if device.class.is_bridge() {
+                bail!(
+                    "{address} is a {}, not a GPU: pass the GPU itself (see `vmgpu gpus`)",
+                    device.class.name()
+                );
+            }
+            Some(address)
+        }
+        None => None,
+    };
+    let cards = host.gpus();
+    let card = match guest_candidate(&cards, wanted) {
+        Ok(card) => card,
+        Err(CandidateError::OnlyBootDisplay { address }) if args.single_gpu => cards
+            .iter()
+            .find(|c| c.address() == address)
+            .ok_or_else(|| anyhow!("GPU {address} vanished while reading the host"))?,
+        Err(e) => return Err(e.into()),
+    };
+    let address = card.address();
+    if card.is_boot_display && !args.single_gpu {
+        bail!(
+            "{address} is the host's display GPU (boot VGA): pass the other GPU, or use --single-gpu to give the \
+             host's only screen to the guest while it runs"
+        );
+    }
+    let Some(group) = card.group else {
+        bail!("{address} has no IOMMU group: the IOMMU is off (run `vmgpu check` for the fix)");
+    };
+    if let Some(foreign) = card.foreign.first() {
+        bail!(
+            "IOMMU group {group} of {address} also holds {} ({}), which is not part of the card: put the card in a \
+             slot whose group holds only its own functions (see `vmgpu gpus`), or pass {} to the guest too",
+            foreign.address,
+            foreign.class.name(),
+            foreign.address
+        );
+    }
+    if !card.is_passable() {
+        bail!("{address} cannot be passed through: {}", card.reason);
+    }
+    let mut functions = vec![address];
+    functions.extend(card.passthrough_set().into_iter().filter(|a| *a != address));
+    if functions.len() > 8 {
+        bail!(
+            "{address} has {} functions; one guest slot holds at most 8",
+            functions.len()
+        );
+    }
+    Ok(Some(GpuPassthrough {
+        functions,
+        guest_bus: 1,
+    }))
+}
+
+/// A name that stays inside `/dev/shm`.
+fn check_shm_name(name: &str) -> anyhow::Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 255
+        && name != "."
+        && name != ".."
+        && !name.contains(['/', '\0', '\'', '"', '<', '&']);
+    if !ok {
+        bail!("--shm-name {name:?} is not a file name under /dev/shm");
+    }
+    Ok(())
+}
+
+fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
+    std::path::absolute(path).with_context(|| format!("cannot resolve {}", path.display()))
+}
+
+fn disk(path: &Path) -> anyhow::Result<Disk> {
+    let format = match path.extension().and_then(|e| e.to_str()) {
+        Some("img" | "raw") => "raw",
+        _ => "qcow2",
+    };
+    Ok(Disk {
+        path: absolute(path)?,
+        format,
+    })
+}
+
+/// `auto`: the first `…-event-kbd` / `…-event-mouse` in `/dev/input/by-id`; otherwise a path that must exist.
+fn input_device(
+    root: &HostRoot,
+    wanted: Option<&str>,
+    suffix: &str,
+) -> anyhow::Result<Option<PathBuf>> {
+    match wanted {
+        None | Some("none") => Ok(None),
+        Some("auto") => {
+            let found = root
+                .list_dir(INPUT_BY_ID)?
+                .into_iter()
+                .find(|n| n.ends_with(suffix))
+                .ok_or_else(|| anyhow!("no device ending in {suffix} in {INPUT_BY_ID}"))?;
+            Ok(Some(PathBuf::from(INPUT_BY_ID).join(found)))
+        }
+        Some(path) => {
+            if !root.exists(path) {
+                bail!("input device {path} does not exist (look in {INPUT_BY_ID})");
+            }
+            Ok(Some(PathBuf::from(path)))
+        }
+    }
+}
+
+/// Creates a missing disk image with `qemu-img`.
+#[cfg(feature = "libvirt")]
+fn create_disk(disk: Option<&Disk>, size: &str) -> anyhow::Result<()> {
+    let Some(disk) = disk else { return Ok(()) };
+    if disk.path.exists() {
+        return Ok(());
+    }
+    let kib = spec::parse_size_kib(size)?;
+    let output = std::process::Command::new("qemu-img")
+        .args(["create", "-q", "-f", disk.format])
+        .arg(&disk.path)
+        .arg(format!("{kib}K"))
+        .output()
+        .context("cannot run qemu-img (install qemu-utils / qemu-img)")?;
+    if !output.status.success() {
+        bail!(
+            "qemu-img could not create {}: {}",
+            disk.path.display(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(feature = "libvirt")]
+fn summary(spec: &DomainSpec) -> String {
+    let mut parts = vec![
+        format!("{} MiB", spec.memory_kib / 1024),
+        spec.pins.to_string(),
+    ];
+    if let Some(gpu) = &spec.gpu {
+        let list: Vec<String> = gpu.functions.iter().map(|a| a.to_string()).collect();
+        parts.push(format!("GPU {}", list.join(" + ")));
+    }
+    if let Some(r) = spec.looking_glass.resolution() {
+        parts.push(format!("Looking Glass {r} ({} MiB)", r.size_mib()));
+    }
+    parts.join(", ")
 }

@@ -1,11 +1,13 @@
 //! `vmgpu hook` and hook mode (libvirt running us as `hooks/qemu` or `hooks/qemu.d/<name>`).
 //!
 //! Rules from the field: never call libvirt from here, never write to stdout, time out every blocking write.
+//! The contract (argv, exit codes, journal, environment) is at the top of `src/hook/mod.rs`.
 use std::ffi::OsString;
 use std::path::Path;
 
 use crate::cli::HookArgs;
-use crate::report::Outcome;
+use crate::host::HostRoot;
+use crate::report::{EXIT_ERROR, EXIT_FINDINGS, ExitError, Outcome};
 
 /// When argv[0] says libvirt runs us as its qemu hook, returns the hook arguments (argv[1..]).
 pub fn argv_if_invoked_as_hook(args: &[OsString]) -> Option<Vec<String>> {
@@ -26,13 +28,32 @@ pub fn argv_if_invoked_as_hook(args: &[OsString]) -> Option<Vec<String>> {
 
 /// Entry point for hook mode: the root is always `/`.
 pub fn run_from_libvirt(args: Vec<String>) -> anyhow::Result<Outcome> {
+    crate::report::init_logging(0);
     run(Path::new("/"), &HookArgs { args })
 }
 
-/// Runs the hook for `<vm> <op> <sub-op> <extra>`.
-pub fn run(_root: &Path, _args: &HookArgs) -> anyhow::Result<Outcome> {
-    // Until the hook lands, leave every domain alone: exit 0, no output, no change.
-    Ok(Outcome::Ok)
+/// Runs the hook for `<vm> <op> <sub-op> <extra>`, the domain XML on stdin.
+pub fn run(root: &Path, args: &HookArgs) -> anyhow::Result<Outcome> {
+    let root = HostRoot::new(root);
+    match crate::hook::run(&root, &args.args, &mut std::io::stdin().lock()) {
+        Ok(()) => Ok(Outcome::Ok),
+        Err(err) => {
+            let code = match err {
+                crate::hook::Error::Usage(_) => EXIT_ERROR,
+                _ => EXIT_FINDINGS,
+            };
+            let what = args
+                .args
+                .iter()
+                .take(3)
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join(" ");
+            // The whole cause chain on one line (libvirt shows stderr to the user), with the exit code.
+            let chain = crate::report::chain_one_line(&anyhow::Error::new(err));
+            Err(ExitError::new(code, format!("{what}: {chain}")).into())
+        }
+    }
 }
 
 #[cfg(test)]

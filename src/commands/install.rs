@@ -1,15 +1,183 @@
-//! `vmgpu install` and `vmgpu uninstall`.
-use std::path::Path;
+//! `vmgpu install` and `vmgpu uninstall`: vmgpu as libvirt's qemu hook, never touching a foreign hook.
+//!
+//! The hook goes to `<hooks>/qemu` when that path is free or already vmgpu's, else to
+//! `<hooks>/qemu.d/vmgpu` (libvirt ≥ 6.5 runs every executable there after `qemu`). `<hooks>` is
+//! `/etc/libvirt/hooks`, or `/var/lib/libvirt/hooks` on NixOS. The installed file is a real copy of the
+//! binary (AppArmor checks the resolved path and lets libvirtd exec only /usr/bin and /usr/sbin, so a
+//! symlink into /usr/local would fail silently). A file is vmgpu's when it contains [`HOOK_MARKER`] (every
+//! vmgpu binary does) or is a symlink to a file named `vmgpu`. libvirt looks for hooks when the daemon
+//! starts: `--restart` restarts it (virtqemud or libvirtd, whichever runs), otherwise the command is printed.
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
 
 use crate::cli::InstallArgs;
+use crate::host::HostRoot;
 use crate::report::Outcome;
 
+/// A string every vmgpu binary contains; it identifies an installed hook as ours.
+pub static HOOK_MARKER: &str = "vmgpu-hook-marker:3f9c1e7a-libvirt-qemu-hook";
+
+/// The hooks directory for this distribution (a host path).
+pub fn hooks_dir(root: &HostRoot) -> &'static str {
+    let nixos = root.exists("/etc/NIXOS")
+        || root
+            .read_optional("/etc/os-release")
+            .ok()
+            .flatten()
+            .is_some_and(|t| t.lines().any(|l| l.trim() == "ID=nixos"));
+    if nixos {
+        "/var/lib/libvirt/hooks"
+    } else {
+        "/etc/libvirt/hooks"
+    }
+}
+
+/// What is at a hook path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    /// Nothing.
+    Free,
+    /// vmgpu's own hook.
+    Ours,
+    /// Somebody else's.
+    Foreign,
+}
+
+/// Looks at a path (full path).
+pub fn slot(path: &Path) -> Slot {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Slot::Free;
+    };
+    if meta.file_type().is_symlink() {
+        let target = std::fs::read_link(path).unwrap_or_default();
+        return if target.file_name().is_some_and(|n| n == "vmgpu") {
+            Slot::Ours
+        } else {
+            Slot::Foreign
+        };
+    }
+    if !meta.is_file() {
+        return Slot::Foreign;
+    }
+    let marker = HOOK_MARKER.as_bytes();
+    match std::fs::read(path) {
+        Ok(bytes) if bytes.windows(marker.len()).any(|w| w == marker) => Slot::Ours,
+        _ => Slot::Foreign,
+    }
+}
+
+/// The daemon that runs QEMU hooks here: `virtqemud` (modular) or `libvirtd`.
+pub fn daemon(root: &HostRoot) -> &'static str {
+    let cgroup = |unit: &str| root.exists(format!("/sys/fs/cgroup/system.slice/{unit}"));
+    if cgroup("virtqemud.service") || cgroup("virtqemud.socket") {
+        return "virtqemud";
+    }
+    if cgroup("libvirtd.service") {
+        return "libvirtd";
+    }
+    for pid in root.list_dir("/proc").unwrap_or_default() {
+        if let Ok(Some(comm)) = root.read_optional(format!("/proc/{pid}/comm"))
+            && comm == "virtqemud"
+        {
+            return "virtqemud";
+        }
+    }
+    "libvirtd"
+}
+
 /// Runs `vmgpu install`.
-pub fn run_install(_root: &Path, _args: &InstallArgs) -> anyhow::Result<Outcome> {
-    super::not_yet_available("install")
+pub fn run_install(root: &Path, args: &InstallArgs) -> anyhow::Result<Outcome> {
+    let root = HostRoot::new(root);
+    let dir = hooks_dir(&root);
+    let main = root.path(format!("{dir}/qemu"));
+    let dropin = root.path(format!("{dir}/qemu.d/vmgpu"));
+    let target = match (slot(&main), slot(&dropin)) {
+        (Slot::Free | Slot::Ours, _) => main,
+        (Slot::Foreign, Slot::Foreign) => bail!(
+            "both {} and {} belong to another program; vmgpu leaves them alone (move one away and run \
+             `vmgpu install` again)",
+            main.display(),
+            dropin.display()
+        ),
+        (Slot::Foreign, _) => {
+            eprintln!(
+                "vmgpu: {} is another program's hook; installing as {} (libvirt runs it after qemu)",
+                main.display(),
+                dropin.display()
+            );
+            dropin
+        }
+    };
+    let exe = std::env::current_exe().context("cannot find the vmgpu binary to install")?;
+    copy_executable(&exe, &target)?;
+    println!("installed the vmgpu hook as {}", target.display());
+    let daemon = daemon(&root);
+    if args.restart {
+        if !crate::hook::cpus::systemd_booted(&root) {
+            bail!("systemd is not running: restart {daemon} by hand so it sees the hook");
+        }
+        let ops = crate::ops::for_root(&root);
+        ops.systemctl(&["restart", &format!("{daemon}.service")])
+            .with_context(|| format!("cannot restart {daemon}"))?;
+        println!("restarted {daemon}: the hook is active");
+    } else {
+        println!(
+            "libvirt looks for hooks when it starts: run `systemctl restart {daemon}` (or pass --restart)"
+        );
+    }
+    if root.exists("/sys/fs/selinux/enforce") {
+        println!(
+            "SELinux: run `restorecon -R {dir}` and `setsebool -P virt_hooks_unconfined on` so {daemon} may run it"
+        );
+    }
+    Ok(Outcome::Ok)
 }
 
 /// Runs `vmgpu uninstall`.
-pub fn run_uninstall(_root: &Path, _args: &InstallArgs) -> anyhow::Result<Outcome> {
-    super::not_yet_available("uninstall")
+pub fn run_uninstall(root: &Path, _args: &InstallArgs) -> anyhow::Result<Outcome> {
+    let root = HostRoot::new(root);
+    let dir = hooks_dir(&root);
+    let mut removed = 0;
+    for path in [
+        root.path(format!("{dir}/qemu")),
+        root.path(format!("{dir}/qemu.d/vmgpu")),
+    ] {
+        match slot(&path) {
+            Slot::Free => {}
+            Slot::Ours => {
+                std::fs::remove_file(&path)
+                    .with_context(|| format!("cannot remove {}", path.display()))?;
+                println!("removed {}", path.display());
+                removed += 1;
+            }
+            Slot::Foreign => println!("left {} alone: it is not vmgpu's", path.display()),
+        }
+    }
+    if removed == 0 {
+        println!("no vmgpu hook installed under {}", root.path(dir).display());
+    }
+    Ok(Outcome::Ok)
+}
+
+/// Copies `from` to `to` as a new executable file (temporary file + rename, so libvirt never runs half of it).
+fn copy_executable(from: &Path, to: &Path) -> anyhow::Result<()> {
+    let dir = to.parent().context("hook path has no directory")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let bytes = std::fs::read(from).with_context(|| format!("cannot read {}", from.display()))?;
+    let tmp: PathBuf = dir.join(".vmgpu-install.tmp");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o755)
+        .open(&tmp)
+        .with_context(|| format!("cannot create {}", tmp.display()))?;
+    file.write_all(&bytes)
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, to).with_context(|| format!("cannot install {}", to.display()))?;
+    Ok(())
 }

@@ -43,6 +43,9 @@ pub enum Error {
     /// The document ended inside an element, or had no element at all.
     #[error("XML document is incomplete: {0}")]
     Incomplete(&'static str),
+    /// An entity reference XML does not define (no DTDs are read).
+    #[error("malformed XML: unknown entity &{0};")]
+    UnknownEntity(String),
     /// More than one top-level element.
     #[error("XML document has more than one top-level element")]
     SeveralRoots,
@@ -135,7 +138,9 @@ impl Element {
                     };
                     match resolved {
                         Some(text) => top.text.push_str(&text),
-                        None => return Err(Error::Incomplete("unknown entity reference")),
+                        None => {
+                            return Err(Error::UnknownEntity(reference.chars().take(32).collect()));
+                        }
                     }
                 }
                 Event::Eof => break,

@@ -187,6 +187,16 @@ impl PciDevice {
         format!("{:04x}:{:04x}", self.vendor, self.device)
     }
 
+    /// True for anything but a bridge: the devices a guest can be given.
+    pub fn is_endpoint(&self) -> bool {
+        !self.class.is_bridge()
+    }
+
+    /// The vendor's short name, when it is one vmgpu knows.
+    pub fn vendor_name(&self) -> Option<&'static str> {
+        vendor_name(self.vendor)
+    }
+
     /// True for a GPU: a VGA or 3D controller (or another display controller).
     pub fn is_gpu(&self) -> bool {
         self.class.is_display()
@@ -251,6 +261,21 @@ impl PciDevice {
             iommu_group,
         })
     }
+}
+
+/// The short name of a PCI vendor id vmgpu meets on GPUs and their functions.
+pub fn vendor_name(vendor: u16) -> Option<&'static str> {
+    Some(match vendor {
+        0x10de => "NVIDIA",
+        0x1002 => "AMD",
+        0x1022 => "AMD",
+        0x8086 => "Intel",
+        0x1234 => "QEMU",
+        0x1af4 | 0x1b36 => "Red Hat (QEMU)",
+        0x1414 => "Microsoft",
+        0x15ad => "VMware",
+        _ => return None,
+    })
 }
 
 /// Every PCI device under `/sys/bus/pci/devices`, sorted by address. Entries whose names are not

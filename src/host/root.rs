@@ -159,6 +159,123 @@ impl HostRoot {
     }
 }
 
+/// What kind of file a path is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FileKind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link (only from [`HostRoot::stat`] of a link that dangles).
+    Symlink,
+    /// A character device (`/dev/kvm`).
+    CharDevice,
+    /// Anything else (block device, socket, fifo).
+    Other,
+}
+
+/// Owner, mode, kind and modification time of a host file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct FileStat {
+    /// The kind (after following symlinks).
+    pub kind: FileKind,
+    /// Permission bits (`0o666`).
+    pub mode: u32,
+    /// Owner uid.
+    pub uid: u32,
+    /// Group gid.
+    pub gid: u32,
+    /// Modification time, seconds since the epoch.
+    pub mtime: i64,
+}
+
+/// In a recorded tree, the file that records what git cannot keep (device nodes, owners, modes, times):
+/// one line per host path, `PATH KIND MODE UID GID MTIME` with KIND one of `f d c l o` and MODE in octal.
+pub const STAT_MANIFEST: &str = "node-stat.txt";
+
+impl HostRoot {
+    /// The kind, mode, owner and mtime of a host path (following symlinks), `None` when it does not exist.
+    /// For a recorded tree, an entry in [`STAT_MANIFEST`] wins over the fixture file's own metadata.
+    pub fn stat(&self, host_path: impl AsRef<Path>) -> Result<Option<FileStat>> {
+        let host_path = host_path.as_ref();
+        if !self.is_live()
+            && let Some(stat) = self.manifest_stat(host_path)?
+        {
+            return Ok(Some(stat));
+        }
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let path = self.path(host_path);
+        let meta = match std::fs::metadata(&path) {
+            Ok(m) => m,
+            Err(source) if source.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(Error::Read { path, source }),
+        };
+        let ft = meta.file_type();
+        let kind = if ft.is_file() {
+            FileKind::File
+        } else if ft.is_dir() {
+            FileKind::Dir
+        } else if ft.is_char_device() {
+            FileKind::CharDevice
+        } else {
+            FileKind::Other
+        };
+        Ok(Some(FileStat {
+            kind,
+            mode: meta.mode() & 0o7777,
+            uid: meta.uid(),
+            gid: meta.gid(),
+            mtime: meta.mtime(),
+        }))
+    }
+
+    fn manifest_stat(&self, host_path: &Path) -> Result<Option<FileStat>> {
+        let manifest = self.base.join(STAT_MANIFEST);
+        let text = match std::fs::read_to_string(&manifest) {
+            Ok(t) => t,
+            Err(source) if source.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(Error::Read {
+                    path: manifest,
+                    source,
+                });
+            }
+        };
+        let want = host_path.to_string_lossy();
+        for line in text.lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let [path, kind, mode, uid, gid, mtime] = fields.as_slice() else {
+                continue;
+            };
+            if *path != want {
+                continue;
+            }
+            let bad = || Error::Parse {
+                path: manifest.clone(),
+                expected: "PATH KIND MODE UID GID MTIME",
+                found: cut(line),
+            };
+            let kind = match *kind {
+                "f" => FileKind::File,
+                "d" => FileKind::Dir,
+                "c" => FileKind::CharDevice,
+                "l" => FileKind::Symlink,
+                "o" => FileKind::Other,
+                _ => return Err(bad()),
+            };
+            return Ok(Some(FileStat {
+                kind,
+                mode: u32::from_str_radix(mode, 8).map_err(|_| bad())?,
+                uid: uid.parse().map_err(|_| bad())?,
+                gid: gid.parse().map_err(|_| bad())?,
+                mtime: mtime.parse().map_err(|_| bad())?,
+            }));
+        }
+        Ok(None)
+    }
+}
+
 /// Parses `0x10de`, `10de` or `0x030000` as hexadecimal.
 pub fn parse_hex(text: &str) -> Option<u32> {
     let t = text.trim();
@@ -203,6 +320,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = HostRoot::new(dir.path());
         assert_eq!(root.read_optional("/nope").unwrap(), None);
+    }
+
+    #[test]
+    fn test_stat_manifest_describes_device_node() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(STAT_MANIFEST),
+            "/dev/kvm c 0666 0 36 1700000000\n",
+        )
+        .unwrap();
+        let stat = HostRoot::new(dir.path()).stat("/dev/kvm").unwrap().unwrap();
+        assert_eq!(
+            (stat.kind, stat.mode, stat.gid),
+            (FileKind::CharDevice, 0o666, 36)
+        );
+    }
+
+    #[test]
+    fn test_stat_missing_is_none() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(HostRoot::new(dir.path()).stat("/dev/kvm").unwrap(), None);
     }
 
     #[test]

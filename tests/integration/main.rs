@@ -1,4 +1,25 @@
 //! The single integration-test binary: one module per area.
 
+/// Hook bad-input corpus: every case refused with its exit code and message, the host tree unchanged.
+mod badinput;
 /// The command line: every subcommand exists and has help.
 mod cli;
+/// A simulated host tree for the hook tests and helpers to run the binary on it.
+mod fakehost;
+/// The hook state machine on a simulated host: prepare, release, refusals.
+mod hook;
+/// `vmgpu install` / `uninstall` never touch a foreign hook.
+mod install;
+/// Crash safety: SIGKILL after every prepare step, then restore.
+mod journal;
+
+/// Looking Glass protocol: producer and client end to end, slow clients, restarts, bad regions.
+mod lg;
+
+/// Property tests of the client against arbitrary and concurrently changing regions.
+mod lg_fuzz;
+
+/// `vmgpu setup`: plans, apply, no-op re-run, undo, bad input.
+mod setup;
+/// Host trees for the setup tests (with a busybox userland for chroot).
+mod setup_tree;

@@ -1,0 +1,227 @@
+//! The guest GPU: one found (and which), its IOMMU group clean, a second GPU left for the host, the drivers its
+//! functions use now, ids shared with the host GPU (`vfio-pci.ids=` would take both) and its reset method.
+use super::{Context, Finding};
+use crate::host::gpu::CandidateError;
+use crate::host::{GpuCard, Verdict};
+
+/// Runs the GPU checks.
+pub fn check(ctx: &Context) -> Vec<Finding> {
+    let Some(card) = ctx.guest() else {
+        return vec![candidate(ctx)];
+    };
+    vec![
+        candidate(ctx),
+        group(card),
+        host_display(ctx, card),
+        drivers(card),
+        shared_ids(ctx, card),
+        reset(card),
+    ]
+}
+
+fn functions(card: &GpuCard) -> String {
+    card.functions
+        .iter()
+        .map(|f| format!("{} {}", f.address, f.class.name()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn candidate(ctx: &Context) -> Finding {
+    const ID: &str = "gpu.guest";
+    match &ctx.guest {
+        Ok(card) => Finding::pass(
+            ID,
+            format!(
+                "guest GPU {} {} [{}] with {} function{}: {}",
+                card.address(),
+                card.primary.vendor_name().unwrap_or("unknown vendor"),
+                card.primary.vendor_device(),
+                card.functions.len(),
+                if card.functions.len() == 1 { "" } else { "s" },
+                functions(card)
+            ),
+        ),
+        Err(e @ CandidateError::Ambiguous { .. }) => Finding::fail(
+            ID,
+            e.to_string(),
+            "run `vmgpu check --gpu ADDR` (and `vmgpu setup --gpu ADDR`) with the card for the guest",
+        ),
+        Err(e @ CandidateError::NotAGpu { .. }) => Finding::fail(
+            ID,
+            e.to_string(),
+            "pass one of the listed addresses to --gpu (see `vmgpu gpus`)",
+        ),
+        Err(e @ CandidateError::NonePassable { .. }) => Finding::fail(
+            ID,
+            e.to_string(),
+            "fix the IOMMU first (see iommu.enabled), or move the card to a slot with its own IOMMU group",
+        ),
+        Err(e) => Finding::fail(
+            ID,
+            e.to_string(),
+            "add a second GPU for the guest, or use single-GPU mode (`vmgpu define --single-gpu`)",
+        ),
+    }
+}
+
+fn group(card: &GpuCard) -> Finding {
+    const ID: &str = "gpu.group";
+    match card.verdict {
+        Verdict::NotPassable if card.group.is_none() => {
+            Finding::skip(ID, "no IOMMU group: the IOMMU is off (see iommu.enabled)")
+        }
+        Verdict::NotPassable => Finding::fail(
+            ID,
+            format!("the guest GPU's group is not clean: {}", card.reason),
+            "move the card to a CPU-attached slot (or, on a kernel with the ACS override patch, add \
+             pcie_acs_override=downstream,multifunction, which weakens isolation)",
+        ),
+        _ => Finding::pass(ID, format!("{}: {}", card.verdict, card.reason)),
+    }
+}
+
+fn host_display(ctx: &Context, card: &GpuCard) -> Finding {
+    const ID: &str = "gpu.host_display";
+    if card.is_boot_display {
+        return Finding::warn(
+            ID,
+            format!(
+                "{} is the boot display (the host's screen): passing it leaves the host without a display",
+                card.address()
+            ),
+            "choose the other GPU with --gpu, or use single-GPU mode (`vmgpu define --single-gpu`)",
+        );
+    }
+    match ctx.cards.iter().find(|c| c.address() != card.address()) {
+        Some(host) => Finding::pass(
+            ID,
+            format!(
+                "the host keeps {} {} [{}]{}",
+                host.address(),
+                host.primary.vendor_name().unwrap_or("unknown vendor"),
+                host.primary.vendor_device(),
+                if host.is_boot_display {
+                    " (boot display)"
+                } else {
+                    ""
+                }
+            ),
+        ),
+        None => Finding::warn(
+            ID,
+            "the guest GPU is the only GPU: the host has no display while the VM runs",
+            "use single-GPU mode (`vmgpu define --single-gpu`) or add a GPU for the host",
+        ),
+    }
+}
+
+fn drivers(card: &GpuCard) -> Finding {
+    const ID: &str = "gpu.driver";
+    let set: Vec<String> = card
+        .functions
+        .iter()
+        .chain(&card.foreign)
+        .map(|f| {
+            format!(
+                "{} {}",
+                f.address,
+                f.driver.as_deref().unwrap_or("(no driver)")
+            )
+        })
+        .collect();
+    if card
+        .functions
+        .iter()
+        .all(|f| f.driver.as_deref() == Some("vfio-pci"))
+    {
+        return Finding::pass(ID, "every function of the guest GPU is on vfio-pci");
+    }
+    Finding::warn(
+        ID,
+        format!(
+            "the guest GPU's functions are on host drivers ({}); the vmgpu hook moves them to vfio-pci at VM \
+             start, or bind them at boot",
+            set.join(", ")
+        ),
+        format!(
+            "vmgpu setup --gpu {} (early vfio-pci binding), or `vmgpu install` and let the hook bind at VM start",
+            card.address()
+        ),
+    )
+}
+
+fn shared_ids(ctx: &Context, card: &GpuCard) -> Finding {
+    const ID: &str = "gpu.ids";
+    let guest_ids = card.ids();
+    let host_cards: Vec<&GpuCard> = ctx
+        .cards
+        .iter()
+        .filter(|c| c.address() != card.address())
+        .filter(|c| c.ids().iter().any(|id| guest_ids.contains(id)))
+        .collect();
+    let Some(host) = host_cards.first() else {
+        return Finding::pass(
+            ID,
+            format!(
+                "no other device shares the guest GPU's ids ({})",
+                guest_ids.join(", ")
+            ),
+        );
+    };
+    let cmdline_ids = ctx.host.kernel.cmdline.list("vfio-pci.ids");
+    let caught: Vec<&String> = guest_ids
+        .iter()
+        .filter(|id| cmdline_ids.contains(id))
+        .collect();
+    let what = format!(
+        "{} has the same ids as the guest GPU ({}): vfio-pci.ids= would take the host's GPU too",
+        host.address(),
+        guest_ids.join(", ")
+    );
+    let fix = format!(
+        "bind by address instead of by id: `vmgpu setup --gpu {}` (driver_override for this address only)",
+        card.address()
+    );
+    if caught.is_empty() {
+        Finding::warn(ID, what, fix)
+    } else {
+        Finding::fail(
+            ID,
+            format!(
+                "{what}, and the kernel command line has vfio-pci.ids={}",
+                cmdline_ids.join(",")
+            ),
+            format!(
+                "{}; {fix}",
+                super::fix::kernel_args(
+                    &ctx.host.distro,
+                    &[],
+                    &[&format!("vfio-pci.ids={}", cmdline_ids.join(","))]
+                )
+            ),
+        )
+    }
+}
+
+fn reset(card: &GpuCard) -> Finding {
+    const ID: &str = "gpu.reset";
+    match &card.primary.reset_method {
+        None => Finding::skip(
+            ID,
+            "the kernel does not report reset_method (older than 5.15)",
+        ),
+        Some(methods) if methods.is_empty() => Finding::warn(
+            ID,
+            format!(
+                "{} has no reset method: a second VM start may fail or hang the GPU",
+                card.address()
+            ),
+            "shut the guest down fully between starts; for AMD cards install vendor-reset",
+        ),
+        Some(methods) => Finding::pass(
+            ID,
+            format!("{} resets with {}", card.address(), methods.join(", ")),
+        ),
+    }
+}

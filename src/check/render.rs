@@ -1,0 +1,48 @@
+//! Human rendering helpers shared by `check` and `gpus`: ANSI colour only when stdout is a terminal.
+
+/// Whether to colour output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Style {
+    colour: bool,
+}
+
+impl Style {
+    /// Colour on (`true`, a terminal) or off.
+    pub fn new(colour: bool) -> Self {
+        Self { colour }
+    }
+
+    /// Plain text, for snapshots and pipes.
+    pub fn plain() -> Self {
+        Self::new(false)
+    }
+
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.colour {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+
+    /// Bold.
+    pub fn bold(&self, text: &str) -> String {
+        self.paint("1", text)
+    }
+    /// Green (PASS).
+    pub fn green(&self, text: &str) -> String {
+        self.paint("32", text)
+    }
+    /// Yellow (WARN).
+    pub fn yellow(&self, text: &str) -> String {
+        self.paint("33", text)
+    }
+    /// Red (FAIL).
+    pub fn red(&self, text: &str) -> String {
+        self.paint("31", text)
+    }
+    /// Dim (SKIP).
+    pub fn dim(&self, text: &str) -> String {
+        self.paint("2", text)
+    }
+}

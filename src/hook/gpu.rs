@@ -1,0 +1,181 @@
+//! The GPU part of prepare/release: the endpoints of a GPU's IOMMU group(s), the processes holding them,
+//! binding to vfio-pci (`driver_override`, `unbind`, `drivers_probe`, verify) and giving them back.
+use std::time::{Duration, Instant};
+
+use super::error::{Error, Result};
+use crate::host::pci::PCI_DEVICES;
+use crate::host::{HostRoot, PciAddress, PciDevice};
+use crate::ops::HostOps;
+
+/// The driver every endpoint of a passed-through group must be on.
+pub const VFIO: &str = "vfio-pci";
+/// How long to wait for a driver to appear after `drivers_probe` (drivers may probe asynchronously).
+pub const PROBE_WAIT: Duration = Duration::from_secs(5);
+
+/// Parses a journaled address.
+pub fn parse_address(text: &str) -> Result<PciAddress> {
+    text.parse()
+        .map_err(|e: crate::host::pci::BadPciAddress| Error::Usage(e.to_string()))
+}
+
+/// Reads a device, mapping "no such directory" to [`Error::NoSuchDevice`].
+pub fn read_device(root: &HostRoot, address: PciAddress) -> Result<PciDevice> {
+    if !root.exists(format!("{PCI_DEVICES}/{address}")) {
+        return Err(Error::NoSuchDevice(address));
+    }
+    Ok(PciDevice::read(root, address)?)
+}
+
+/// Every endpoint (non-bridge) in the IOMMU groups of `gpus`, each once, functions other than display
+/// first (HDMI audio `.1` before the GPU `.0`, as the kernel and the guides prefer). Errors for a missing
+/// device, a bridge, or no IOMMU group.
+pub fn group_endpoints(root: &HostRoot, gpus: &[PciAddress]) -> Result<Vec<(PciDevice, u32)>> {
+    let mut out: Vec<(PciDevice, u32)> = Vec::new();
+    for &gpu in gpus {
+        let device = read_device(root, gpu)?;
+        if device.class.is_bridge() {
+            return Err(Error::Bridge {
+                address: gpu,
+                class: device.class.name(),
+            });
+        }
+        let group = device.iommu_group.ok_or(Error::NoIommu(gpu))?;
+        for name in root.list_dir(format!("/sys/kernel/iommu_groups/{group}/devices"))? {
+            let Ok(address) = name.parse::<PciAddress>() else {
+                continue;
+            };
+            if out.iter().any(|(d, _)| d.address == address) {
+                continue;
+            }
+            let member = read_device(root, address)?;
+            if !member.class.is_bridge() {
+                out.push((member, group));
+            }
+        }
+    }
+    out.sort_by_key(|(d, _)| (d.class.is_display(), d.address));
+    Ok(out)
+}
+
+/// Moves one device to vfio-pci: `driver_override`, unbind from its driver (under a deadline), probe,
+/// then verify (waiting for an asynchronous probe).
+pub fn bind_vfio(ops: &dyn HostOps, address: &PciAddress) -> Result<()> {
+    let root = ops.root();
+    let dir = format!("{PCI_DEVICES}/{address}");
+    let current = root.read_link_name(format!("{dir}/driver"))?;
+    if current.as_deref() == Some(VFIO) {
+        return Ok(());
+    }
+    ops.write(&format!("{dir}/driver_override"), VFIO)?;
+    if let Some(driver) = current {
+        ops.write(
+            &format!("/sys/bus/pci/drivers/{driver}/unbind"),
+            &address.to_string(),
+        )?;
+    }
+    ops.write("/sys/bus/pci/drivers_probe", &address.to_string())?;
+    let found = wait_for_driver(ops, address, Some(VFIO))?;
+    if found.as_deref() != Some(VFIO) {
+        return Err(Error::BindFailed {
+            address: *address,
+            expected: VFIO.into(),
+            found: found.unwrap_or_else(|| "no driver".into()),
+        });
+    }
+    Ok(())
+}
+
+/// Gives a device back to its original driver (idempotent). "Already on the original driver" is success:
+/// libvirt's own reattach may have done it.
+pub fn restore_driver(
+    ops: &dyn HostOps,
+    address: &PciAddress,
+    original: Option<&str>,
+    original_override: Option<&str>,
+) -> Result<()> {
+    let root = ops.root();
+    let dir = format!("{PCI_DEVICES}/{address}");
+    if !root.exists(&dir) {
+        tracing::warn!("{address} is gone (hot-unplugged?): nothing to restore");
+        return Ok(());
+    }
+    let override_path = format!("{dir}/driver_override");
+    let wanted_override = original_override.unwrap_or("");
+    let current_override = root
+        .read_optional(&override_path)?
+        .filter(|v| v != "(null)")
+        .unwrap_or_default();
+    if current_override != wanted_override {
+        let value = if wanted_override.is_empty() {
+            "\n"
+        } else {
+            wanted_override
+        };
+        ops.write(&override_path, value)?;
+    }
+    let current = root.read_link_name(format!("{dir}/driver"))?;
+    if current.as_deref() == original {
+        return Ok(());
+    }
+    if let Some(driver) = &current {
+        ops.write(
+            &format!("/sys/bus/pci/drivers/{driver}/unbind"),
+            &address.to_string(),
+        )?;
+    }
+    let Some(original) = original else {
+        return Ok(());
+    };
+    ops.write("/sys/bus/pci/drivers_probe", &address.to_string())?;
+    let mut found = wait_for_driver(ops, address, Some(original))?;
+    if found.is_none() && root.exists(format!("/sys/bus/pci/drivers/{original}")) {
+        // drivers_probe found no match (e.g. the id was added with new_id): bind by name.
+        ops.write(
+            &format!("/sys/bus/pci/drivers/{original}/bind"),
+            &address.to_string(),
+        )?;
+        found = wait_for_driver(ops, address, Some(original))?;
+    }
+    if found.as_deref() != Some(original) {
+        return Err(Error::BindFailed {
+            address: *address,
+            expected: original.to_string(),
+            found: found.unwrap_or_else(|| "no driver".into()),
+        });
+    }
+    Ok(())
+}
+
+/// Polls the `driver` link until it names `wanted` or [`PROBE_WAIT`] passes; returns what it found.
+fn wait_for_driver(
+    ops: &dyn HostOps,
+    address: &PciAddress,
+    wanted: Option<&str>,
+) -> Result<Option<String>> {
+    let link = format!("{PCI_DEVICES}/{address}/driver");
+    let deadline = Instant::now() + PROBE_WAIT;
+    let mut pause = Duration::from_micros(500);
+    loop {
+        let found = ops.root().read_link_name(&link)?;
+        if found.as_deref() == wanted || Instant::now() >= deadline || !ops.root().is_live() {
+            return Ok(found);
+        }
+        ops.pause(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// After binding: every endpoint of each group must be on vfio-pci.
+pub fn verify_groups_viable(root: &HostRoot, endpoints: &[(PciDevice, u32)]) -> Result<()> {
+    for (device, group) in endpoints {
+        let driver = root.read_link_name(format!("{PCI_DEVICES}/{}/driver", device.address))?;
+        if driver.as_deref() != Some(VFIO) {
+            return Err(Error::GroupNotViable {
+                group: *group,
+                address: device.address,
+                driver: driver.unwrap_or_else(|| "no driver".into()),
+            });
+        }
+    }
+    Ok(())
+}

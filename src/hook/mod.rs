@@ -1,0 +1,196 @@
+//! The libvirt qemu hook: prepare a GPU VM's host (vfio-pci, CPUs, hugepages, IVSHMEM) and put it back,
+//! crash-safe through a write-ahead journal.
+//!
+//! # Contract
+//! - **argv**: exactly `<vm> <op> <sub-op> <extra>` (libvirt's form; `release end 'from snapshot'` is one
+//!   element). Invoked as `…/hooks/qemu`, `…/hooks/qemu.d/<any>` or `vmgpu hook <4 args>`; any other count
+//!   is a usage error.
+//! - **stdin**: the domain XML (read in full, at most 10 MiB). A document that does not mention vmgpu's
+//!   namespace (`https://vmgpu.dev/xmlns/config/1`) ends the run at once: exit 0, no output, no state.
+//! - **stdout**: never written (for `migrate`/`restore` libvirt reads it as replacement XML; empty means
+//!   unchanged). Logs go to journald when its socket exists, else stderr (`VMGPU_LOG` sets the filter).
+//! - **ops**: `prepare begin` prepares; `started begin` starts the viewer when configured; `stopped end` and
+//!   `release end` undo the journal (whichever comes first; the metadata is not needed for that);
+//!   `start`, `reconnect`, `attach`, `migrate`, `restore` and unknown ops change nothing.
+//! - **exit codes**: 0 done or nothing to do; 1 refused or failed (libvirt aborts the start; the message is
+//!   one line on stderr, every change already undone); 2 usage error (`vmgpu hook` only; as `hooks/qemu`
+//!   every failure is 1).
+//! - **journal**: `/run/vmgpu/<vm>.json` (under `--root`), written and synced before each change; removed
+//!   after a complete release. `/run/vmgpu/.lock` serializes hooks of different VMs.
+//! - **env**: `VMGPU_CRASH_AFTER_STEP=N` (tests) SIGKILLs vmgpu right after prepare step N (1-based) was
+//!   journaled and applied; `VMGPU_WRITE_TIMEOUT_MS` sets the deadline of blocking sysfs writes (default
+//!   10000); `VMGPU_LOG` the log filter.
+//! - **root**: with `--root DIR` other than `/`, every path is under DIR and the kernel's side of each change
+//!   is simulated (driver links, modules, hugepage counts: see `ops::sim`); with `/` it is real.
+use std::io::Read;
+
+use crate::domain::hookview::HookView;
+use crate::domain::metadata;
+use crate::host::HostRoot;
+use crate::ops::{self, HostOps};
+
+pub mod cpus;
+pub mod error;
+pub mod gpu;
+pub mod holders;
+pub mod hugepages;
+pub mod run;
+pub mod shm;
+pub mod single_gpu;
+pub mod step;
+pub mod viewer;
+
+pub use error::{Error, Result};
+
+/// The most stdin the hook reads.
+pub const MAX_STDIN: usize = crate::domain::element::MAX_BYTES;
+
+/// One hook call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// The domain name.
+    pub vm: String,
+    /// The operation (`prepare`, `release`, …).
+    pub op: String,
+    /// The sub-operation (`begin`, `end`, `-`).
+    pub sub_op: String,
+    /// The extra argument (`-`, or the shutoff reason for `release`).
+    pub extra: String,
+}
+
+impl Event {
+    /// Parses libvirt's four arguments.
+    pub fn parse(args: &[String]) -> Result<Event> {
+        let [vm, op, sub_op, extra] = args else {
+            return Err(Error::Usage(format!(
+                "expected 4 arguments `<vm> <op> <sub-op> <extra>` as libvirt passes them, got {} ({})",
+                args.len(),
+                args.iter()
+                    .map(|a| format!("{:?}", a.chars().take(40).collect::<String>()))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )));
+        };
+        if vm.is_empty() || vm.contains(['/', '\0']) || vm.starts_with('.') || vm.len() > 200 {
+            return Err(Error::Usage(format!(
+                "{:?} is not a VM name vmgpu can keep a journal for",
+                vm.chars().take(64).collect::<String>()
+            )));
+        }
+        Ok(Event {
+            vm: vm.clone(),
+            op: op.clone(),
+            sub_op: sub_op.clone(),
+            extra: extra.clone(),
+        })
+    }
+}
+
+/// Runs one hook call against `root` with the domain XML from `stdin`.
+pub fn run(root: &HostRoot, args: &[String], stdin: &mut dyn Read) -> Result<()> {
+    let event = Event::parse(args)?;
+    let xml = read_stdin(stdin)?;
+    let ops = ops::for_root(root);
+    match (event.op.as_str(), event.sub_op.as_str()) {
+        ("prepare", "begin") => {
+            let Some((view, config)) = domain(&event, &xml)? else {
+                return Ok(());
+            };
+            run::prepare(ops.as_ref(), &event.vm, &view, &config)
+        }
+        ("started", "begin") => {
+            let Some((_, config)) = domain(&event, &xml)? else {
+                return Ok(());
+            };
+            if config.viewer.launch {
+                viewer::launch(root, &event.vm, config.viewer.user.as_deref());
+            }
+            Ok(())
+        }
+        ("stopped", "end") | ("release", "end") => release(ops.as_ref(), &event),
+        _ => Ok(()), // start, reconnect, attach, migrate, restore, and ops a newer libvirt adds
+    }
+}
+
+/// Undoes the VM's journal, if any (the XML is not needed).
+fn release(ops: &dyn HostOps, event: &Event) -> Result<()> {
+    let undone = run::release(ops, &event.vm)?;
+    if undone > 0 {
+        tracing::info!(
+            "{}: {} {} ({}): host restored ({undone} steps)",
+            event.vm,
+            event.op,
+            event.sub_op,
+            event.extra
+        );
+    }
+    Ok(())
+}
+
+/// The view and config when the domain has vmgpu metadata.
+fn domain(event: &Event, xml: &str) -> Result<Option<(HookView, crate::domain::VmgpuConfig)>> {
+    if !metadata::mentions_namespace(xml) {
+        return Ok(None);
+    }
+    let view = HookView::parse(xml)?;
+    if !view.name.is_empty() && view.name != event.vm {
+        return Err(Error::NameMismatch {
+            argv: event.vm.clone(),
+            xml: view.name.chars().take(64).collect(),
+        });
+    }
+    let Some(config) = view.config.clone() else {
+        return Ok(None);
+    };
+    Ok(Some((view, config)))
+}
+
+fn read_stdin(stdin: &mut dyn Read) -> Result<String> {
+    let mut bytes = Vec::new();
+    stdin
+        .take(MAX_STDIN as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(Error::Stdin)?;
+    if bytes.len() > MAX_STDIN {
+        return Err(Error::StdinTooLarge(MAX_STDIN));
+    }
+    String::from_utf8(bytes)
+        .map_err(|e| Error::Stdin(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn test_event_parse_from_snapshot_is_one_argument() {
+        let e = Event::parse(&args(&["vm", "release", "end", "from snapshot"])).unwrap();
+        assert_eq!(e.extra, "from snapshot");
+    }
+
+    #[test]
+    fn test_event_parse_wrong_count_is_usage_error() {
+        for a in [
+            &["vm"][..],
+            &["vm", "release", "end", "from", "snapshot"][..],
+        ] {
+            assert!(matches!(Event::parse(&args(a)), Err(Error::Usage(_))));
+        }
+    }
+
+    #[test]
+    fn test_run_foreign_domain_is_ok_without_touching_root() {
+        let xml = "<domain><name>vm</name></domain>";
+        let root = HostRoot::new("/nonexistent-root");
+        run(
+            &root,
+            &args(&["vm", "prepare", "begin", "-"]),
+            &mut xml.as_bytes(),
+        )
+        .unwrap();
+    }
+}

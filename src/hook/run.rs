@@ -1,0 +1,246 @@
+//! The state machine: `prepare` plans every change read-only (refusing before anything changes), then
+//! journals and applies one step at a time, rolling back on the first failure; `release` (and
+//! `vmgpu restore`) undo a journal in reverse. Both are safe to repeat and cope with a complete, partial or
+//! missing journal.
+use super::error::{Error, Result};
+use super::step::Step;
+use super::{cpus, gpu, holders, hugepages, shm, single_gpu};
+use crate::domain::VmgpuConfig;
+use crate::domain::hookview::HookView;
+use crate::host::{PciAddress, PciDevice};
+use crate::journal::{Journal, Phase, Store};
+use crate::ops::HostOps;
+
+/// Crash injection for tests: `VMGPU_CRASH_AFTER_STEP=N` kills vmgpu with SIGKILL right after step N
+/// (1-based) of `prepare` was journaled and applied.
+pub const ENV_CRASH_AFTER_STEP: &str = "VMGPU_CRASH_AFTER_STEP";
+
+/// A VM's journal as stored.
+pub type VmJournal = Journal<Step>;
+
+/// What `prepare` will do, worked out before anything changes.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// The endpoints that go to vfio-pci, with their IOMMU group.
+    pub endpoints: Vec<(PciDevice, u32)>,
+    /// The steps in order.
+    pub steps: Vec<Step>,
+}
+
+/// Works out the plan (reads only). Every refusal that does not depend on a change happens here.
+pub fn plan(ops: &dyn HostOps, view: &HookView, config: &VmgpuConfig) -> Result<Plan> {
+    let root = ops.root();
+    for &address in &view.pci_hostdevs {
+        let device = gpu::read_device(root, address)?;
+        if device.class.is_bridge() {
+            return Err(Error::Bridge {
+                address,
+                class: device.class.name(),
+            });
+        }
+    }
+    for gpu in &config.gpus {
+        if !view.pci_hostdevs.contains(gpu) {
+            tracing::warn!("GPU {gpu} from the vmgpu metadata is not a <hostdev> of the domain");
+        }
+    }
+    let endpoints = gpu::group_endpoints(root, &config.gpus)?;
+    let mut steps = Vec::new();
+    if config.single_gpu {
+        steps.extend(single_gpu::plan_before(root)?);
+    }
+    for (device, _) in &endpoints {
+        if device.driver.as_deref() != Some(gpu::VFIO) {
+            steps.push(Step::BindVfio {
+                address: device.address.to_string(),
+                original_driver: device.driver.clone(),
+                original_override: device.driver_override.clone(),
+            });
+        }
+    }
+    if config.single_gpu {
+        let devices: Vec<PciDevice> = endpoints.iter().map(|(d, _)| d.clone()).collect();
+        steps.extend(single_gpu::plan_after(root, &devices));
+    }
+    if config.isolate_cpus {
+        steps.extend(cpus::plan(root, view)?);
+    }
+    if config.hugepages {
+        steps.extend(hugepages::plan(root, view)?);
+    }
+    shm::check_kvmfr(root, view, config.shmem.as_ref())?;
+    if let Some(shmem) = &config.shmem {
+        steps.extend(shm::plan(root, view, shmem)?);
+    }
+    Ok(Plan { endpoints, steps })
+}
+
+/// Refuses when a process holds a device node of an endpoint about to be unbound.
+pub fn check_holders(ops: &dyn HostOps, endpoints: &[(PciDevice, u32)]) -> Result<()> {
+    let root = ops.root();
+    for (device, _) in endpoints {
+        let current = root.read_link_name(format!(
+            "{}/{}/driver",
+            crate::host::pci::PCI_DEVICES,
+            device.address
+        ))?;
+        if current.as_deref() == Some(gpu::VFIO) {
+            continue;
+        }
+        let nodes = holders::device_nodes(root, device);
+        let nvidia = current.as_deref() == Some("nvidia");
+        let prefixes: &[&str] = if nvidia { &["/dev/nvidia"] } else { &[] };
+        let found = holders::find(root, &nodes, prefixes);
+        if !found.is_empty() {
+            return Err(Error::Busy {
+                address: device.address,
+                what: format!(
+                    "{}, driver {}",
+                    device.class.name(),
+                    current.as_deref().unwrap_or("none")
+                ),
+                holders: holders::describe(&found),
+            });
+        }
+        if nvidia
+            && let Some(refs) = root.read_optional("/sys/module/nvidia/refcnt")?
+            && refs != "0"
+        {
+            tracing::warn!(
+                "the nvidia module has {refs} users (nvidia-persistenced? CUDA?); unbinding may wait"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `prepare begin`: plan, lock, journal and apply.
+pub fn prepare(ops: &dyn HostOps, vm: &str, view: &HookView, config: &VmgpuConfig) -> Result<()> {
+    let plan = plan(ops, view, config)?;
+    if !config.single_gpu {
+        check_holders(ops, &plan.endpoints)?;
+    }
+    if plan.steps.is_empty() && plan.endpoints.is_empty() {
+        tracing::info!("{vm}: nothing to prepare");
+        return Ok(());
+    }
+    let store = Store::new(ops.root());
+    let _lock = store.lock()?;
+    if let Some(old) = store.load::<Step>(vm)? {
+        tracing::warn!("{vm}: a journal from an earlier run exists; restoring it first");
+        undo_all(ops, &store, old)?;
+    }
+    let holds: Vec<PciAddress> = plan.endpoints.iter().map(|(d, _)| d.address).collect();
+    check_gpu_lock(&store, vm, &holds)?;
+
+    let crash_after: Option<usize> = std::env::var(ENV_CRASH_AFTER_STEP)
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let mut journal = VmJournal::new(vm);
+    journal.holds = holds.iter().map(ToString::to_string).collect();
+    if !plan.endpoints.is_empty() && !ops.root().exists("/sys/bus/pci/drivers/vfio-pci") {
+        // Without the module, drivers_probe leaves the device with no driver at all.
+        ops.load_module("vfio-pci")?;
+    }
+    let last_bind = plan.steps.iter().rposition(|s| s.bound_address().is_some());
+    let mut holders_checked = !config.single_gpu;
+    for (index, step) in plan.steps.iter().enumerate() {
+        if !holders_checked && step.bound_address().is_some() {
+            holders_checked = true;
+            if let Err(e) = check_holders(ops, &plan.endpoints) {
+                return Err(roll_back(ops, &store, journal, e));
+            }
+        }
+        journal.steps.push(step.clone());
+        store.save(&journal)?;
+        tracing::info!("{vm}: step {}: {}", index + 1, step.describe());
+        let mut result = step.apply(ops);
+        if result.is_ok() && Some(index) == last_bind {
+            result = gpu::verify_groups_viable(ops.root(), &plan.endpoints);
+        }
+        if let Err(e) = result {
+            return Err(roll_back(ops, &store, journal, e));
+        }
+        if crash_after == Some(index + 1) {
+            crash();
+        }
+    }
+    journal.phase = Phase::Prepared;
+    store.save(&journal)?;
+    Ok(())
+}
+
+/// Refuses when another VM's journal holds one of `holds`.
+fn check_gpu_lock(store: &Store, vm: &str, holds: &[PciAddress]) -> Result<()> {
+    for other in store.list()? {
+        if other == vm {
+            continue;
+        }
+        let Some(journal) = store.load::<Step>(&other)? else {
+            continue;
+        };
+        for held in &journal.holds {
+            if let Some(address) = holds.iter().find(|a| a.to_string() == *held) {
+                return Err(Error::GpuHeld {
+                    address: *address,
+                    holder: other,
+                    vm: vm.to_string(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn roll_back(ops: &dyn HostOps, store: &Store, journal: VmJournal, cause: Error) -> Error {
+    tracing::warn!(
+        "{}: {cause}; undoing {} step(s)",
+        journal.vm,
+        journal.steps.len()
+    );
+    match undo_all(ops, store, journal) {
+        Ok(()) => Error::RolledBack(Box::new(cause)),
+        Err(undo) => Error::Restore(format!("{cause}; then undoing failed: {undo}")),
+    }
+}
+
+/// `release end`, `stopped end` and `vmgpu restore`: undo the VM's journal if it has one. Returns the
+/// number of steps undone (0: no journal).
+pub fn release(ops: &dyn HostOps, vm: &str) -> Result<usize> {
+    let store = Store::new(ops.root());
+    if !store.path(vm)?.exists() {
+        return Ok(0);
+    }
+    let _lock = store.lock()?;
+    let Some(journal) = store.load::<Step>(vm)? else {
+        return Ok(0);
+    };
+    let count = journal.steps.len();
+    undo_all(ops, &store, journal)?;
+    Ok(count)
+}
+
+/// Undoes every step in reverse; removes the journal when all went well, keeps it (phase `Releasing`)
+/// otherwise so a later `vmgpu restore` can finish.
+fn undo_all(ops: &dyn HostOps, store: &Store, mut journal: VmJournal) -> Result<()> {
+    journal.phase = Phase::Releasing;
+    store.save(&journal)?;
+    let mut failures = Vec::new();
+    for step in journal.steps.iter().rev() {
+        tracing::info!("{}: undo: {}", journal.vm, step.describe());
+        if let Err(e) = step.undo(ops) {
+            failures.push(format!("{}: {e}", step.describe()));
+        }
+    }
+    if failures.is_empty() {
+        store.remove(&journal.vm)?;
+        Ok(())
+    } else {
+        Err(Error::Restore(failures.join("; ")))
+    }
+}
+
+fn crash() -> ! {
+    let _ = nix::sys::signal::kill(nix::unistd::getpid(), nix::sys::signal::Signal::SIGKILL);
+    std::process::abort()
+}

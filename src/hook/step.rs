@@ -1,0 +1,265 @@
+//! [`Step`]: one journaled host change, with what it needs to be undone. Each step records the original
+//! state it found *before* it is journaled, so undo is "put the original back" and safe to repeat: it works
+//! after the change, after half of it, and when the change never happened (a crash right after the journal
+//! write).
+use serde::{Deserialize, Serialize};
+
+use super::error::Result;
+use super::gpu;
+use crate::ops::{HostOps, NewFile};
+
+/// One host change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "kebab-case")]
+pub enum Step {
+    /// A PCI endpoint moved to vfio-pci.
+    BindVfio {
+        /// The device.
+        address: String,
+        /// The driver it had (`None`: none).
+        original_driver: Option<String>,
+        /// Its `driver_override` before (`None`: none).
+        original_override: Option<String>,
+    },
+    /// A systemd unit stopped (the display manager in single-GPU mode).
+    StopUnit {
+        /// The unit.
+        unit: String,
+    },
+    /// A virtual console unbound from its framebuffer console (`/sys/class/vtconsole/vtconN/bind`).
+    UnbindVtconsole {
+        /// The `bind` attribute.
+        path: String,
+    },
+    /// A platform framebuffer device unbound (efi-framebuffer.0, simple-framebuffer.0).
+    UnbindPlatform {
+        /// Its driver.
+        driver: String,
+        /// The device.
+        device: String,
+    },
+    /// A kernel module unloaded.
+    UnloadModule {
+        /// The module.
+        module: String,
+    },
+    /// A cgroup v2 controller enabled in a `cgroup.subtree_control`.
+    EnableController {
+        /// The `cgroup.subtree_control` file.
+        path: String,
+        /// The controller (`cpuset`).
+        controller: String,
+    },
+    /// A cgroup directory created.
+    CreateCgroup {
+        /// The directory.
+        path: String,
+    },
+    /// A systemd unit's `AllowedCPUs` restricted (runtime only).
+    RestrictUnitCpus {
+        /// The unit (system.slice, user.slice, init.scope).
+        unit: String,
+        /// The CPUs the host keeps.
+        cpus: String,
+        /// The unit's cpuset before (empty: unrestricted).
+        original: String,
+    },
+    /// A cgroup's `cpuset.cpus` restricted.
+    RestrictCgroupCpus {
+        /// The `cpuset.cpus` file.
+        path: String,
+        /// The CPUs the host keeps.
+        cpus: String,
+        /// Its content before (empty: inherit).
+        original: String,
+    },
+    /// A hugepage pool grown.
+    Hugepages {
+        /// The `nr_hugepages` file.
+        path: String,
+        /// Page size.
+        size_kib: u64,
+        /// Pages the VM needs free.
+        needed: u64,
+        /// The count before.
+        original: u64,
+    },
+    /// An IVSHMEM backing file created.
+    ShmFile {
+        /// The file (`/dev/shm/<name>`).
+        path: String,
+        /// Size in bytes.
+        size: u64,
+        /// Owner.
+        uid: u32,
+        /// Group.
+        gid: u32,
+        /// Remove it on release.
+        remove_on_stop: bool,
+    },
+}
+
+impl Step {
+    /// One line for logs and `vmgpu status`.
+    pub fn describe(&self) -> String {
+        match self {
+            Step::BindVfio {
+                address,
+                original_driver,
+                ..
+            } => format!(
+                "{address} on vfio-pci (was {})",
+                original_driver.as_deref().unwrap_or("no driver")
+            ),
+            Step::StopUnit { unit } => format!("{unit} stopped"),
+            Step::UnbindVtconsole { path } => format!("{path} unbound"),
+            Step::UnbindPlatform { device, .. } => format!("{device} unbound"),
+            Step::UnloadModule { module } => format!("module {module} unloaded"),
+            Step::EnableController { path, controller } => format!("+{controller} in {path}"),
+            Step::CreateCgroup { path } => format!("cgroup {path} created"),
+            Step::RestrictUnitCpus { unit, cpus, .. } => format!("{unit} AllowedCPUs={cpus}"),
+            Step::RestrictCgroupCpus { path, cpus, .. } => format!("{path} = {cpus}"),
+            Step::Hugepages {
+                path,
+                needed,
+                original,
+                ..
+            } => format!("{path}: {needed} pages needed (was {original})"),
+            Step::ShmFile { path, size, .. } => format!("{path} ({size} bytes)"),
+        }
+    }
+
+    /// Makes the change.
+    pub fn apply(&self, ops: &dyn HostOps) -> Result<()> {
+        match self {
+            Step::BindVfio { address, .. } => gpu::bind_vfio(ops, &gpu::parse_address(address)?),
+            Step::StopUnit { unit } => Ok(ops.systemctl(&["stop", unit])?),
+            Step::UnbindVtconsole { path } => Ok(ops.write(path, "0")?),
+            Step::UnbindPlatform { driver, device } => Ok(ops.write(
+                &format!("/sys/bus/platform/drivers/{driver}/unbind"),
+                device,
+            )?),
+            Step::UnloadModule { module } => Ok(ops.unload_module(module)?),
+            Step::EnableController { path, controller } => {
+                Ok(ops.write(path, &format!("+{controller}"))?)
+            }
+            Step::CreateCgroup { path } => Ok(ops.create_dir(path)?),
+            Step::RestrictUnitCpus { unit, cpus, .. } => Ok(ops.systemctl(&[
+                "set-property",
+                "--runtime",
+                unit,
+                &format!("AllowedCPUs={cpus}"),
+            ])?),
+            Step::RestrictCgroupCpus { path, cpus, .. } => Ok(ops.write(path, cpus)?),
+            Step::Hugepages {
+                path,
+                size_kib,
+                needed,
+                ..
+            } => super::hugepages::allocate(ops, path, *size_kib, *needed),
+            Step::ShmFile {
+                path,
+                size,
+                uid,
+                gid,
+                ..
+            } => {
+                // A stale file (wrong owner, size or mode) blocks QEMU: start from a fresh one.
+                ops.remove_file(path)?;
+                Ok(ops.create_file(&NewFile {
+                    path: path.clone(),
+                    size: *size,
+                    uid: *uid,
+                    gid: *gid,
+                    mode: 0o660,
+                })?)
+            }
+        }
+    }
+
+    /// Puts the original state back (idempotent).
+    pub fn undo(&self, ops: &dyn HostOps) -> Result<()> {
+        let root = ops.root();
+        match self {
+            Step::BindVfio {
+                address,
+                original_driver,
+                original_override,
+            } => gpu::restore_driver(
+                ops,
+                &gpu::parse_address(address)?,
+                original_driver.as_deref(),
+                original_override.as_deref(),
+            ),
+            Step::StopUnit { unit } => Ok(ops.systemctl(&["start", unit])?),
+            Step::UnbindVtconsole { path } => {
+                if root.read_optional(path)?.as_deref() == Some("1") {
+                    return Ok(());
+                }
+                Ok(ops.write(path, "1")?)
+            }
+            Step::UnbindPlatform { driver, device } => {
+                let link = format!("/sys/bus/platform/devices/{device}/driver");
+                if root.read_link_name(&link)?.is_some() {
+                    return Ok(());
+                }
+                Ok(ops.write(&format!("/sys/bus/platform/drivers/{driver}/bind"), device)?)
+            }
+            Step::UnloadModule { module } => Ok(ops.load_module(module)?),
+            Step::EnableController { path, controller } => {
+                // Best effort: the kernel refuses while a child cgroup still uses it, which is harmless.
+                if let Err(e) = ops.write(path, &format!("-{controller}")) {
+                    tracing::info!("leaving {controller} enabled in {path}: {e}");
+                }
+                Ok(())
+            }
+            Step::CreateCgroup { path } => {
+                if let Err(e) = ops.remove_dir(path) {
+                    tracing::warn!("cannot remove cgroup {path} (processes still in it?): {e}");
+                }
+                Ok(())
+            }
+            Step::RestrictUnitCpus { unit, original, .. } => Ok(ops.systemctl(&[
+                "set-property",
+                "--runtime",
+                unit,
+                &format!("AllowedCPUs={original}"),
+            ])?),
+            Step::RestrictCgroupCpus { path, original, .. } => {
+                if !root.exists(path) {
+                    return Ok(()); // the cgroup is gone (created by us and already removed)
+                }
+                if root.read_string(path)? == *original {
+                    return Ok(());
+                }
+                // An empty cpuset.cpus cannot be written back by value: "" means "inherit" and is
+                // accepted by cgroup v2 as an empty write.
+                Ok(ops.write(path, if original.is_empty() { "\n" } else { original })?)
+            }
+            Step::Hugepages { path, original, .. } => {
+                if root.read_u64(path)? == *original {
+                    return Ok(());
+                }
+                Ok(ops.write(path, &original.to_string())?)
+            }
+            Step::ShmFile {
+                path,
+                remove_on_stop,
+                ..
+            } => {
+                if *remove_on_stop {
+                    ops.remove_file(path)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The PCI address for a `BindVfio` step.
+    pub fn bound_address(&self) -> Option<&str> {
+        match self {
+            Step::BindVfio { address, .. } => Some(address),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! `started begin`: start `vmgpu view <vm>` in the configured user's desktop session, fully detached so
+//! libvirtd never waits for it: an intermediate vmgpu process (stdio on /dev/null) calls `setsid`, starts
+//! the viewer as the user and exits at once (a double fork: the viewer is re-parented to init and holds
+//! none of libvirt's pipes). The session comes from the user's runtime directory (`/run/user/<uid>`, its
+//! `wayland-*` socket) and the X sockets in `/tmp/.X11-unix`; a missing session is a warning only.
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use crate::host::HostRoot;
+
+/// Set in the intermediate process's environment; `main` checks it first.
+pub const ENV_LAUNCHER: &str = "VMGPU_INTERNAL_LAUNCH_VIEWER";
+
+/// A user from `/etc/passwd`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// Name.
+    pub name: String,
+    /// Uid.
+    pub uid: u32,
+    /// Primary gid.
+    pub gid: u32,
+    /// Home directory.
+    pub home: String,
+}
+
+/// Looks a user up in `/etc/passwd` under the root.
+pub fn account(root: &HostRoot, name: &str) -> Option<Account> {
+    let text = root.read_optional("/etc/passwd").ok().flatten()?;
+    text.lines().find_map(|line| {
+        let f: Vec<&str> = line.split(':').collect();
+        match f.as_slice() {
+            [n, _, uid, gid, _, home, ..] if *n == name => Some(Account {
+                name: name.to_string(),
+                uid: uid.parse().ok()?,
+                gid: gid.parse().ok()?,
+                home: home.to_string(),
+            }),
+            _ => None,
+        }
+    })
+}
+
+/// The session environment of a user: `XDG_RUNTIME_DIR`, `WAYLAND_DISPLAY`, `DISPLAY`, `XAUTHORITY`,
+/// plus `HOME`, `USER`, `PATH`. `None` when the user has no graphical session.
+pub fn session_env(root: &HostRoot, user: &Account) -> Option<Vec<(String, String)>> {
+    let runtime = format!("/run/user/{}", user.uid);
+    let mut env = vec![
+        ("HOME".to_string(), user.home.clone()),
+        ("USER".to_string(), user.name.clone()),
+        ("LOGNAME".to_string(), user.name.clone()),
+        (
+            "PATH".to_string(),
+            "/usr/local/bin:/usr/bin:/bin".to_string(),
+        ),
+    ];
+    let has_runtime = root.path(&runtime).is_dir();
+    if has_runtime {
+        env.push(("XDG_RUNTIME_DIR".into(), runtime.clone()));
+    }
+    let wayland = root
+        .list_dir(&runtime)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|n| n.starts_with("wayland-") && !n.ends_with(".lock"));
+    let x11 = root
+        .list_dir("/tmp/.X11-unix")
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|n| n.strip_prefix('X').and_then(|d| d.parse::<u32>().ok()))
+        .min();
+    if wayland.is_none() && x11.is_none() {
+        return None;
+    }
+    if let Some(w) = wayland {
+        env.push(("WAYLAND_DISPLAY".into(), w));
+    }
+    if let Some(n) = x11 {
+        env.push(("DISPLAY".into(), format!(":{n}")));
+        let candidates = [
+            format!("{runtime}/gdm/Xauthority"),
+            format!("{}/.Xauthority", user.home),
+        ];
+        let mutter = root
+            .list_dir(&runtime)
+            .unwrap_or_default()
+            .into_iter()
+            .find(|n| n.starts_with(".mutter-Xwaylandauth"))
+            .map(|n| format!("{runtime}/{n}"));
+        if let Some(auth) = mutter
+            .into_iter()
+            .chain(candidates)
+            .find(|p| root.exists(p))
+        {
+            env.push(("XAUTHORITY".into(), auth));
+        }
+    }
+    Some(env)
+}
+
+/// Starts the viewer for `vm` as `user` (live host only). Problems are warnings: the VM runs regardless.
+pub fn launch(root: &HostRoot, vm: &str, user: Option<&str>) {
+    let Some(name) = user else {
+        tracing::warn!("viewer launch is on but <vmgpu:viewer> names no user: not starting it");
+        return;
+    };
+    let Some(account) = account(root, name) else {
+        tracing::warn!("viewer user {name:?} does not exist: not starting the viewer");
+        return;
+    };
+    let Some(env) = session_env(root, &account) else {
+        tracing::warn!(
+            "{name} has no graphical session (no wayland socket in /run/user/{}, no X display): start `vmgpu view {vm}` by hand",
+            account.uid
+        );
+        return;
+    };
+    if !root.is_live() {
+        tracing::info!("would start `vmgpu view {vm}` as {name} with {env:?}");
+        return;
+    }
+    let exe = viewer_binary();
+    let status = Command::new(&exe)
+        .arg0("vmgpu")
+        .env_clear()
+        .env(ENV_LAUNCHER, "1")
+        .env("VMGPU_VIEWER_UID", account.uid.to_string())
+        .env("VMGPU_VIEWER_GID", account.gid.to_string())
+        .env("VMGPU_VIEWER_VM", vm)
+        .envs(env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    match status {
+        Ok(s) if s.success() => tracing::info!("started `vmgpu view {vm}` for {name}"),
+        Ok(s) => tracing::warn!("starting the viewer failed: {s}"),
+        Err(e) => tracing::warn!("cannot start the viewer launcher {}: {e}", exe.display()),
+    }
+}
+
+/// The intermediate process: new session, start the viewer as the user, exit. Returns the exit code.
+pub fn launcher_main() -> u8 {
+    let _ = nix::unistd::setsid();
+    let get = |k: &str| std::env::var(k).ok();
+    let (Some(uid), Some(gid), Some(vm)) = (
+        get("VMGPU_VIEWER_UID").and_then(|v| v.parse::<u32>().ok()),
+        get("VMGPU_VIEWER_GID").and_then(|v| v.parse::<u32>().ok()),
+        get("VMGPU_VIEWER_VM"),
+    ) else {
+        return 2;
+    };
+    let mut command = Command::new(viewer_binary());
+    command
+        .arg0("vmgpu")
+        .args(["view", &vm])
+        .env_remove(ENV_LAUNCHER)
+        .env_remove("VMGPU_VIEWER_UID")
+        .env_remove("VMGPU_VIEWER_GID")
+        .env_remove("VMGPU_VIEWER_VM")
+        .uid(uid)
+        .gid(gid)
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    match command.spawn() {
+        Ok(_) => 0,
+        Err(_) => 1,
+    }
+}
+
+fn viewer_binary() -> PathBuf {
+    ["/usr/bin/vmgpu", "/usr/sbin/vmgpu", "/usr/local/bin/vmgpu"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .or_else(|| std::env::current_exe().ok())
+        .unwrap_or_else(|| PathBuf::from("vmgpu"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_session_env_finds_wayland_and_x11() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("run/user/1000")).unwrap();
+        std::fs::write(dir.path().join("run/user/1000/wayland-0"), "").unwrap();
+        std::fs::create_dir_all(dir.path().join("tmp/.X11-unix")).unwrap();
+        std::fs::write(dir.path().join("tmp/.X11-unix/X1"), "").unwrap();
+        let user = Account {
+            name: "alice".into(),
+            uid: 1000,
+            gid: 1000,
+            home: "/home/alice".into(),
+        };
+        let env = session_env(&HostRoot::new(dir.path()), &user).unwrap();
+        assert!(env.contains(&("WAYLAND_DISPLAY".into(), "wayland-0".into())));
+        assert!(env.contains(&("DISPLAY".into(), ":1".into())));
+        assert!(env.contains(&("XDG_RUNTIME_DIR".into(), "/run/user/1000".into())));
+    }
+
+    #[test]
+    fn test_session_env_without_session_is_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let user = Account {
+            name: "bob".into(),
+            uid: 1001,
+            gid: 1001,
+            home: "/home/bob".into(),
+        };
+        assert_eq!(session_env(&HostRoot::new(dir.path()), &user), None);
+    }
+}

@@ -1,0 +1,315 @@
+//! [`SimOps`]: the kernel's side of every host change, simulated on a directory tree (a copy of a fixture),
+//! so the hook's whole state machine runs in tests with the real binary (`--root DIR`).
+//!
+//! What it simulates: driver `bind`/`unbind`/`drivers_probe` on the `pci` and `platform` buses (the
+//! `driver` symlink, `driver_override`; a device's default driver is named in its `sim_native_driver`
+//! file, a device with a `sim_busy` file blocks its unbind → timeout), `modprobe` (creates
+//! `/sys/module/M` and the driver directory), hugepage counts (capped by a `sim_max` file next to
+//! `nr_hugepages`, `free_hugepages` follows), cgroup directories, `systemctl set-property … AllowedCPUs=`
+//! (writes the unit's `cpuset.cpus`) and `systemctl start/stop` (a state file under `/run/vmgpu-sim`).
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::{Error, HostOps, NewFile, Result};
+use crate::host::HostRoot;
+
+/// The simulated kernel on a tree.
+pub struct SimOps {
+    root: HostRoot,
+}
+
+impl SimOps {
+    /// Simulation on `root`.
+    pub fn new(root: HostRoot) -> Self {
+        Self { root }
+    }
+
+    fn full(&self, path: &str) -> PathBuf {
+        self.root.path(path)
+    }
+
+    fn write_error(&self, path: &str, value: &str, errno: i32) -> Error {
+        Error::Write {
+            path: self.full(path),
+            value: value.to_string(),
+            source: io::Error::from_raw_os_error(errno),
+        }
+    }
+
+    fn bound_driver(&self, bus: &str, device: &str) -> Option<String> {
+        self.root
+            .read_link_name(format!("/sys/bus/{bus}/devices/{device}/driver"))
+            .ok()
+            .flatten()
+    }
+
+    fn link(&self, bus: &str, device: &str, driver: &str) -> io::Result<()> {
+        let driver_dir = self.full(&format!("/sys/bus/{bus}/drivers/{driver}"));
+        let device_dir = self.full(&format!("/sys/bus/{bus}/devices/{device}"));
+        std::os::unix::fs::symlink(&driver_dir, device_dir.join("driver"))?;
+        std::os::unix::fs::symlink(&device_dir, driver_dir.join(device))
+    }
+
+    fn unlink(&self, bus: &str, device: &str, driver: &str) -> io::Result<()> {
+        std::fs::remove_file(self.full(&format!("/sys/bus/{bus}/devices/{device}/driver")))?;
+        let back = self.full(&format!("/sys/bus/{bus}/drivers/{driver}/{device}"));
+        match std::fs::remove_file(back) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    fn probe(&self, bus: &str, device: &str) -> io::Result<()> {
+        if self.bound_driver(bus, device).is_some() {
+            return Ok(());
+        }
+        let dir = format!("/sys/bus/{bus}/devices/{device}");
+        let override_ = self
+            .root
+            .read_optional(format!("{dir}/driver_override"))
+            .ok()
+            .flatten()
+            .filter(|v| !v.is_empty() && v != "(null)");
+        let candidate = match override_ {
+            Some(o) => Some(o),
+            None => self
+                .root
+                .read_optional(format!("{dir}/sim_native_driver"))
+                .ok()
+                .flatten(),
+        };
+        match candidate {
+            Some(driver) if self.root.exists(format!("/sys/bus/{bus}/drivers/{driver}")) => {
+                self.link(bus, device, &driver)
+            }
+            _ => Ok(()), // no driver takes it, as the kernel does
+        }
+    }
+
+    fn write_driver_attr(&self, path: &str, value: &str) -> Result<Option<()>> {
+        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let device = value.trim();
+        let result = match parts.as_slice() {
+            ["sys", "bus", bus, "drivers", driver, "unbind"] => {
+                if self.bound_driver(bus, device).as_deref() != Some(*driver) {
+                    return Err(self.write_error(path, value, 19)); // ENODEV
+                }
+                if self
+                    .root
+                    .exists(format!("/sys/bus/{bus}/devices/{device}/sim_busy"))
+                {
+                    return Err(Error::Timeout {
+                        path: self.full(path),
+                        value: value.to_string(),
+                        timeout: Duration::from_millis(0),
+                    });
+                }
+                self.unlink(bus, device, driver)
+            }
+            ["sys", "bus", bus, "drivers", driver, "bind"] => {
+                if self.bound_driver(bus, device).is_some() {
+                    return Err(self.write_error(path, value, 16)); // EBUSY
+                }
+                self.link(bus, device, driver)
+            }
+            ["sys", "bus", bus, "drivers_probe"] => self.probe(bus, device),
+            ["sys", "bus", bus, "devices", _, "driver_override"] => {
+                let _ = bus;
+                let stored = if device.is_empty() { "(null)" } else { device };
+                std::fs::write(self.full(path), format!("{stored}\n"))
+            }
+            _ => return Ok(None),
+        };
+        result
+            .map(Some)
+            .map_err(|e| self.write_error(path, value, e.raw_os_error().unwrap_or(5)))
+    }
+
+    fn write_hugepages(&self, path: &str, value: &str) -> Result<()> {
+        let wanted: u64 = value
+            .trim()
+            .parse()
+            .map_err(|_| self.write_error(path, value, 22))?;
+        let dir = path.trim_end_matches("/nr_hugepages");
+        let max = self
+            .root
+            .read_optional(format!("{dir}/sim_max"))
+            .ok()
+            .flatten()
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(u64::MAX);
+        let old = self.root.read_u64(path).unwrap_or(0);
+        let free = self
+            .root
+            .read_u64(format!("{dir}/free_hugepages"))
+            .unwrap_or(0);
+        let in_use = old.saturating_sub(free);
+        let new = wanted.min(max).max(in_use);
+        let write = |p: String, v: u64| {
+            std::fs::write(self.full(&p), format!("{v}\n"))
+                .map_err(|e| self.write_error(&p, value, e.raw_os_error().unwrap_or(5)))
+        };
+        write(path.to_string(), new)?;
+        if self.root.exists(format!("{dir}/free_hugepages")) {
+            write(format!("{dir}/free_hugepages"), new - in_use)?;
+        }
+        Ok(())
+    }
+}
+
+impl HostOps for SimOps {
+    fn root(&self) -> &HostRoot {
+        &self.root
+    }
+
+    fn write(&self, path: &str, value: &str) -> Result<()> {
+        if self.write_driver_attr(path, value)?.is_some() {
+            return Ok(());
+        }
+        if path.ends_with("/nr_hugepages") {
+            return self.write_hugepages(path, value);
+        }
+        if path.starts_with("/proc/sys/vm/") {
+            return Ok(()); // drop_caches, compact_memory: nothing to simulate
+        }
+        let full = self.full(path);
+        if !full.is_file() {
+            return Err(self.write_error(path, value, 2));
+        }
+        let content = if path.ends_with("/cgroup.subtree_control") {
+            let old = self.root.read_string(path).unwrap_or_default();
+            let mut tokens: Vec<String> = old.split_whitespace().map(str::to_string).collect();
+            for change in value.split_whitespace() {
+                if let Some(add) = change.strip_prefix('+') {
+                    if !tokens.iter().any(|t| t == add) {
+                        tokens.push(add.to_string());
+                    }
+                } else if let Some(remove) = change.strip_prefix('-') {
+                    tokens.retain(|t| t != remove);
+                }
+            }
+            tokens.join(" ")
+        } else {
+            value.trim().to_string()
+        };
+        std::fs::write(&full, format!("{content}\n"))
+            .map_err(|e| self.write_error(path, value, e.raw_os_error().unwrap_or(5)))
+    }
+
+    fn load_module(&self, module: &str) -> Result<()> {
+        let fail = |e: io::Error| Error::Command {
+            command: format!("modprobe {module}"),
+            detail: e.to_string(),
+        };
+        let name = module.replace('-', "_");
+        std::fs::create_dir_all(self.full(&format!("/sys/module/{name}"))).map_err(fail)?;
+        let driver = if name == "vfio_pci" {
+            "vfio-pci".to_string()
+        } else {
+            name
+        };
+        let dir = self.full(&format!("/sys/bus/pci/drivers/{driver}"));
+        std::fs::create_dir_all(&dir).map_err(fail)?;
+        for attr in ["bind", "unbind"] {
+            std::fs::write(dir.join(attr), "").map_err(fail)?;
+        }
+        Ok(())
+    }
+
+    fn unload_module(&self, module: &str) -> Result<()> {
+        let name = module.replace('-', "_");
+        let dir = format!("/sys/bus/pci/drivers/{name}");
+        let bound = self
+            .root
+            .list_dir(&dir)
+            .unwrap_or_default()
+            .into_iter()
+            .any(|n| n.contains(':'));
+        if bound {
+            return Err(Error::Command {
+                command: format!("modprobe -r {module}"),
+                detail: format!("modprobe: FATAL: Module {name} is in use."),
+            });
+        }
+        let _ = std::fs::remove_dir_all(self.full(&dir));
+        let _ = std::fs::remove_dir_all(self.full(&format!("/sys/module/{name}")));
+        Ok(())
+    }
+
+    fn systemctl(&self, args: &[&str]) -> Result<()> {
+        let fail = |e: io::Error| Error::Command {
+            command: format!("systemctl {}", args.join(" ")),
+            detail: e.to_string(),
+        };
+        match args {
+            ["set-property", "--runtime", unit, property] => {
+                let cpus = property.strip_prefix("AllowedCPUs=").unwrap_or("");
+                let path = self.full(&format!("/sys/fs/cgroup/{unit}/cpuset.cpus"));
+                std::fs::write(path, format!("{cpus}\n")).map_err(fail)
+            }
+            [verb @ ("start" | "stop"), unit] => {
+                let dir = self.full("/run/vmgpu-sim/units");
+                std::fs::create_dir_all(&dir).map_err(fail)?;
+                let state = if *verb == "start" {
+                    "active"
+                } else {
+                    "inactive"
+                };
+                std::fs::write(dir.join(unit), state).map_err(fail)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn create_dir(&self, path: &str) -> Result<()> {
+        let full = self.full(path);
+        let result = std::fs::create_dir(&full).and_then(|()| {
+            if path.starts_with("/sys/fs/cgroup/") {
+                for file in ["cpuset.cpus", "cgroup.procs"] {
+                    std::fs::write(full.join(file), "")?;
+                }
+            }
+            Ok(())
+        });
+        result.map_err(|source| Error::File {
+            action: "create directory",
+            path: full,
+            source,
+        })
+    }
+
+    fn remove_dir(&self, path: &str) -> Result<()> {
+        let full = self.full(path);
+        if path.starts_with("/sys/fs/cgroup/") {
+            // cgroupfs removes its attribute files with the directory
+            for file in ["cpuset.cpus", "cgroup.procs"] {
+                let _ = std::fs::remove_file(full.join(file));
+            }
+        }
+        match std::fs::remove_dir(&full) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(Error::File {
+                action: "remove directory",
+                path: full,
+                source: e,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn create_file(&self, file: &NewFile) -> Result<()> {
+        match super::real::create_file_at(&self.root, file) {
+            // a test run without root cannot chown: keep the simulation going
+            Err(Error::File {
+                action: "chown", ..
+            }) if !nix::unistd::geteuid().is_root() => Ok(()),
+            other => other,
+        }
+    }
+
+    fn remove_file(&self, path: &str) -> Result<()> {
+        super::real::remove_file_at(&self.root, path)
+    }
+
+    fn pause(&self, _duration: Duration) {}
+}

@@ -1,0 +1,4 @@
+//! The frame viewer. The pure parts (pixel conversion into the presentable buffer, scaling, cursor drawing)
+//! build without the `viewer` feature so benchmarks and the static build can use them; the window itself
+//! (winit + softbuffer behind the [`present::Present`] trait) needs the feature.
+pub mod convert;

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Real libvirtd: `vmgpu define` a TCG domain with a Looking Glass shmem into a private libvirtd (own mount
+# namespace: private /etc/libvirt, /run, /var/lib|log|cache/libvirt; the host's libvirt state is never touched)
+# that runs the real vmgpu as its qemu hook, then `virsh start` / `virsh destroy` it and check what the hook did:
+# prepare created /dev/shm/<name> as root:kvm 0660 with the formula's size before QEMU started, started ran,
+# the domain ran, release removed the file, `vmgpu status` is empty. Also runs virt-xml-validate on every XML
+# define produces here. Exits non-zero and says what failed.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+REPO=$PWD
+T=${CARGO_TARGET_DIR:-target}
+FAIL=0
+ok() { echo "PASS: $*"; }
+bad() { echo "FAIL: $*"; FAIL=1; }
+die() { echo "FAIL: $*"; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "needs root (private mount namespace, libvirtd)"
+for tool in libvirtd virtlogd virsh unshare nsenter virt-xml-validate xmllint; do
+  command -v $tool >/dev/null || die "$tool is not installed (run tests/install-deps.sh)"
+done
+cargo build --quiet --bin vmgpu || die "cargo build"
+VMGPU=$(cd "$T/debug" && pwd)/vmgpu
+
+W=$(mktemp -d /tmp/vmgpu-h30.XXXXXX)
+NAME=vmgpu-h30-$$
+SHM=vmgpu-h30-$$
+B=$W/root
+LP=; VL=
+cleanup() {
+  if [ -n "$LP" ]; then
+    virsh -q -c "$URI" destroy "$NAME" >/dev/null 2>&1
+    kill -TERM "$LP" 2>/dev/null
+    for _ in $(seq 50); do kill -0 "$LP" 2>/dev/null || break; sleep 0.1; done
+  fi
+  [ -n "$VL" ] && kill -TERM "$VL" 2>/dev/null
+  rm -f "/dev/shm/$SHM"
+  rm -rf "$W"
+}
+trap cleanup EXIT
+
+# 1) the private namespace: copies of /etc/libvirt (no hooks, no autostarted networks), empty state dirs with the
+#    packaged owners/modes; vmgpu installs itself as the hook there before the daemons start (libvirt only looks
+#    for hooks at start-up); then virtlogd + libvirtd (daemonized, they keep the namespace).
+mkdir -p "$B"
+cat > "$W/ns.sh" <<NS
+set -euo pipefail
+for d in run var-lib-libvirt var-log-libvirt var-cache-libvirt; do mkdir -p "$B/\$d"; done
+cp -a /etc/libvirt "$B/etc-libvirt"
+rm -rf "$B/etc-libvirt/hooks"/* "$B/etc-libvirt/qemu/networks/autostart"/* "$B/etc-libvirt/qemu/autostart"/* 2>/dev/null || true
+rm -f "$B/etc-libvirt/qemu/"*.xml
+(cd /var/lib/libvirt && find . -type d -print0 | tar --null --no-recursion -cf - -T -) | tar -xpf - -C "$B/var-lib-libvirt"
+(cd /var/log/libvirt && find . -type d -print0 | tar --null --no-recursion -cf - -T -) | tar -xpf - -C "$B/var-log-libvirt"
+mount --bind "$B/etc-libvirt" /etc/libvirt
+mount --bind "$B/run" /run
+mount --bind "$B/var-lib-libvirt" /var/lib/libvirt
+mount --bind "$B/var-log-libvirt" /var/log/libvirt
+mount --bind "$B/var-cache-libvirt" /var/cache/libvirt
+# /dev/kvm as libvirt expects it (0660 root:kvm), only in here: else libvirt re-probes QEMU on every start.
+if [ -c /dev/kvm ]; then
+  mknod "$W/kvm-node" c 10 232 && chown root:kvm "$W/kvm-node" && chmod 0660 "$W/kvm-node" && mount --bind "$W/kvm-node" /dev/kvm
+fi
+if [ "\${H30_HOOK_BY_COPY:-0}" = 1 ]; then   # development only: before \`vmgpu install\` exists
+  install -m755 "$VMGPU" /etc/libvirt/hooks/qemu
+else
+  "$VMGPU" install > "$W/install.log" 2>&1
+fi
+# a logger that libvirt runs after vmgpu for every event (hooks/qemu.d/ runs after hooks/qemu): what vmgpu left
+mkdir -p /etc/libvirt/hooks/qemu.d
+cat > /etc/libvirt/hooks/qemu.d/zz-h30-log <<'LOG'
+#!/bin/sh
+cat > /dev/null
+echo "\$2 \$3 shm=\$(stat -c '%U:%G:%a:%s' /dev/shm/$SHM 2>/dev/null || echo absent) qemu=\$(pgrep -f "guest=$NAME," | head -1)" >> $W/hook-calls.log
+LOG
+chmod 755 /etc/libvirt/hooks/qemu.d/zz-h30-log
+virtlogd -d
+libvirtd -d
+for _ in \$(seq 100); do [ -S /run/libvirt/libvirt-sock ] && break; sleep 0.1; done
+NS
+unshare --mount --propagation private bash "$W/ns.sh" || { cat "$W/install.log" 2>/dev/null; die "private libvirtd did not start"; }
+LP=$(cat "$B/run/libvirtd.pid"); VL=$(cat "$B/run/virtlogd.pid")
+URI="qemu:///system?socket=$B/run/libvirt/libvirt-sock"
+V() { virsh -q -c "$URI" "$@"; }
+INNS() { nsenter -t "$LP" -m "$@"; }
+[ -s "$W/install.log" ] && sed 's/^/  install: /' "$W/install.log"
+INNS test -x /etc/libvirt/hooks/qemu && ok "vmgpu install put the hook in place" || bad "no /etc/libvirt/hooks/qemu after vmgpu install"
+
+# 2) define through the virt crate, exactly as a user would (but TCG, no hostdev: this machine has no IOMMU)
+ARGS=(--template linux --gpu none --virt-type qemu --pin off --vcpus 1 --memory 256M --hugepages off
+      --network none --shm-name "$SHM")
+"$VMGPU" define "$NAME" "${ARGS[@]}" --looking-glass 1920x1080 --dry-run > "$W/dry-run.xml" || bad "define --dry-run"
+out=$("$VMGPU" define "$NAME" "${ARGS[@]}" --looking-glass 1920x1080 --connect "$URI" 2>&1) && ok "defined: $out" || die "vmgpu define: $out"
+out=$("$VMGPU" define "$NAME" "${ARGS[@]}" --connect "$URI" 2>&1) && bad "defining $NAME twice succeeded" ||
+  { [ "$(echo "$out" | wc -l)" = 1 ] && echo "$out" | grep -q "already exists" && ok "second define refused in one line: $out" ||
+    bad "second define: unexpected message: $out"; }
+V dumpxml --inactive "$NAME" > "$W/defined.xml"
+grep -q "https://vmgpu.dev/xmlns/config/1" "$W/defined.xml" && ok "vmgpu metadata stored in the domain" || bad "no vmgpu metadata in the defined domain"
+
+# 3) start: prepare creates the shm file before QEMU, started runs, the domain runs
+out=$(V start "$NAME" 2>&1) && ok "virsh start" || bad "virsh start: $out"
+V dumpxml "$NAME" > "$W/live.xml" 2>/dev/null
+want=$((32 * 1024 * 1024))
+grep -q "^prepare begin shm=root:kvm:660:" "$W/hook-calls.log" && ok "prepare created /dev/shm/$SHM root:kvm 0660 before QEMU" ||
+  bad "prepare: $(grep '^prepare' "$W/hook-calls.log")"
+grep -q "^started begin shm=root:kvm:660:$want qemu=[0-9]" "$W/hook-calls.log" && ok "started ran with QEMU up, shm $want bytes" ||
+  bad "started: $(grep '^started' "$W/hook-calls.log")"
+st=$(stat -c '%U:%G %a %s' "/dev/shm/$SHM" 2>&1)
+[ "$st" = "root:kvm 660 $want" ] && ok "/dev/shm/$SHM is root:kvm 0660, $want bytes (1080p formula: 32 MiB)" || bad "/dev/shm/$SHM: $st"
+[ "$(V domstate "$NAME" 2>&1)" = running ] && ok "domain running" || bad "domain state: $(V domstate "$NAME" 2>&1)"
+INNS "$VMGPU" status > "$W/status-running.txt" 2>&1 && grep -q "$NAME" "$W/status-running.txt" && ok "vmgpu status shows $NAME while it runs" || bad "vmgpu status while running: $(cat "$W/status-running.txt")"
+
+# 4) destroy: release ran, the shm file is gone, vmgpu holds nothing
+V destroy "$NAME" >/dev/null 2>&1 || bad "virsh destroy"
+grep -q "^release end" "$W/hook-calls.log" && ok "release ran" || bad "release did not run"
+[ ! -e "/dev/shm/$SHM" ] && ok "/dev/shm/$SHM removed" || bad "/dev/shm/$SHM still there after destroy"
+if INNS "$VMGPU" status > "$W/status-after.txt" 2>&1 && ! grep -q "$NAME" "$W/status-after.txt"; then
+  ok "vmgpu status empty after destroy"
+else
+  bad "vmgpu status after destroy: $(cat "$W/status-after.txt")"
+fi
+echo "hook calls:"; sed 's/^/  /' "$W/hook-calls.log"
+
+# 5) --update: a user edit (made with virsh) survives, only vmgpu's parts change (1440p: 64 MiB)
+sed -e "s#<on_crash>destroy</on_crash>#<on_crash>restart</on_crash>#" "$W/defined.xml" > "$W/user-edit.xml"
+V define "$W/user-edit.xml" >/dev/null || bad "virsh define of the user's edit"
+out=$("$VMGPU" define "$NAME" "${ARGS[@]}" --looking-glass 2560x1440 --update --connect "$URI" 2>&1) && ok "updated: $out" || bad "define --update: $out"
+V dumpxml --inactive "$NAME" > "$W/updated.xml"
+grep -q "<on_crash>restart</on_crash>" "$W/updated.xml" && ok "--update kept the user's edit" || bad "--update lost the user's edit"
+grep -A3 "<shmem name='$SHM'>" "$W/updated.xml" | grep -q "<size unit='M'>64</size>" && ok "--update resized Looking Glass to 64 MiB" ||
+  bad "--update shmem: $(grep -A3 '<shmem' "$W/updated.xml")"
+[ "$(grep -c '<shmem' "$W/updated.xml")" = 1 ] && ok "--update left one shmem" || bad "--update duplicated the shmem"
+V undefine --nvram "$NAME" >/dev/null 2>&1 || bad "virsh undefine"
+
+# 6) schema: every XML define produced here
+for f in dry-run defined live updated; do
+  [ -s "$W/$f.xml" ] || continue
+  virt-xml-validate "$W/$f.xml" domain >/dev/null 2>&1 && ok "virt-xml-validate $f.xml" || bad "virt-xml-validate $f.xml: $(virt-xml-validate "$W/$f.xml" domain 2>&1 | tail -3)"
+done
+
+[ $FAIL = 0 ] && echo "30-libvirtd: ALL PASS" || echo "30-libvirtd: FAILURES"
+exit $FAIL

@@ -1,0 +1,263 @@
+//! The hook's whole state machine with the real binary on a simulated host tree (`--root`): prepare binds
+//! the GPU's IOMMU group to vfio-pci, restricts the host cgroups, allocates hugepages, creates the shm file;
+//! release puts everything back; refusals change nothing.
+use std::os::unix::fs::{MetadataExt, symlink};
+
+use crate::fakehost::{AUDIO, FakeHost, GPU, assert_same, domain, stderr};
+
+const PREPARE: [&str; 4] = ["gpu-vm", "prepare", "begin", "-"];
+const RELEASE: [&str; 4] = ["gpu-vm", "release", "end", "destroyed"];
+
+#[test]
+fn test_prepare_binds_group_isolates_cpus_allocates_pages_creates_shm() {
+    let host = FakeHost::new();
+    let out = host.hook(&PREPARE, &domain("gpu-vm.xml"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.stdout.is_empty());
+    assert_eq!(host.driver_of(GPU).as_deref(), Some("vfio-pci"));
+    assert_eq!(host.driver_of(AUDIO).as_deref(), Some("vfio-pci"));
+    for unit in ["system.slice", "user.slice", "init.scope"] {
+        assert_eq!(
+            host.read(&format!("/sys/fs/cgroup/{unit}/cpuset.cpus")),
+            "0-1"
+        );
+    }
+    assert_eq!(
+        host.read("/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages"),
+        "32"
+    );
+    let shm = std::fs::metadata(host.path("/dev/shm/looking-glass")).unwrap();
+    assert_eq!((shm.len(), shm.mode() & 0o777), (32 << 20, 0o660));
+    if nix::unistd::geteuid().is_root() {
+        assert_eq!((shm.uid(), shm.gid()), (1000, 992));
+    }
+}
+
+#[test]
+fn test_release_after_prepare_restores_tree_exactly() {
+    let host = FakeHost::new();
+    let before = host.snapshot();
+    assert!(host.hook(&PREPARE, &domain("gpu-vm.xml")).status.success());
+    let out = host.hook(&RELEASE, &domain("gpu-vm.xml"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_same(&before, &host.snapshot(), "after");
+    assert!(!host.path("/run/vmgpu/gpu-vm.json").exists());
+}
+
+#[test]
+fn test_stopped_then_release_second_is_noop() {
+    let host = FakeHost::new();
+    let before = host.snapshot();
+    assert!(host.hook(&PREPARE, &domain("gpu-vm.xml")).status.success());
+    let stopped = host.hook(&["gpu-vm", "stopped", "end", "-"], &domain("gpu-vm.xml"));
+    let release = host.hook(
+        &["gpu-vm", "release", "end", "from snapshot"],
+        &domain("gpu-vm.xml"),
+    );
+    assert!(
+        stopped.status.success() && release.status.success(),
+        "{}",
+        stderr(&release)
+    );
+    assert_same(&before, &host.snapshot(), "after");
+}
+
+#[test]
+fn test_release_without_journal_is_ok_and_silent() {
+    let host = FakeHost::new();
+    let before = host.snapshot();
+    let out = host.hook(&RELEASE, &domain("gpu-vm.xml"));
+    assert!(out.status.success());
+    assert!(
+        out.stdout.is_empty() && out.stderr.is_empty(),
+        "{}",
+        stderr(&out)
+    );
+    assert_same(&before, &host.snapshot(), "after");
+}
+
+#[test]
+fn test_release_after_libvirt_reattached_is_success() {
+    let host = FakeHost::new();
+    let before = host.snapshot();
+    assert!(host.hook(&PREPARE, &domain("gpu-vm.xml")).status.success());
+    // libvirt's reattach (or a user) already gave the GPU back to bochs-drm
+    let gpu = host.path(&format!("/sys/bus/pci/devices/{GPU}"));
+    std::fs::remove_file(gpu.join("driver")).unwrap();
+    std::fs::remove_file(host.path(&format!("/sys/bus/pci/drivers/vfio-pci/{GPU}"))).unwrap();
+    symlink(
+        host.path("/sys/bus/pci/drivers/bochs-drm"),
+        gpu.join("driver"),
+    )
+    .unwrap();
+    symlink(
+        &gpu,
+        host.path(&format!("/sys/bus/pci/drivers/bochs-drm/{GPU}")),
+    )
+    .unwrap();
+    let out = host.hook(&RELEASE, &domain("gpu-vm.xml"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_same(&before, &host.snapshot(), "after");
+}
+
+#[test]
+fn test_foreign_domain_changes_nothing_prints_nothing() {
+    let host = FakeHost::new();
+    let before = host.snapshot();
+    let out = host.hook(
+        &["foreign", "prepare", "begin", "-"],
+        &domain("foreign.xml"),
+    );
+    assert!(out.status.success());
+    assert!(out.stdout.is_empty() && out.stderr.is_empty());
+    assert_same(&before, &host.snapshot(), "after");
+}
+
+#[test]
+fn test_noop_ops_change_nothing_print_nothing() {
+    let host = FakeHost::new();
+    let before = host.snapshot();
+    for op in ["reconnect", "attach", "migrate", "restore", "start"] {
+        let out = host.hook(&["gpu-vm", op, "begin", "-"], &domain("gpu-vm.xml"));
+        assert!(out.status.success(), "{op}: {}", stderr(&out));
+        assert!(out.stdout.is_empty(), "{op} wrote to stdout");
+    }
+    assert_same(&before, &host.snapshot(), "after");
+}
+
+#[test]
+fn test_second_vm_for_held_gpu_is_refused_naming_both() {
+    let host = FakeHost::new();
+    assert!(host.hook(&PREPARE, &domain("gpu-vm.xml")).status.success());
+    let other = domain("gpu-vm.xml").replace("<name>gpu-vm</name>", "<name>other-vm</name>");
+    let before = host.snapshot();
+    let out = host.hook(&["other-vm", "prepare", "begin", "-"], &other);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("\"gpu-vm\"") && err.contains("\"other-vm\""),
+        "{err}"
+    );
+    assert_same(&before, &host.snapshot(), "after");
+}
+
+#[test]
+fn test_audio_held_open_is_refused_naming_holder() {
+    let host = FakeHost::new();
+    let fd = host.path("/proc/4242/fd");
+    std::fs::create_dir_all(&fd).unwrap();
+    symlink("/dev/snd/controlC0", fd.join("9")).unwrap();
+    host.file("/proc/4242/comm", "pipewire\n");
+    let before = host.snapshot();
+    let out = host.hook(&PREPARE, &domain("gpu-vm.xml"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("pid 4242 (pipewire)"),
+        "{}",
+        stderr(&out)
+    );
+    assert_same(&before, &host.snapshot(), "after");
+}
+
+#[test]
+fn test_blocked_unbind_times_out_and_rolls_back() {
+    let host = FakeHost::new();
+    host.file(&format!("/sys/bus/pci/devices/{GPU}/sim_busy"), "");
+    let before = host.snapshot();
+    let out = host.hook(&PREPARE, &domain("gpu-vm.xml"));
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("did not finish") && err.contains("undone"),
+        "{err}"
+    );
+    assert_same(&before, &host.snapshot(), "after");
+}
+
+#[test]
+fn test_hugepages_short_says_got_n_of_m_and_rolls_back() {
+    let host = FakeHost::new();
+    host.file("/sys/kernel/mm/hugepages/hugepages-2048kB/sim_max", "10\n");
+    let before = host.snapshot();
+    let out = host.hook(&PREPARE, &domain("gpu-vm.xml"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("got 10 of 32 pages"),
+        "{}",
+        stderr(&out)
+    );
+    assert_same(&before, &host.snapshot(), "after");
+}
+
+#[test]
+fn test_one_gib_pages_short_points_at_boot_parameter() {
+    let host = FakeHost::new();
+    let xml = domain("gpu-vm.xml")
+        .replace(
+            "<page size='2048' unit='KiB'/>",
+            "<page size='1' unit='G'/>",
+        )
+        .replace(
+            "<memory unit='KiB'>65536</memory>",
+            "<memory unit='GiB'>2</memory>",
+        );
+    let out = host.hook(&PREPARE, &xml);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("got 0 of 2 pages") && err.contains("hugepagesz=1G"),
+        "{err}"
+    );
+}
+
+#[test]
+fn test_no_iommu_is_refused_clearly() {
+    let host = FakeHost::new();
+    for dev in [GPU, AUDIO] {
+        std::fs::remove_file(host.path(&format!("/sys/bus/pci/devices/{dev}/iommu_group")))
+            .unwrap();
+    }
+    let before = host.snapshot();
+    let out = host.hook(&PREPARE, &domain("gpu-vm.xml"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("IOMMU is off"), "{}", stderr(&out));
+    assert_same(&before, &host.snapshot(), "after");
+}
+
+#[test]
+fn test_prepare_loads_vfio_pci_when_missing() {
+    let host = FakeHost::new();
+    std::fs::remove_dir_all(host.path("/sys/bus/pci/drivers/vfio-pci")).unwrap();
+    std::fs::remove_dir_all(host.path("/sys/module/vfio_pci")).unwrap();
+    let out = host.hook(&PREPARE, &domain("gpu-vm.xml"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(host.driver_of(GPU).as_deref(), Some("vfio-pci"));
+}
+
+#[test]
+fn test_systemd_host_restricts_units_with_set_property() {
+    let host = FakeHost::new();
+    std::fs::create_dir_all(host.path("/run/systemd/system")).unwrap();
+    for unit in ["system.slice", "user.slice", "init.scope"] {
+        host.file(&format!("/sys/fs/cgroup/{unit}/cpuset.cpus"), "\n");
+    }
+    let before = host.snapshot();
+    assert!(host.hook(&PREPARE, &domain("gpu-vm.xml")).status.success());
+    assert_eq!(host.read("/sys/fs/cgroup/user.slice/cpuset.cpus"), "0-1");
+    assert!(host.hook(&RELEASE, &domain("gpu-vm.xml")).status.success());
+    assert_same(&before, &host.snapshot(), "after");
+}
+
+#[test]
+fn test_status_json_lists_vm_holds_and_steps() {
+    let host = FakeHost::new();
+    assert!(host.hook(&PREPARE, &domain("gpu-vm.xml")).status.success());
+    let out = host.vmgpu(&["status", "--json"], "", &[]);
+    assert!(out.status.success());
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let vm = &doc["vms"][0];
+    assert_eq!(vm["vm"], "gpu-vm");
+    assert_eq!(vm["phase"], "prepared");
+    assert_eq!(vm["holds"], serde_json::json!([AUDIO, GPU]));
+    assert!(vm["steps"].as_array().unwrap().len() >= 8);
+}
