@@ -229,12 +229,33 @@ impl Step {
                 if !root.exists(path) {
                     return Ok(()); // the cgroup is gone (created by us and already removed)
                 }
-                if root.read_string(path)? == *original {
+                let current = root.read_string(path)?;
+                if current == *original {
                     return Ok(());
                 }
-                // An empty cpuset.cpus cannot be written back by value: "" means "inherit" and is
-                // accepted by cgroup v2 as an empty write.
-                Ok(ops.write(path, if original.is_empty() { "\n" } else { original })?)
+                if !original.is_empty() {
+                    return Ok(ops.write(path, original)?);
+                }
+                // "" means "the parent's CPUs" and is written back as an empty write, but Linux 6.1 refuses
+                // to empty the cpuset.cpus of a cgroup that has processes (ENOSPC; seen in the real-kernel
+                // harness). Then the parent's effective CPUs, which is what "" stood for, go in instead.
+                let Err(empty_write) = ops.write(path, "\n") else {
+                    return Ok(());
+                };
+                let parent = std::path::Path::new(path)
+                    .parent()
+                    .and_then(std::path::Path::parent)
+                    .map(|dir| dir.join("cpuset.cpus.effective"));
+                let Some(Ok(parent_cpus)) = parent.map(|p| root.read_string(p)) else {
+                    return Err(empty_write.into());
+                };
+                if current == parent_cpus {
+                    return Ok(());
+                }
+                tracing::info!(
+                    "{path}: cannot empty it ({empty_write}), writing the parent's CPUs {parent_cpus}"
+                );
+                Ok(ops.write(path, &parent_cpus)?)
             }
             Step::Hugepages { path, original, .. } => {
                 if root.read_u64(path)? == *original {
