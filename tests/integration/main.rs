@@ -4,6 +4,8 @@
 mod badinput;
 /// The command line: every subcommand exists and has help.
 mod cli;
+/// `vmgpu define`: rendered domains, schema validation, refused input, `--update` rewrite.
+mod define;
 /// A simulated host tree for the hook tests and helpers to run the binary on it.
 mod fakehost;
 /// The hook state machine on a simulated host: prepare, release, refusals.
@@ -18,6 +20,18 @@ mod lg;
 
 /// Property tests of the client against arbitrary and concurrently changing regions.
 mod lg_fuzz;
+
+/// Helpers for the recorded and derived host trees.
+mod fixtures;
+
+/// The host model on recorded and derived trees, and bad input.
+mod host;
+
+/// `vmgpu gpus`: GPUs as units, snapshots per machine.
+mod gpus;
+
+/// `vmgpu check`: findings, fixes and exit codes per machine, and on this machine.
+mod check;
 
 /// `vmgpu setup`: plans, apply, no-op re-run, undo, bad input.
 mod setup;
