@@ -41,9 +41,12 @@ snapshot() {
   done
   echo "cgroup controllers [$(cat $CG/cgroup.subtree_control 2>/dev/null)]"
   echo "cgroups [$(cd $CG && ls -d */ 2>/dev/null | tr '\n' ' ')]"
-  # effective CPUs: an empty cpuset.cpus ("the parent's") of a cgroup with processes cannot be written back
-  # on Linux 6.1 (ENOSPC), so vmgpu may restore it as the parent's CPUs, which is the same set
-  for s in $HOST_SLICES machine.slice; do echo "cpus $s [$(cat $CG/$s/cpuset.cpus.effective 2>/dev/null)]"; done
+  # cpuset.cpus as written and the effective set (Linux 6.1 refuses to empty cpuset.cpus of a cgroup with
+  # processes, ENOSPC, so restoring an empty one needs care), and which cgroup the "host daemon" is in
+  for s in $HOST_SLICES machine.slice; do
+    echo "cpuset $s [$(cat $CG/$s/cpuset.cpus 2>/dev/null)] effective [$(cat $CG/$s/cpuset.cpus.effective 2>/dev/null)]"
+  done
+  echo "daemon cgroup $(cat /proc/$DAEMON/cgroup 2>/dev/null)"
   for h in /sys/kernel/mm/hugepages/*; do echo "hugepages ${h##*/} $(cat "$h/nr_hugepages")"; done
   echo "shm [$(ls /dev/shm | tr '\n' ' ')]"
   echo "vfio [$(ls /dev/vfio 2>/dev/null | grep -v '^vfio$' | tr '\n' ' ')]"
