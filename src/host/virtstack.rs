@@ -497,11 +497,7 @@ fn read_mac(root: &HostRoot) -> root::Result<Mac> {
 mod tests {
     use super::*;
 
-    fn write(dir: &std::path::Path, rel: &str, text: &str) {
-        let p = dir.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
+    use crate::host::test_tree::write;
 
     #[test]
     fn test_firmware_descriptor_parsed_and_files_checked() {
