@@ -94,6 +94,14 @@ fn host_display(ctx: &Context, card: &GpuCard) -> Finding {
         );
     }
     match ctx.cards.iter().find(|c| c.address() != card.address()) {
+        Some(host) if host.primary.driver.as_deref() == Some("vfio-pci") => Finding::fail(
+            ID,
+            format!(
+                "the host's GPU {} is on vfio-pci: the host has no display driver (black screen at boot)",
+                host.address()
+            ),
+            "stop binding it at boot: see gpu.ids, then reboot",
+        ),
         Some(host) => Finding::pass(
             ID,
             format!(

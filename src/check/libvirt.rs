@@ -11,7 +11,7 @@ pub fn check(ctx: &Context) -> Vec<Finding> {
         daemon(ctx),
         hook(ctx),
         hook_seen(ctx),
-        selinux(ctx),
+        mac(ctx),
         guests(ctx),
     ]
 }
@@ -40,17 +40,18 @@ fn daemon(ctx: &Context) -> Finding {
              `nixos-rebuild switch`",
         );
     }
+    if d.socket {
+        return Finding::pass(
+            ID,
+            format!(
+                "{} is socket-activated: it starts on first use",
+                kind.name()
+            ),
+        );
+    }
     Finding::fail(
         ID,
-        format!(
-            "{} is not running{}",
-            kind.name(),
-            if d.socket {
-                " (its socket exists: it starts on first use)"
-            } else {
-                ""
-            }
-        ),
+        format!("{} is not running", kind.name()),
         format!("systemctl enable --now {}", unit(kind)),
     )
 }
@@ -120,9 +121,36 @@ fn hook_seen(ctx: &Context) -> Finding {
     }
 }
 
-fn selinux(ctx: &Context) -> Finding {
-    const ID: &str = "libvirt.selinux";
+/// Where AppArmor's libvirtd/virtqemud profiles let the daemon exec a hook from.
+const APPARMOR_EXEC_DIRS: &[&str] = &[
+    "/bin/",
+    "/sbin/",
+    "/usr/bin/",
+    "/usr/sbin/",
+    "/etc/libvirt/hooks/",
+];
+
+fn mac(ctx: &Context) -> Finding {
+    const ID: &str = "libvirt.mac";
     let mac = &ctx.host.virt.mac;
+    let hook = &ctx.host.virt.hook;
+    if mac.apparmor
+        && let Some(target) = &hook.link_target
+        && target.starts_with('/')
+        && !APPARMOR_EXEC_DIRS.iter().any(|d| target.starts_with(d))
+    {
+        return Finding::fail(
+            ID,
+            format!(
+                "{} links to {target}: AppArmor's libvirt profile execs hooks only from /usr/bin, /usr/sbin, \
+                 /bin and /sbin, so the hook fails with \"Permission denied\"",
+                hook.path
+            ),
+            format!(
+                "install vmgpu as /usr/bin/vmgpu (cp {target} /usr/bin/vmgpu), then `vmgpu install --restart`"
+            ),
+        );
+    }
     match mac.selinux.as_deref() {
         Some("enforcing") if mac.virt_hooks_unconfined != Some(true) => Finding::fail(
             ID,

@@ -200,7 +200,11 @@ fn roll_back(ops: &dyn HostOps, store: &Store, journal: VmJournal, cause: Error)
     );
     match undo_all(ops, store, journal) {
         Ok(()) => Error::RolledBack(Box::new(cause)),
-        Err(undo) => Error::Restore(format!("{cause}; then undoing failed: {undo}")),
+        Err(undo) => Error::Restore(format!(
+            "{}; then undoing failed: {}",
+            error_chain(&cause),
+            error_chain(&undo)
+        )),
     }
 }
 
@@ -229,7 +233,7 @@ fn undo_all(ops: &dyn HostOps, store: &Store, mut journal: VmJournal) -> Result<
     for step in journal.steps.iter().rev() {
         tracing::info!("{}: undo: {}", journal.vm, step.describe());
         if let Err(e) = step.undo(ops) {
-            failures.push(format!("{}: {e}", step.describe()));
+            failures.push(format!("{}: {}", step.describe(), error_chain(&e)));
         }
     }
     if failures.is_empty() {
@@ -243,4 +247,16 @@ fn undo_all(ops: &dyn HostOps, store: &Store, mut journal: VmJournal) -> Result<
 fn crash() -> ! {
     let _ = nix::sys::signal::kill(nix::unistd::getpid(), nix::sys::signal::Signal::SIGKILL);
     std::process::abort()
+}
+
+/// An error and its causes on one line.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
 }

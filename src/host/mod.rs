@@ -119,7 +119,7 @@ impl Host {
             });
         }
         let distro = Distro::read(root).map_err(Error::Distro)?;
-        let virt = VirtStack::read(root, distro.family == Family::NixOs).map_err(Error::Virt)?;
+        let virt = VirtStack::read(root, distro.family).map_err(Error::Virt)?;
         Ok(Self {
             root: root.clone(),
             pci: pci::read_all(root).map_err(Error::Pci)?,

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::distro::Family;
 use super::parse;
 use super::root::{self, FileStat, HostRoot};
 
@@ -134,6 +135,8 @@ pub struct Hook {
     pub file: Option<Node>,
     /// True when it is vmgpu (a link to a `vmgpu` binary, or a file that mentions vmgpu).
     pub is_vmgpu: bool,
+    /// Where the hook resolves to when it is a symlink (AppArmor checks the resolved path).
+    pub link_target: Option<String>,
     /// Executable files in `qemu.d/`.
     pub qemu_d: Vec<String>,
 }
@@ -177,8 +180,10 @@ pub struct VirtStack {
 }
 
 impl VirtStack {
-    /// Reads the stack under `root` (`nixos` selects NixOS's hook path).
-    pub fn read(root: &HostRoot, nixos: bool) -> root::Result<Self> {
+    /// Reads the stack under `root`; the family picks NixOS's hook path and the daemon a distro runs by default
+    /// when none runs or is enabled.
+    pub fn read(root: &HostRoot, family: Family) -> root::Result<Self> {
+        let nixos = family == Family::NixOs;
         let names = Accounts::read(root)?;
         let node = |path: &str| -> root::Result<Option<Node>> {
             Ok(root.stat(path)?.map(|stat| Node {
@@ -195,7 +200,7 @@ impl VirtStack {
                 .find(|p| root.exists(p))
                 .map(|p| (*p).to_string()),
             firmware: read_firmware(root)?,
-            daemon: read_daemon(root)?,
+            daemon: read_daemon(root, family)?,
             kvm: node("/dev/kvm")?,
             hook: read_hook(root, nixos, &node)?,
             guests_on_shutdown,
@@ -289,7 +294,7 @@ fn read_firmware(root: &HostRoot) -> root::Result<Vec<Firmware>> {
     Ok(out)
 }
 
-fn read_daemon(root: &HostRoot) -> root::Result<Daemon> {
+fn read_daemon(root: &HostRoot, family: Family) -> root::Result<Daemon> {
     let mut installed = Vec::new();
     for kind in [DaemonKind::Libvirtd, DaemonKind::Virtqemud] {
         let n = kind.name();
@@ -326,10 +331,12 @@ fn read_daemon(root: &HostRoot) -> root::Result<Daemon> {
                 .find(|k| enabled(*k))
         })
         .or_else(|| {
+            // Fedora and openSUSE default to the modular daemons, the others to libvirtd.
+            let modular = matches!(family, Family::Fedora | Family::OpenSuse);
             installed
                 .iter()
                 .copied()
-                .max_by_key(|k| *k == DaemonKind::Virtqemud)
+                .max_by_key(|k| (*k == DaemonKind::Virtqemud) == modular)
         });
     Ok(Daemon {
         kind,
@@ -410,6 +417,7 @@ fn read_hook(
         path,
         file,
         is_vmgpu,
+        link_target: link.map(|l| l.to_string_lossy().into_owned()),
         qemu_d,
     })
 }
@@ -480,7 +488,7 @@ mod tests {
                "nvram-template":{"filename":"/usr/share/OVMF/OVMF_VARS_4M.fd","format":"raw"}}}"#,
         );
         write(d, "usr/share/OVMF/OVMF_CODE_4M.fd", "");
-        let stack = VirtStack::read(&HostRoot::new(d), false).unwrap();
+        let stack = VirtStack::read(&HostRoot::new(d), Family::Unknown).unwrap();
         assert!(stack.firmware[0].is_uefi());
         assert!(!stack.firmware[0].files_present, "VARS template is missing");
     }
@@ -489,7 +497,7 @@ mod tests {
     fn test_broken_descriptor_is_recorded_not_fatal() {
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), "usr/share/qemu/firmware/x.json", "{not json");
-        let stack = VirtStack::read(&HostRoot::new(dir.path()), false).unwrap();
+        let stack = VirtStack::read(&HostRoot::new(dir.path()), Family::Unknown).unwrap();
         assert!(stack.firmware[0].error.is_some());
     }
 
@@ -501,7 +509,7 @@ mod tests {
         write(d, "proc/812/comm", "virtqemud\n");
         let fields = "S 1 812 812 0 -1 4194560 1 0 0 0 1 1 0 0 20 0 17 0 500 0";
         write(d, "proc/812/stat", &format!("812 (virtqemud) {fields}\n"));
-        let stack = VirtStack::read(&HostRoot::new(d), false).unwrap();
+        let stack = VirtStack::read(&HostRoot::new(d), Family::Unknown).unwrap();
         assert_eq!(
             stack.daemon.running,
             Some((DaemonKind::Virtqemud, 812, Some(1_700_000_005)))
@@ -516,7 +524,7 @@ mod tests {
             "etc/sysconfig/libvirt-guests",
             "ON_SHUTDOWN=shutdown\n",
         );
-        let stack = VirtStack::read(&HostRoot::new(dir.path()), false).unwrap();
+        let stack = VirtStack::read(&HostRoot::new(dir.path()), Family::Unknown).unwrap();
         assert_eq!(stack.guests_on_shutdown.as_deref(), Some("shutdown"));
     }
 }

@@ -157,10 +157,14 @@ fn validate(xml: &str, what: &str) {
     );
 }
 
+/// The seed's recorded host (foundation fixture): 5900X, RTX 3070 (boot display), GTX 980 Ti at 04:00.
+fn seed_fixture() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hosts/seed-tumbleweed-5900x")
+}
+
 #[test]
 fn test_define_dry_run_on_seed_is_valid_windows11_with_980ti_ccx_pins_and_32mib() {
-    let host = seed_host(false);
-    let out = vmgpu(host.path(), &["--dry-run", "--gpu", "0000:04:00.0"]);
+    let out = vmgpu(&seed_fixture(), &["--dry-run"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let xml = stdout(&out);
     validate(&xml, "seed windows11");
@@ -176,6 +180,15 @@ fn test_define_dry_run_on_seed_is_valid_windows11_with_980ti_ccx_pins_and_32mib(
     assert!(xml.contains("<feature policy='require' name='topoext'/>"));
     assert!(xml.contains("<size unit='M'>32</size>"));
     insta::assert_snapshot!("seed_windows11_dry_run", xml);
+}
+
+#[test]
+fn test_define_on_derived_seed_with_explicit_gpu_matches_recorded_seed() {
+    let recorded = vmgpu(&seed_fixture(), &["--dry-run"]);
+    let host = seed_host(false);
+    let derived = vmgpu(host.path(), &["--dry-run", "--gpu", "0000:04:00.0"]);
+    assert!(derived.status.success(), "{}", stderr(&derived));
+    assert_eq!(stdout(&derived), stdout(&recorded));
 }
 
 #[test]

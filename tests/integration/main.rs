@@ -21,6 +21,18 @@ mod lg;
 /// Property tests of the client against arbitrary and concurrently changing regions.
 mod lg_fuzz;
 
+/// Helpers for the recorded and derived host trees.
+mod fixtures;
+
+/// The host model on recorded and derived trees, and bad input.
+mod host;
+
+/// `vmgpu gpus`: GPUs as units, snapshots per machine.
+mod gpus;
+
+/// `vmgpu check`: findings, fixes and exit codes per machine, and on this machine.
+mod check;
+
 /// `vmgpu setup`: plans, apply, no-op re-run, undo, bad input.
 mod setup;
 /// Host trees for the setup tests (with a busybox userland for chroot).
