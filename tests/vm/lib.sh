@@ -150,3 +150,30 @@ vm_qemu() {
     -append "console=ttyS0 ${VM_IOMMU_CMDLINE-intel_iommu=on iommu=pt} panic=-1 loglevel=4 ${VM_APPEND:-}" \
     "$@" </dev/null
 }
+
+# The real vmgpu for the guest: a static glibc build (the guest has no libc). Always with --target, so these
+# RUSTFLAGS never mix with the normal builds in a shared target dir. Sets VM_VMGPU (VM_VMGPU_BIN=FILE: use FILE).
+vm_build_vmgpu() {
+  if [ -n "${VM_VMGPU_BIN:-}" ]; then VM_VMGPU=$VM_VMGPU_BIN; return 0; fi # a prebuilt static binary
+  (cd "$VM_REPO" && RUSTFLAGS='-C target-feature=+crt-static' cargo build --quiet --release --no-default-features \
+    --target x86_64-unknown-linux-gnu) || { vm_log "static build of vmgpu failed"; return 1; }
+  VM_VMGPU=${CARGO_TARGET_DIR:-$VM_REPO/target}/x86_64-unknown-linux-gnu/release/vmgpu
+  case $VM_VMGPU in /*) ;; *) VM_VMGPU=$VM_REPO/$VM_VMGPU ;; esac
+  [ -x "$VM_VMGPU" ] || { vm_log "no $VM_VMGPU after the build"; return 1; }
+}
+
+# The files every hook-running guest gets (SRC:DST pairs for vm_initramfs): vmgpu, vfio-check, the test
+# domains and a minimal /etc (users alice and libvirt-qemu, group kvm) for the shm owner.
+vm_hook_guest_files() {
+  local f
+  echo "$VM_VMGPU:bin/vmgpu"
+  echo "$VM_VFIO_CHECK:bin/vfio-check"
+  for f in "$VM_DIR"/domains/*.xml; do echo "$f:etc/vmtest/${f##*/}"; done
+  for f in "$VM_DIR"/etc/*; do echo "$f:etc/${f##*/}"; done
+}
+
+# vm_report LOG: prints the guest's test lines; returns 0 only on "RESULT: ALL PASS" and no FAIL line
+vm_report() {
+  tr -d '\r' < "$1" | grep -a -E '^(PASS|FAIL|INFO|==|T\+|RESULT|    )' || true
+  tr -d '\r' < "$1" | grep -aq '^RESULT: ALL PASS' && ! tr -d '\r' < "$1" | grep -aq '^FAIL'
+}
