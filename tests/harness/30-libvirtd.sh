@@ -147,8 +147,25 @@ grep -A3 "<shmem name='$SHM'>" "$W/updated.xml" | grep -q "<size unit='M'>64</si
 [ "$(grep -c '<shmem' "$W/updated.xml")" = 1 ] && ok "--update left one shmem" || bad "--update duplicated the shmem"
 V undefine --nvram "$NAME" >/dev/null 2>&1 || bad "virsh undefine"
 
-# 6) schema: every XML define produced here
-for f in dry-run defined live updated; do
+# 6) each Windows template starts in real libvirt (TCG): Secure Boot firmware with enrolled keys, SMM, Hyper-V
+#    enlightenments, and for windows11 the TPM 2.0 emulator (swtpm)
+for t in windows11 windows10; do
+  n=$NAME-$t
+  out=$("$VMGPU" define "$n" --template $t --virt-type qemu --gpu none --pin off --vcpus 1 --memory 512M \
+        --hugepages off --looking-glass off --network none --connect "$URI" 2>&1) || bad "define $t: $out"
+  V dumpxml --inactive "$n" > "$W/$t.xml" 2>/dev/null
+  out=$(V start "$n" 2>&1) && ok "$t template starts in libvirt" || bad "$t template does not start: $out"
+  V dumpxml "$n" > "$W/$t-live.xml" 2>/dev/null
+  [ $t = windows11 ] && { grep -q "<tpm model='tpm-crb'>" "$W/$t-live.xml" && pgrep -f "swtpm.*$n" >/dev/null &&
+    ok "windows11 runs with its swtpm TPM 2.0" || bad "windows11: no running swtpm"; }
+  grep -q "secure='yes'" "$W/$t-live.xml" && ok "$t got Secure Boot firmware: $(grep -o "<loader[^>]*>[^<]*" "$W/$t-live.xml")" ||
+    bad "$t firmware: $(grep -A2 '<loader' "$W/$t-live.xml")"
+  V destroy "$n" >/dev/null 2>&1
+  V undefine --nvram --tpm "$n" >/dev/null 2>&1 || V undefine --nvram "$n" >/dev/null 2>&1
+done
+
+# 7) schema: every XML define produced here
+for f in dry-run defined live updated windows11 windows11-live windows10 windows10-live; do
   [ -s "$W/$f.xml" ] || continue
   virt-xml-validate "$W/$f.xml" domain >/dev/null 2>&1 && ok "virt-xml-validate $f.xml" || bad "virt-xml-validate $f.xml: $(virt-xml-validate "$W/$f.xml" domain 2>&1 | tail -3)"
 done
