@@ -321,3 +321,56 @@ fn test_check_after_setup_reports_what_did_not_take_effect() {
     assert_eq!(severity(&tree, "setup.kernel_params"), "PASS");
     assert_eq!(severity(&tree, "setup.vfio_bound"), "PASS");
 }
+
+#[test]
+fn test_setup_installs_the_hook_once() {
+    if !is_root() {
+        eprintln!("skipped: needs root for chroot");
+        return;
+    }
+    let tree = Tree::debian_with_tools();
+    let with_hook = ["--gpu", "0000:04:00.0", "--yes", "--user", "alice"];
+    let out = vmgpu(&tree, &with_hook);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        tree.path("etc/libvirt/hooks/qemu").exists(),
+        "{}",
+        stderr(&out)
+    );
+    let again = vmgpu(&tree, &with_hook);
+    assert!(
+        stdout(&again).contains("nothing to change"),
+        "{}",
+        stdout(&again)
+    );
+}
+
+#[test]
+fn test_setup_read_only_etc_writes_nothing() {
+    if !is_root() {
+        eprintln!("skipped: needs root for a private mount namespace");
+        return;
+    }
+    let tree = Tree::debian_with_tools();
+    let before = tree.snapshot();
+    let etc = tree.path("etc");
+    let script = format!(
+        "mount --bind {etc} {etc} && mount -o remount,bind,ro {etc} && exec \"$0\" --root {root} setup {args}",
+        etc = etc.display(),
+        root = tree.dir.path().display(),
+        args = APPLY.join(" ")
+    );
+    let out = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .arg(env!("CARGO_BIN_EXE_vmgpu"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("cannot write") && err.contains("nothing was changed"),
+        "{err}"
+    );
+    assert_eq!(tree.snapshot(), before);
+    assert!(!tree.path("var/lib/vmgpu/backup").exists());
+}
