@@ -59,8 +59,8 @@ fn daemon(ctx: &Context) -> Finding {
 fn hook(ctx: &Context) -> Finding {
     const ID: &str = "libvirt.hook";
     let hook = &ctx.host.virt.hook;
-    match &hook.file {
-        None => Finding::warn(
+    match (&hook.vmgpu, &hook.file) {
+        (None, None) => Finding::warn(
             ID,
             format!(
                 "no qemu hook at {}: nothing binds the GPU at VM start",
@@ -68,31 +68,31 @@ fn hook(ctx: &Context) -> Finding {
             ),
             "vmgpu install --restart",
         ),
-        Some(_) if !hook.is_vmgpu => Finding::warn(
+        (None, Some(_)) => Finding::warn(
             ID,
             format!(
-                "{} is another program's hook; vmgpu leaves it alone",
+                "{} is another program's hook and vmgpu is not in qemu.d/",
                 hook.path
             ),
-            "vmgpu install (installs into qemu.d/ next to the existing hook)",
+            "vmgpu install --restart (installs into qemu.d/, next to the other hook)",
         ),
-        Some(node) if node.stat.mode & 0o111 == 0 => Finding::fail(
+        (Some(node), _) if node.stat.mode & 0o111 == 0 => Finding::fail(
             ID,
             format!(
                 "{} is vmgpu but not executable, so libvirt skips it",
-                hook.path
+                node.path
             ),
-            format!("chmod 0755 {}", hook.path),
+            format!("chmod 0755 {}", node.path),
         ),
-        Some(_) => Finding::pass(ID, format!("vmgpu is the qemu hook ({})", hook.path)),
+        (Some(node), _) => Finding::pass(ID, format!("vmgpu is the qemu hook ({})", node.path)),
     }
 }
 
 fn hook_seen(ctx: &Context) -> Finding {
     const ID: &str = "libvirt.hook_seen";
     let virt = &ctx.host.virt;
-    let Some(file) = &virt.hook.file else {
-        return Finding::skip(ID, "no qemu hook installed");
+    let Some(file) = &virt.hook.vmgpu else {
+        return Finding::skip(ID, "vmgpu is not installed as a hook");
     };
     let Some((kind, _, started)) = virt.daemon.running else {
         return Finding::skip(ID, "the libvirt daemon is not running");
@@ -114,7 +114,7 @@ fn hook_seen(ctx: &Context) -> Finding {
             format!(
                 "{} started before {} was installed: libvirt only looks for hooks at start, so it ignores it",
                 kind.name(),
-                virt.hook.path
+                file.path
             ),
             format!("systemctl restart {}", kind.name()),
         )

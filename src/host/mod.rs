@@ -17,6 +17,8 @@ pub mod modconf;
 pub mod parse;
 pub mod pci;
 pub mod root;
+#[cfg(test)]
+pub(crate) mod test_tree;
 pub mod virtstack;
 
 pub use cpu::{CpuSet, CpuTopology, CpuVendor};

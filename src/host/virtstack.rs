@@ -139,6 +139,9 @@ pub struct Hook {
     pub link_target: Option<String>,
     /// Executable files in `qemu.d/`.
     pub qemu_d: Vec<String>,
+    /// Where vmgpu is installed as a hook: the main hook, else `qemu.d/vmgpu` (`vmgpu install` puts it there
+    /// when the main hook is another program's).
+    pub vmgpu: Option<Node>,
 }
 
 /// Mandatory access control.
@@ -398,11 +401,7 @@ fn read_hook(
     let path = format!("{dir}/qemu");
     let file = node(&path)?;
     let link = std::fs::read_link(root.path(&path)).ok();
-    let link_is_vmgpu = link
-        .as_ref()
-        .and_then(|l| l.file_name())
-        .is_some_and(|n| n == "vmgpu");
-    let is_vmgpu = file.is_some() && (link_is_vmgpu || mentions_vmgpu(root, &path));
+    let is_vmgpu = file.is_some() && is_vmgpu_file(root, &path);
     let mut qemu_d = Vec::new();
     for name in root.list_dir(format!("{dir}/qemu.d"))? {
         let p = format!("{dir}/qemu.d/{name}");
@@ -413,26 +412,54 @@ fn read_hook(
             qemu_d.push(p);
         }
     }
+    let dropin = format!("{dir}/qemu.d/vmgpu");
+    let vmgpu = if is_vmgpu {
+        file.clone()
+    } else if is_vmgpu_file(root, &dropin) {
+        node(&dropin)?
+    } else {
+        None
+    };
     Ok(Hook {
         path,
         file,
         is_vmgpu,
         link_target: link.map(|l| l.to_string_lossy().into_owned()),
         qemu_d,
+        vmgpu,
     })
 }
 
-/// True when the first 4 MiB of the file contain `vmgpu` (a script calling it, or the binary itself).
-fn mentions_vmgpu(root: &HostRoot, host_path: &str) -> bool {
+/// True when the file is vmgpu: a symlink to a file named `vmgpu`, or a file (the binary `vmgpu install`
+/// copies, or a wrapper script) that contains the word `vmgpu`. Reads at most 256 MiB.
+fn is_vmgpu_file(root: &HostRoot, host_path: &str) -> bool {
     use std::io::Read;
-    let Ok(file) = std::fs::File::open(root.path(host_path)) else {
+    let path = root.path(host_path);
+    if let Ok(target) = std::fs::read_link(&path)
+        && target.file_name().is_some_and(|n| n == "vmgpu")
+    {
+        return true;
+    }
+    let Ok(file) = std::fs::File::open(&path) else {
         return false;
     };
-    let mut buf = Vec::new();
-    if file.take(4 << 20).read_to_end(&mut buf).is_err() {
-        return false;
+    let needle = b"vmgpu";
+    let mut reader = file.take(256 << 20);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut carry: Vec<u8> = Vec::new();
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => n,
+        };
+        carry.extend_from_slice(buf.get(..n).unwrap_or_default());
+        if carry.windows(needle.len()).any(|w| w == needle) {
+            return true;
+        }
+        // keep the last bytes: the word may straddle two reads
+        let keep = carry.len().saturating_sub(needle.len() - 1);
+        carry.drain(..keep);
     }
-    buf.windows(5).any(|w| w == b"vmgpu")
 }
 
 fn read_guests(root: &HostRoot) -> root::Result<(Option<String>, Option<String>)> {
@@ -470,11 +497,7 @@ fn read_mac(root: &HostRoot) -> root::Result<Mac> {
 mod tests {
     use super::*;
 
-    fn write(dir: &std::path::Path, rel: &str, text: &str) {
-        let p = dir.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
+    use crate::host::test_tree::write;
 
     #[test]
     fn test_firmware_descriptor_parsed_and_files_checked() {

@@ -148,3 +148,22 @@ fn test_check_live_host_without_iommu_fails_iommu() {
     assert_eq!(f["severity"], "FAIL");
     assert!(f["what"].as_str().unwrap().contains("no IOMMU"), "{f}");
 }
+
+#[test]
+fn test_check_vmgpu_binary_copied_into_qemu_d_is_the_hook() {
+    let dir = fixtures::copy_of("fedora-intel-turing");
+    let hooks = dir.path().join("etc/libvirt/hooks");
+    std::fs::write(
+        hooks.join("qemu"),
+        "#!/bin/sh\nexec /opt/other-tool \"$@\"\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(hooks.join("qemu.d")).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_vmgpu"), hooks.join("qemu.d/vmgpu")).unwrap();
+
+    let (_, report) = json(dir.path(), &[]);
+
+    let f = finding(&report, "libvirt.hook");
+    assert_eq!(f["severity"], "PASS", "{f}");
+    assert!(f["what"].as_str().unwrap().contains("qemu.d/vmgpu"), "{f}");
+}

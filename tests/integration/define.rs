@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use vmgpu::domain::looking_glass::LookingGlass;
-use vmgpu::domain::pinning::{Core, Cpus, PinRequest};
+use vmgpu::domain::pinning::{Cpus, PinRequest};
 use vmgpu::domain::render::{self, Scope};
 use vmgpu::domain::spec::{DomainSpec, Evdev, GpuPassthrough, Hugepages, Network, VirtType};
 
@@ -411,15 +411,8 @@ fn test_define_list_templates_names_the_builtins() {
 
 /// The spec `--update` applies to the hand-edited domain below.
 fn update_spec() -> DomainSpec {
-    let cpus = Cpus {
-        cores: (0..12)
-            .map(|i| Core {
-                cpus: vec![i, i + 12],
-                l3_group: i / 6,
-            })
-            .collect(),
-        amd: true,
-    };
+    let host = vmgpu::host::Host::read(&vmgpu::host::HostRoot::new(seed_fixture())).unwrap();
+    let cpus = Cpus::from_topology(&host.cpu);
     DomainSpec {
         name: "win11".into(),
         virt_type: VirtType::Kvm,

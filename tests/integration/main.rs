@@ -35,5 +35,7 @@ mod check;
 
 /// `vmgpu setup`: plans, apply, no-op re-run, undo, bad input.
 mod setup;
+/// Golden dry-run plans of `vmgpu setup` for every host fixture.
+mod setup_golden;
 /// Host trees for the setup tests (with a busybox userland for chroot).
 mod setup_tree;

@@ -276,3 +276,48 @@ fn test_setup_second_run_after_manual_edit_keeps_it_and_undo_refuses() {
     );
     assert!(!text.contains("-GRUB_TIMEOUT=2"), "{text}");
 }
+
+#[test]
+fn test_check_after_setup_reports_what_did_not_take_effect() {
+    if !is_root() {
+        eprintln!("skipped: needs root for chroot");
+        return;
+    }
+    let tree = Tree::debian_with_tools();
+    assert!(vmgpu(&tree, APPLY).status.success());
+    let severity = |tree: &Tree, id: &str| -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_vmgpu"))
+            .arg("--root")
+            .arg(tree.dir.path())
+            .args(["check", "--json", "--gpu", "0000:04:00.0"])
+            .output()
+            .unwrap();
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["id"] == id)
+            .map(|f| f["severity"].as_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(severity(&tree, "setup.record"), "PASS");
+    assert_eq!(severity(&tree, "setup.kernel_params"), "FAIL");
+    assert_eq!(severity(&tree, "setup.vfio_bound"), "FAIL");
+
+    // "Reboot": the new command line, vfio-pci on both functions.
+    tree.write(
+        "proc/cmdline",
+        "BOOT_IMAGE=/vmlinuz root=/dev/sda1 iommu=pt amd_iommu=on quiet\n",
+    );
+    std::fs::create_dir_all(tree.path("sys/bus/pci/drivers/vfio-pci")).unwrap();
+    for f in ["0000:04:00.0", "0000:04:00.1"] {
+        std::os::unix::fs::symlink(
+            "../../../bus/pci/drivers/vfio-pci",
+            tree.path(&format!("sys/devices/pci0000:00/{f}/driver")),
+        )
+        .unwrap();
+    }
+    assert_eq!(severity(&tree, "setup.kernel_params"), "PASS");
+    assert_eq!(severity(&tree, "setup.vfio_bound"), "PASS");
+}
