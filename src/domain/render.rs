@@ -78,7 +78,20 @@ pub fn rules(spec: &DomainSpec, scope: Scope, old_gpus: &[PciAddress]) -> Vec<Ru
     rules.extend(cputune_rules(spec));
     rules.push(Rule::replace(&["domain"], "cpu", vec![cpu(spec)]));
     rules.extend(hugepages_rules(spec.hugepages));
-    rules.extend(hide_rules(spec.hide_hypervisor));
+    if spec.virt_type == VirtType::Qemu {
+        // Hyper-V enlightenments and the KVM signature exist only with KVM; QEMU refuses them under TCG
+        // ("kernel doesn't allow setting HyperV VP_INDEX").
+        rules.push(Rule::replace(&["domain", "features"], "hyperv", Vec::new()));
+        rules.push(Rule::replace(&["domain", "features"], "kvm", Vec::new()));
+        rules.push(Rule::replace_where(
+            &["domain", "clock"],
+            "timer",
+            |_, n| n.attr("name") == Some("hypervclock"),
+            Vec::new(),
+        ));
+    } else {
+        rules.extend(hide_rules(spec.hide_hypervisor));
+    }
     rules.extend(metadata_rules(spec));
     if scope == Scope::Define {
         rules.push(Rule::replace(&["domain", "devices"], "disk", disks(spec)));

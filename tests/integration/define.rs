@@ -471,3 +471,19 @@ fn test_update_twice_changes_nothing_more() {
     let twice = render::render(&once, &update_spec(), Scope::Update, &old_gpus).unwrap();
     assert_eq!(once, twice);
 }
+
+#[test]
+fn test_define_tcg_drops_hyperv_and_kvm_features() {
+    let host = seed_host(false);
+    let out = vmgpu(
+        host.path(),
+        &["--dry-run", "--virt-type", "qemu", "--hide-hypervisor"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let xml = stdout(&out);
+    assert!(xml.contains("<domain type='qemu'>"));
+    assert!(
+        !xml.contains("<hyperv") && !xml.contains("<kvm>") && !xml.contains("hypervclock"),
+        "{xml}"
+    );
+}
