@@ -168,12 +168,7 @@ mod tests {
     use crate::host::HostRoot;
 
     fn distro(files: &[(&str, &str)]) -> Distro {
-        let dir = tempfile::tempdir().unwrap();
-        for (rel, text) in files {
-            let p = dir.path().join(rel);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, text).unwrap();
-        }
+        let dir = crate::host::test_tree::tree(files);
         Distro::read(&HostRoot::new(dir.path())).unwrap()
     }
 

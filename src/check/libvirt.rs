@@ -11,7 +11,7 @@ pub fn check(ctx: &Context) -> Vec<Finding> {
         daemon(ctx),
         hook(ctx),
         hook_seen(ctx),
-        selinux(ctx),
+        mac(ctx),
         guests(ctx),
     ]
 }
@@ -40,17 +40,18 @@ fn daemon(ctx: &Context) -> Finding {
              `nixos-rebuild switch`",
         );
     }
+    if d.socket {
+        return Finding::pass(
+            ID,
+            format!(
+                "{} is socket-activated: it starts on first use",
+                kind.name()
+            ),
+        );
+    }
     Finding::fail(
         ID,
-        format!(
-            "{} is not running{}",
-            kind.name(),
-            if d.socket {
-                " (its socket exists: it starts on first use)"
-            } else {
-                ""
-            }
-        ),
+        format!("{} is not running", kind.name()),
         format!("systemctl enable --now {}", unit(kind)),
     )
 }
@@ -58,8 +59,8 @@ fn daemon(ctx: &Context) -> Finding {
 fn hook(ctx: &Context) -> Finding {
     const ID: &str = "libvirt.hook";
     let hook = &ctx.host.virt.hook;
-    match &hook.file {
-        None => Finding::warn(
+    match (&hook.vmgpu, &hook.file) {
+        (None, None) => Finding::warn(
             ID,
             format!(
                 "no qemu hook at {}: nothing binds the GPU at VM start",
@@ -67,31 +68,31 @@ fn hook(ctx: &Context) -> Finding {
             ),
             "vmgpu install --restart",
         ),
-        Some(_) if !hook.is_vmgpu => Finding::warn(
+        (None, Some(_)) => Finding::warn(
             ID,
             format!(
-                "{} is another program's hook; vmgpu leaves it alone",
+                "{} is another program's hook and vmgpu is not in qemu.d/",
                 hook.path
             ),
-            "vmgpu install (installs into qemu.d/ next to the existing hook)",
+            "vmgpu install --restart (installs into qemu.d/, next to the other hook)",
         ),
-        Some(node) if node.stat.mode & 0o111 == 0 => Finding::fail(
+        (Some(node), _) if node.stat.mode & 0o111 == 0 => Finding::fail(
             ID,
             format!(
                 "{} is vmgpu but not executable, so libvirt skips it",
-                hook.path
+                node.path
             ),
-            format!("chmod 0755 {}", hook.path),
+            format!("chmod 0755 {}", node.path),
         ),
-        Some(_) => Finding::pass(ID, format!("vmgpu is the qemu hook ({})", hook.path)),
+        (Some(node), _) => Finding::pass(ID, format!("vmgpu is the qemu hook ({})", node.path)),
     }
 }
 
 fn hook_seen(ctx: &Context) -> Finding {
     const ID: &str = "libvirt.hook_seen";
     let virt = &ctx.host.virt;
-    let Some(file) = &virt.hook.file else {
-        return Finding::skip(ID, "no qemu hook installed");
+    let Some(file) = &virt.hook.vmgpu else {
+        return Finding::skip(ID, "vmgpu is not installed as a hook");
     };
     let Some((kind, _, started)) = virt.daemon.running else {
         return Finding::skip(ID, "the libvirt daemon is not running");
@@ -113,16 +114,43 @@ fn hook_seen(ctx: &Context) -> Finding {
             format!(
                 "{} started before {} was installed: libvirt only looks for hooks at start, so it ignores it",
                 kind.name(),
-                virt.hook.path
+                file.path
             ),
             format!("systemctl restart {}", kind.name()),
         )
     }
 }
 
-fn selinux(ctx: &Context) -> Finding {
-    const ID: &str = "libvirt.selinux";
+/// Where AppArmor's libvirtd/virtqemud profiles let the daemon exec a hook from.
+const APPARMOR_EXEC_DIRS: &[&str] = &[
+    "/bin/",
+    "/sbin/",
+    "/usr/bin/",
+    "/usr/sbin/",
+    "/etc/libvirt/hooks/",
+];
+
+fn mac(ctx: &Context) -> Finding {
+    const ID: &str = "libvirt.mac";
     let mac = &ctx.host.virt.mac;
+    let hook = &ctx.host.virt.hook;
+    if mac.apparmor
+        && let Some(target) = &hook.link_target
+        && target.starts_with('/')
+        && !APPARMOR_EXEC_DIRS.iter().any(|d| target.starts_with(d))
+    {
+        return Finding::fail(
+            ID,
+            format!(
+                "{} links to {target}: AppArmor's libvirt profile execs hooks only from /usr/bin, /usr/sbin, \
+                 /bin and /sbin, so the hook fails with \"Permission denied\"",
+                hook.path
+            ),
+            format!(
+                "install vmgpu as /usr/bin/vmgpu (cp {target} /usr/bin/vmgpu), then `vmgpu install --restart`"
+            ),
+        );
+    }
     match mac.selinux.as_deref() {
         Some("enforcing") if mac.virt_hooks_unconfined != Some(true) => Finding::fail(
             ID,

@@ -16,6 +16,7 @@ pub mod looking_glass;
 pub mod memory;
 pub mod packages;
 pub mod render;
+pub mod setup;
 pub mod vfio;
 pub mod virt;
 
@@ -132,7 +133,7 @@ impl<'a> Context<'a> {
 pub type Area = fn(&Context) -> Vec<Finding>;
 
 /// Every area in the order a user walks the seed guide: CPU and KVM, IOMMU, GPU, vfio, packages, libvirt,
-/// memory, Looking Glass.
+/// memory, Looking Glass; then what the last `vmgpu setup` promised.
 pub const AREAS: &[Area] = &[
     virt::check,
     iommu::check,
@@ -142,6 +143,7 @@ pub const AREAS: &[Area] = &[
     libvirt::check,
     memory::check,
     looking_glass::check,
+    setup::check,
 ];
 
 /// Runs every area.

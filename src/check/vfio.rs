@@ -9,6 +9,7 @@ pub fn check(ctx: &Context) -> Vec<Finding> {
     let mut out = vec![modules(ctx), virqfd(ctx)];
     out.extend(dracut_spaces(ctx));
     out.push(builtin_options(ctx));
+    out.extend(ids_syntax(ctx));
     out
 }
 
@@ -129,10 +130,27 @@ fn builtin_options(ctx: &Context) -> Finding {
     if !kernel.vfio_pci_builtin() {
         return Finding::pass(ID, "vfio-pci is a module: modprobe.d options apply");
     }
-    if ids.is_empty() || !kernel.cmdline.list("vfio-pci.ids").is_empty() {
-        return Finding::pass(
+    if ids.is_empty() {
+        return Finding::pass(ID, "vfio-pci is built in and modprobe.d sets no ids for it");
+    }
+    let files: Vec<&str> = ctx
+        .host
+        .modconf
+        .modprobe_options("vfio_pci")
+        .iter()
+        .map(|(path, _)| *path)
+        .collect();
+    if !kernel.cmdline.list("vfio-pci.ids").is_empty() {
+        return Finding::warn(
             ID,
-            "vfio-pci is built in and no modprobe.d ids are left to be ignored",
+            format!(
+                "vfio-pci is built in, so the ids in {} are ignored (vfio-pci.ids= on the command line binds)",
+                files.join(", ")
+            ),
+            format!(
+                "remove the `options vfio-pci` line from {}",
+                files.join(", ")
+            ),
         );
     }
     let arg = format!("vfio-pci.ids={}", ids.join(","));
@@ -145,4 +163,39 @@ fn builtin_options(ctx: &Context) -> Finding {
         ),
         fix::kernel_args(&ctx.host.distro, &[&arg], &[]),
     )
+}
+
+/// `options vfio-pci ids=a b` (the seed guide's form) passes only `a`: module options are separated by spaces,
+/// ids by commas, so `b` becomes an unknown parameter the kernel ignores.
+fn ids_syntax(ctx: &Context) -> Vec<Finding> {
+    const ID: &str = "vfio.ids_syntax";
+    let mut out = Vec::new();
+    for (path, opts) in ctx.host.modconf.modprobe_options("vfio_pci") {
+        let words: Vec<&str> = opts.split_whitespace().collect();
+        let mut rest = words.iter().copied().skip_while(|w| !w.starts_with("ids="));
+        let Some(first) = rest.next().map(|w| w.trim_start_matches("ids=")) else {
+            continue;
+        };
+        let stray: Vec<&str> = rest.take_while(|w| !w.contains('=')).collect();
+        if stray.is_empty() {
+            continue;
+        }
+        let all = std::iter::once(first)
+            .chain(stray.iter().copied())
+            .collect::<Vec<_>>()
+            .join(",");
+        out.push(Finding::warn(
+            ID,
+            format!(
+                "{path}: `{}` binds only {first}; {} is not part of ids= (ids are separated by commas)",
+                format_args!("options vfio-pci {opts}"),
+                stray.join(" ")
+            ),
+            format!(
+                "write `options vfio-pci ids={all}` in {path}, then run `{}`",
+                fix::initramfs_rebuild(&ctx.host.distro)
+            ),
+        ));
+    }
+    out
 }

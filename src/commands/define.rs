@@ -20,7 +20,8 @@ use crate::report::Outcome;
 /// Where keyboards and mice have stable names.
 const INPUT_BY_ID: &str = "/dev/input/by-id";
 
-/// Runs `vmgpu define`.
+/// Runs `vmgpu define`. `--dry-run` prints the XML without libvirt (with `--update` it reads the existing
+/// domain from libvirt, and still changes nothing).
 pub fn run(root: &Path, args: &DefineArgs) -> anyhow::Result<Outcome> {
     let host_root = HostRoot::new(root);
     let dirs = template::search_dirs(
@@ -76,7 +77,13 @@ fn define_in_libvirt(
         if let Some(gpu) = spec.gpu.as_mut() {
             gpu.guest_bus = guest_bus_for_update(&existing, &old_gpus)?;
         }
-        render::render(&existing, spec, Scope::Update, &old_gpus)?
+        let xml = render::render(&existing, spec, Scope::Update, &old_gpus)?;
+        if args.dry_run {
+            // --update --dry-run reads the domain from libvirt but changes nothing.
+            print!("{xml}");
+            return Ok(Outcome::Ok);
+        }
+        xml
     } else {
         if libvirt.domain_exists(&spec.name)? {
             bail!(

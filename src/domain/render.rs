@@ -16,6 +16,9 @@ pub const QEMU_NS: &str = "http://libvirt.org/schemas/domain/qemu/1.0";
 /// The Hyper-V vendor id written with `--hide-hypervisor` (12 characters at most).
 pub const VENDOR_ID: &str = "0123456789ab";
 
+/// New devices go before these (libvirt lists them last).
+const DEVICES_TAIL: &[&str] = &["watchdog", "memballoon", "rng", "panic"];
+
 /// Whether the rules build a new domain or edit an existing one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
@@ -75,7 +78,20 @@ pub fn rules(spec: &DomainSpec, scope: Scope, old_gpus: &[PciAddress]) -> Vec<Ru
     rules.extend(cputune_rules(spec));
     rules.push(Rule::replace(&["domain"], "cpu", vec![cpu(spec)]));
     rules.extend(hugepages_rules(spec.hugepages));
-    rules.extend(hide_rules(spec.hide_hypervisor));
+    if spec.virt_type == VirtType::Qemu {
+        // Hyper-V enlightenments and the KVM signature exist only with KVM; QEMU refuses them under TCG
+        // ("kernel doesn't allow setting HyperV VP_INDEX").
+        rules.push(Rule::replace(&["domain", "features"], "hyperv", Vec::new()));
+        rules.push(Rule::replace(&["domain", "features"], "kvm", Vec::new()));
+        rules.push(Rule::replace_where(
+            &["domain", "clock"],
+            "timer",
+            |_, n| n.attr("name") == Some("hypervclock"),
+            Vec::new(),
+        ));
+    } else {
+        rules.extend(hide_rules(spec.hide_hypervisor));
+    }
     rules.extend(metadata_rules(spec));
     if scope == Scope::Define {
         rules.push(Rule::replace(&["domain", "devices"], "disk", disks(spec)));
@@ -85,12 +101,15 @@ pub fn rules(spec: &DomainSpec, scope: Scope, old_gpus: &[PciAddress]) -> Vec<Ru
     }
     rules.extend(gpu_rules(spec, old_gpus));
     rules.extend(looking_glass_rules(spec));
-    rules.push(Rule::replace_where(
-        &["domain", "devices"],
-        "input",
-        |_, n| n.attr("type") == Some("evdev"),
-        evdev(spec),
-    ));
+    rules.push(
+        Rule::replace_where(
+            &["domain", "devices"],
+            "input",
+            |_, n| n.attr("type") == Some("evdev"),
+            evdev(spec),
+        )
+        .before(DEVICES_TAIL),
+    );
     rules
 }
 
@@ -105,7 +124,12 @@ fn nested(
     path.push(container);
     let mut rules = Vec::new();
     if let Some(whole) = whole {
-        rules.push(Rule::ensure(parent, container, None, vec![whole]));
+        let ensure = Rule::ensure(parent, container, None, vec![whole]);
+        rules.push(match container {
+            "memoryBacking" => ensure.before(&["vcpu", "iothreads", "cputune", "os"]),
+            "cputune" => ensure.before(&["resource", "sysinfo", "os"]),
+            _ => ensure,
+        });
     }
     for (name, items) in children {
         rules.push(Rule::replace(&path, name, items));
@@ -236,7 +260,8 @@ fn metadata_rules(spec: &DomainSpec) -> Vec<Rule> {
                 std::slice::from_ref(&config),
                 "</metadata>",
             )],
-        ),
+        )
+        .before(&["maxMemory", "memory", "currentMemory"]),
         Rule::replace_where(
             &["domain", "metadata"],
             "config",
@@ -328,17 +353,20 @@ fn gpu_rules(spec: &DomainSpec, old_gpus: &[PciAddress]) -> Vec<Rule> {
             ));
         }
         let bus = u32::from(gpu.guest_bus);
-        rules.push(Rule::ensure(
-            &["domain", "devices"],
-            "controller",
-            Some(Box::new(move |_: &Index<'_>, n: &Node| {
-                n.attr("type") == Some("pci")
-                    && n.attr("index").and_then(|i| i.parse::<u32>().ok()) == Some(bus)
-            })),
-            vec![format!(
-                "<controller type='pci' index='{bus}' model='pcie-root-port'/>"
-            )],
-        ));
+        rules.push(
+            Rule::ensure(
+                &["domain", "devices"],
+                "controller",
+                Some(Box::new(move |_: &Index<'_>, n: &Node| {
+                    n.attr("type") == Some("pci")
+                        && n.attr("index").and_then(|i| i.parse::<u32>().ok()) == Some(bus)
+                })),
+                vec![format!(
+                    "<controller type='pci' index='{bus}' model='pcie-root-port'/>"
+                )],
+            )
+            .before(DEVICES_TAIL),
+        );
     }
     rules.insert(
         0,
@@ -351,7 +379,8 @@ fn gpu_rules(spec: &DomainSpec, old_gpus: &[PciAddress]) -> Vec<Rule> {
                         .is_some_and(|a| owned.iter().any(|o| o.same_slot(&a)))
             },
             items,
-        ),
+        )
+        .before(DEVICES_TAIL),
     );
     rules
 }
@@ -403,7 +432,8 @@ fn looking_glass_rules(spec: &DomainSpec) -> Vec<Rule> {
                     .is_some_and(|name| name == shm_name || name.starts_with("looking-glass"))
             },
             shmem,
-        ),
+        )
+        .before(DEVICES_TAIL),
         Rule::replace_where(
             &["domain"],
             "commandline",

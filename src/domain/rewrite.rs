@@ -45,6 +45,9 @@ pub struct Rule {
     pub predicate: Option<Predicate>,
     /// What to do.
     pub action: Action,
+    /// Where new elements go when there is none yet: before the first child with one of these local names
+    /// (libvirt's usual order), else at the end of the parent.
+    pub before: &'static [&'static str],
 }
 
 impl Rule {
@@ -55,7 +58,14 @@ impl Rule {
             name,
             predicate: None,
             action: Action::Replace(items),
+            before: &[],
         }
+    }
+
+    /// New elements go before the first child named in `names` (when there is one).
+    pub fn before(mut self, names: &'static [&'static str]) -> Self {
+        self.before = names;
+        self
     }
 
     /// Replaces the `name` children of `parent` that `predicate` selects with `items`.
@@ -70,6 +80,7 @@ impl Rule {
             name,
             predicate: Some(Box::new(predicate)),
             action: Action::Replace(items),
+            before: &[],
         }
     }
 
@@ -85,6 +96,7 @@ impl Rule {
             name,
             predicate,
             action: Action::Ensure(items),
+            before: &[],
         }
     }
 
@@ -112,7 +124,17 @@ pub fn apply(xml: &str, rules: &[Rule]) -> Result<String> {
             };
             match owned.split_first() {
                 None => {
-                    if !items.is_empty() {
+                    let sibling = index
+                        .children(parent)
+                        .find(|c| rule.before.contains(&c.local_name()));
+                    if let (Some(sibling), false) = (sibling, items.is_empty()) {
+                        let at = sibling.range.start;
+                        let text: String = items
+                            .iter()
+                            .map(|i| format!("{}\n{indent}", reindent(i, &indent)))
+                            .collect();
+                        edits.push((at..at, text));
+                    } else if !items.is_empty() {
                         let entry = appends
                             .entry(parent.range.start)
                             .or_insert((parent, Vec::new()));
@@ -324,6 +346,18 @@ mod tests {
         assert_eq!(
             out,
             DOC.replace("    <hostdev a='1'/>\n    <hostdev a='2'/>\n", "")
+        );
+    }
+
+    #[test]
+    fn test_missing_element_goes_before_the_named_sibling() {
+        let rules = [
+            Rule::replace(&["domain"], "metadata", vec!["<metadata/>".into()]).before(&["devices"]),
+        ];
+        let out = apply(DOC, &rules).unwrap();
+        assert_eq!(
+            out,
+            DOC.replace("  <devices>", "  <metadata/>\n  <devices>")
         );
     }
 

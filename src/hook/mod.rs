@@ -59,6 +59,27 @@ pub struct Event {
 }
 
 impl Event {
+    /// True for the ops vmgpu acts on (the others change nothing and must never fail: a failed
+    /// `reconnect` makes libvirt kill the running VM).
+    pub fn acts(&self) -> bool {
+        matches!(
+            (self.op.as_str(), self.sub_op.as_str()),
+            ("prepare", "begin") | ("started", "begin") | ("stopped", "end") | ("release", "end")
+        )
+    }
+
+    /// Refuses a VM name that cannot name a journal file.
+    pub fn check_name(&self) -> Result<()> {
+        let vm = &self.vm;
+        if vm.is_empty() || vm.contains(['/', '\0']) || vm.starts_with('.') || vm.len() > 200 {
+            return Err(Error::Usage(format!(
+                "{:?} is not a VM name vmgpu can keep a journal for",
+                vm.chars().take(64).collect::<String>()
+            )));
+        }
+        Ok(())
+    }
+
     /// Parses libvirt's four arguments.
     pub fn parse(args: &[String]) -> Result<Event> {
         let [vm, op, sub_op, extra] = args else {
@@ -71,12 +92,6 @@ impl Event {
                     .join(" ")
             )));
         };
-        if vm.is_empty() || vm.contains(['/', '\0']) || vm.starts_with('.') || vm.len() > 200 {
-            return Err(Error::Usage(format!(
-                "{:?} is not a VM name vmgpu can keep a journal for",
-                vm.chars().take(64).collect::<String>()
-            )));
-        }
         Ok(Event {
             vm: vm.clone(),
             op: op.clone(),
@@ -89,7 +104,21 @@ impl Event {
 /// Runs one hook call against `root` with the domain XML from `stdin`.
 pub fn run(root: &HostRoot, args: &[String], stdin: &mut dyn Read) -> Result<()> {
     let event = Event::parse(args)?;
+    if !event.acts() {
+        // start, reconnect, attach, migrate, restore, and ops a newer libvirt adds: change nothing, print
+        // nothing (empty stdout = "XML unchanged" for migrate/restore), never fail.
+        let _ = std::io::copy(&mut stdin.take(MAX_STDIN as u64), &mut std::io::sink());
+        return Ok(());
+    }
+    event.check_name()?;
     let xml = read_stdin(stdin)?;
+    tracing::debug!(
+        "{} {} {}: {} bytes of XML",
+        event.vm,
+        event.op,
+        event.sub_op,
+        xml.len()
+    );
     let ops = ops::for_root(root);
     match (event.op.as_str(), event.sub_op.as_str()) {
         ("prepare", "begin") => {
@@ -108,7 +137,7 @@ pub fn run(root: &HostRoot, args: &[String], stdin: &mut dyn Read) -> Result<()>
             Ok(())
         }
         ("stopped", "end") | ("release", "end") => release(ops.as_ref(), &event),
-        _ => Ok(()), // start, reconnect, attach, migrate, restore, and ops a newer libvirt adds
+        _ => Ok(()),
     }
 }
 

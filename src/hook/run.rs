@@ -117,8 +117,10 @@ pub fn check_holders(ops: &dyn HostOps, endpoints: &[(PciDevice, u32)]) -> Resul
 /// `prepare begin`: plan, lock, journal and apply.
 pub fn prepare(ops: &dyn HostOps, vm: &str, view: &HookView, config: &VmgpuConfig) -> Result<()> {
     let plan = plan(ops, view, config)?;
+    tracing::debug!("{vm}: planned {} steps", plan.steps.len());
     if !config.single_gpu {
         check_holders(ops, &plan.endpoints)?;
+        tracing::debug!("{vm}: no holders");
     }
     if plan.steps.is_empty() && plan.endpoints.is_empty() {
         tracing::info!("{vm}: nothing to prepare");
@@ -154,6 +156,7 @@ pub fn prepare(ops: &dyn HostOps, vm: &str, view: &HookView, config: &VmgpuConfi
         journal.steps.push(step.clone());
         store.save(&journal)?;
         tracing::info!("{vm}: step {}: {}", index + 1, step.describe());
+        tracing::debug!("{vm}: journaled step {}", index + 1);
         let mut result = step.apply(ops);
         if result.is_ok() && Some(index) == last_bind {
             result = gpu::verify_groups_viable(ops.root(), &plan.endpoints);
@@ -167,6 +170,7 @@ pub fn prepare(ops: &dyn HostOps, vm: &str, view: &HookView, config: &VmgpuConfi
     }
     journal.phase = Phase::Prepared;
     store.save(&journal)?;
+    tracing::debug!("{vm}: prepared");
     Ok(())
 }
 
@@ -200,7 +204,11 @@ fn roll_back(ops: &dyn HostOps, store: &Store, journal: VmJournal, cause: Error)
     );
     match undo_all(ops, store, journal) {
         Ok(()) => Error::RolledBack(Box::new(cause)),
-        Err(undo) => Error::Restore(format!("{cause}; then undoing failed: {undo}")),
+        Err(undo) => Error::Restore(format!(
+            "{}; then undoing failed: {}",
+            error_chain(&cause),
+            error_chain(&undo)
+        )),
     }
 }
 
@@ -229,7 +237,7 @@ fn undo_all(ops: &dyn HostOps, store: &Store, mut journal: VmJournal) -> Result<
     for step in journal.steps.iter().rev() {
         tracing::info!("{}: undo: {}", journal.vm, step.describe());
         if let Err(e) = step.undo(ops) {
-            failures.push(format!("{}: {e}", step.describe()));
+            failures.push(format!("{}: {}", step.describe(), error_chain(&e)));
         }
     }
     if failures.is_empty() {
@@ -243,4 +251,16 @@ fn undo_all(ops: &dyn HostOps, store: &Store, mut journal: VmJournal) -> Result<
 fn crash() -> ! {
     let _ = nix::sys::signal::kill(nix::unistd::getpid(), nix::sys::signal::Signal::SIGKILL);
     std::process::abort()
+}
+
+/// An error and its causes on one line.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
 }

@@ -28,7 +28,7 @@ pub fn valid_name(name: &str) -> bool {
         && !name.contains("..")
 }
 
-/// Looks a user or group up in `/etc/passwd` or `/etc/group` under the root; returns its id.
+/// Looks a user (`/etc/passwd`) or group (`/etc/group`) up under the root; returns its id.
 pub fn lookup_id(root: &HostRoot, kind: &'static str, name: &str) -> Result<u32> {
     if let Ok(id) = name.parse::<u32>() {
         return Ok(id);
@@ -38,6 +38,15 @@ pub fn lookup_id(root: &HostRoot, kind: &'static str, name: &str) -> Result<u32>
     } else {
         "/etc/group"
     };
+    if kind == "user" {
+        return super::viewer::account(root, name)
+            .map(|a| a.uid)
+            .ok_or_else(|| Error::NoAccount {
+                kind,
+                name: name.to_string(),
+                path: root.path(file),
+            });
+    }
     let text = root.read_optional(file)?.unwrap_or_default();
     text.lines()
         .filter_map(|line| {

@@ -17,7 +17,13 @@ pub const FRAMEBUFFERS: [&str; 3] = [
 /// The steps before the GPU is unbound: display manager, vtconsoles, framebuffer.
 pub fn plan_before(root: &HostRoot) -> Result<Vec<Step>> {
     let mut steps = Vec::new();
-    if let Some(unit) = root.read_link_name("/etc/systemd/system/display-manager.service")? {
+    // The alias link names the unit; its target may be absolute (outside a --root tree), so it is not followed.
+    let alias = std::fs::read_link(root.path("/etc/systemd/system/display-manager.service")).ok();
+    let unit = alias
+        .as_deref()
+        .and_then(|t| t.file_name())
+        .map(|n| n.to_string_lossy().into_owned());
+    if let Some(unit) = unit {
         let procs = root
             .read_optional(format!("/sys/fs/cgroup/system.slice/{unit}/cgroup.procs"))?
             .unwrap_or_default();

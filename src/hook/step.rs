@@ -219,12 +219,22 @@ impl Step {
                 }
                 Ok(())
             }
-            Step::RestrictUnitCpus { unit, original, .. } => Ok(ops.systemctl(&[
-                "set-property",
-                "--runtime",
-                unit,
-                &format!("AllowedCPUs={original}"),
-            ])?),
+            Step::RestrictUnitCpus { unit, original, .. } => {
+                let set = |cpus: &str| {
+                    ops.systemctl(&[
+                        "set-property",
+                        "--runtime",
+                        unit,
+                        &format!("AllowedCPUs={cpus}"),
+                    ])
+                };
+                if original.is_empty() {
+                    // The kernel refuses to empty a populated cgroup's cpuset.cpus (ENOSPC) and systemd
+                    // ignores that failure: widen to every online CPU first, then drop the property.
+                    set(&online_cpus(ops)?)?;
+                }
+                Ok(set(original)?)
+            }
             Step::RestrictCgroupCpus { path, original, .. } => {
                 if !root.exists(path) {
                     return Ok(()); // the cgroup is gone (created by us and already removed)
@@ -232,9 +242,16 @@ impl Step {
                 if root.read_string(path)? == *original {
                     return Ok(());
                 }
-                // An empty cpuset.cpus cannot be written back by value: "" means "inherit" and is
-                // accepted by cgroup v2 as an empty write.
-                Ok(ops.write(path, if original.is_empty() { "\n" } else { original })?)
+                if !original.is_empty() {
+                    return Ok(ops.write(path, original)?);
+                }
+                // Empty means "inherit the parent's CPUs". The kernel accepts an empty write only while the
+                // cgroup has no processes (ENOSPC otherwise); then the parent's effective CPUs, which is
+                // the same set, is written explicitly.
+                if ops.write(path, "\n").is_ok() {
+                    return Ok(());
+                }
+                reset_populated_cpuset(ops, path)
             }
             Step::Hugepages { path, original, .. } => {
                 if root.read_u64(path)? == *original {
@@ -262,4 +279,43 @@ impl Step {
             _ => None,
         }
     }
+}
+
+/// Every online CPU, in the kernel's list form.
+fn online_cpus(ops: &dyn HostOps) -> Result<String> {
+    Ok(ops.root().read_string("/sys/devices/system/cpu/online")?)
+}
+
+/// Puts a populated cgroup's `cpuset.cpus` back to empty ("inherit"). The kernel refuses to empty it while
+/// the cgroup has processes (ENOSPC), so: first widen it to the parent's CPUs (the host is unrestricted
+/// from here on, whatever follows), then move its processes to the parent, empty it, and move them back.
+/// If the empty write still fails, the explicit parent set stays, which allows the same CPUs.
+fn reset_populated_cpuset(ops: &dyn HostOps, path: &str) -> Result<()> {
+    let root = ops.root();
+    let cgroup = path.trim_end_matches("/cpuset.cpus");
+    let parent = cgroup.rsplit_once('/').map_or("/sys/fs/cgroup", |(p, _)| p);
+    let inherited = match root.read_optional(format!("{parent}/cpuset.cpus.effective"))? {
+        Some(cpus) if !cpus.is_empty() => cpus,
+        _ => online_cpus(ops)?,
+    };
+    ops.write(path, &inherited)?;
+    let procs: Vec<String> = root
+        .read_optional(format!("{cgroup}/cgroup.procs"))?
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    let move_all = |to: &str| {
+        for pid in &procs {
+            // A process that exited meanwhile is fine (ESRCH).
+            let _ = ops.write(&format!("{to}/cgroup.procs"), pid);
+        }
+    };
+    move_all(parent);
+    let emptied = ops.write(path, "\n");
+    move_all(cgroup);
+    if let Err(e) = emptied {
+        tracing::info!("{path}: left at its parent's CPUs {inherited} (cannot empty it: {e})");
+    }
+    Ok(())
 }

@@ -432,11 +432,7 @@ mod tests {
         assert_eq!(set("0").union(&set("2")).to_string(), "0,2");
     }
 
-    fn write(dir: &std::path::Path, rel: &str, text: &str) {
-        let p = dir.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
+    use crate::host::test_tree::write;
 
     /// Two cores with two threads each, threads numbered like AMD/Intel (n, n+cores), one L3 per core.
     fn small_tree() -> tempfile::TempDir {

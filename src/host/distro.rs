@@ -330,15 +330,7 @@ fn detect_package_manager(root: &HostRoot, family: Family) -> PackageManager {
 mod tests {
     use super::*;
 
-    fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
-        let dir = tempfile::tempdir().unwrap();
-        for (rel, text) in files {
-            let p = dir.path().join(rel);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, text).unwrap();
-        }
-        dir
-    }
+    use crate::host::test_tree::tree;
 
     #[test]
     fn test_family_from_id_like() {

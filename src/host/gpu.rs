@@ -315,11 +315,7 @@ mod tests {
     fn host(devices: &[(&str, u32, &str, Option<u32>, bool)]) -> (tempfile::TempDir, Host) {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        let write = |rel: &str, text: &str| {
-            let p = d.join(rel);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, text).unwrap();
-        };
+        let write = |rel: &str, text: &str| crate::host::test_tree::write(d, rel, text);
         write("proc/cmdline", "quiet\n");
         write("proc/meminfo", "MemTotal: 1000 kB\n");
         write("proc/sys/kernel/osrelease", "6.8.0\n");

@@ -235,11 +235,7 @@ mod tests {
         assert_eq!(c.get("splash"), None);
     }
 
-    fn write(dir: &std::path::Path, rel: &str, text: &str) {
-        let p = dir.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
+    use crate::host::test_tree::write;
 
     #[test]
     fn test_kernel_read_builtin_vfio_and_kvm_params() {

@@ -97,11 +97,7 @@ fn read_pools(root: &HostRoot, dir: &str) -> root::Result<BTreeMap<u64, Hugepage
 mod tests {
     use super::*;
 
-    fn write(dir: &std::path::Path, rel: &str, text: &str) {
-        let p = dir.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
+    use crate::host::test_tree::write;
 
     #[test]
     fn test_memory_reads_pools_and_nodes() {

@@ -17,6 +17,8 @@ pub mod modconf;
 pub mod parse;
 pub mod pci;
 pub mod root;
+#[cfg(test)]
+pub(crate) mod test_tree;
 pub mod virtstack;
 
 pub use cpu::{CpuSet, CpuTopology, CpuVendor};
@@ -119,7 +121,7 @@ impl Host {
             });
         }
         let distro = Distro::read(root).map_err(Error::Distro)?;
-        let virt = VirtStack::read(root, distro.family == Family::NixOs).map_err(Error::Virt)?;
+        let virt = VirtStack::read(root, distro.family).map_err(Error::Virt)?;
         Ok(Self {
             root: root.clone(),
             pci: pci::read_all(root).map_err(Error::Pci)?,

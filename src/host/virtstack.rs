@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::distro::Family;
 use super::parse;
 use super::root::{self, FileStat, HostRoot};
 
@@ -134,8 +135,13 @@ pub struct Hook {
     pub file: Option<Node>,
     /// True when it is vmgpu (a link to a `vmgpu` binary, or a file that mentions vmgpu).
     pub is_vmgpu: bool,
+    /// Where the hook resolves to when it is a symlink (AppArmor checks the resolved path).
+    pub link_target: Option<String>,
     /// Executable files in `qemu.d/`.
     pub qemu_d: Vec<String>,
+    /// Where vmgpu is installed as a hook: the main hook, else `qemu.d/vmgpu` (`vmgpu install` puts it there
+    /// when the main hook is another program's).
+    pub vmgpu: Option<Node>,
 }
 
 /// Mandatory access control.
@@ -160,6 +166,10 @@ pub struct VirtStack {
     pub daemon: Daemon,
     /// `/dev/kvm`.
     pub kvm: Option<Node>,
+    /// `/dev/net/tun` (libvirt's networks and user tap devices need it).
+    pub tun: Option<Node>,
+    /// `/dev/vhost-net` (in-kernel virtio-net acceleration).
+    pub vhost_net: Option<Node>,
     /// The qemu hook.
     pub hook: Hook,
     /// `ON_SHUTDOWN` from the libvirt-guests config (`None`: not set, libvirt's default `suspend`).
@@ -177,8 +187,10 @@ pub struct VirtStack {
 }
 
 impl VirtStack {
-    /// Reads the stack under `root` (`nixos` selects NixOS's hook path).
-    pub fn read(root: &HostRoot, nixos: bool) -> root::Result<Self> {
+    /// Reads the stack under `root`; the family picks NixOS's hook path and the daemon a distro runs by default
+    /// when none runs or is enabled.
+    pub fn read(root: &HostRoot, family: Family) -> root::Result<Self> {
+        let nixos = family == Family::NixOs;
         let names = Accounts::read(root)?;
         let node = |path: &str| -> root::Result<Option<Node>> {
             Ok(root.stat(path)?.map(|stat| Node {
@@ -195,8 +207,10 @@ impl VirtStack {
                 .find(|p| root.exists(p))
                 .map(|p| (*p).to_string()),
             firmware: read_firmware(root)?,
-            daemon: read_daemon(root)?,
+            daemon: read_daemon(root, family)?,
             kvm: node("/dev/kvm")?,
+            tun: node("/dev/net/tun")?,
+            vhost_net: node("/dev/vhost-net")?,
             hook: read_hook(root, nixos, &node)?,
             guests_on_shutdown,
             guests_config,
@@ -289,7 +303,7 @@ fn read_firmware(root: &HostRoot) -> root::Result<Vec<Firmware>> {
     Ok(out)
 }
 
-fn read_daemon(root: &HostRoot) -> root::Result<Daemon> {
+fn read_daemon(root: &HostRoot, family: Family) -> root::Result<Daemon> {
     let mut installed = Vec::new();
     for kind in [DaemonKind::Libvirtd, DaemonKind::Virtqemud] {
         let n = kind.name();
@@ -326,10 +340,12 @@ fn read_daemon(root: &HostRoot) -> root::Result<Daemon> {
                 .find(|k| enabled(*k))
         })
         .or_else(|| {
+            // Fedora and openSUSE default to the modular daemons, the others to libvirtd.
+            let modular = matches!(family, Family::Fedora | Family::OpenSuse);
             installed
                 .iter()
                 .copied()
-                .max_by_key(|k| *k == DaemonKind::Virtqemud)
+                .max_by_key(|k| (*k == DaemonKind::Virtqemud) == modular)
         });
     Ok(Daemon {
         kind,
@@ -391,11 +407,7 @@ fn read_hook(
     let path = format!("{dir}/qemu");
     let file = node(&path)?;
     let link = std::fs::read_link(root.path(&path)).ok();
-    let link_is_vmgpu = link
-        .as_ref()
-        .and_then(|l| l.file_name())
-        .is_some_and(|n| n == "vmgpu");
-    let is_vmgpu = file.is_some() && (link_is_vmgpu || mentions_vmgpu(root, &path));
+    let is_vmgpu = file.is_some() && is_vmgpu_file(root, &path);
     let mut qemu_d = Vec::new();
     for name in root.list_dir(format!("{dir}/qemu.d"))? {
         let p = format!("{dir}/qemu.d/{name}");
@@ -406,25 +418,54 @@ fn read_hook(
             qemu_d.push(p);
         }
     }
+    let dropin = format!("{dir}/qemu.d/vmgpu");
+    let vmgpu = if is_vmgpu {
+        file.clone()
+    } else if is_vmgpu_file(root, &dropin) {
+        node(&dropin)?
+    } else {
+        None
+    };
     Ok(Hook {
         path,
         file,
         is_vmgpu,
+        link_target: link.map(|l| l.to_string_lossy().into_owned()),
         qemu_d,
+        vmgpu,
     })
 }
 
-/// True when the first 4 MiB of the file contain `vmgpu` (a script calling it, or the binary itself).
-fn mentions_vmgpu(root: &HostRoot, host_path: &str) -> bool {
+/// True when the file is vmgpu: a symlink to a file named `vmgpu`, or a file (the binary `vmgpu install`
+/// copies, or a wrapper script) that contains the word `vmgpu`. Reads at most 256 MiB.
+fn is_vmgpu_file(root: &HostRoot, host_path: &str) -> bool {
     use std::io::Read;
-    let Ok(file) = std::fs::File::open(root.path(host_path)) else {
+    let path = root.path(host_path);
+    if let Ok(target) = std::fs::read_link(&path)
+        && target.file_name().is_some_and(|n| n == "vmgpu")
+    {
+        return true;
+    }
+    let Ok(file) = std::fs::File::open(&path) else {
         return false;
     };
-    let mut buf = Vec::new();
-    if file.take(4 << 20).read_to_end(&mut buf).is_err() {
-        return false;
+    let needle = b"vmgpu";
+    let mut reader = file.take(256 << 20);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut carry: Vec<u8> = Vec::new();
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => n,
+        };
+        carry.extend_from_slice(buf.get(..n).unwrap_or_default());
+        if carry.windows(needle.len()).any(|w| w == needle) {
+            return true;
+        }
+        // keep the last bytes: the word may straddle two reads
+        let keep = carry.len().saturating_sub(needle.len() - 1);
+        carry.drain(..keep);
     }
-    buf.windows(5).any(|w| w == b"vmgpu")
 }
 
 fn read_guests(root: &HostRoot) -> root::Result<(Option<String>, Option<String>)> {
@@ -462,11 +503,7 @@ fn read_mac(root: &HostRoot) -> root::Result<Mac> {
 mod tests {
     use super::*;
 
-    fn write(dir: &std::path::Path, rel: &str, text: &str) {
-        let p = dir.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
+    use crate::host::test_tree::write;
 
     #[test]
     fn test_firmware_descriptor_parsed_and_files_checked() {
@@ -480,7 +517,7 @@ mod tests {
                "nvram-template":{"filename":"/usr/share/OVMF/OVMF_VARS_4M.fd","format":"raw"}}}"#,
         );
         write(d, "usr/share/OVMF/OVMF_CODE_4M.fd", "");
-        let stack = VirtStack::read(&HostRoot::new(d), false).unwrap();
+        let stack = VirtStack::read(&HostRoot::new(d), Family::Unknown).unwrap();
         assert!(stack.firmware[0].is_uefi());
         assert!(!stack.firmware[0].files_present, "VARS template is missing");
     }
@@ -489,7 +526,7 @@ mod tests {
     fn test_broken_descriptor_is_recorded_not_fatal() {
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), "usr/share/qemu/firmware/x.json", "{not json");
-        let stack = VirtStack::read(&HostRoot::new(dir.path()), false).unwrap();
+        let stack = VirtStack::read(&HostRoot::new(dir.path()), Family::Unknown).unwrap();
         assert!(stack.firmware[0].error.is_some());
     }
 
@@ -501,7 +538,7 @@ mod tests {
         write(d, "proc/812/comm", "virtqemud\n");
         let fields = "S 1 812 812 0 -1 4194560 1 0 0 0 1 1 0 0 20 0 17 0 500 0";
         write(d, "proc/812/stat", &format!("812 (virtqemud) {fields}\n"));
-        let stack = VirtStack::read(&HostRoot::new(d), false).unwrap();
+        let stack = VirtStack::read(&HostRoot::new(d), Family::Unknown).unwrap();
         assert_eq!(
             stack.daemon.running,
             Some((DaemonKind::Virtqemud, 812, Some(1_700_000_005)))
@@ -516,7 +553,7 @@ mod tests {
             "etc/sysconfig/libvirt-guests",
             "ON_SHUTDOWN=shutdown\n",
         );
-        let stack = VirtStack::read(&HostRoot::new(dir.path()), false).unwrap();
+        let stack = VirtStack::read(&HostRoot::new(dir.path()), Family::Unknown).unwrap();
         assert_eq!(stack.guests_on_shutdown.as_deref(), Some("shutdown"));
     }
 }

@@ -1,7 +1,8 @@
 //! [`SetupInputs`] from the host model: the guest card and the host's other GPUs, kernel, CPU and distro from
-//! [`Host`], plus the few facts setup alone needs (groups, enabled units, MAC, the hook), read through the same
-//! root.
+//! [`Host`], plus the few facts setup alone needs (group members, enabled and installed units), read through the
+//! same root.
 use crate::host::gpu::{self, CandidateError};
+use crate::host::virtstack::DaemonKind;
 use crate::host::{Host, HostRoot, PciAddress};
 
 use super::files::FileSource;
@@ -67,18 +68,13 @@ pub fn from_host(
     let (user_groups, groups) = groups(root, user.as_deref());
     let enabled_units: Vec<String> = WANTS_DIRS.iter().flat_map(|d| root.list(d)).collect();
     let installed_units: Vec<String> = UNIT_DIRS.iter().flat_map(|d| root.list(d)).collect();
-    let daemon = if enabled_units
-        .iter()
-        .any(|u| u == "virtqemud.socket" || u == "virtqemud.service")
-    {
-        LibvirtDaemon::Virtqemud
-    } else if enabled_units.iter().any(|u| u.starts_with("libvirtd.")) {
-        LibvirtDaemon::Libvirtd
-    } else if host.distro.family == Family::Fedora {
-        LibvirtDaemon::Virtqemud
-    } else {
-        LibvirtDaemon::Libvirtd
+    let daemon = match host.virt.daemon.kind {
+        Some(DaemonKind::Virtqemud) => LibvirtDaemon::Virtqemud,
+        Some(DaemonKind::Libvirtd) => LibvirtDaemon::Libvirtd,
+        None if host.distro.family == Family::Fedora => LibvirtDaemon::Virtqemud,
+        None => LibvirtDaemon::Libvirtd,
     };
+    let mac = &host.virt.mac;
     let inputs = SetupInputs {
         distro_name: host.distro.pretty_name.clone(),
         family: host.distro.family,
@@ -96,32 +92,22 @@ pub fn from_host(
         user,
         user_groups,
         groups,
-        mac: mac(root),
-        selinux_hooks_unconfined: root
-            .read("/sys/fs/selinux/booleans/virt_hooks_unconfined")
-            .is_some_and(|t| t.trim_start().starts_with('1')),
+        mac: if mac.selinux.is_some() {
+            Mac::SeLinux
+        } else if mac.apparmor {
+            Mac::AppArmor
+        } else {
+            Mac::None
+        },
+        selinux_hooks_unconfined: mac.virt_hooks_unconfined == Some(true),
         daemon,
         enabled_units,
         installed_units,
-        hook_installed: root.exists("/etc/libvirt/hooks/qemu")
-            || root.exists("/etc/libvirt/hooks/qemu.d/vmgpu"),
+        hook_installed: host.virt.hook.is_vmgpu
+            || host.virt.hook.qemu_d.iter().any(|n| n.contains("vmgpu")),
         options,
     };
     Ok((inputs, verdict_note))
-}
-
-fn mac(root: &HostRoot) -> Mac {
-    if root.exists("/sys/fs/selinux/enforce") {
-        Mac::SeLinux
-    } else if root
-        .read("/sys/module/apparmor/parameters/enabled")
-        .is_some_and(|t| t.trim() == "Y")
-        || root.exists("/sys/kernel/security/apparmor")
-    {
-        Mac::AppArmor
-    } else {
-        Mac::None
-    }
 }
 
 /// The groups `user` is in (as a supplementary member) and every group name, from `/etc/group`.

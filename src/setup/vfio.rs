@@ -198,8 +198,16 @@ fn initramfs(inputs: &SetupInputs, files: &dyn FileSource, plan: &mut Plan, shar
             if !modules.is_empty() {
                 text.push_str(&format!("force_drivers+=\" {} \"\n", modules.join(" ")));
             }
+            // Without hostonly mode dracut leaves /etc/modprobe.d out; name the files it needs.
+            let mut items: Vec<&str> = Vec::new();
+            if !inputs.vfio_pci_builtin() || shared {
+                items.push(VFIO_CONF);
+            }
             if shared {
-                text.push_str(&format!("install_items+=\" {BIND_RULE} \"\n"));
+                items.push(BIND_RULE);
+            }
+            if !items.is_empty() {
+                text.push_str(&format!("install_items+=\" {} \"\n", items.join(" ")));
             }
             changed |= plan.edit(files, path, text, "vfio modules in the initramfs");
             if !inputs.kernel.has_vfio_virqfd() {

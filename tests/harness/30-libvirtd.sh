@@ -22,6 +22,7 @@ cargo build --quiet --bin vmgpu || die "cargo build"
 VMGPU=$(cd "$T/debug" && pwd)/vmgpu
 
 W=$(mktemp -d /tmp/vmgpu-h30.XXXXXX)
+chmod 755 "$W"   # QEMU (libvirt-qemu) opens the disk image and the ISO in here
 NAME=vmgpu-h30-$$
 SHM=vmgpu-h30-$$
 B=$W/root
@@ -59,11 +60,7 @@ mount --bind "$B/var-cache-libvirt" /var/cache/libvirt
 if [ -c /dev/kvm ]; then
   mknod "$W/kvm-node" c 10 232 && chown root:kvm "$W/kvm-node" && chmod 0660 "$W/kvm-node" && mount --bind "$W/kvm-node" /dev/kvm
 fi
-if [ "\${H30_HOOK_BY_COPY:-0}" = 1 ]; then   # development only: before \`vmgpu install\` exists
-  install -m755 "$VMGPU" /etc/libvirt/hooks/qemu
-else
-  "$VMGPU" install > "$W/install.log" 2>&1
-fi
+"$VMGPU" install > "$W/install.log" 2>&1
 # a logger that libvirt runs after vmgpu for every event (hooks/qemu.d/ runs after hooks/qemu): what vmgpu left
 mkdir -p /etc/libvirt/hooks/qemu.d
 cat > /etc/libvirt/hooks/qemu.d/zz-h30-log <<'LOG'
@@ -85,14 +82,34 @@ INNS() { nsenter -t "$LP" -m "$@"; }
 INNS test -x /etc/libvirt/hooks/qemu && ok "vmgpu install put the hook in place" || bad "no /etc/libvirt/hooks/qemu after vmgpu install"
 
 # 2) define through the virt crate, exactly as a user would (but TCG, no hostdev: this machine has no IOMMU)
-ARGS=(--template linux --gpu none --virt-type qemu --pin off --vcpus 1 --memory 256M --hugepages off
-      --network none --shm-name "$SHM")
-"$VMGPU" define "$NAME" "${ARGS[@]}" --looking-glass 1920x1080 --dry-run > "$W/dry-run.xml" || bad "define --dry-run"
-out=$("$VMGPU" define "$NAME" "${ARGS[@]}" --looking-glass 1920x1080 --connect "$URI" 2>&1) && ok "defined: $out" || die "vmgpu define: $out"
-out=$("$VMGPU" define "$NAME" "${ARGS[@]}" --connect "$URI" 2>&1) && bad "defining $NAME twice succeeded" ||
+ARGS=(--virt-type qemu --pin off --vcpus 1 --hugepages off --network none --shm-name "$SHM")
+truncate -s 1M "$W/installer.iso"
+GOOD=(--template linux --gpu none --memory 256M --disk "$W/disk.qcow2" --disk-size 64M --iso "$W/installer.iso")
+# refused input: one line each, and nothing defined in the daemon
+before=$(V list --all --name | sort)
+while IFS='|' read -r what extra; do
+  # shellcheck disable=SC2086
+  out=$("$VMGPU" define "$NAME" "${ARGS[@]}" $extra --connect "$URI" 2>&1) && bad "$what was accepted" ||
+    { [ "$(echo "$out" | wc -l)" = 1 ] && ok "$what refused: $out" || bad "$what: not one line: $out"; }
+done <<'BAD'
+unknown template|--template windows95 --gpu none --memory 256M
+resolution 0x0|--template linux --gpu none --memory 256M --looking-glass 0x0
+resolution 99999x99999|--template linux --gpu none --memory 256M --looking-glass 99999x99999
+memory beyond the host|--template linux --gpu none --memory 64T
+GPU that does not exist|--template linux --gpu 0000:7f:1f.7 --memory 256M
+BAD
+[ "$(V list --all --name | sort)" = "$before" ] && [ ! -e "$W/disk.qcow2" ] && ok "refused input defined and created nothing" ||
+  bad "refused input changed the domain list or created the disk"
+"$VMGPU" define "$NAME" "${ARGS[@]}" "${GOOD[@]}" --looking-glass 1920x1080 --dry-run > "$W/dry-run.xml" || bad "define --dry-run"
+out=$("$VMGPU" define "$NAME" "${ARGS[@]}" "${GOOD[@]}" --looking-glass 1920x1080 --connect "$URI" 2>&1) && ok "defined: $out" || die "vmgpu define: $out"
+out=$("$VMGPU" define "$NAME" "${ARGS[@]}" "${GOOD[@]}" --connect "$URI" 2>&1) && bad "defining $NAME twice succeeded" ||
   { [ "$(echo "$out" | wc -l)" = 1 ] && echo "$out" | grep -q "already exists" && ok "second define refused in one line: $out" ||
     bad "second define: unexpected message: $out"; }
 V dumpxml --inactive "$NAME" > "$W/defined.xml"
+info=$(qemu-img info "$W/disk.qcow2" 2>&1)
+echo "$info" | grep -q "file format: qcow2" && echo "$info" | grep -q "virtual size: 64 MiB" && ok "qemu-img created the 64 MiB qcow2 disk" ||
+  bad "disk image: $info"
+grep -q "<source file='$W/installer.iso'/>" "$W/defined.xml" && ok "installer ISO attached" || bad "no ISO in the defined domain"
 grep -q "https://vmgpu.dev/xmlns/config/1" "$W/defined.xml" && ok "vmgpu metadata stored in the domain" || bad "no vmgpu metadata in the defined domain"
 
 # 3) start: prepare creates the shm file before QEMU, started runs, the domain runs
@@ -122,7 +139,7 @@ echo "hook calls:"; sed 's/^/  /' "$W/hook-calls.log"
 # 5) --update: a user edit (made with virsh) survives, only vmgpu's parts change (1440p: 64 MiB)
 sed -e "s#<on_crash>destroy</on_crash>#<on_crash>restart</on_crash>#" "$W/defined.xml" > "$W/user-edit.xml"
 V define "$W/user-edit.xml" >/dev/null || bad "virsh define of the user's edit"
-out=$("$VMGPU" define "$NAME" "${ARGS[@]}" --looking-glass 2560x1440 --update --connect "$URI" 2>&1) && ok "updated: $out" || bad "define --update: $out"
+out=$("$VMGPU" define "$NAME" "${ARGS[@]}" "${GOOD[@]}" --looking-glass 2560x1440 --update --connect "$URI" 2>&1) && ok "updated: $out" || bad "define --update: $out"
 V dumpxml --inactive "$NAME" > "$W/updated.xml"
 grep -q "<on_crash>restart</on_crash>" "$W/updated.xml" && ok "--update kept the user's edit" || bad "--update lost the user's edit"
 grep -A3 "<shmem name='$SHM'>" "$W/updated.xml" | grep -q "<size unit='M'>64</size>" && ok "--update resized Looking Glass to 64 MiB" ||
@@ -130,11 +147,29 @@ grep -A3 "<shmem name='$SHM'>" "$W/updated.xml" | grep -q "<size unit='M'>64</si
 [ "$(grep -c '<shmem' "$W/updated.xml")" = 1 ] && ok "--update left one shmem" || bad "--update duplicated the shmem"
 V undefine --nvram "$NAME" >/dev/null 2>&1 || bad "virsh undefine"
 
-# 6) schema: every XML define produced here
-for f in dry-run defined live updated; do
+# 6) each Windows template starts in real libvirt (TCG): Secure Boot firmware with enrolled keys, SMM, Hyper-V
+#    enlightenments, and for windows11 the TPM 2.0 emulator (swtpm)
+for t in windows11 windows10; do
+  n=$NAME-$t
+  out=$("$VMGPU" define "$n" --template $t --virt-type qemu --gpu none --pin off --vcpus 1 --memory 512M \
+        --hugepages off --looking-glass off --network none --connect "$URI" 2>&1) || bad "define $t: $out"
+  V dumpxml --inactive "$n" > "$W/$t.xml" 2>/dev/null
+  out=$(V start "$n" 2>&1) && ok "$t template starts in libvirt" || bad "$t template does not start: $out"
+  V dumpxml "$n" > "$W/$t-live.xml" 2>/dev/null
+  [ $t = windows11 ] && { grep -q "<tpm model='tpm-crb'>" "$W/$t-live.xml" && pgrep -f "swtpm.*$n" >/dev/null &&
+    ok "windows11 runs with its swtpm TPM 2.0" || bad "windows11: no running swtpm"; }
+  grep -q "secure='yes'" "$W/$t-live.xml" && ok "$t got Secure Boot firmware: $(grep -o "<loader[^>]*>[^<]*" "$W/$t-live.xml")" ||
+    bad "$t firmware: $(grep -A2 '<loader' "$W/$t-live.xml")"
+  V destroy "$n" >/dev/null 2>&1
+  V undefine --nvram --tpm "$n" >/dev/null 2>&1 || V undefine --nvram "$n" >/dev/null 2>&1
+done
+
+# 7) schema: every XML define produced here
+for f in dry-run defined live updated windows11 windows11-live windows10 windows10-live; do
   [ -s "$W/$f.xml" ] || continue
   virt-xml-validate "$W/$f.xml" domain >/dev/null 2>&1 && ok "virt-xml-validate $f.xml" || bad "virt-xml-validate $f.xml: $(virt-xml-validate "$W/$f.xml" domain 2>&1 | tail -3)"
 done
 
+echo "30-libvirtd: $SECONDS s"
 [ $FAIL = 0 ] && echo "30-libvirtd: ALL PASS" || echo "30-libvirtd: FAILURES"
 exit $FAIL

@@ -152,7 +152,7 @@ impl FakeHost {
 
     /// Runs `vmgpu --root <tree> ARGS` with `stdin`.
     pub fn vmgpu(&self, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Output {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vmgpu"))
+        let mut child = Command::new(binary())
             .arg("--root")
             .arg(self.root())
             .args(args)
@@ -246,6 +246,14 @@ fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
             );
         }
     }
+}
+
+/// The binary under test: `VMGPU_TEST_BIN` when set (a copy taken right after the build, for a target
+/// directory other checkouts build into at the same time), else cargo's.
+pub fn binary() -> PathBuf {
+    std::env::var_os("VMGPU_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_vmgpu")))
 }
 
 /// A domain fixture.

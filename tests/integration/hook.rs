@@ -261,3 +261,86 @@ fn test_status_json_lists_vm_holds_and_steps() {
     assert_eq!(vm["holds"], serde_json::json!([AUDIO, GPU]));
     assert!(vm["steps"].as_array().unwrap().len() >= 8);
 }
+
+#[test]
+fn test_single_gpu_mode_stops_dm_unbinds_consoles_unloads_driver_and_restores() {
+    let host = FakeHost::new();
+    // an amdgpu card as the only GPU, a running display manager, a bound vtconsole and efi framebuffer
+    std::fs::remove_file(host.path(&format!("/sys/bus/pci/devices/{GPU}/driver"))).unwrap();
+    std::fs::remove_file(host.path(&format!("/sys/bus/pci/drivers/bochs-drm/{GPU}"))).unwrap();
+    host.file(
+        &format!("/sys/bus/pci/devices/{GPU}/sim_native_driver"),
+        "amdgpu\n",
+    );
+    host.driver("amdgpu");
+    std::fs::create_dir_all(host.path("/sys/module/amdgpu")).unwrap();
+    let gpu_dir = host.path(&format!("/sys/bus/pci/devices/{GPU}"));
+    symlink(
+        host.path("/sys/bus/pci/drivers/amdgpu"),
+        gpu_dir.join("driver"),
+    )
+    .unwrap();
+    symlink(
+        &gpu_dir,
+        host.path(&format!("/sys/bus/pci/drivers/amdgpu/{GPU}")),
+    )
+    .unwrap();
+    std::fs::create_dir_all(host.path("/run/systemd/system")).unwrap();
+    std::fs::create_dir_all(host.path("/etc/systemd/system")).unwrap();
+    symlink(
+        "/lib/systemd/system/gdm.service",
+        host.path("/etc/systemd/system/display-manager.service"),
+    )
+    .unwrap();
+    host.file(
+        "/sys/fs/cgroup/system.slice/gdm.service/cgroup.procs",
+        "812\n",
+    );
+    for unit in ["system.slice", "user.slice", "init.scope"] {
+        host.file(&format!("/sys/fs/cgroup/{unit}/cpuset.cpus"), "\n");
+    }
+    host.file("/sys/class/vtconsole/vtcon1/bind", "1\n");
+    let fb = host.path("/sys/bus/platform/devices/efi-framebuffer.0");
+    std::fs::create_dir_all(&fb).unwrap();
+    let fb_driver = host.path("/sys/bus/platform/drivers/efi-framebuffer");
+    std::fs::create_dir_all(&fb_driver).unwrap();
+    host.file("/sys/bus/platform/drivers/efi-framebuffer/bind", "");
+    host.file("/sys/bus/platform/drivers/efi-framebuffer/unbind", "");
+    symlink(&fb_driver, fb.join("driver")).unwrap();
+    symlink(&fb, fb_driver.join("efi-framebuffer.0")).unwrap();
+    let xml =
+        domain("gpu-vm.xml").replace("single-gpu enabled=\"no\"", "single-gpu enabled=\"yes\"");
+    let before = host.snapshot();
+
+    let out = host.hook(&PREPARE, &xml);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(host.read("/run/vmgpu-sim/units/gdm.service"), "inactive");
+    assert_eq!(host.read("/sys/class/vtconsole/vtcon1/bind"), "0");
+    assert!(!fb.join("driver").exists());
+    assert!(!host.path("/sys/module/amdgpu").exists());
+    assert_eq!(host.driver_of(GPU).as_deref(), Some("vfio-pci"));
+
+    let out = host.hook(&RELEASE, &xml);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(host.read("/run/vmgpu-sim/units/gdm.service"), "active");
+    assert_same(&before, &host.snapshot(), "after release");
+}
+
+#[test]
+fn test_started_without_user_session_warns_and_succeeds() {
+    let host = FakeHost::new();
+    let xml = domain("gpu-vm.xml").replace(
+        "<vmgpu:viewer launch=\"no\"/>",
+        "<vmgpu:viewer launch=\"yes\" user=\"alice\"/>",
+    );
+    let before = host.snapshot();
+    let out = host.hook(&["gpu-vm", "started", "begin", "-"], &xml);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no graphical session"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(out.stdout.is_empty());
+    assert_same(&before, &host.snapshot(), "after started");
+}

@@ -5,7 +5,7 @@ use crate::fakehost::{FakeHost, stderr};
 const FOREIGN: &str = "#!/bin/sh\n# someone else's hook\nexit 0\n";
 
 fn is_vmgpu_copy(path: &std::path::Path) -> bool {
-    std::fs::read(path).unwrap() == std::fs::read(env!("CARGO_BIN_EXE_vmgpu")).unwrap()
+    std::fs::read(path).unwrap() == std::fs::read(crate::fakehost::binary()).unwrap()
 }
 
 #[test]

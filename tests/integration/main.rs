@@ -4,6 +4,8 @@
 mod badinput;
 /// The command line: every subcommand exists and has help.
 mod cli;
+/// `vmgpu define`: rendered domains, schema validation, refused input, `--update` rewrite.
+mod define;
 /// A simulated host tree for the hook tests and helpers to run the binary on it.
 mod fakehost;
 /// The hook state machine on a simulated host: prepare, release, refusals.
@@ -19,11 +21,24 @@ mod lg;
 /// Property tests of the client against arbitrary and concurrently changing regions.
 mod lg_fuzz;
 
+/// Helpers for the recorded and derived host trees.
+mod fixtures;
 /// The real viewer window on Xvfb: pixel-exact screenshots (ignored; run by tests/harness/40-viewer-x11.sh).
 mod viewer_x11;
 
+/// The host model on recorded and derived trees, and bad input.
+mod host;
+
+/// `vmgpu gpus`: GPUs as units, snapshots per machine.
+mod gpus;
+
+/// `vmgpu check`: findings, fixes and exit codes per machine, and on this machine.
+mod check;
+
 /// `vmgpu setup`: plans, apply, no-op re-run, undo, bad input.
 mod setup;
+/// Golden dry-run plans of `vmgpu setup` for every host fixture.
+mod setup_golden;
 /// Host trees for the setup tests (with a busybox userland for chroot).
 mod setup_tree;
 /// The real viewer as a Wayland client of weston nested in Xvfb (ignored; run by the viewer harness).
