@@ -58,7 +58,7 @@ if [ "$(cat "$W/share/out/result" 2>/dev/null)" != "RESULT: ALL PASS" ]; then
   FAIL=1
   echo "--- L1 serial console (tail)"; tail -40 "$W/serial.log"
 fi
-for f in l2-dry-run l2-defined l2-live; do
+for f in l2-dry-run l2-defined l2-live l2-updated; do
   if [ -s "$W/share/out/$f.xml" ]; then
     virt-xml-validate "$W/share/out/$f.xml" domain >/dev/null 2>&1 && echo "PASS: virt-xml-validate $f.xml" ||
       { echo "FAIL: virt-xml-validate $f.xml"; FAIL=1; }

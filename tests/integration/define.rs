@@ -487,3 +487,17 @@ fn test_define_tcg_drops_hyperv_and_kvm_features() {
         "{xml}"
     );
 }
+
+#[test]
+fn test_update_keeps_the_gpus_guest_bus() {
+    let bus =
+        render::guest_bus_for_update(HAND_EDITED, &["0000:04:00.1".parse().unwrap()]).unwrap();
+    assert_eq!(bus, Some(6));
+}
+
+#[test]
+fn test_update_new_gpu_gets_a_bus_after_the_highest_controller() {
+    let bus =
+        render::guest_bus_for_update(HAND_EDITED, &["0000:0b:00.0".parse().unwrap()]).unwrap();
+    assert_eq!(bus, Some(7));
+}
