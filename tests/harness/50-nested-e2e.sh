@@ -66,6 +66,9 @@ for f in l2-dry-run l2-defined l2-live l2-updated; do
     echo "FAIL: no $f.xml from L1"; FAIL=1
   fi
 done
-echo "50-nested-e2e: $((SECONDS - START)) s"
+# keep the last run's L1 output (test log, vmgpu's journal, XMLs) for a look after the fact
+rm -rf tests/.cache/l1-last-run; cp -r "$W/share/out" tests/.cache/l1-last-run 2>/dev/null
+cp "$W/serial.log" tests/.cache/l1-last-run/ 2>/dev/null
+echo "50-nested-e2e: $((SECONDS - START)) s (L1 output kept in tests/.cache/l1-last-run/)"
 [ $FAIL = 0 ] && echo "50-nested-e2e: ALL PASS" || echo "50-nested-e2e: FAILURES"
 exit $FAIL

@@ -501,3 +501,21 @@ fn test_update_new_gpu_gets_a_bus_after_the_highest_controller() {
         render::guest_bus_for_update(HAND_EDITED, &["0000:0b:00.0".parse().unwrap()]).unwrap();
     assert_eq!(bus, Some(7));
 }
+
+#[test]
+fn test_define_uses_a_system_template_from_etc() {
+    let host = seed_host(false);
+    let custom = vmgpu::domain::template::BUILTIN[0]
+        .1
+        .replace("<devices>", "<devices>\n    <!-- gaming rig -->");
+    write(host.path(), "etc/vmgpu/templates/gaming.xml", &custom);
+    let listed = stdout(&vmgpu(host.path(), &["--list-templates"]));
+    let out = vmgpu(host.path(), &["--dry-run", "--template", "gaming"]);
+    assert!(
+        listed.contains("gaming") && listed.contains("etc/vmgpu/templates/gaming.xml"),
+        "{listed}"
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("<!-- gaming rig -->"));
+    assert!(stdout(&out).contains("<name>gaming</name>"));
+}

@@ -67,6 +67,7 @@ bus() { grep -o "<address type='pci' domain='0x0000' bus='0x[0-9a-f]*' slot='0x0
   [ "$(bus "$OUT/l2-updated.xml")" = "$(bus "$OUT/l2-defined.xml")" ] && ok "--update kept both hostdevs in their guest slot" ||
   bad "--update hostdevs: $(grep -A4 '<hostdev ' "$OUT/l2-updated.xml" | grep address)"
 grep -q "<size unit='M'>64</size>" "$OUT/l2-updated.xml" && ok "--update: Looking Glass 64 MiB" || bad "--update shmem size"
-journalctl -b --no-pager -o cat -t vmgpu > "$OUT/vmgpu-journal.txt" 2>/dev/null
+journalctl -b --no-pager -o short-monotonic -t vmgpu > "$OUT/vmgpu-journal.txt" 2>/dev/null
+journalctl -b --no-pager -o short-monotonic -u libvirtd > "$OUT/libvirtd-journal.txt" 2>/dev/null
 [ $FAIL = 0 ] && R="RESULT: ALL PASS" || R="RESULT: FAILURES"
 log "$R"; echo "$R" > "$OUT/result"; sync
