@@ -158,6 +158,7 @@ fn wait_for_driver(
     loop {
         let found = ops.root().read_link_name(&link)?;
         if found.as_deref() == wanted || Instant::now() >= deadline || !ops.root().is_live() {
+            tracing::debug!("{address}: driver {found:?}");
             return Ok(found);
         }
         ops.pause(pause);

@@ -112,6 +112,13 @@ pub fn run(root: &HostRoot, args: &[String], stdin: &mut dyn Read) -> Result<()>
     }
     event.check_name()?;
     let xml = read_stdin(stdin)?;
+    tracing::debug!(
+        "{} {} {}: {} bytes of XML",
+        event.vm,
+        event.op,
+        event.sub_op,
+        xml.len()
+    );
     let ops = ops::for_root(root);
     match (event.op.as_str(), event.sub_op.as_str()) {
         ("prepare", "begin") => {

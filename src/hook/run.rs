@@ -117,8 +117,10 @@ pub fn check_holders(ops: &dyn HostOps, endpoints: &[(PciDevice, u32)]) -> Resul
 /// `prepare begin`: plan, lock, journal and apply.
 pub fn prepare(ops: &dyn HostOps, vm: &str, view: &HookView, config: &VmgpuConfig) -> Result<()> {
     let plan = plan(ops, view, config)?;
+    tracing::debug!("{vm}: planned {} steps", plan.steps.len());
     if !config.single_gpu {
         check_holders(ops, &plan.endpoints)?;
+        tracing::debug!("{vm}: no holders");
     }
     if plan.steps.is_empty() && plan.endpoints.is_empty() {
         tracing::info!("{vm}: nothing to prepare");
@@ -154,6 +156,7 @@ pub fn prepare(ops: &dyn HostOps, vm: &str, view: &HookView, config: &VmgpuConfi
         journal.steps.push(step.clone());
         store.save(&journal)?;
         tracing::info!("{vm}: step {}: {}", index + 1, step.describe());
+        tracing::debug!("{vm}: journaled step {}", index + 1);
         let mut result = step.apply(ops);
         if result.is_ok() && Some(index) == last_bind {
             result = gpu::verify_groups_viable(ops.root(), &plan.endpoints);
@@ -167,6 +170,7 @@ pub fn prepare(ops: &dyn HostOps, vm: &str, view: &HookView, config: &VmgpuConfi
     }
     journal.phase = Phase::Prepared;
     store.save(&journal)?;
+    tracing::debug!("{vm}: prepared");
     Ok(())
 }
 

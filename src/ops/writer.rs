@@ -134,14 +134,11 @@ impl Default for Writer {
 impl Drop for Writer {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            // End-of-file on its stdin makes it exit at once (or, if a write is stuck, as soon as the kernel
+            // lets that write return). Never wait for it: init reaps it once vmgpu has exited.
             drop(child.stdin.take());
-            // It exits at once on end-of-file unless a write is stuck; never wait for a stuck one.
-            let deadline = Instant::now() + Duration::from_millis(200);
-            while Instant::now() < deadline {
-                if !matches!(child.try_wait(), Ok(None)) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(1));
+            if let Ok(Some(_)) = child.try_wait() {
+                tracing::debug!("sysfs writer: exited");
             }
         }
     }
