@@ -15,7 +15,8 @@ pub fn check(ctx: &Context) -> Vec<Finding> {
         host_display(ctx, card),
         drivers(card),
         shared_ids(ctx, card),
-        reset(card),
+        reset(ctx, card),
+        outputs(card),
     ]
 }
 
@@ -212,8 +213,43 @@ fn shared_ids(ctx: &Context, card: &GpuCard) -> Finding {
     }
 }
 
-fn reset(card: &GpuCard) -> Finding {
+/// AMD GPUs that do not come back from a guest reboot or a second VM start without vendor-reset:
+/// Polaris 10/11/12, Vega 10/20, Navi 10/14 (host-anchors.md §4, failure mode 2).
+const AMD_RESET_BUG: &[u16] = &[
+    0x67df, 0x67ef, 0x67ff, 0x6981, 0x6987, 0x699f, 0x687f, 0x6863, 0x66a0, 0x66a1, 0x66af, 0x7310,
+    0x7312, 0x731f, 0x7340, 0x7341, 0x7347,
+];
+
+fn reset(ctx: &Context, card: &GpuCard) -> Finding {
     const ID: &str = "gpu.reset";
+    let p = &card.primary;
+    if p.vendor == 0x1002 && AMD_RESET_BUG.contains(&p.device) {
+        let kernel = &ctx.host.kernel;
+        if kernel.is_present("vendor_reset") {
+            return Finding::pass(
+                ID,
+                format!(
+                    "{} [{}] has the AMD reset bug and vendor-reset is loaded (set its reset_method to \
+                     device_specific)",
+                    card.address(),
+                    p.vendor_device()
+                ),
+            );
+        }
+        return Finding::warn(
+            ID,
+            format!(
+                "{} [{}] has the AMD reset bug: a guest reboot or second start can hang the card",
+                card.address(),
+                p.vendor_device()
+            ),
+            format!(
+                "install vendor-reset (DKMS), load it before vfio-pci, and `echo device_specific > \
+                 /sys/bus/pci/devices/{}/reset_method` at boot",
+                card.address()
+            ),
+        );
+    }
     match &card.primary.reset_method {
         None => Finding::skip(
             ID,
@@ -231,5 +267,28 @@ fn reset(card: &GpuCard) -> Finding {
             ID,
             format!("{} resets with {}", card.address(), methods.join(", ")),
         ),
+    }
+}
+
+fn outputs(card: &GpuCard) -> Finding {
+    const ID: &str = "gpu.outputs";
+    if card.primary.class.is_3d() {
+        Finding::warn(
+            ID,
+            format!(
+                "{} is a 3D controller (no display outputs, often a laptop dGPU): the guest driver may refuse \
+                 it (Code 43) and Looking Glass needs a display the GPU can drive",
+                card.address()
+            ),
+            "prefer a desktop card with display outputs; for a laptop dGPU check its muxing in the firmware setup",
+        )
+    } else {
+        Finding::pass(
+            ID,
+            format!(
+                "{} is a VGA controller with display outputs",
+                card.address()
+            ),
+        )
     }
 }

@@ -4,7 +4,13 @@ use super::{Context, Finding, fix};
 
 /// Runs the package checks.
 pub fn check(ctx: &Context) -> Vec<Finding> {
-    vec![qemu(ctx), ovmf(ctx), libvirt(ctx), swtpm(ctx)]
+    vec![
+        qemu(ctx),
+        ovmf(ctx),
+        secure_boot(ctx),
+        libvirt(ctx),
+        swtpm(ctx),
+    ]
 }
 
 fn qemu(ctx: &Context) -> Finding {
@@ -71,5 +77,38 @@ fn swtpm(ctx: &Context) -> Finding {
             "swtpm is not installed: Windows 11 needs a TPM 2.0",
             fix::install(&ctx.host.distro, &["swtpm"]),
         )
+    }
+}
+
+fn secure_boot(ctx: &Context) -> Finding {
+    const ID: &str = "packages.secure_boot";
+    let usable: Vec<_> = ctx.host.virt.usable_uefi().collect();
+    if usable.is_empty() {
+        return Finding::skip(ID, "no UEFI firmware (see packages.ovmf)");
+    }
+    let enrolled = usable
+        .iter()
+        .find(|f| f.secure_boot() && f.features.iter().any(|x| x == "enrolled-keys"));
+    match (enrolled, usable.iter().find(|f| f.secure_boot())) {
+        (Some(f), _) => Finding::pass(
+            ID,
+            format!(
+                "Secure Boot firmware with enrolled keys (Windows 11): {}",
+                f.descriptor
+            ),
+        ),
+        (None, Some(f)) => Finding::pass(
+            ID,
+            format!(
+                "Secure Boot firmware (keys not enrolled; Windows 11 installs, enroll keys for Secure Boot \
+                 on): {}",
+                f.descriptor
+            ),
+        ),
+        (None, None) => Finding::warn(
+            ID,
+            "no UEFI firmware with Secure Boot: Windows 11 setup refuses the machine",
+            fix::install_virt(&ctx.host.distro),
+        ),
     }
 }

@@ -46,54 +46,44 @@ pub fn check(ctx: &Context) -> Vec<Finding> {
     out
 }
 
+/// The promises of one kind, as `pick` extracts them.
+fn promised<'a, T>(record: &'a Record, pick: impl Fn(&'a Promise) -> Option<T>) -> Vec<T> {
+    record.promises.iter().filter_map(pick).collect()
+}
+
 fn kernel_params(ctx: &Context, record: &Record) -> Option<Finding> {
-    const ID: &str = "setup.kernel_params";
     let words = crate::host::parse::cmdline_words(&ctx.host.kernel.cmdline.raw);
-    let wanted: Vec<&str> = record
-        .promises
-        .iter()
-        .filter_map(|p| match p {
-            Promise::KernelParam { param } => Some(param.as_str()),
-            _ => None,
-        })
-        .collect();
-    if wanted.is_empty() {
-        return None;
-    }
-    let missing: Vec<&str> = wanted
-        .iter()
-        .copied()
-        .filter(|w| {
-            !words
-                .iter()
-                .any(|t| t.replace('-', "_") == w.replace('-', "_"))
-        })
-        .collect();
-    Some(if missing.is_empty() {
-        Finding::pass(ID, format!("the kernel booted with {}", wanted.join(" ")))
-    } else {
-        Finding::fail(
-            ID,
-            format!(
-                "the running kernel's command line lacks {}",
-                missing.join(" ")
-            ),
-            "reboot; if they are still missing, the bootloader did not take the change: run `vmgpu setup \
-             --dry-run` and compare",
-        )
-    })
+    let wanted = promised(record, |p| match p {
+        Promise::KernelParam { param } => Some(param.as_str()),
+        _ => None,
+    });
+    let booted = |w: &str| {
+        words
+            .iter()
+            .any(|t| t.replace('-', "_") == w.replace('-', "_"))
+    };
+    all_hold(
+        "setup.kernel_params",
+        &wanted,
+        booted,
+        |all| format!("the kernel booted with {}", all.join(" ")),
+        |missing| {
+            (
+                format!("the running kernel's command line lacks {}", missing.join(" ")),
+                "reboot; if they are still missing, the bootloader did not take the change: run `vmgpu \
+                 setup --dry-run` and compare"
+                    .to_string(),
+            )
+        },
+    )
 }
 
 fn vfio_bound(ctx: &Context, record: &Record) -> Option<Finding> {
     const ID: &str = "setup.vfio_bound";
-    let addresses: Vec<&str> = record
-        .promises
-        .iter()
-        .filter_map(|p| match p {
-            Promise::BoundToVfio { address } => Some(address.as_str()),
-            _ => None,
-        })
-        .collect();
+    let addresses = promised(record, |p| match p {
+        Promise::BoundToVfio { address } => Some(address.as_str()),
+        _ => None,
+    });
     if addresses.is_empty() {
         return None;
     }
@@ -128,35 +118,25 @@ fn vfio_bound(ctx: &Context, record: &Record) -> Option<Finding> {
 }
 
 fn modules(ctx: &Context, record: &Record) -> Option<Finding> {
-    const ID: &str = "setup.modules";
-    let wanted: Vec<&str> = record
-        .promises
-        .iter()
-        .filter_map(|p| match p {
-            Promise::ModuleLoaded { module } => Some(module.as_str()),
-            _ => None,
-        })
-        .collect();
-    if wanted.is_empty() {
-        return None;
-    }
-    let missing: Vec<&str> = wanted
-        .iter()
-        .copied()
-        .filter(|m| !ctx.host.kernel.is_present(m))
-        .collect();
-    Some(if missing.is_empty() {
-        Finding::pass(ID, format!("loaded: {}", wanted.join(", ")))
-    } else {
-        Finding::fail(
-            ID,
-            format!("not loaded: {}", missing.join(", ")),
-            format!(
-                "modprobe {} (and check /etc/modules-load.d)",
-                missing.join(" ")
-            ),
-        )
-    })
+    let wanted = promised(record, |p| match p {
+        Promise::ModuleLoaded { module } => Some(module.as_str()),
+        _ => None,
+    });
+    all_hold(
+        "setup.modules",
+        &wanted,
+        |m| ctx.host.kernel.is_present(m),
+        |all| format!("loaded: {}", all.join(", ")),
+        |missing| {
+            (
+                format!("not loaded: {}", missing.join(", ")),
+                format!(
+                    "modprobe {} (and check /etc/modules-load.d)",
+                    missing.join(" ")
+                ),
+            )
+        },
+    )
 }
 
 fn single(ctx: &Context, promise: &Promise) -> Option<Finding> {
@@ -233,56 +213,41 @@ fn single(ctx: &Context, promise: &Promise) -> Option<Finding> {
 }
 
 fn groups(root: &HostRoot, record: &Record) -> Option<Finding> {
-    let wanted: Vec<(&str, &str)> = record
-        .promises
-        .iter()
-        .filter_map(|p| match p {
-            Promise::UserInGroup { user, group } => Some((user.as_str(), group.as_str())),
-            _ => None,
-        })
-        .collect();
-    if wanted.is_empty() {
-        return None;
-    }
+    let wanted = promised(record, |p| match p {
+        Promise::UserInGroup { user, group } => Some((user.as_str(), group.as_str())),
+        _ => None,
+    });
     let text = root
         .read_optional("/etc/group")
         .ok()
         .flatten()
         .unwrap_or_default();
-    let missing: Vec<String> = wanted
-        .iter()
-        .filter(|(user, group)| {
-            !text.lines().any(|l| {
-                let f: Vec<&str> = l.split(':').collect();
-                f.first() == Some(group)
-                    && f.get(3).is_some_and(|m| m.split(',').any(|u| u == *user))
-            })
+    let member = |(user, group): (&str, &str)| {
+        text.lines().any(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            f.first() == Some(&group) && f.get(3).is_some_and(|m| m.split(',').any(|u| u == user))
         })
-        .map(|(u, g)| format!("{u} in {g}"))
-        .collect();
-    Some(if missing.is_empty() {
-        Finding::pass("setup.groups", "the user is in the libvirt and kvm groups")
-    } else {
-        Finding::fail(
-            "setup.groups",
-            format!("missing: {}", missing.join(", ")),
-            "usermod --append --groups libvirt,kvm <user>, then log in again",
-        )
-    })
+    };
+    all_hold(
+        "setup.groups",
+        &wanted,
+        member,
+        |_| "the user is in the libvirt and kvm groups".to_string(),
+        |missing| {
+            let names: Vec<String> = missing.iter().map(|(u, g)| format!("{u} in {g}")).collect();
+            (
+                format!("missing: {}", names.join(", ")),
+                "usermod --append --groups libvirt,kvm <user>, then log in again".to_string(),
+            )
+        },
+    )
 }
 
 fn units(root: &HostRoot, record: &Record) -> Option<Finding> {
-    let wanted: Vec<&str> = record
-        .promises
-        .iter()
-        .filter_map(|p| match p {
-            Promise::UnitEnabled { unit } => Some(unit.as_str()),
-            _ => None,
-        })
-        .collect();
-    if wanted.is_empty() {
-        return None;
-    }
+    let wanted = promised(record, |p| match p {
+        Promise::UnitEnabled { unit } => Some(unit.as_str()),
+        _ => None,
+    });
     let enabled = |u: &str| {
         [
             "/etc/systemd/system/multi-user.target.wants",
@@ -291,14 +256,37 @@ fn units(root: &HostRoot, record: &Record) -> Option<Finding> {
         .iter()
         .any(|d| root.exists(format!("{d}/{u}")))
     };
-    let missing: Vec<&str> = wanted.iter().copied().filter(|u| !enabled(u)).collect();
+    all_hold(
+        "setup.units",
+        &wanted,
+        enabled,
+        |all| format!("enabled: {}", all.join(", ")),
+        |missing| {
+            (
+                format!("not enabled: {}", missing.join(", ")),
+                format!("systemctl enable --now {}", missing.join(" ")),
+            )
+        },
+    )
+}
+
+/// One finding for a set of promised items: PASS when every one holds, else FAIL naming the ones that do not,
+/// with the fix for those; none when nothing of the kind was promised.
+fn all_hold<T: Copy>(
+    id: &'static str,
+    items: &[T],
+    holds: impl Fn(T) -> bool,
+    pass: impl FnOnce(&[T]) -> String,
+    fail: impl FnOnce(&[T]) -> (String, String),
+) -> Option<Finding> {
+    if items.is_empty() {
+        return None;
+    }
+    let missing: Vec<T> = items.iter().copied().filter(|t| !holds(*t)).collect();
     Some(if missing.is_empty() {
-        Finding::pass("setup.units", format!("enabled: {}", wanted.join(", ")))
+        Finding::pass(id, pass(items))
     } else {
-        Finding::fail(
-            "setup.units",
-            format!("not enabled: {}", missing.join(", ")),
-            format!("systemctl enable --now {}", missing.join(" ")),
-        )
+        let (what, fix) = fail(&missing);
+        Finding::fail(id, what, fix)
     })
 }

@@ -172,18 +172,14 @@ fn ids_syntax(ctx: &Context) -> Vec<Finding> {
     let mut out = Vec::new();
     for (path, opts) in ctx.host.modconf.modprobe_options("vfio_pci") {
         let words: Vec<&str> = opts.split_whitespace().collect();
-        let Some(pos) = words.iter().position(|w| w.starts_with("ids=")) else {
+        let mut rest = words.iter().copied().skip_while(|w| !w.starts_with("ids="));
+        let Some(first) = rest.next().map(|w| w.trim_start_matches("ids=")) else {
             continue;
         };
-        let stray: Vec<&str> = words[pos + 1..]
-            .iter()
-            .copied()
-            .take_while(|w| !w.contains('='))
-            .collect();
+        let stray: Vec<&str> = rest.take_while(|w| !w.contains('=')).collect();
         if stray.is_empty() {
             continue;
         }
-        let first = words[pos].trim_start_matches("ids=");
         let all = std::iter::once(first)
             .chain(stray.iter().copied())
             .collect::<Vec<_>>()

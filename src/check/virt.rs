@@ -1,12 +1,19 @@
 //! CPU virtualization and KVM: the vmx/svm flag, `/dev/kvm` (present, a character device, usable by
-//! libvirt's QEMU user) and kvm `ignore_msrs` (the seed guide sets it for Windows guests).
+//! libvirt's QEMU user), kvm `ignore_msrs` (the seed guide sets it for Windows guests), and the device nodes
+//! `virt-host-validate` checks besides: `/dev/net/tun` (FAIL) and `/dev/vhost-net` (WARN).
 use super::{Context, Finding};
 use crate::host::CpuVendor;
 use crate::host::root::FileKind;
 
 /// Runs the CPU and KVM checks.
 pub fn check(ctx: &Context) -> Vec<Finding> {
-    vec![flags(ctx), dev_kvm(ctx), ignore_msrs(ctx)]
+    vec![
+        flags(ctx),
+        dev_kvm(ctx),
+        ignore_msrs(ctx),
+        tun(ctx),
+        vhost_net(ctx),
+    ]
 }
 
 fn kvm_module(vendor: CpuVendor) -> &'static str {
@@ -86,5 +93,33 @@ fn ignore_msrs(ctx: &Context) -> Finding {
             "echo 'options kvm ignore_msrs=1 report_ignored_msrs=0' > /etc/modprobe.d/kvm.conf; \
              echo 1 > /sys/module/kvm/parameters/ignore_msrs",
         )
+    }
+}
+
+fn tun(ctx: &Context) -> Finding {
+    const ID: &str = "kvm.tun";
+    match &ctx.host.virt.tun {
+        Some(n) if n.stat.kind == FileKind::CharDevice => {
+            Finding::pass(ID, "/dev/net/tun exists (guest networking)")
+        }
+        _ => Finding::fail(
+            ID,
+            "/dev/net/tun is missing: libvirt cannot create the guest's network device",
+            "modprobe tun (and add `tun` to /etc/modules-load.d/tun.conf)",
+        ),
+    }
+}
+
+fn vhost_net(ctx: &Context) -> Finding {
+    const ID: &str = "kvm.vhost_net";
+    match &ctx.host.virt.vhost_net {
+        Some(n) if n.stat.kind == FileKind::CharDevice => {
+            Finding::pass(ID, "/dev/vhost-net exists (in-kernel virtio-net)")
+        }
+        _ => Finding::warn(
+            ID,
+            "/dev/vhost-net is missing: guest networking runs in QEMU's userspace (slower)",
+            "modprobe vhost_net (and add `vhost_net` to /etc/modules-load.d/vhost-net.conf)",
+        ),
     }
 }

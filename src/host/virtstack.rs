@@ -166,6 +166,10 @@ pub struct VirtStack {
     pub daemon: Daemon,
     /// `/dev/kvm`.
     pub kvm: Option<Node>,
+    /// `/dev/net/tun` (libvirt's networks and user tap devices need it).
+    pub tun: Option<Node>,
+    /// `/dev/vhost-net` (in-kernel virtio-net acceleration).
+    pub vhost_net: Option<Node>,
     /// The qemu hook.
     pub hook: Hook,
     /// `ON_SHUTDOWN` from the libvirt-guests config (`None`: not set, libvirt's default `suspend`).
@@ -205,6 +209,8 @@ impl VirtStack {
             firmware: read_firmware(root)?,
             daemon: read_daemon(root, family)?,
             kvm: node("/dev/kvm")?,
+            tun: node("/dev/net/tun")?,
+            vhost_net: node("/dev/vhost-net")?,
             hook: read_hook(root, nixos, &node)?,
             guests_on_shutdown,
             guests_config,

@@ -168,6 +168,45 @@ impl SetupInputs {
     }
 }
 
+/// A seed-like input set (openSUSE, GRUB2, dracut, AMD, kernel 6.12, the GTX 980 Ti guest) for unit tests.
+#[cfg(test)]
+pub fn example() -> SetupInputs {
+    let f = |addr: &str, device: u16| GuestFunction {
+        address: addr.parse().expect("a valid test address"),
+        vendor: 0x10de,
+        device,
+        driver: None,
+    };
+    SetupInputs {
+        distro_name: "openSUSE Tumbleweed".to_string(),
+        family: Family::OpenSuse,
+        package_manager: PackageManager::Zypper,
+        bootloader: Bootloader::Grub2,
+        initramfs: InitramfsTool::Dracut,
+        cpu_vendor: CpuVendor::Amd,
+        kernel: KernelInfo {
+            release: "6.12.8-1-default".to_string(),
+            builtin: Vec::new(),
+        },
+        guest: vec![f("0000:04:00.0", 0x17c8), f("0000:04:00.1", 0x0fb0)],
+        guest_is_boot_gpu: false,
+        host_gpu_ids: vec!["10de:2484".to_string(), "10de:228b".to_string()],
+        user: Some("alice".to_string()),
+        user_groups: Vec::new(),
+        groups: vec!["kvm".to_string(), "libvirt".to_string()],
+        mac: Mac::None,
+        selinux_hooks_unconfined: false,
+        daemon: LibvirtDaemon::Libvirtd,
+        enabled_units: Vec::new(),
+        installed_units: Vec::new(),
+        hook_installed: false,
+        options: SetupOptions {
+            hook: true,
+            ..SetupOptions::default()
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -304,6 +304,155 @@ pub fn compute(inputs: &SetupInputs, files: &dyn FileSource) -> Result<Plan> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::setup::files::MemoryFiles;
+    use crate::setup::inputs::{Bootloader, Family, InitramfsTool, PackageManager, example};
+
+    fn argv(plan: &Plan) -> Vec<String> {
+        plan.commands.iter().map(PlanCommand::line).collect()
+    }
+
+    fn after<'a>(plan: &'a Plan, path: &str) -> &'a str {
+        plan.files
+            .iter()
+            .find(|f| f.path == path)
+            .map_or("", |f| f.after.as_str())
+    }
+
+    #[test]
+    fn test_compute_grubby_adds_and_removes_in_one_command() {
+        let mut inputs = example();
+        inputs.family = Family::Fedora;
+        inputs.bootloader = Bootloader::BlsGrubby;
+        let files = MemoryFiles::default().with(
+            "/boot/loader/entries/x.conf",
+            "title Fedora\noptions root=UUID=1 ro amd_iommu=off\n",
+        );
+        let plan = compute(&inputs, &files).unwrap();
+        assert!(
+            argv(&plan).contains(
+                &"grubby --update-kernel=ALL --remove-args=amd_iommu=off \
+              '--args=iommu=pt amd_iommu=on rd.driver.pre=vfio-pci'"
+                    .to_string()
+            )
+        );
+    }
+
+    #[test]
+    fn test_compute_grubby_is_noop_when_entries_have_everything() {
+        let mut inputs = example();
+        inputs.bootloader = Bootloader::BlsGrubby;
+        let files = MemoryFiles::default().with(
+            "/boot/loader/entries/x.conf",
+            "options root=UUID=1 iommu=pt amd_iommu=on rd.driver.pre=vfio-pci\n",
+        );
+        let plan = compute(&inputs, &files).unwrap();
+        assert!(!argv(&plan).iter().any(|c| c.starts_with("grubby")));
+    }
+
+    #[test]
+    fn test_compute_sdbootutil_seeds_kernel_cmdline_from_proc() {
+        let mut inputs = example();
+        inputs.bootloader = Bootloader::Sdbootutil;
+        let files = MemoryFiles::default()
+            .with("/proc/cmdline", "BOOT_IMAGE=/vmlinuz root=UUID=1 quiet\n")
+            .with("/boot/efi/loader/entries/a.conf", "");
+        let plan = compute(&inputs, &files).unwrap();
+        assert_eq!(
+            after(&plan, "/etc/kernel/cmdline"),
+            "root=UUID=1 quiet iommu=pt amd_iommu=on rd.driver.pre=vfio-pci\n"
+        );
+        assert!(argv(&plan).contains(&"sdbootutil update-all-entries".to_string()));
+    }
+
+    #[test]
+    fn test_compute_uki_with_mkinitcpio_rebuilds_once() {
+        let mut inputs = example();
+        inputs.family = Family::Arch;
+        inputs.package_manager = PackageManager::Pacman;
+        inputs.bootloader = Bootloader::Uki;
+        inputs.initramfs = InitramfsTool::Mkinitcpio;
+        let files = MemoryFiles::default().with("/etc/kernel/cmdline", "root=UUID=1 rw\n");
+        let plan = compute(&inputs, &files).unwrap();
+        assert_eq!(
+            after(&plan, "/etc/kernel/cmdline"),
+            "root=UUID=1 rw iommu=pt amd_iommu=on\n"
+        );
+        let rebuilds = argv(&plan).iter().filter(|c| *c == "mkinitcpio -P").count();
+        assert_eq!(rebuilds, 1);
+    }
+
+    #[test]
+    fn test_compute_kernelstub_adds_missing_only() {
+        let mut inputs = example();
+        inputs.family = Family::PopOs;
+        inputs.bootloader = Bootloader::Kernelstub;
+        inputs.initramfs = InitramfsTool::InitramfsTools;
+        let files = MemoryFiles::default().with(
+            "/etc/kernelstub/configuration",
+            r#"{"user": {"kernel_options": ["quiet", "splash", "iommu=pt"]}}"#,
+        );
+        let plan = compute(&inputs, &files).unwrap();
+        assert!(argv(&plan).contains(&"kernelstub -a amd_iommu=on".to_string()));
+    }
+
+    #[test]
+    fn test_compute_nixos_changes_nothing_and_prints_snippet() {
+        let mut inputs = example();
+        inputs.family = Family::NixOs;
+        inputs.bootloader = Bootloader::NixOs;
+        inputs.initramfs = InitramfsTool::NixOs;
+        let plan = compute(&inputs, &MemoryFiles::default()).unwrap();
+        assert!(plan.is_noop());
+        assert!(
+            plan.notes
+                .iter()
+                .any(|n| n.contains("boot.kernelParams = [ \"iommu=pt\""))
+        );
+    }
+
+    #[test]
+    fn test_compute_shared_ids_binds_by_address_not_id() {
+        let mut inputs = example();
+        inputs.host_gpu_ids = vec!["10de:17c8".to_string()];
+        let plan = compute(&inputs, &MemoryFiles::default()).unwrap();
+        assert!(!after(&plan, "/etc/modprobe.d/vfio.conf").contains("ids="));
+        assert!(
+            after(&plan, "/etc/udev/rules.d/60-vmgpu-vfio-bind.rules")
+                .contains("KERNEL==\"0000:04:00.1\"")
+        );
+        assert!(!plan.kernel_params.iter().any(|p| p.contains("ids=")));
+    }
+
+    #[test]
+    fn test_compute_builtin_vfio_puts_ids_on_cmdline() {
+        let mut inputs = example();
+        inputs.kernel.builtin = vec!["vfio_pci".to_string(), "vfio".to_string()];
+        let plan = compute(&inputs, &MemoryFiles::default()).unwrap();
+        assert!(
+            plan.kernel_params
+                .contains(&"vfio-pci.ids=10de:17c8,10de:0fb0".to_string())
+        );
+    }
+
+    #[test]
+    fn test_compute_boot_gpu_guest_gets_framebuffer_params() {
+        let mut inputs = example();
+        inputs.guest_is_boot_gpu = true;
+        let plan = compute(&inputs, &MemoryFiles::default()).unwrap();
+        assert!(plan.kernel_params.contains(&"video=efifb:off".to_string()));
+        assert!(
+            plan.kernel_params
+                .contains(&"initcall_blacklist=sysfb_init".to_string())
+        );
+    }
+
+    #[test]
+    fn test_compute_old_kernel_lists_vfio_virqfd() {
+        let mut inputs = example();
+        inputs.kernel.release = "6.1.0-13-amd64".to_string();
+        let plan = compute(&inputs, &MemoryFiles::default()).unwrap();
+        assert!(after(&plan, "/etc/dracut.conf.d/vfio.conf").contains(" vfio_virqfd "));
+    }
 
     #[test]
     fn test_command_line_quotes_spaces() {

@@ -21,7 +21,7 @@ run_boot() { # run_boot NAME [env...]
   local name=$1 log=$VM_CACHE/last-$1.log t=$SECONDS
   shift
   rm -f "$log"
-  (export "$@"; vm_qemu "$log" 280 "$initrd")
+  (export "$@"; vm_boot "$log" 280 "$initrd")
   echo "--- boot '$name' ($((SECONDS - t)) s, console: $log)"
   if vm_report "$log"; then echo "--- boot '$name': ALL PASS"
   else echo "--- boot '$name': FAILED"; status=1; fi

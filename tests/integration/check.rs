@@ -167,3 +167,19 @@ fn test_check_vmgpu_binary_copied_into_qemu_d_is_the_hook() {
     assert_eq!(f["severity"], "PASS", "{f}");
     assert!(f["what"].as_str().unwrap().contains("qemu.d/vmgpu"), "{f}");
 }
+
+#[test]
+fn test_check_amd_reset_bug_card_warns_vendor_reset() {
+    let dir = fixtures::copy_of("seed-tumbleweed-5900x");
+    let gpu = dir
+        .path()
+        .join("sys/devices/pci0000:00/0000:00:01.2/0000:02:00.0/0000:03:04.0/0000:04:00.0");
+    std::fs::write(gpu.join("vendor"), "0x1002\n").unwrap();
+    std::fs::write(gpu.join("device"), "0x67df\n").unwrap();
+
+    let (_, report) = json(dir.path(), &[]);
+
+    let f = finding(&report, "gpu.reset");
+    assert_eq!(f["severity"], "WARN", "{f}");
+    assert!(f["fix"].as_str().unwrap().contains("vendor-reset"), "{f}");
+}

@@ -39,30 +39,6 @@ const APPLY: &[&str] = &[
 ];
 
 #[test]
-fn test_setup_seed_dry_run_has_the_guides_changes() {
-    let tree = Tree::seed();
-    let out = vmgpu(
-        &tree,
-        &["--gpu", "0000:04:00.0", "--dry-run", "--user", "alice"],
-    );
-    let text = stdout(&out);
-    assert!(out.status.success(), "{}", stderr(&out));
-    for needle in [
-        "+GRUB_CMDLINE_LINUX=\"iommu=pt amd_iommu=on rd.driver.pre=vfio-pci\"",
-        "grub2-mkconfig -o /boot/grub2/grub.cfg",
-        "+options vfio-pci ids=10de:17c8,10de:0fb0",
-        "+force_drivers+=\" vfio_pci vfio vfio_iommu_type1 \"",
-        "+kvm_amd",
-        "+options kvm ignore_msrs=1 report_ignored_msrs=0",
-        "qemu-ovmf-x86_64",
-        "dracut --force --regenerate-all",
-    ] {
-        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
-    }
-    assert!(!text.contains("vfio_virqfd"), "{text}");
-}
-
-#[test]
 fn test_setup_dry_run_changes_nothing() {
     let tree = Tree::seed();
     let before = tree.snapshot();
@@ -320,4 +296,57 @@ fn test_check_after_setup_reports_what_did_not_take_effect() {
     }
     assert_eq!(severity(&tree, "setup.kernel_params"), "PASS");
     assert_eq!(severity(&tree, "setup.vfio_bound"), "PASS");
+}
+
+#[test]
+fn test_setup_installs_the_hook_once() {
+    if !is_root() {
+        eprintln!("skipped: needs root for chroot");
+        return;
+    }
+    let tree = Tree::debian_with_tools();
+    let with_hook = ["--gpu", "0000:04:00.0", "--yes", "--user", "alice"];
+    let out = vmgpu(&tree, &with_hook);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        tree.path("etc/libvirt/hooks/qemu").exists(),
+        "{}",
+        stderr(&out)
+    );
+    let again = vmgpu(&tree, &with_hook);
+    assert!(
+        stdout(&again).contains("nothing to change"),
+        "{}",
+        stdout(&again)
+    );
+}
+
+#[test]
+fn test_setup_read_only_etc_writes_nothing() {
+    if !is_root() {
+        eprintln!("skipped: needs root for a private mount namespace");
+        return;
+    }
+    let tree = Tree::debian_with_tools();
+    let before = tree.snapshot();
+    let etc = tree.path("etc");
+    let script = format!(
+        "mount --bind {etc} {etc} && mount -o remount,bind,ro {etc} && exec \"$0\" --root {root} setup {args}",
+        etc = etc.display(),
+        root = tree.dir.path().display(),
+        args = APPLY.join(" ")
+    );
+    let out = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .arg(env!("CARGO_BIN_EXE_vmgpu"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("cannot write") && err.contains("nothing was changed"),
+        "{err}"
+    );
+    assert_eq!(tree.snapshot(), before);
+    assert!(!tree.path("var/lib/vmgpu/backup").exists());
 }

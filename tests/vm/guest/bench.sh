@@ -14,37 +14,20 @@ VM=vmtest-bench
 FUNCS="0000:01:00.0 0000:01:00.1"
 P=/sys/bus/pci
 drv_of() { if [ -e "$P/devices/$1/driver" ]; then basename "$(readlink "$P/devices/$1/driver")"; else echo none; fi; }
+# the host cgroups as in the hook test (no systemd: vmgpu writes cpuset.cpus itself)
 mkdir -p /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup && echo +cpuset > /sys/fs/cgroup/cgroup.subtree_control
 for s in system.slice user.slice init.scope machine.slice; do mkdir -p /sys/fs/cgroup/$s; done
 echo 1 > /sys/fs/cgroup/init.scope/cgroup.procs
-FULL=no; grep -q '<hugepages' "$XML" && FULL=yes
+FULL=gpu; grep -q '<hugepages' "$XML" && FULL=full
 
+# both sides run as a hook would: one process per call, the domain XML on stdin
 vmgpu_round() {
   vmgpu hook $VM prepare begin - < "$XML" || fail "vmgpu prepare rc=$?"
   vmgpu hook $VM release end - < "$XML" || fail "vmgpu release rc=$?"
 }
-# the writes vmgpu makes, and nothing else (no checks, no journal, no waiting)
 shell_round() {
-  for f in $FUNCS; do
-    echo vfio-pci > $P/devices/$f/driver_override
-    echo $f > $P/devices/$f/driver/unbind
-    echo $f > $P/drivers_probe
-  done
-  if [ $FULL = yes ]; then
-    echo 128 > /proc/sys/vm/nr_hugepages
-    for s in system.slice user.slice init.scope; do echo 0-1 > /sys/fs/cgroup/$s/cpuset.cpus; done
-    install -o alice -g kvm -m 0660 /dev/null /dev/shm/looking-glass && truncate -s 32M /dev/shm/looking-glass
-  fi
-  for f in $FUNCS; do
-    echo $f > $P/drivers/vfio-pci/unbind
-    echo > $P/devices/$f/driver_override
-    echo $f > $P/drivers_probe
-  done
-  if [ $FULL = yes ]; then
-    echo 0 > /proc/sys/vm/nr_hugepages
-    for s in system.slice user.slice init.scope; do echo > /sys/fs/cgroup/$s/cpuset.cpus; done
-    rm -f /dev/shm/looking-glass
-  fi
+  sh /bin/gpu-writes.sh prepare $FULL < "$XML" || fail "shell prepare rc=$?"
+  sh /bin/gpu-writes.sh release $FULL < "$XML" || fail "shell release rc=$?"
 }
 block() { # block KIND: runs ROUNDS rounds, adds the elapsed centiseconds to T_KIND
   t0=$(cut -d' ' -f1 /proc/uptime)
@@ -60,7 +43,7 @@ check_back() {
 
 modprobe vfio-pci
 vm_settle
-info "benchmark: $BLOCKS blocks x $ROUNDS rounds, domain $DOMAIN (hugepages+cpuset+shm: $FULL)"
+info "benchmark: $BLOCKS blocks x $ROUNDS rounds, domain $DOMAIN (writes: $FULL)"
 vmgpu_round; shell_round; vm_settle; check_back warm-up   # warm-up: page cache, module loading
 T_vmgpu=0; T_shell=0
 b=0

@@ -8,6 +8,7 @@ uptime_s() { cut -d' ' -f1 /proc/uptime; }
 
 # Mount the pseudo file systems and load the "GPU" host drivers, vfio and kvm like a desktop host would have them.
 vm_setup() {
+  echo "VMTEST: init reached"
   mount -t proc proc /proc
   mount -t sysfs sys /sys
   mount -t devtmpfs dev /dev
