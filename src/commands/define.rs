@@ -75,7 +75,10 @@ fn define_in_libvirt(
             .map(|c| c.gpus)
             .unwrap_or_default();
         if let Some(gpu) = spec.gpu.as_mut() {
-            gpu.guest_bus = guest_bus_for_update(&existing, &old_gpus)?;
+            let mut known = old_gpus.clone();
+            known.extend(gpu.functions.iter().copied());
+            gpu.guest_bus = render::guest_bus_for_update(&existing, &known)?
+                .ok_or_else(|| anyhow!("no free PCI bus left in {} for the GPU", spec.name))?;
         }
         let xml = render::render(&existing, spec, Scope::Update, &old_gpus)?;
         if args.dry_run {
@@ -106,36 +109,6 @@ fn define_in_libvirt(
 #[cfg(not(feature = "libvirt"))]
 fn define_in_libvirt(_: &DefineArgs, _: &str, _: &mut DomainSpec) -> anyhow::Result<Outcome> {
     bail!("this vmgpu was built without libvirt support; use --dry-run to print the domain XML")
-}
-
-/// The guest bus of the GPU in an existing domain: where its hostdevs already sit, else a new root port after
-/// the highest PCI controller index.
-#[cfg(feature = "libvirt")]
-fn guest_bus_for_update(xml: &str, old_gpus: &[PciAddress]) -> anyhow::Result<u8> {
-    use crate::domain::xml_index::Index;
-    let index = Index::parse(xml)?;
-    let current = index
-        .at(&["domain", "devices", "hostdev"])
-        .filter(|h| {
-            render::hostdev_source(&index, h)
-                .is_some_and(|a| old_gpus.iter().any(|g| g.same_slot(&a)))
-        })
-        .flat_map(|h| index.children(h))
-        .find(|n| n.name() == "address" && n.attr("type") == Some("pci"))
-        .and_then(|a| crate::host::root::parse_hex(a.attr("bus")?))
-        .and_then(|b| u8::try_from(b).ok());
-    if let Some(bus) = current {
-        return Ok(bus);
-    }
-    let highest = index
-        .at(&["domain", "devices", "controller"])
-        .filter(|c| c.attr("type") == Some("pci"))
-        .filter_map(|c| c.attr("index")?.parse::<u32>().ok())
-        .max()
-        .unwrap_or(0);
-    u8::try_from(highest + 1).map_err(|_| {
-        anyhow!("no free PCI bus left for the GPU (highest controller index {highest})")
-    })
 }
 
 /// Everything about the domain, checked against the host.

@@ -392,6 +392,29 @@ fn address_xml(a: &PciAddress) -> String {
     )
 }
 
+/// The guest PCI bus for the GPU when updating `xml`: where a hostdev of one of `gpus` (any function of their
+/// slots) already sits, else a new root port after the highest PCI controller index; `None` when no bus is left.
+pub fn guest_bus_for_update(xml: &str, gpus: &[PciAddress]) -> rewrite::Result<Option<u8>> {
+    let index = Index::parse(xml).map_err(rewrite::Error::Index)?;
+    let current = index
+        .at(&["domain", "devices", "hostdev"])
+        .filter(|h| hostdev_source(&index, h).is_some_and(|a| gpus.iter().any(|g| g.same_slot(&a))))
+        .flat_map(|h| index.children(h))
+        .find(|n| n.name() == "address" && n.attr("type") == Some("pci"))
+        .and_then(|a| crate::host::root::parse_hex(a.attr("bus")?))
+        .and_then(|b| u8::try_from(b).ok());
+    if current.is_some() {
+        return Ok(current);
+    }
+    let highest = index
+        .at(&["domain", "devices", "controller"])
+        .filter(|c| c.attr("type") == Some("pci"))
+        .filter_map(|c| c.attr("index")?.parse::<u32>().ok())
+        .max()
+        .unwrap_or(0);
+    Ok(u8::try_from(highest + 1).ok())
+}
+
 /// The host address in a `<hostdev>`'s `<source><address/>`.
 pub fn hostdev_source(index: &Index<'_>, hostdev: &Node) -> Option<PciAddress> {
     let address = index.descendants(hostdev).find(|d| {

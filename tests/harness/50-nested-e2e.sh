@@ -58,7 +58,7 @@ if [ "$(cat "$W/share/out/result" 2>/dev/null)" != "RESULT: ALL PASS" ]; then
   FAIL=1
   echo "--- L1 serial console (tail)"; tail -40 "$W/serial.log"
 fi
-for f in l2-dry-run l2-defined l2-live; do
+for f in l2-dry-run l2-defined l2-live l2-updated; do
   if [ -s "$W/share/out/$f.xml" ]; then
     virt-xml-validate "$W/share/out/$f.xml" domain >/dev/null 2>&1 && echo "PASS: virt-xml-validate $f.xml" ||
       { echo "FAIL: virt-xml-validate $f.xml"; FAIL=1; }
@@ -66,6 +66,9 @@ for f in l2-dry-run l2-defined l2-live; do
     echo "FAIL: no $f.xml from L1"; FAIL=1
   fi
 done
-echo "50-nested-e2e: $((SECONDS - START)) s"
+# keep the last run's L1 output (test log, vmgpu's journal, XMLs) for a look after the fact
+rm -rf tests/.cache/l1-last-run; cp -r "$W/share/out" tests/.cache/l1-last-run 2>/dev/null
+cp "$W/serial.log" tests/.cache/l1-last-run/ 2>/dev/null
+echo "50-nested-e2e: $((SECONDS - START)) s (L1 output kept in tests/.cache/l1-last-run/)"
 [ $FAIL = 0 ] && echo "50-nested-e2e: ALL PASS" || echo "50-nested-e2e: FAILURES"
 exit $FAIL

@@ -90,7 +90,9 @@ mount --bind "$R" "$R"
 mount -t proc proc "$R/proc"
 for f in cmdline meminfo cpuinfo sys/kernel/osrelease; do mount --bind "$FX/proc/\$f" "$R/proc/\$f"; done
 mount --rbind /dev "$R/dev"
-chroot "$R" update-grub >/dev/null 2>&1 || bad "baseline update-grub failed"
+# grub-probe must resolve the root's file system to a block device (a plain ext4/xfs/btrfs disk, not tmpfs).
+chroot "$R" update-grub > "$W/$name.grub.log" 2>&1 \
+  || { bad "baseline update-grub failed (\$(findmnt -no FSTYPE -T "$R") under $R):"; tail -5 "$W/$name.grub.log"; exit 1; }
 before=\$(snap)
 
 # A read-only /etc: refused before anything is written.

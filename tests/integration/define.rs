@@ -487,3 +487,35 @@ fn test_define_tcg_drops_hyperv_and_kvm_features() {
         "{xml}"
     );
 }
+
+#[test]
+fn test_update_keeps_the_gpus_guest_bus() {
+    let bus =
+        render::guest_bus_for_update(HAND_EDITED, &["0000:04:00.1".parse().unwrap()]).unwrap();
+    assert_eq!(bus, Some(6));
+}
+
+#[test]
+fn test_update_new_gpu_gets_a_bus_after_the_highest_controller() {
+    let bus =
+        render::guest_bus_for_update(HAND_EDITED, &["0000:0b:00.0".parse().unwrap()]).unwrap();
+    assert_eq!(bus, Some(7));
+}
+
+#[test]
+fn test_define_uses_a_system_template_from_etc() {
+    let host = seed_host(false);
+    let custom = vmgpu::domain::template::BUILTIN[0]
+        .1
+        .replace("<devices>", "<devices>\n    <!-- gaming rig -->");
+    write(host.path(), "etc/vmgpu/templates/gaming.xml", &custom);
+    let listed = stdout(&vmgpu(host.path(), &["--list-templates"]));
+    let out = vmgpu(host.path(), &["--dry-run", "--template", "gaming"]);
+    assert!(
+        listed.contains("gaming") && listed.contains("etc/vmgpu/templates/gaming.xml"),
+        "{listed}"
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("<!-- gaming rig -->"));
+    assert!(stdout(&out).contains("<name>gaming</name>"));
+}

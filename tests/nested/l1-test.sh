@@ -57,6 +57,17 @@ for _ in $(seq 50); do [ "$(drv $G) $(drv $A)" = "$D0" ] && break; sleep 0.2; do
 [ "$(cat /proc/sys/vm/nr_hugepages)" = "$H0" ] && ok "nr_hugepages restored: $H0" || bad "nr_hugepages after destroy: $(cat /proc/sys/vm/nr_hugepages) (before: $H0)"
 [ ! -e /dev/shm/$SHM ] && ok "/dev/shm/$SHM removed" || bad "/dev/shm/$SHM still there"
 vmgpu status > "$OUT/status-after.txt" 2>&1 && ! grep -q l2 "$OUT/status-after.txt" && ok "vmgpu status empty" || bad "vmgpu status after: $(cat "$OUT/status-after.txt")"
-journalctl -b --no-pager -o cat -t vmgpu > "$OUT/vmgpu-journal.txt" 2>/dev/null
+# --update on the defined domain: Looking Glass to 1440p, the GPU stays in its guest slot, nothing duplicated
+ARGS=(l2 --template linux --virt-type qemu --gpu $G --hugepages 2M --looking-glass 2560x1440 --shm-name $SHM
+      --memory 256M --network none)
+out=$(vmgpu define "${ARGS[@]}" --update 2>&1) && ok "vmgpu define --update: $out" || bad "define --update: $out"
+virsh dumpxml --inactive l2 > "$OUT/l2-updated.xml"
+bus() { grep -o "<address type='pci' domain='0x0000' bus='0x[0-9a-f]*' slot='0x00' function='0x0' multifunction='on'/>" "$1"; }
+[ "$(grep -c '<hostdev ' "$OUT/l2-updated.xml")" = 2 ] && [ -n "$(bus "$OUT/l2-defined.xml")" ] &&
+  [ "$(bus "$OUT/l2-updated.xml")" = "$(bus "$OUT/l2-defined.xml")" ] && ok "--update kept both hostdevs in their guest slot" ||
+  bad "--update hostdevs: $(grep -A4 '<hostdev ' "$OUT/l2-updated.xml" | grep address)"
+grep -q "<size unit='M'>64</size>" "$OUT/l2-updated.xml" && ok "--update: Looking Glass 64 MiB" || bad "--update shmem size"
+journalctl -b --no-pager -o short-monotonic -t vmgpu > "$OUT/vmgpu-journal.txt" 2>/dev/null
+journalctl -b --no-pager -o short-monotonic -u libvirtd > "$OUT/libvirtd-journal.txt" 2>/dev/null
 [ $FAIL = 0 ] && R="RESULT: ALL PASS" || R="RESULT: FAILURES"
 log "$R"; echo "$R" > "$OUT/result"; sync

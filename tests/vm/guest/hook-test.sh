@@ -64,14 +64,15 @@ same_as() {
 hook() {
   name=$1 vm=$2 op=$3 sub=$4 xml=$5 envset=${6:-}
   t0=$(uptime_s)
+  cmd="vmgpu hook"; [ -n "${HOOK_CMD:-}" ] && cmd=$HOOK_CMD   # HOOK_CMD: libvirt's hook path (argv0 mode)
   if [ -n "$envset" ]; then
-    env "$envset" timeout $HOOK_LIMIT vmgpu hook "$vm" "$op" "$sub" - < "$xml" > "/tmp/out.$name" 2> "/tmp/err.$name"
+    env "$envset" timeout $HOOK_LIMIT $cmd "$vm" "$op" "$sub" - < "$xml" > "/tmp/out.$name" 2> "/tmp/err.$name"
   else
-    timeout $HOOK_LIMIT vmgpu hook "$vm" "$op" "$sub" - < "$xml" > "/tmp/out.$name" 2> "/tmp/err.$name"
+    timeout $HOOK_LIMIT $cmd "$vm" "$op" "$sub" - < "$xml" > "/tmp/out.$name" 2> "/tmp/err.$name"
   fi
   RC=$?
   DT=$(awk -v a="$t0" -v b="$(uptime_s)" 'BEGIN{printf "%.2f", b-a}')
-  info "vmgpu hook $vm $op $sub -> rc=$RC in ${DT}s"
+  info "$cmd $vm $op $sub -> rc=$RC in ${DT}s"
   sed 's/^/    stderr: /' "/tmp/err.$name" | head -20
   [ -s "/tmp/out.$name" ] && fail "$name: the hook wrote to stdout: $(head -c 200 "/tmp/out.$name")"
   [ "$RC" = 124 ] && fail "$name: the hook hung for ${HOOK_LIMIT}s"
@@ -117,8 +118,16 @@ scenario_prepare_release() {
   if vmgpu status > /tmp/status.out 2>&1 && grep -q vmtest-gpu /tmp/status.out; then pass "vmgpu status lists vmtest-gpu"
   else fail "vmgpu status: $(head -c 300 /tmp/status.out)"; fi
 
-  echo "== scenario: a second VM asking for the same GPU"
+  echo "== scenario: libvirt calls that must change nothing while the VM runs"
   snapshot > /tmp/snap.prepared
+  for step in "reconnect begin" "attach begin" "migrate begin" "restore begin"; do
+    set -- $step
+    hook "noop-$1" vmtest-gpu "$1" "$2" $D/gpu-vm.xml
+    expect_rc0 "$1 $2 exits 0"
+  done
+  same_as /tmp/snap.prepared "reconnect/attach/migrate/restore change nothing"
+
+  echo "== scenario: a second VM asking for the same GPU"
   hook second vmtest-second prepare begin $D/second-vm.xml
   expect_refusal second "second VM refused, naming both VMs" "vmtest-gpu"
   grep -q vmtest-second /tmp/err.second && pass "refusal names vmtest-second too" || fail "refusal does not name vmtest-second"
@@ -128,11 +137,13 @@ scenario_prepare_release() {
 
   hook stopped vmtest-gpu stopped end $D/gpu-vm.xml
   expect_rc0 "stopped end exits 0"
-  hook release vmtest-gpu release end $D/gpu-vm.xml
-  expect_rc0 "release end exits 0"
+  HOOK_CMD=/etc/libvirt/hooks/qemu hook release vmtest-gpu release end $D/gpu-vm.xml
+  unset HOOK_CMD
+  expect_rc0 "release end exits 0 (run as /etc/libvirt/hooks/qemu, argv0 decides the hook mode)"
   same_as /tmp/snap.before "after release everything is as before (drivers, cpuset, hugepages, shm, /dev/vfio)"
   [ -e /dev/dri/card0 ] && pass "/dev/dri/card0 back" || fail "/dev/dri/card0 not back"
-  hook release-again vmtest-gpu release end $D/gpu-vm.xml
+  HOOK_CMD=/etc/libvirt/hooks/qemu.d/vmgpu hook release-again vmtest-gpu release end $D/gpu-vm.xml
+  unset HOOK_CMD
   expect_rc0 "a second release (no journal left) exits 0"
   same_as /tmp/snap.before "a second release changes nothing"
 }
@@ -208,6 +219,9 @@ scenario_noiommu() {
 # ---------------------------------------------------------------------------------------------------------------
 echo "T+ tests start at uptime $(uptime_s)s, kernel $(uname -r), mode $MODE"
 cgroup_setup
+mkdir -p /etc/libvirt/hooks/qemu.d            # libvirt's hook paths, for the argv0 hook mode
+ln -s /bin/vmgpu /etc/libvirt/hooks/qemu
+ln -s /bin/vmgpu /etc/libvirt/hooks/qemu.d/vmgpu
 info "GPU $GPU=$(drv_of $GPU) $AUD=$(drv_of $AUD) iommu_group=$(group_of $GPU)"
 if [ "$MODE" = noiommu ]; then
   scenario_noiommu
