@@ -17,7 +17,10 @@ fn test_install_into_free_path_copies_binary() {
     assert!(is_vmgpu_copy(&hook));
     let meta = std::fs::symlink_metadata(&hook).unwrap();
     assert!(meta.is_file());
-    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777, 0o755);
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+        0o755
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("systemctl restart libvirtd"));
 }
 
