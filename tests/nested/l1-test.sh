@@ -13,6 +13,9 @@ G=0000:01:00.0; A=0000:01:00.1; SHM=looking-glass-l2
 log "systemd: $(systemctl is-system-running); CPUs online $(cat /sys/devices/system/cpu/online)"
 for g in /sys/kernel/iommu_groups/*; do log "iommu group $(basename "$g"): $(ls "$g/devices" | tr '\n' ' ')"; done
 install -m755 "$S/vmgpu" /usr/bin/vmgpu
+# L1 has no network: without its own name in /etc/hosts libvirt's getaddrinfo('l1') at domain start waits for
+# DNS timeouts (about two minutes)
+grep -qw l1 /etc/hosts || echo "127.0.1.1 l1" >> /etc/hosts
 D0="$(drv $G) $(drv $A)"; C0=$(slices); H0=$(cat /proc/sys/vm/nr_hugepages)
 log "before: drivers=[$D0] $C0 nr_hugepages=$H0 boot_vga(01:00.0)=$(cat /sys/bus/pci/devices/$G/boot_vga 2>&1)"
 
