@@ -27,6 +27,7 @@ vmgpu define "${ARGS[@]}" --dry-run > "$OUT/l2-dry-run.xml" || bad "define --dry
 out=$(vmgpu define "${ARGS[@]}" 2>&1) && ok "vmgpu define: $out" || bad "vmgpu define: $out"
 virsh dumpxml --inactive l2 > "$OUT/l2-defined.xml"
 
+log "virsh start l2"
 t0=$(date +%s.%N); out=$(virsh start l2 2>&1); rc=$?; t1=$(date +%s.%N)
 [ $rc = 0 ] && ok "virsh start l2 in $(awk "BEGIN{printf \"%.1f\", $t1-$t0}") s" || bad "virsh start l2: $out"
 virsh dumpxml l2 > "$OUT/l2-live.xml" 2>/dev/null
@@ -72,5 +73,7 @@ bus() { grep -o "<address type='pci' domain='0x0000' bus='0x[0-9a-f]*' slot='0x0
 grep -q "<size unit='M'>64</size>" "$OUT/l2-updated.xml" && ok "--update: Looking Glass 64 MiB" || bad "--update shmem size"
 journalctl -b --no-pager -o short-monotonic -t vmgpu > "$OUT/vmgpu-journal.txt" 2>/dev/null
 journalctl -b --no-pager -o short-monotonic -u libvirtd > "$OUT/libvirtd-journal.txt" 2>/dev/null
+journalctl -b --no-pager -o short-monotonic > "$OUT/journal.txt" 2>/dev/null
+cp /var/log/libvirt/qemu/l2.log "$OUT/l2-qemu.log" 2>/dev/null
 [ $FAIL = 0 ] && R="RESULT: ALL PASS" || R="RESULT: FAILURES"
 log "$R"; echo "$R" > "$OUT/result"; sync
