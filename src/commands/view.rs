@@ -1,10 +1,149 @@
-//! `vmgpu view`.
-use std::path::Path;
+//! `vmgpu view`: show a VM's screen from its Looking Glass shared memory (found from the domain, or `--shm`),
+//! or run the built-in producer with a moving scene (`--demo`).
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
 
 use crate::cli::ViewArgs;
-use crate::report::Outcome;
+use crate::report::{EXIT_ERROR, ExitError, Outcome};
 
 /// Runs `vmgpu view`.
-pub fn run(_root: &Path, _args: &ViewArgs) -> anyhow::Result<Outcome> {
-    super::not_yet_available("view")
+pub fn run(_root: &Path, args: &ViewArgs) -> anyhow::Result<Outcome> {
+    #[cfg(feature = "viewer")]
+    {
+        window::run(args)
+    }
+    #[cfg(not(feature = "viewer"))]
+    {
+        let _ = args;
+        Err(ExitError::new(
+            EXIT_ERROR,
+            "this vmgpu was built without the `viewer` feature",
+        )
+        .into())
+    }
+}
+
+/// The shared-memory path for a VM: from its domain XML (read-only libvirt lookup).
+pub fn shm_for_vm(vm: &str, uri: &str) -> anyhow::Result<PathBuf> {
+    let xml = domain_xml(vm, uri)?;
+    let loc = crate::viewer::locate::from_domain_xml(&xml).with_context(|| format!("VM {vm}"))?;
+    Ok(loc.path)
+}
+
+#[cfg(feature = "libvirt")]
+fn domain_xml(vm: &str, uri: &str) -> anyhow::Result<String> {
+    let conn = virt::connect::Connect::open_read_only(Some(uri))
+        .with_context(|| format!("cannot connect to libvirt at {uri} (or pass --shm PATH)"))?;
+    let dom = conn
+        .lookup_domain_by_name(vm)
+        .with_context(|| format!("no VM named {vm} at {uri}"))?;
+    dom.xml_desc(0)
+        .with_context(|| format!("cannot read the domain XML of {vm}"))
+}
+
+#[cfg(not(feature = "libvirt"))]
+fn domain_xml(_vm: &str, _uri: &str) -> anyhow::Result<String> {
+    Err(ExitError::new(EXIT_ERROR, "built without libvirt: pass --shm PATH").into())
+}
+
+#[cfg(feature = "viewer")]
+mod window {
+    use std::path::PathBuf;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+
+    use anyhow::Context;
+
+    use super::*;
+    use crate::lg::producer::{Producer, ProducerConfig};
+    use crate::lg::scene::DemoScene;
+    use crate::shm::ShmMap;
+    use crate::viewer::feed::Source;
+    use crate::viewer::window::{self, Options};
+
+    pub fn run(args: &ViewArgs) -> anyhow::Result<Outcome> {
+        let test_mode = std::env::var_os("VMGPU_VIEW_TEST").is_some_and(|v| v != "0");
+        if args.demo {
+            return demo(args, test_mode);
+        }
+        let (path, name) = match (&args.shm, &args.vm) {
+            (Some(p), vm) => (
+                p.clone(),
+                vm.clone().unwrap_or_else(|| p.display().to_string()),
+            ),
+            (None, Some(vm)) => (super::shm_for_vm(vm, &args.connect)?, vm.clone()),
+            (None, None) => {
+                return Err(
+                    ExitError::new(EXIT_ERROR, "name a VM, or give --shm PATH or --demo").into(),
+                );
+            }
+        };
+        let opts = Options {
+            name,
+            fullscreen: args.fullscreen,
+            test_mode,
+        };
+        window::run(Source::Path(path), opts).context("vmgpu view")?;
+        Ok(Outcome::Ok)
+    }
+
+    fn demo_path() -> PathBuf {
+        let dir = if Path::new("/dev/shm").is_dir() {
+            PathBuf::from("/dev/shm")
+        } else {
+            std::env::temp_dir()
+        };
+        dir.join(format!("vmgpu-demo-{}", std::process::id()))
+    }
+
+    fn demo(args: &ViewArgs, test_mode: bool) -> anyhow::Result<Outcome> {
+        let path = demo_path();
+        let map = Arc::new(
+            ShmMap::create(&path, 32 << 20).context("cannot create the demo shared memory")?,
+        );
+        let producer = Producer::start(map, ProducerConfig::default()).context("demo producer")?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let scene_thread = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut scene = DemoScene::new(1280, 720);
+                let mut first = true;
+                let mut next = Instant::now();
+                while !stop.load(Ordering::Acquire) {
+                    if !producer.wait_for_client(Duration::from_millis(100)) {
+                        first = true;
+                        continue;
+                    }
+                    let (desc, pixels) = if first {
+                        scene.full_frame()
+                    } else {
+                        scene.next_frame()
+                    };
+                    if let Err(e) = producer.send_frame(&desc, pixels) {
+                        tracing::debug!("demo frame: {e}");
+                    }
+                    let _ = producer.send_cursor(&scene.cursor(first));
+                    first = false;
+                    next += Duration::from_micros(16_667);
+                    std::thread::sleep(next.saturating_duration_since(Instant::now()));
+                    if Instant::now() > next + Duration::from_millis(100) {
+                        next = Instant::now();
+                    }
+                }
+            })
+        };
+        let opts = Options {
+            name: "demo".into(),
+            fullscreen: args.fullscreen,
+            test_mode,
+        };
+        let result = window::run(Source::Path(path.clone()), opts);
+        stop.store(true, Ordering::Release);
+        let _ = scene_thread.join();
+        let _ = std::fs::remove_file(&path);
+        result.context("vmgpu view --demo")?;
+        Ok(Outcome::Ok)
+    }
 }

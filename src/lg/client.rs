@@ -283,7 +283,7 @@ impl Client {
                         }
                         Err(e) => {
                             live.last_serial = None;
-                            h.bad_frame(format!("frame {} skipped: {e}", info.serial));
+                            h.bad_frame(format!("a frame was skipped: {e}"));
                         }
                     }
                 }

@@ -497,3 +497,138 @@ fn parse_shape(view: ShmView<'_>, msg: &Message, raw: &[u8; CURSOR_SIZE]) -> Res
         data,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shm::{HeapRegion, Region};
+
+    /// A frame slot at 0 with the struct laid out for `version`, pixels at 4096.
+    fn slot(version: u32, fields: &[(usize, u32)]) -> (HeapRegion, Message) {
+        let region = HeapRegion::new(64 * 1024);
+        let v = region.view();
+        let shift = if version == VERSION_B6 { 8 } else { 0 };
+        let base = [
+            (8, 1),
+            (28 - shift, 16),
+            (32 - shift, 8),
+            (44 - shift, 64),
+            (48 - shift, 4092),
+        ];
+        for (off, val) in base {
+            v.write_u32(off, val).unwrap();
+        }
+        if version == VERSION_B7 {
+            v.write_u32(24, 8).unwrap();
+        }
+        for &(off, val) in fields {
+            v.write_u32(off, val).unwrap();
+        }
+        (
+            region,
+            Message {
+                udata: 0,
+                size: 16384,
+                offset: 0,
+            },
+        )
+    }
+
+    #[test]
+    fn test_parse_frame_b6_layout_uses_frame_height_as_data_height() {
+        let (region, msg) = slot(VERSION_B6, &[]);
+        let info = parse_frame(region.view(), &msg, VERSION_B6).unwrap();
+        assert_eq!(
+            (
+                info.width,
+                info.height,
+                info.data_height,
+                info.pitch,
+                info.data_offset
+            ),
+            (16, 8, 8, 64, 4096)
+        );
+    }
+
+    #[test]
+    fn test_parse_frame_more_than_64_rects_means_full_damage() {
+        let (region, msg) = slot(VERSION_B7, &[(52, 65)]);
+        assert!(
+            parse_frame(region.view(), &msg, VERSION_B7)
+                .unwrap()
+                .damage
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn test_parse_frame_rect_is_clipped_to_the_frame() {
+        let (region, msg) = slot(
+            VERSION_B7,
+            &[(52, 1), (56, 10), (60, 2), (64, 100), (68, 100)],
+        );
+        let info = parse_frame(region.view(), &msg, VERSION_B7).unwrap();
+        assert_eq!(
+            info.damage,
+            vec![Rect {
+                x: 10,
+                y: 2,
+                w: 6,
+                h: 6
+            }]
+        );
+    }
+
+    #[test]
+    fn test_parse_frame_pitch_below_width_is_refused() {
+        let (region, msg) = slot(VERSION_B7, &[(44, 60)]);
+        assert!(parse_frame(region.view(), &msg, VERSION_B7).is_err());
+    }
+
+    #[test]
+    fn test_parse_frame_data_past_the_slot_is_refused() {
+        let (region, msg) = slot(VERSION_B7, &[(48, 16000)]);
+        assert!(parse_frame(region.view(), &msg, VERSION_B7).is_err());
+    }
+
+    #[test]
+    fn test_parse_frame_unknown_type_is_refused() {
+        let (region, msg) = slot(VERSION_B7, &[(8, 6)]);
+        assert!(parse_frame(region.view(), &msg, VERSION_B7).is_err());
+    }
+
+    #[test]
+    fn test_parse_cursor_monochrome_odd_height_is_refused() {
+        let region = HeapRegion::new(4096);
+        for (off, val) in [(4, 1), (12, 8), (16, 7), (20, 1)] {
+            region.view().write_u32(off, val).unwrap();
+        }
+        let msg = Message {
+            udata: cursor_flags::SHAPE,
+            size: 4096,
+            offset: 0,
+        };
+        assert!(parse_cursor(region.view(), &msg).is_err());
+    }
+
+    #[test]
+    fn test_udata_roundtrip_reads_records() {
+        let info = parse_udata(&encode_udata("B7", 1, "D12", "AMD Ryzen", "Windows 11")).unwrap();
+        assert_eq!(
+            (
+                info.version,
+                info.hostver.as_str(),
+                info.capture.as_str(),
+                info.os_name.as_str()
+            ),
+            (20, "B7", "D12", "Windows 11")
+        );
+    }
+
+    #[test]
+    fn test_udata_with_oversized_record_stops_parsing() {
+        let mut udata = encode_udata("B7", 0, "D12", "cpu", "os");
+        udata[HEADER_SIZE + 4..HEADER_SIZE + 8].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(parse_udata(&udata).unwrap().capture, "");
+    }
+}

@@ -133,6 +133,8 @@ struct State {
     cursor_pos: (i16, i16),
     cursor_visible: bool,
     slots: [(usize, usize); 2],
+    /// Per slot, the row bands changed since it was last written (`None` = all of it).
+    slot_dirty: [Option<Vec<(u32, u32)>>; 2],
     capture_index: usize,
     last_complete: Option<usize>,
     repost_frame: bool,
@@ -218,6 +220,7 @@ fn setup(view: ShmView<'_>, cfg: &ProducerConfig) -> Result<State> {
         cursor_pos: (0, 0),
         cursor_visible: false,
         slots,
+        slot_dirty: [None, None],
         capture_index: 0,
         last_complete: None,
         repost_frame: false,
@@ -336,11 +339,26 @@ impl Producer {
             std::thread::sleep(Duration::from_micros(50));
         };
         let format = (desc.kind, desc.width, desc.height, desc.pitch);
+        let slot = st.capture_index;
+        if st.last_format != Some(format) || desc.damage.is_empty() {
+            st.slot_dirty = [None, None];
+        }
         if st.last_format != Some(format) {
             st.format_ver = st.format_ver.wrapping_add(1);
             st.last_format = Some(format);
         }
-        let slot = st.capture_index;
+        // The slot must end up holding the whole image: write the union of the damage since it was last written.
+        for dirty in &mut st.slot_dirty {
+            if let Some(bands) = dirty {
+                bands.extend(desc.damage.iter().map(|r| (r.y, r.y.saturating_add(r.h))));
+                if bands.len() > kvmfr::MAX_DAMAGE_RECTS {
+                    *dirty = None;
+                }
+            }
+        }
+        let bands = st.slot_dirty[slot].replace(Vec::new());
+        // A new frame reaches new subscribers too: no repost of an older one after it.
+        st.repost_frame = false;
         let (block, size) = st.slots[slot];
         let serial = st.serial;
         st.serial = st.serial.wrapping_add(1);
@@ -361,15 +379,19 @@ impl Producer {
         );
         drop(st);
         let data = block + self.shared.cfg.align;
-        let total = rows as usize * pitch;
-        let mut done = 0;
-        while done < total {
-            let n = (total - done).min(WP_STEP);
-            view.write_bytes(data + done, &pixels[done..done + n])?;
-            done += n;
-            std::sync::atomic::fence(Ordering::Release);
-            view.atomic_u32(wp)?.store(done as u32, Ordering::Release);
+        let wp = view.atomic_u32(wp)?;
+        for (y0, y1) in merge_bands(bands, rows) {
+            let (start, end) = (y0 as usize * pitch, y1 as usize * pitch);
+            let mut done = start;
+            while done < end {
+                let n = (end - done).min(WP_STEP);
+                view.write_bytes(data + done, &pixels[done..done + n])?;
+                done += n;
+                // Normal stores, then a Release store of wp: the pixels are visible before wp says so.
+                wp.store(done as u32, Ordering::Release);
+            }
         }
+        wp.store((rows as usize * pitch) as u32, Ordering::Release);
         let mut st = self.state();
         st.last_complete = Some(slot);
         st.capture_index = 1 - slot;
@@ -427,16 +449,46 @@ impl Producer {
             fl |= cursor_flags::SHAPE;
             (buf, SHAPE_BUFFER_SIZE)
         } else {
-            let buf = st.small[st.small_next];
-            st.small_next = (st.small_next + 1) % SMALL_CURSORS;
-            (buf, CURSOR_SIZE)
+            st.next_small()
         };
-        let pos = st.cursor_pos;
-        view.write_bytes(buf, &pos.0.to_le_bytes())?;
-        view.write_bytes(buf + 2, &pos.1.to_le_bytes())?;
+        write_position(view, buf, st.cursor_pos)?;
         drop(st);
         post_retrying(&self.shared, |st| (st.pointer_q, fl, (buf, size)))
     }
+}
+
+impl State {
+    /// The next small (position-only) cursor buffer, round robin.
+    fn next_small(&mut self) -> (usize, usize) {
+        let buf = self.small[self.small_next];
+        self.small_next = (self.small_next + 1) % SMALL_CURSORS;
+        (buf, CURSOR_SIZE)
+    }
+}
+
+/// Writes a cursor position (x, y as i16) at the start of a cursor buffer.
+fn write_position(view: ShmView<'_>, buf: usize, pos: (i16, i16)) -> Result<()> {
+    view.write_bytes(buf, &pos.0.to_le_bytes())?;
+    view.write_bytes(buf + 2, &pos.1.to_le_bytes())?;
+    Ok(())
+}
+
+/// Sorted, merged row bands clipped to `rows`; `None` = all rows in one band.
+fn merge_bands(bands: Option<Vec<(u32, u32)>>, rows: u32) -> Vec<(u32, u32)> {
+    let Some(mut bands) = bands else {
+        return vec![(0, rows)];
+    };
+    bands.sort_unstable();
+    let mut out: Vec<(u32, u32)> = Vec::new();
+    for (y0, y1) in bands {
+        let (y0, y1) = (y0.min(rows), y1.min(rows));
+        match out.last_mut() {
+            Some(last) if y0 <= last.1 => last.1 = last.1.max(y1),
+            _ if y0 < y1 => out.push((y0, y1)),
+            _ => {}
+        }
+    }
+    out
 }
 
 fn lock_state(shared: &Shared) -> MutexGuard<'_, State> {
@@ -542,12 +594,9 @@ fn tick(shared: &Shared) -> Result<()> {
             fl |= cursor_flags::SHAPE;
             (buf, SHAPE_BUFFER_SIZE)
         } else {
-            let buf = st.small[st.small_next];
-            st.small_next = (st.small_next + 1) % SMALL_CURSORS;
-            (buf, CURSOR_SIZE)
+            st.next_small()
         };
-        view.write_bytes(payload.0, &pos.0.to_le_bytes())?;
-        view.write_bytes(payload.0 + 2, &pos.1.to_le_bytes())?;
+        write_position(view, payload.0, pos)?;
         st.host.post(view, st.pointer_q, fl, payload, now_ms())?;
     }
     let q = st.pointer_q;

@@ -2,3 +2,16 @@
 //! build without the `viewer` feature so benchmarks and the static build can use them; the window itself
 //! (winit + softbuffer behind the [`present::Present`] trait) needs the feature.
 pub mod convert;
+pub mod cursor;
+pub mod feed;
+pub mod locate;
+pub mod scale;
+
+#[cfg(feature = "viewer")]
+pub mod compose;
+#[cfg(feature = "viewer")]
+pub mod present;
+#[cfg(feature = "viewer")]
+pub mod text;
+#[cfg(feature = "viewer")]
+pub mod window;

@@ -7,7 +7,7 @@ use vmgpu::lg::client::{Client, Handler, Status};
 use vmgpu::lg::frame;
 use vmgpu::lg::kvmfr::{CursorType, CursorUpdate, FrameInfo, FrameType, Rect};
 use vmgpu::lg::layout;
-use vmgpu::lg::producer::{CursorSend, Producer, ProducerConfig};
+use vmgpu::lg::producer::{CursorSend, FrameDesc, Producer, ProducerConfig, Sent};
 use vmgpu::lg::scene;
 use vmgpu::shm::{HeapRegion, Region, ShmMap, ShmView};
 use vmgpu::viewer::convert::Canvas;
@@ -66,6 +66,47 @@ pub fn pump(
     done(rec)
 }
 
+/// Sends a frame and steps the client until it has ingested it; returns what the producer said.
+pub fn send_and_see(
+    producer: &Producer,
+    client: &mut Client,
+    view: ShmView<'_>,
+    rec: &mut Recorder,
+    frame: (&FrameDesc, &[u8]),
+) -> Sent {
+    let sent = producer.send_frame(frame.0, frame.1).unwrap();
+    let seen = pump(client, view, rec, Duration::from_secs(10), |r| {
+        r.frames.iter().any(|f| f.0 == sent.serial)
+    });
+    assert!(seen, "frame {} never arrived: {:?}", sent.serial, rec.bad);
+    sent
+}
+
+/// Polls `done` every 10 ms until it holds or the timeout passes; returns its last value.
+pub fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    while !done() {
+        if Instant::now() > end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
+}
+
+/// Steps a fresh client until it reports its first status.
+fn first_status(client: &mut Client, region: &HeapRegion, ms: u64) -> Recorder {
+    let mut rec = Recorder::default();
+    pump(
+        client,
+        region.view(),
+        &mut rec,
+        Duration::from_millis(ms),
+        |r| !r.statuses.is_empty(),
+    );
+    rec
+}
+
 fn connected(rec: &Recorder) -> bool {
     matches!(rec.statuses.last(), Some(Status::Connected(_)))
 }
@@ -77,7 +118,7 @@ fn start(size: usize) -> (Arc<HeapRegion>, Producer) {
 }
 
 /// The reference conversion of a test-pattern pixel, computed from the pattern's definition.
-fn expected_pixel(kind: FrameType, x: u32, y: u32, seed: u32) -> u32 {
+pub fn expected_pixel(kind: FrameType, x: u32, y: u32, seed: u32) -> u32 {
     let px = scene::pattern_pixel(kind, x, y, seed);
     let (r, g, b) = match kind {
         FrameType::Bgra => return u32::from_le_bytes([px[0], px[1], px[2], px[3]]),
@@ -132,14 +173,13 @@ fn test_every_frame_format_arrives_pixel_exact() {
     .enumerate()
     {
         let (desc, pixels) = scene::test_pattern(kind, 320, 200, 64, seed as u32);
-        let sent = producer.send_frame(&desc, &pixels).unwrap();
-        assert!(pump(
+        send_and_see(
+            &producer,
             &mut client,
             region.view(),
             &mut rec,
-            Duration::from_secs(10),
-            |r| r.frames.iter().any(|f| f.0 == sent.serial)
-        ));
+            (&desc, &pixels),
+        );
         for (x, y) in [(0, 0), (319, 0), (17, 113), (319, 199)] {
             assert_eq!(
                 rec.canvas.pixel(x, y),
@@ -155,16 +195,15 @@ fn test_damage_only_frame_copies_only_the_rects() {
     let (region, producer) = start(32 * MIB);
     let (mut client, mut rec) = connect(&region, &producer);
     let (desc, pixels) = scene::test_pattern(FrameType::Bgra, 256, 128, 0, 1);
-    let first = producer.send_frame(&desc, &pixels).unwrap();
     // Damage rects are relative to the previous frame: the client must have taken the first one before the
     // second is posted, or it rightly falls back to a full copy (seen on a loaded CI machine).
-    assert!(pump(
+    send_and_see(
+        &producer,
         &mut client,
         region.view(),
         &mut rec,
-        Duration::from_secs(10),
-        |r| r.frames.iter().any(|f| f.0 == first.serial)
-    ));
+        (&desc, &pixels),
+    );
     let (mut desc2, mut garbage) = scene::test_pattern(FrameType::Bgra, 256, 128, 0, 9);
     let rect = Rect {
         x: 10,
@@ -174,14 +213,13 @@ fn test_damage_only_frame_copies_only_the_rects() {
     };
     scene::fill_rect(&mut garbage, desc2.pitch, rect, [1, 2, 3, 255]);
     desc2.damage = vec![rect];
-    let sent = producer.send_frame(&desc2, &garbage).unwrap();
-    assert!(pump(
+    let sent = send_and_see(
+        &producer,
         &mut client,
         region.view(),
         &mut rec,
-        Duration::from_secs(10),
-        |r| r.frames.iter().any(|f| f.0 == sent.serial)
-    ));
+        (&desc2, &garbage),
+    );
     assert_eq!(rec.frames.last(), Some(&(sent.serial, true)));
     assert_eq!(rec.canvas.pixel(15, 25), Some(0xFF03_0201));
     assert_eq!(
@@ -230,12 +268,11 @@ fn test_stalled_client_marked_bad_resubscribes_and_recovers() {
     let (mut client, mut rec) = connect(&region, &producer);
     let (desc, pixels) = scene::test_pattern(FrameType::Bgra, 64, 64, 0, 2);
     producer.send_frame(&desc, &pixels).unwrap();
-    std::thread::sleep(Duration::from_millis(1300));
-    assert_ne!(
-        producer.subscribers().0 & 0xFFFF_FFFF,
-        0,
-        "the stalled client was not marked BAD"
-    );
+    // The host marks it BAD once the frame is pending for more than 1 s (longer on a loaded machine).
+    let marked = wait_until(Duration::from_secs(10), || {
+        producer.subscribers().0 as u32 != 0
+    });
+    assert!(marked, "the stalled client was not marked BAD");
     let resub = client.resubscribes;
     pump(
         &mut client,
@@ -244,14 +281,13 @@ fn test_stalled_client_marked_bad_resubscribes_and_recovers() {
         Duration::from_millis(300),
         |_| false,
     );
-    let sent = producer.send_frame(&desc, &pixels).unwrap();
-    assert!(pump(
+    send_and_see(
+        &producer,
         &mut client,
         region.view(),
         &mut rec,
-        Duration::from_secs(10),
-        |r| r.frames.iter().any(|f| f.0 == sent.serial)
-    ));
+        (&desc, &pixels),
+    );
     assert!(client.resubscribes > resub);
 }
 
@@ -273,14 +309,13 @@ fn test_producer_restart_gives_new_session_and_client_reconnects() {
     ));
     assert!(matches!(rec.statuses.first(), Some(Status::Waiting(_))));
     let (desc, pixels) = scene::test_pattern(FrameType::Bgra, 64, 64, 0, 3);
-    let sent = producer.send_frame(&desc, &pixels).unwrap();
-    assert!(pump(
+    send_and_see(
+        &producer,
         &mut client,
         region.view(),
         &mut rec,
-        Duration::from_secs(10),
-        |r| r.frames.iter().any(|f| f.0 == sent.serial)
-    ));
+        (&desc, &pixels),
+    );
 }
 
 #[test]
@@ -320,8 +355,11 @@ fn test_set_cursor_pos_reaches_the_host() {
     let (region, producer) = start(32 * MIB);
     let (client, _rec) = connect(&region, &producer);
     let serial = client.set_cursor_pos(region.view(), 100, -3).unwrap();
-    std::thread::sleep(Duration::from_millis(100));
-    let got = producer.take_received();
+    let mut got = Vec::new();
+    wait_until(Duration::from_secs(10), || {
+        got.extend(producer.take_received());
+        !got.is_empty()
+    });
     assert_eq!(serial, 1);
     assert_eq!(
         got,
@@ -357,14 +395,13 @@ fn test_truncated_frame_is_flagged_and_shown_partially() {
     let (region, producer) = start(4 * MIB);
     let (mut client, mut rec) = connect(&region, &producer);
     let (desc, pixels) = scene::test_pattern(FrameType::Bgra, 1024, 768, 0, 5);
-    let sent = producer.send_frame(&desc, &pixels).unwrap();
-    assert!(pump(
+    send_and_see(
+        &producer,
         &mut client,
         region.view(),
         &mut rec,
-        Duration::from_secs(10),
-        |r| r.frames.iter().any(|f| f.0 == sent.serial)
-    ));
+        (&desc, &pixels),
+    );
     assert_eq!(rec.canvas.height, 768);
     assert_eq!(
         rec.canvas.pixel(3, 3),
@@ -391,14 +428,7 @@ fn test_shm_file_roundtrip_through_a_real_mapping() {
     ));
     producer.wait_for_client(Duration::from_secs(10));
     let (desc, pixels) = scene::test_pattern(FrameType::Bgra, 100, 50, 0, 6);
-    let sent = producer.send_frame(&desc, &pixels).unwrap();
-    assert!(pump(
-        &mut client,
-        view,
-        &mut rec,
-        Duration::from_secs(10),
-        |r| r.frames.iter().any(|f| f.0 == sent.serial)
-    ));
+    send_and_see(&producer, &mut client, view, &mut rec, (&desc, &pixels));
 }
 
 #[test]
@@ -407,14 +437,7 @@ fn test_region_without_lgmp_magic_says_not_looking_glass() {
     region.view().write_bytes(0, b"ELF\x7fjunk").unwrap();
     region.view().write_bytes(16, &1u64.to_le_bytes()).unwrap();
     let mut client = Client::new(region.view()).unwrap();
-    let mut rec = Recorder::default();
-    pump(
-        &mut client,
-        region.view(),
-        &mut rec,
-        Duration::from_millis(400),
-        |r| !r.statuses.is_empty(),
-    );
+    let rec = first_status(&mut client, &region, 5000);
     assert!(
         matches!(rec.statuses.last(), Some(Status::Waiting(t)) if t.contains("not a Looking Glass region")),
         "{:?}",
@@ -432,14 +455,7 @@ fn test_wrong_lgmp_version_is_incompatible() {
         .view()
         .write_bytes(layout::OFF_TIMESTAMP, &12345u64.to_le_bytes())
         .unwrap();
-    let mut rec = Recorder::default();
-    pump(
-        &mut client,
-        region.view(),
-        &mut rec,
-        Duration::from_millis(500),
-        |r| !r.statuses.is_empty(),
-    );
+    let rec = first_status(&mut client, &region, 5000);
     assert!(
         matches!(rec.statuses.last(), Some(Status::Incompatible(t)) if t.contains("LGMP version 10")),
         "{:?}",
@@ -453,14 +469,7 @@ fn test_wrong_kvmfr_version_is_incompatible() {
     let producer = Producer::start(region.clone(), ProducerConfig::default()).unwrap();
     region.view().write_u32(layout::OFF_UDATA + 8, 34).unwrap();
     let mut client = Client::new(region.view()).unwrap();
-    let mut rec = Recorder::default();
-    pump(
-        &mut client,
-        region.view(),
-        &mut rec,
-        Duration::from_millis(600),
-        |r| !r.statuses.is_empty(),
-    );
+    let rec = first_status(&mut client, &region, 5000);
     drop(producer);
     assert!(
         matches!(rec.statuses.last(), Some(Status::Incompatible(t)) if t.contains("KVMFR version 34")),

@@ -23,6 +23,8 @@ mod lg_fuzz;
 
 /// Helpers for the recorded and derived host trees.
 mod fixtures;
+/// The real viewer window on Xvfb: pixel-exact screenshots (ignored; run by tests/harness/40-viewer-x11.sh).
+mod viewer_x11;
 
 /// The host model on recorded and derived trees, and bad input.
 mod host;
@@ -39,3 +41,5 @@ mod setup;
 mod setup_golden;
 /// Host trees for the setup tests (with a busybox userland for chroot).
 mod setup_tree;
+/// The real viewer as a Wayland client of weston nested in Xvfb (ignored; run by the viewer harness).
+mod viewer_wayland;

@@ -26,7 +26,7 @@ vm_setup() {
 # Wait until the PCI drivers have probed (the HDA codec probe is asynchronous).
 vm_settle() {
   i=0
-  while [ $i -lt 50 ]; do
+  while [ $i -lt 200 ]; do   # up to 20 s: the HDA codec probe is slow on a loaded TCG host
     ls /dev/snd/controlC* >/dev/null 2>&1 && [ -e /dev/dri/card0 ] && return 0
     sleep 0.1; i=$((i + 1))
   done

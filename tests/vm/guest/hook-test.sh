@@ -183,6 +183,22 @@ scenario_busy_audio() {
 
 scenario_crash() {
   echo "== scenario: vmgpu killed after each journaled step of prepare, then vmgpu restore"
+  crash_loop
+}
+
+# The same on a host whose cgroup v2 root has no cpuset controller enabled and no slices: vmgpu then also
+# journals enabling the controller and creating the cgroups, and restore must take both back.
+scenario_crash_bare_cgroups() {
+  echo "== scenario: crash safety on a cgroup v2 host without slices (vmgpu enables cpuset and creates them)"
+  for s in $HOST_SLICES machine.slice; do
+    for p in $(cat $CG/$s/cgroup.procs); do echo "$p" > $CG/cgroup.procs; done
+    rmdir $CG/$s
+  done
+  echo -cpuset > $CG/cgroup.subtree_control || { fail "cannot disable the cpuset controller"; return; }
+  crash_loop
+}
+
+crash_loop() {
   snapshot > /tmp/snap.before
   step=1
   while [ $step -le 40 ]; do
@@ -228,6 +244,6 @@ if [ "$MODE" = noiommu ]; then
 else
   [ "$(drv_of $GPU)" = bochs-drm ] && [ "$(drv_of $AUD)" = snd_hda_intel ] && pass "host drivers bound" ||
     fail "host drivers: $GPU=$(drv_of $GPU) $AUD=$(drv_of $AUD)"
-  for s in ${SCENARIOS:-foreign prepare_release busy_audio crash}; do "scenario_$s"; done
+  for s in ${SCENARIOS:-foreign prepare_release busy_audio crash crash_bare_cgroups}; do "scenario_$s"; done
 fi
 vm_finish
