@@ -669,3 +669,41 @@ fn test_x11_bad_input_is_a_message_never_a_crash() {
     producer.send_frame(&desc, &pixels).unwrap();
     assert_message(&r, &mut v, "shared memory is too small for 1024x768");
 }
+
+#[test]
+#[ignore = "needs Xvfb: tests/harness/40-viewer-x11.sh"]
+fn test_x11_demo_plays_and_removes_its_shm_on_sigterm() {
+    let x = XServer::start();
+    let dir = shm_dir();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vmgpu"))
+        .args(["view", "--demo"])
+        .env("DISPLAY", &x.display)
+        .env_remove("WAYLAND_DISPLAY")
+        .env("VMGPU_VIEW_TEST", "1")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(dir.path().join("demo.err")).unwrap())
+        .spawn()
+        .unwrap();
+    let shm = Path::new("/dev/shm").join(format!("vmgpu-demo-{}", child.id()));
+    let out = BufReader::new(child.stdout.take().unwrap());
+    let moving = out
+        .lines()
+        .map_while(Result::ok)
+        .filter_map(|l| parse_line(&l))
+        .any(|p| p.serial.is_some_and(|s| s >= 30) && p.cursor >= 30);
+    assert!(
+        moving,
+        "the demo never showed 30 frames with a moving cursor"
+    );
+    assert!(
+        !Path::new("/dev/shm").is_dir() || shm.exists(),
+        "the demo's shm file is not where expected"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let _ = child.wait();
+    assert!(!shm.exists(), "the demo left {} behind", shm.display());
+}
