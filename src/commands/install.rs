@@ -175,7 +175,9 @@ fn copy_executable(from: &Path, to: &Path) -> anyhow::Result<()> {
         .mode(0o755)
         .open(&tmp)
         .with_context(|| format!("cannot create {}", tmp.display()))?;
+    use std::os::unix::fs::PermissionsExt;
     file.write_all(&bytes)
+        .and_then(|()| file.set_permissions(std::fs::Permissions::from_mode(0o755)))
         .and_then(|()| file.sync_all())
         .with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, to).with_context(|| format!("cannot install {}", to.display()))?;

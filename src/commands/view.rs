@@ -33,13 +33,11 @@ pub fn shm_for_vm(vm: &str, uri: &str) -> anyhow::Result<PathBuf> {
 
 #[cfg(feature = "libvirt")]
 fn domain_xml(vm: &str, uri: &str) -> anyhow::Result<String> {
-    let conn = virt::connect::Connect::open_read_only(Some(uri))
-        .with_context(|| format!("cannot connect to libvirt at {uri} (or pass --shm PATH)"))?;
-    let dom = conn
-        .lookup_domain_by_name(vm)
-        .with_context(|| format!("no VM named {vm} at {uri}"))?;
-    dom.xml_desc(0)
-        .with_context(|| format!("cannot read the domain XML of {vm}"))
+    let libvirt = crate::libvirt::Libvirt::open(uri)
+        .context("looking up the VM's shared memory (or pass --shm PATH)")?;
+    libvirt
+        .inactive_xml(vm)?
+        .ok_or_else(|| ExitError::new(EXIT_ERROR, format!("no VM named {vm} at {uri}")).into())
 }
 
 #[cfg(not(feature = "libvirt"))]
@@ -103,6 +101,12 @@ mod window {
         let map = Arc::new(
             ShmMap::create(&path, 32 << 20).context("cannot create the demo shared memory")?,
         );
+        // Ctrl+C or SIGTERM end the process without unwinding: remove the demo file first.
+        let cleanup = path.clone();
+        let _ = ctrlc::set_handler(move || {
+            let _ = std::fs::remove_file(&cleanup);
+            std::process::exit(130);
+        });
         let producer = Producer::start(map, ProducerConfig::default()).context("demo producer")?;
         let stop = Arc::new(AtomicBool::new(false));
         let scene_thread = {

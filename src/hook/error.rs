@@ -146,6 +146,16 @@ pub enum Error {
     /// Undo had failures (each listed).
     #[error("restoring the host left problems: {0}")]
     Restore(String),
+    /// A write timed out; everything was undone, but the kernel may still finish that write.
+    #[error(
+        "{cause} (every change made so far was undone; once the device is free, run `vmgpu restore {vm}` in case the kernel finished the write later)"
+    )]
+    TimedOut {
+        /// The timeout.
+        cause: Box<Error>,
+        /// The VM whose journal is kept.
+        vm: String,
+    },
     /// A half-done preparation was rolled back after this error.
     #[error("{0} (every change made so far was undone)")]
     RolledBack(Box<Error>),

@@ -110,7 +110,6 @@ pub fn run(root: &HostRoot, args: &[String], stdin: &mut dyn Read) -> Result<()>
         let _ = std::io::copy(&mut stdin.take(MAX_STDIN as u64), &mut std::io::sink());
         return Ok(());
     }
-    event.check_name()?;
     let xml = read_stdin(stdin)?;
     tracing::debug!(
         "{} {} {}: {} bytes of XML",
@@ -136,7 +135,10 @@ pub fn run(root: &HostRoot, args: &[String], stdin: &mut dyn Read) -> Result<()>
             }
             Ok(())
         }
-        ("stopped", "end") | ("release", "end") => release(ops.as_ref(), &event),
+        // A name that cannot name a journal has none: nothing to undo.
+        ("stopped", "end") | ("release", "end") if event.check_name().is_ok() => {
+            release(ops.as_ref(), &event)
+        }
         _ => Ok(()),
     }
 }
@@ -161,6 +163,8 @@ fn domain(event: &Event, xml: &str) -> Result<Option<(HookView, crate::domain::V
     if !metadata::mentions_namespace(xml) {
         return Ok(None);
     }
+    // Only vmgpu's own domains need a name that can name a journal file (a foreign one is left alone).
+    event.check_name()?;
     let view = HookView::parse(xml)?;
     if !view.name.is_empty() && view.name != event.vm {
         return Err(Error::NameMismatch {

@@ -202,7 +202,22 @@ fn roll_back(ops: &dyn HostOps, store: &Store, journal: VmJournal, cause: Error)
         journal.vm,
         journal.steps.len()
     );
+    let timed_out = matches!(cause, Error::Ops(crate::ops::Error::Timeout { .. }));
+    let kept = journal.clone();
     match undo_all(ops, store, journal) {
+        Ok(()) if timed_out => {
+            // The kernel may still finish the timed-out write once the device's user lets go (an unbind then
+            // leaves the device without a driver): keep the journal so `vmgpu restore` can finish the job.
+            let mut kept = kept;
+            kept.phase = Phase::Releasing;
+            if let Err(e) = store.save(&kept) {
+                tracing::warn!("cannot keep the journal after a timeout: {e}");
+            }
+            Error::TimedOut {
+                cause: Box::new(cause),
+                vm: kept.vm,
+            }
+        }
         Ok(()) => Error::RolledBack(Box::new(cause)),
         Err(undo) => Error::Restore(format!(
             "{}; then undoing failed: {}",

@@ -116,3 +116,34 @@ pub fn can_block(path: &str) -> bool {
         || path.ends_with("/drivers_probe")
         || path.ends_with("/remove")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_can_block_covers_driver_writes_only() {
+        assert!(can_block("/sys/bus/pci/drivers/snd_hda_intel/unbind"));
+        assert!(can_block("/sys/bus/pci/drivers/amdgpu/bind"));
+        assert!(can_block("/sys/bus/pci/drivers_probe"));
+        assert!(!can_block(
+            "/sys/bus/pci/devices/0000:01:00.0/driver_override"
+        ));
+        assert!(!can_block("/sys/class/vtconsole/vtcon1/bind"));
+        assert!(!can_block(
+            "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages"
+        ));
+    }
+
+    #[test]
+    fn test_for_root_simulates_any_root_but_slash() {
+        let dir = tempfile::tempdir().unwrap();
+        let ops = for_root(&HostRoot::new(dir.path()));
+        std::fs::write(dir.path().join("attr"), "0\n").unwrap();
+        ops.write("/attr", "5").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("attr")).unwrap(),
+            "5\n"
+        );
+    }
+}

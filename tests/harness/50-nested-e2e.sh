@@ -42,13 +42,20 @@ install -m755 tests/nested/l1-test.sh "$W/share/l1-test.sh"
 mkdir -p "$VM_CACHE"   # vm_accel_args caches its KVM probe there
 # TCG on 2 cores: an idle machine runs the whole test in a few minutes; leave room for a loaded one
 LIMIT=${VMGPU_NESTED_TIMEOUT:-540}
-VM_VMLINUZ=$CACHE/vmlinuz VM_KVER=l1-$KEY VM_SMP=2 VM_MEM=2048 \
-VM_APPEND="root=/dev/vda rw systemd.show_status=0 systemd.unit=multi-user.target" \
-  vm_qemu "$W/serial.log" "$LIMIT" "$CACHE/initrd.img" \
-    -drive "file=$CACHE/rootfs.img,format=raw,if=virtio,cache=unsafe,snapshot=on" \
-    -fsdev "local,id=fs0,path=$W/share,security_model=none" -device virtio-9p-pci,fsdev=fs0,mount_tag=hostshare \
-    -device VGA,bus=pcie.0,addr=02.0
-rc=$?
+# no_timer_check: on a loaded host TCG is too slow for the kernel's IO-APIC timer check, which then panics
+boot_l1() {
+  VM_VMLINUZ=$CACHE/vmlinuz VM_KVER=l1-$KEY VM_SMP=2 VM_MEM=2048 \
+  VM_APPEND="root=/dev/vda rw no_timer_check systemd.show_status=0 systemd.unit=multi-user.target" \
+    vm_qemu "$W/serial.log" "$LIMIT" "$CACHE/initrd.img" \
+      -drive "file=$CACHE/rootfs.img,format=raw,if=virtio,cache=unsafe,snapshot=on" \
+      -fsdev "local,id=fs0,path=$W/share,security_model=none" -device virtio-9p-pci,fsdev=fs0,mount_tag=hostshare \
+      -device VGA,bus=pcie.0,addr=02.0
+}
+boot_l1; rc=$?
+if grep -q "Kernel panic" "$W/serial.log" && ! grep -q "L1\[" "$W/serial.log"; then
+  echo "L1 kernel panicked before the test started; booting once more"; grep -m1 "Kernel panic" "$W/serial.log"
+  boot_l1; rc=$?
+fi
 grep -E "L1\[|RESULT" "$W/serial.log" | sed 's/^/  /'
 [ $rc = 124 ] && echo "FAIL: L1 did not finish within $LIMIT s"
 

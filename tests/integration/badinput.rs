@@ -97,6 +97,21 @@ fn cases() -> Vec<Case> {
             2,
             "not a VM name",
         ),
+        Case {
+            name: "foreign domain with a dot name is left alone",
+            args: [".foreign", "prepare", "begin", "-"]
+                .map(String::from)
+                .to_vec(),
+            stdin: domain("foreign.xml").replace("<name>foreign</name>", "<name>.foreign</name>"),
+            code: 0,
+            message: "",
+        },
+        argv(
+            "release of an unjournalable name is a no-op",
+            &["../x", "release", "end", "-"],
+            0,
+            "",
+        ),
         argv(
             "unknown op is ignored",
             &["gpu-vm", "frobnicate", "begin", "-"],

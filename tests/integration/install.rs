@@ -15,7 +15,12 @@ fn test_install_into_free_path_copies_binary() {
     assert!(out.status.success(), "{}", stderr(&out));
     let hook = host.path("/etc/libvirt/hooks/qemu");
     assert!(is_vmgpu_copy(&hook));
-    assert!(std::fs::symlink_metadata(&hook).unwrap().is_file());
+    let meta = std::fs::symlink_metadata(&hook).unwrap();
+    assert!(meta.is_file());
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+        0o755
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("systemctl restart libvirtd"));
 }
 

@@ -43,3 +43,6 @@ mod setup_golden;
 mod setup_tree;
 /// The real viewer as a Wayland client of weston nested in Xvfb (ignored; run by the viewer harness).
 mod viewer_wayland;
+
+/// `vmgpu view` without a display: VM lookup through libvirt's test driver, usage errors.
+mod viewer;

@@ -13,6 +13,9 @@ G=0000:01:00.0; A=0000:01:00.1; SHM=looking-glass-l2
 log "systemd: $(systemctl is-system-running); CPUs online $(cat /sys/devices/system/cpu/online)"
 for g in /sys/kernel/iommu_groups/*; do log "iommu group $(basename "$g"): $(ls "$g/devices" | tr '\n' ' ')"; done
 install -m755 "$S/vmgpu" /usr/bin/vmgpu
+# L1 has no network: without its own name in /etc/hosts libvirt's getaddrinfo('l1') at domain start waits for
+# DNS timeouts (about two minutes)
+grep -qw l1 /etc/hosts || echo "127.0.1.1 l1" >> /etc/hosts
 D0="$(drv $G) $(drv $A)"; C0=$(slices); H0=$(cat /proc/sys/vm/nr_hugepages)
 log "before: drivers=[$D0] $C0 nr_hugepages=$H0 boot_vga(01:00.0)=$(cat /sys/bus/pci/devices/$G/boot_vga 2>&1)"
 
@@ -24,6 +27,7 @@ vmgpu define "${ARGS[@]}" --dry-run > "$OUT/l2-dry-run.xml" || bad "define --dry
 out=$(vmgpu define "${ARGS[@]}" 2>&1) && ok "vmgpu define: $out" || bad "vmgpu define: $out"
 virsh dumpxml --inactive l2 > "$OUT/l2-defined.xml"
 
+log "virsh start l2"
 t0=$(date +%s.%N); out=$(virsh start l2 2>&1); rc=$?; t1=$(date +%s.%N)
 [ $rc = 0 ] && ok "virsh start l2 in $(awk "BEGIN{printf \"%.1f\", $t1-$t0}") s" || bad "virsh start l2: $out"
 virsh dumpxml l2 > "$OUT/l2-live.xml" 2>/dev/null
@@ -69,5 +73,7 @@ bus() { grep -o "<address type='pci' domain='0x0000' bus='0x[0-9a-f]*' slot='0x0
 grep -q "<size unit='M'>64</size>" "$OUT/l2-updated.xml" && ok "--update: Looking Glass 64 MiB" || bad "--update shmem size"
 journalctl -b --no-pager -o short-monotonic -t vmgpu > "$OUT/vmgpu-journal.txt" 2>/dev/null
 journalctl -b --no-pager -o short-monotonic -u libvirtd > "$OUT/libvirtd-journal.txt" 2>/dev/null
+journalctl -b --no-pager -o short-monotonic > "$OUT/journal.txt" 2>/dev/null
+cp /var/log/libvirt/qemu/l2.log "$OUT/l2-qemu.log" 2>/dev/null
 [ $FAIL = 0 ] && R="RESULT: ALL PASS" || R="RESULT: FAILURES"
 log "$R"; echo "$R" > "$OUT/result"; sync
