@@ -6,7 +6,7 @@
 #   - Wayland: weston nested in Xvfb (x11 backend, pixman), the viewer as a native Wayland client.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-for tool in Xvfb import compare convert weston; do
+for tool in Xvfb import compare convert xwininfo weston; do
   command -v "$tool" >/dev/null || { echo "40-viewer-x11: $tool is missing (tests/install-deps.sh installs it)" >&2; exit 1; }
 done
 cargo test --test integration viewer_ -- --ignored --test-threads=2

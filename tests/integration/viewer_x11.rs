@@ -366,6 +366,22 @@ fn test_x11_damage_only_update_copies_only_the_rects() {
 }
 
 /// A 16×16 cursor of each kind, and the screen pixel each one produces over `dst`.
+/// A 32-bpp cursor whose texel (x, y) is `px(x, y)` in B,G,R,A order.
+fn bgra_shape(kind: CursorType, w: u32, h: u32, px: impl Fn(u32, u32) -> [u8; 4]) -> CursorShape {
+    let data = (0..h)
+        .flat_map(|y| (0..w).map(move |x| (x, y)))
+        .flat_map(|(x, y)| px(x, y))
+        .collect();
+    CursorShape {
+        kind,
+        width: w,
+        height: h,
+        pitch: w * 4,
+        hotspot: (0, 0),
+        data,
+    }
+}
+
 /// The screen pixel a cursor texel (x, y) produces over `dst`.
 type Over = Box<dyn Fn(u32, u32, u32) -> u32>;
 
@@ -374,25 +390,11 @@ fn cursor_case(kind: CursorType) -> (CursorShape, Over) {
     match kind {
         CursorType::Color => {
             // Left half opaque orange, right half 50 % premultiplied grey, bottom rows transparent.
-            let mut data = vec![0u8; (w * h * 4) as usize];
-            for y in 0..12 {
-                for x in 0..w {
-                    let px = if x < 8 {
-                        [0x00, 0x80, 0xFF, 0xFF]
-                    } else {
-                        [0x40, 0x40, 0x40, 0x80]
-                    };
-                    data[((y * w + x) * 4) as usize..][..4].copy_from_slice(&px);
-                }
-            }
-            let shape = CursorShape {
-                kind,
-                width: w,
-                height: h,
-                pitch: w * 4,
-                hotspot: (0, 0),
-                data,
-            };
+            let shape = bgra_shape(kind, w, h, |x, y| match (x < 8, y < 12) {
+                (_, false) => [0; 4],
+                (true, true) => [0x00, 0x80, 0xFF, 0xFF],
+                (false, true) => [0x40, 0x40, 0x40, 0x80],
+            });
             (
                 shape,
                 Box::new(|x, y, d| {
@@ -447,25 +449,13 @@ fn cursor_case(kind: CursorType) -> (CursorShape, Over) {
         }
         CursorType::MaskedColor => {
             // Top half: alpha 0 = replace with blue; bottom half: alpha 0xFF = XOR with 0x00FF00.
-            let mut data = vec![0u8; (w * h * 4) as usize];
-            for y in 0..h {
-                for x in 0..w {
-                    let px = if y < 8 {
-                        [0xFF, 0, 0, 0]
-                    } else {
-                        [0, 0xFF, 0, 0xFF]
-                    };
-                    data[((y * w + x) * 4) as usize..][..4].copy_from_slice(&px);
+            let shape = bgra_shape(kind, w, h, |_, y| {
+                if y < 8 {
+                    [0xFF, 0, 0, 0]
+                } else {
+                    [0, 0xFF, 0, 0xFF]
                 }
-            }
-            let shape = CursorShape {
-                kind,
-                width: w,
-                height: h,
-                pitch: w * 4,
-                hotspot: (0, 0),
-                data,
-            };
+            });
             (
                 shape,
                 Box::new(|_, y, d| if y < 8 { 0x00_00FF } else { d ^ 0x00_FF00 }),
@@ -686,15 +676,35 @@ fn test_x11_demo_plays_and_removes_its_shm_on_sigterm() {
         .unwrap();
     let shm = Path::new("/dev/shm").join(format!("vmgpu-demo-{}", child.id()));
     let out = BufReader::new(child.stdout.take().unwrap());
-    let moving = out
-        .lines()
-        .map_while(Result::ok)
-        .filter_map(|l| parse_line(&l))
-        .any(|p| p.serial.is_some_and(|s| s >= 30) && p.cursor >= 30);
+    let (tx, rx) = channel();
+    // Keep draining stdout so the viewer never blocks on a full pipe.
+    std::thread::spawn(move || {
+        for p in out
+            .lines()
+            .map_while(Result::ok)
+            .filter_map(|l| parse_line(&l))
+        {
+            if p.serial.is_some_and(|s| s >= 30) && p.cursor >= 30 {
+                let _ = tx.send(());
+            }
+        }
+    });
+    let moving = rx.recv_timeout(Duration::from_secs(30)).is_ok();
     assert!(
         moving,
         "the demo never showed 30 frames with a moving cursor"
     );
+    // The title names the VM (here "demo") and the updates per second; it is refreshed every second.
+    let titled = (0..40).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        let tree = Command::new("xwininfo")
+            .args(["-root", "-tree", "-display", &x.display])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&tree.stdout).into_owned();
+        text.contains("\"demo — ") && text.contains(" UPS — vmgpu\"")
+    });
+    assert!(titled, "no window titled \"demo — N UPS — vmgpu\"");
     assert!(
         !Path::new("/dev/shm").is_dir() || shm.exists(),
         "the demo's shm file is not where expected"
