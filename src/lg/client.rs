@@ -178,10 +178,20 @@ impl Client {
         ) {
             (Ok(f), Ok(p)) => (f, p),
             (f, p) => {
+                // The real client retries a missing queue every 1 ms; anything else (a lock the guest never
+                // releases, a full queue) waits as long as a missing host does.
+                let missing = [&f, &p]
+                    .iter()
+                    .any(|r| matches!(r, Err(lgmp::Error::NoSuchQueue(_))));
                 for s in [f, p].into_iter().flatten() {
                     let _ = s.unsubscribe(view);
                 }
-                self.next_try = Instant::now() + Duration::from_millis(1);
+                let retry = if missing {
+                    Duration::from_millis(1)
+                } else {
+                    RETRY_WAITING
+                };
+                self.next_try = Instant::now() + retry;
                 return false;
             }
         };

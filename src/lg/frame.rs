@@ -39,6 +39,7 @@ pub trait RowSink {
 /// Waits for `wp ≥ needed`, spinning briefly and then yielding, until the deadline.
 fn wait_wp(view: ShmView<'_>, info: &FrameInfo, needed: usize, deadline: Instant) -> Result<u32> {
     let wp = view.atomic_u32(info.wp_offset)?;
+    let start = Instant::now();
     let mut spins = 0u32;
     loop {
         let written = wp.load(Ordering::Acquire);
@@ -50,8 +51,12 @@ fn wait_wp(view: ShmView<'_>, info: &FrameInfo, needed: usize, deadline: Instant
             std::hint::spin_loop();
         } else if Instant::now() > deadline {
             return Err(Error::Incomplete { written, needed });
-        } else {
+        } else if start.elapsed() < Duration::from_millis(2) {
+            // The host is copying right now: stay close.
             std::thread::yield_now();
+        } else {
+            // A stalled or hostile writer: wait without costing a core.
+            std::thread::sleep(Duration::from_micros(20));
         }
     }
 }

@@ -91,7 +91,8 @@ pub(crate) fn lock(
             if start.elapsed() > LOCK_DEADLINE {
                 return Err(Error::LockTimeout(queue));
             }
-            std::thread::yield_now();
+            // Sleep rather than spin: a guest that never releases the lock must not cost a core.
+            std::thread::sleep(Duration::from_micros(20));
         } else {
             std::hint::spin_loop();
         }

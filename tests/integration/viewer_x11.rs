@@ -24,8 +24,11 @@ pub struct XServer {
 
 impl XServer {
     pub fn start() -> XServer {
-        let base = 200 + (std::process::id() % 400) * 8;
-        for n in base..base + 400 {
+        // Distinct numbers per process (pid) and per test in it (counter): two tests must never share a server.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let base = 200 + (std::process::id() % 400) * 16;
+        for _ in 0..400 {
+            let n = base + NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 4000;
             if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
                 || Path::new(&format!("/tmp/.X{n}-lock")).exists()
             {
@@ -52,7 +55,8 @@ impl XServer {
             };
             let end = Instant::now() + Duration::from_secs(10);
             while Instant::now() < end {
-                if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() {
+                let alive = matches!(server.child.try_wait(), Ok(None));
+                if alive && Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() {
                     return server;
                 }
                 if let Ok(Some(_)) = server.child.try_wait() {
@@ -197,20 +201,24 @@ pub fn write_ppm(path: &Path, w: u32, h: u32, pixels: &[u32]) {
 /// Screenshot of the top-left `w × h` of the screen.
 pub fn screenshot(x: &XServer, dir: &Path, w: u32, h: u32) -> PathBuf {
     let shot = dir.join("shot.png");
-    let status = Command::new("import")
-        .args([
-            "-display",
-            &x.display,
-            "-window",
-            "root",
-            "-crop",
-            &format!("{w}x{h}+0+0"),
-            "+repage",
-        ])
-        .arg(&shot)
-        .status()
-        .unwrap();
-    assert!(status.success(), "import failed");
+    let crop = format!("{w}x{h}+0+0");
+    // `import` can fail transiently while the server is busy (seen with weston nested in Xvfb): retry.
+    let mut errors = String::new();
+    let ok = (0..10).any(|attempt| {
+        if attempt > 0 {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let out = Command::new("import")
+            .args([
+                "-display", &x.display, "-window", "root", "-crop", &crop, "+repage",
+            ])
+            .arg(&shot)
+            .output()
+            .unwrap();
+        errors = String::from_utf8_lossy(&out.stderr).into_owned();
+        out.status.success()
+    });
+    assert!(ok, "import failed 10 times: {errors}");
     shot
 }
 
