@@ -1,6 +1,6 @@
 //! Hugepages for `<memoryBacking><hugepages>`: the pages each size (and host NUMA node, when
-//! `<numatune>` names exactly one) needs, allocated in prepare (drop caches and compact memory first, read
-//! the count back, retry once, "got N of M pages" when short) and the pool put back to its old count in
+//! `<numatune>` names exactly one) needs, allocated in prepare (plain allocation first; when short, drop caches and compact memory,
+//! read the count back, retry once more, "got N of M pages" when short) and the pool put back to its old count in
 //! release. 1 GiB pages rarely allocate at runtime: the error points at the boot parameter.
 use std::collections::BTreeMap;
 
@@ -107,13 +107,18 @@ pub fn allocate(ops: &dyn HostOps, path: &str, size_kib: u64, needed: u64) -> Re
         return Ok(());
     }
     let target = root.read_u64(path)? + (needed - free);
-    for attempt in 0..2 {
-        for (knob, value) in [
-            ("/proc/sys/vm/drop_caches", "3"),
-            ("/proc/sys/vm/compact_memory", "1"),
-        ] {
-            if let Err(e) = ops.write(knob, value) {
-                tracing::info!("cannot {knob}: {e}");
+    // First try the plain allocation: on a host with enough unfragmented memory it succeeds at once, while
+    // dropping caches and compacting can take many seconds with libvirtd waiting. Only when it comes up short
+    // free and defragment memory, then try again (twice).
+    for attempt in 0..3 {
+        if attempt > 0 {
+            for (knob, value) in [
+                ("/proc/sys/vm/drop_caches", "3"),
+                ("/proc/sys/vm/compact_memory", "1"),
+            ] {
+                if let Err(e) = ops.write(knob, value) {
+                    tracing::info!("cannot {knob}: {e}");
+                }
             }
         }
         // The kernel may allocate fewer pages than asked without an error: the count read back decides.
