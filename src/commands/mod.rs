@@ -1,6 +1,6 @@
 //! One module per subcommand. This is the only layer that uses `anyhow` and adds context for the user.
 use crate::cli::{Cli, Command};
-use crate::report::{ExitError, Outcome};
+use crate::report::Outcome;
 
 pub mod check;
 pub mod define;
@@ -27,14 +27,4 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Restore(args) => restore::run(&root, &args),
         Command::Status(args) => status::run(&root, &args),
     }
-}
-
-/// The error of a subcommand that a later issue fills in: exit 2 with a clear line.
-#[allow(dead_code)] // every subcommand has landed; kept for ones still being built on branches
-pub(crate) fn not_yet_available(what: &str) -> anyhow::Result<Outcome> {
-    Err(ExitError::new(
-        crate::report::EXIT_ERROR,
-        format!("`vmgpu {what}` is not yet available in this build"),
-    )
-    .into())
 }
