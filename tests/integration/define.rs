@@ -6,9 +6,12 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use vmgpu::domain::looking_glass::LookingGlass;
+
 use vmgpu::domain::pinning::{Cpus, PinRequest};
 use vmgpu::domain::render::{self, Scope};
 use vmgpu::domain::spec::{DomainSpec, Evdev, GpuPassthrough, Hugepages, Network, VirtType};
+
+use crate::fixtures::{stderr, stdout};
 
 /// A libvirt URI that cannot be reached: an error mentioning it proves vmgpu tried libvirt.
 const NO_LIBVIRT: &str = "qemu+unix:///system?socket=/nonexistent/vmgpu-test-sock";
@@ -129,14 +132,6 @@ fn vmgpu(root: &Path, args: &[&str]) -> Output {
         .env("XDG_CONFIG_HOME", root.join("no-user-templates"))
         .output()
         .unwrap()
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// Runs `virt-xml-validate FILE domain`; the schema check is part of the suite (install-deps.sh installs it).

@@ -264,6 +264,4 @@ pub fn domain(name: &str) -> String {
     std::fs::read_to_string(path).unwrap()
 }
 
-pub fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+pub use crate::fixtures::stderr;

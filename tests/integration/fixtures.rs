@@ -1,6 +1,6 @@
 //! Helpers for the host fixtures: their paths, a copy to break for bad-input tests, and the binary.
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 /// The five machines `vmgpu check` and `gpus` are snapshot-tested on (see tests/fixtures/hosts/*/PROVENANCE.md).
 pub const MACHINES: &[&str] = &[
@@ -21,6 +21,16 @@ pub fn host(name: &str) -> PathBuf {
 /// The vmgpu binary.
 pub fn vmgpu() -> Command {
     Command::new(env!("CARGO_BIN_EXE_vmgpu"))
+}
+
+/// A command's standard output as text.
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A command's standard error as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// Copies a fixture tree (symlinks as links) into a new temporary directory.

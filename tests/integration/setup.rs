@@ -3,6 +3,7 @@
 //! two writes). Apply tests chroot into a busybox tree, so they need root (CI runs as root).
 use std::process::{Command, Output};
 
+use crate::fixtures::{stderr, stdout};
 use crate::setup_tree::{Function, Tree};
 
 fn vmgpu(tree: &Tree, args: &[&str]) -> Output {
@@ -15,14 +16,6 @@ fn vmgpu(tree: &Tree, args: &[&str]) -> Output {
         .env_remove("VMGPU_SETUP_FAIL_AFTER_WRITES")
         .output()
         .unwrap()
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 fn is_root() -> bool {
