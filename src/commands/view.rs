@@ -46,6 +46,10 @@ fn domain_xml(_vm: &str, _uri: &str) -> anyhow::Result<String> {
 }
 
 #[cfg(feature = "viewer")]
+#[path = "view_spice.rs"]
+mod spice;
+
+#[cfg(feature = "viewer")]
 mod window {
     use std::path::PathBuf;
     use std::sync::Arc;
@@ -78,10 +82,12 @@ mod window {
                 );
             }
         };
+        let spice = super::spice::config(args, args.vm.as_deref())?;
         let opts = Options {
             name,
             fullscreen: args.fullscreen,
             test_mode,
+            spice,
         };
         window::run(Source::Path(path), opts).context("vmgpu view")?;
         Ok(Outcome::Ok)
@@ -142,6 +148,7 @@ mod window {
             name: "demo".into(),
             fullscreen: args.fullscreen,
             test_mode,
+            spice: super::spice::config(args, None)?,
         };
         let result = window::run(Source::Path(path.clone()), opts);
         stop.store(true, Ordering::Release);

@@ -270,12 +270,10 @@ pub fn parse_reply(body: &[u8]) -> Result<LinkReply, ProtocolError> {
         });
     }
     let mut caps = Reader::new("link reply caps", &body[offset..]);
-    let words = ncommon
-        .checked_add(nchan)
-        .ok_or(ProtocolError::BadCount {
-            what: "link reply caps",
-            count: u32::MAX,
-        })?;
+    let words = ncommon.checked_add(nchan).ok_or(ProtocolError::BadCount {
+        what: "link reply caps",
+        count: u32::MAX,
+    })?;
     caps.count(words, 4)?;
     let common = (0..ncommon).map(|_| caps.u32()).collect::<Result<_, _>>()?;
     let channel_caps = (0..nchan).map(|_| caps.u32()).collect::<Result<_, _>>()?;

@@ -29,6 +29,7 @@ pub mod error;
 pub mod input_sink;
 pub mod inputs;
 pub mod link;
+pub mod locate;
 pub mod main_channel;
 pub mod session;
 pub mod ticket;
@@ -39,3 +40,5 @@ pub use error::{Error, ProtocolError};
 pub use input_sink::{Inputs, KeyCodes};
 pub use session::{Endpoint, Session, State, Status};
 pub use transport::Target;
+#[cfg(test)]
+mod proptests;

@@ -186,7 +186,9 @@ fn supervise(shared: &Arc<Shared>, mut resolve: Resolve) {
             tracing::warn!("SPICE: {reason} (retrying)");
             last_error = reason.clone();
         }
-        shared.mouse_current.store(mouse_mode::SERVER, Ordering::Release);
+        shared
+            .mouse_current
+            .store(mouse_mode::SERVER, Ordering::Release);
         shared.update(|s| s.status = Status::Failed(reason));
         if started.elapsed() > STABLE {
             backoff = BACKOFF_MIN;

@@ -171,7 +171,12 @@ impl Stream {
                             | std::io::ErrorKind::TimedOut
                             | std::io::ErrorKind::Interrupted
                     ) => {}
-                Err(e) => return Err(Error::io(format!("reading from the SPICE server ({during})"), e)),
+                Err(e) => {
+                    return Err(Error::io(
+                        format!("reading from the SPICE server ({during})"),
+                        e,
+                    ));
+                }
             }
         }
         Ok(())
@@ -228,7 +233,15 @@ mod tests {
             Target::Unix("/run/x.sock".into())
         );
         for bad in [
-            "", "5930", "host:", ":5930", "host:0", "host:99999", "unix:rel", "a b:1", "::1:5900",
+            "",
+            "5930",
+            "host:",
+            ":5930",
+            "host:0",
+            "host:99999",
+            "unix:rel",
+            "a b:1",
+            "::1:5900",
             "host:port",
         ] {
             assert!(bad.parse::<Target>().is_err(), "{bad}");

@@ -19,6 +19,7 @@ use winit::window::{Fullscreen, Window, WindowId};
 
 use super::compose::{Composed, compose};
 use super::feed::{self, Shared, Source};
+use super::input::{Controller, SpiceConfig};
 use super::present::{Present, Softbuffer};
 
 /// Window errors.
@@ -44,6 +45,8 @@ pub struct Options {
     pub fullscreen: bool,
     /// Deterministic test mode (see the module docs).
     pub test_mode: bool,
+    /// Drive the VM's keyboard and mouse through its SPICE server.
+    pub spice: Option<SpiceConfig>,
 }
 
 struct App {
@@ -56,6 +59,7 @@ struct App {
     last_report: Option<(Composed, (u32, u32))>,
     ups_since: (Instant, u64),
     error: Option<String>,
+    input: Option<Controller>,
 }
 
 impl App {
@@ -73,7 +77,9 @@ impl App {
         };
         self.ups_since = (Instant::now(), info.frames);
         drop(info);
-        window.set_title(&format!("{} — {state} — vmgpu", self.opts.name));
+        let hint = self.input.as_ref().map(|i| format!(" — {}", i.hint()));
+        let hint = hint.unwrap_or_default();
+        window.set_title(&format!("{} — {state}{hint} — vmgpu", self.opts.name));
     }
 
     fn follow_frame_size(&mut self) {
@@ -197,6 +203,11 @@ impl ApplicationHandler for App {
 
     fn user_event(&mut self, _event_loop: &ActiveEventLoop, _event: ()) {
         self.wake_pending.store(false, Ordering::Release);
+        if let Some(hint) = self.input.as_mut().and_then(|i| i.changed_hint()) {
+            self.shared.info().banner = Some((hint, Instant::now()));
+            self.ups_since.0 = Instant::now() - Duration::from_secs(1); // title now
+            self.update_title();
+        }
         self.follow_frame_size();
         if let Some(w) = &self.window {
             w.request_redraw();
@@ -204,6 +215,15 @@ impl ApplicationHandler for App {
     }
 
     fn window_event(&mut self, event_loop: &ActiveEventLoop, _id: WindowId, event: WindowEvent) {
+        if let (Some(input), Some(window)) = (&mut self.input, &self.window) {
+            let frame = {
+                let c = self.shared.canvas();
+                (c.width, c.height)
+            };
+            if input.window_event(window, &event, frame) {
+                return;
+            }
+        }
         match event {
             WindowEvent::CloseRequested => event_loop.exit(),
             WindowEvent::Resized(_) => {
@@ -219,6 +239,17 @@ impl ApplicationHandler for App {
                 self.toggle_fullscreen()
             }
             _ => {}
+        }
+    }
+
+    fn device_event(
+        &mut self,
+        _event_loop: &ActiveEventLoop,
+        _id: winit::event::DeviceId,
+        event: winit::event::DeviceEvent,
+    ) {
+        if let Some(input) = &mut self.input {
+            input.device_event(&event);
         }
     }
 
@@ -248,6 +279,10 @@ pub fn run(source: Source, opts: Options) -> Result<(), Error> {
             }
         })
     };
+    let input = match &opts.spice {
+        Some(spice) => Some(spice.start(notify.clone()).map_err(Error::Thread)?),
+        None => None,
+    };
     let feed = feed::spawn(source, shared.clone(), notify).map_err(Error::Thread)?;
     let mut app = App {
         opts,
@@ -259,8 +294,10 @@ pub fn run(source: Source, opts: Options) -> Result<(), Error> {
         last_report: None,
         ups_since: (Instant::now(), 0),
         error: None,
+        input,
     };
     let result = event_loop.run_app(&mut app);
+    drop(app.input.take()); // releases held keys, closes the SPICE session
     shared.stop.store(true, Ordering::Release);
     let _ = feed.join();
     result.map_err(Error::EventLoop)?;
