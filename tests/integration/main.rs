@@ -21,6 +21,9 @@ mod lg;
 /// Property tests of the client against arbitrary and concurrently changing regions.
 mod lg_fuzz;
 
+/// The SPICE session against a scripted (hostile) server.
+mod spice_fake;
+
 /// Helpers for the recorded and derived host trees.
 mod fixtures;
 /// The real viewer window on Xvfb: pixel-exact screenshots (ignored; run by tests/harness/40-viewer-x11.sh).
