@@ -23,6 +23,8 @@ mod lg_fuzz;
 
 /// The SPICE session against a scripted (hostile) server.
 mod spice_fake;
+/// `vmgpu view` driving a real QEMU guest through SPICE (ignored; run by tests/harness/45-spice-input.sh).
+mod spice_live;
 
 /// Helpers for the recorded and derived host trees.
 mod fixtures;
