@@ -161,6 +161,9 @@ fn spice_live_keyboard_mouse_and_passwords() {
     let port = free_port();
     let pwfile = dir.path().join("pw");
     std::fs::write(&pwfile, format!("{PASSWORD}\n")).unwrap();
+    // QEMU's secret takes the whole file (a newline would be part of the password); the viewer's first line.
+    let qemu_secret = dir.path().join("qemu-secret");
+    std::fs::write(&qemu_secret, PASSWORD).unwrap();
     let serial = dir.path().join("serial.log");
     let accel = std::env::var("VMGPU_SPICE_ACCEL").unwrap_or_else(|_| "-accel tcg -cpu max".into());
     let _qemu = Killed(
@@ -190,7 +193,7 @@ fn spice_live_keyboard_mouse_and_passwords() {
             .arg("-serial")
             .arg(format!("file:{}", serial.display()))
             .arg("-object")
-            .arg(format!("secret,id=spicepw,file={}", pwfile.display()))
+            .arg(format!("secret,id=spicepw,file={}", qemu_secret.display()))
             .arg("-spice")
             .arg(format!(
                 "port={port},addr=127.0.0.1,password-secret=spicepw"
