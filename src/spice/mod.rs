@@ -25,12 +25,15 @@
 //! allocation. A malformed message ends that session with an error, never a panic.
 pub mod channel;
 pub mod common;
+pub mod display;
+mod display_thread;
 pub mod error;
 pub mod input_sink;
 pub mod inputs;
 pub mod link;
 pub mod locate;
 pub mod main_channel;
+pub mod screen;
 pub mod session;
 pub mod ticket;
 pub mod transport;

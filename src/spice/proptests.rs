@@ -2,7 +2,8 @@
 //! or an error, never a panic, and counts never size an allocation beyond the body.
 use proptest::prelude::*;
 
-use super::{common, inputs, link, main_channel};
+use super::screen::Screen;
+use super::{common, display, inputs, link, main_channel};
 
 fn parse_all(kind: u16, body: &[u8]) {
     let _ = common::parse(kind, body);
@@ -44,6 +45,58 @@ fn valid_reply() -> Vec<u8> {
     body
 }
 
+/// A drawing message (DRAW_COPY of a 3×2 32-bit bitmap with two clip rects, or DRAW_FILL, or COPY_BITS).
+fn valid_drawing(kind: u16) -> Vec<u8> {
+    let mut b = 0u32.to_le_bytes().to_vec();
+    let rect = |b: &mut Vec<u8>, t: i32, l: i32, bo: i32, r: i32| {
+        for v in [t, l, bo, r] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+    };
+    rect(&mut b, 1, 1, 3, 4);
+    b.push(1);
+    b.extend_from_slice(&2u32.to_le_bytes());
+    rect(&mut b, 0, 0, 2, 2);
+    rect(&mut b, 2, 2, 9, 9);
+    match kind {
+        display::server::DRAW_COPY => {
+            let at = b.len() as u32 + 36;
+            b.extend_from_slice(&at.to_le_bytes());
+            rect(&mut b, 0, 0, 2, 3);
+            b.extend_from_slice(&8u16.to_le_bytes());
+            b.extend_from_slice(&[0; 14]);
+            b.extend_from_slice(&[0; 10]);
+            b.extend_from_slice(&3u32.to_le_bytes());
+            b.extend_from_slice(&2u32.to_le_bytes());
+            b.extend_from_slice(&[8, 4]);
+            for v in [3u32, 2, 12, 0] {
+                b.extend_from_slice(&v.to_le_bytes());
+            }
+            b.extend_from_slice(&[0x55; 24]);
+        }
+        display::server::DRAW_FILL => {
+            b.push(1);
+            b.extend_from_slice(&0x00ff_00ffu32.to_le_bytes());
+            b.extend_from_slice(&8u16.to_le_bytes());
+            b.extend_from_slice(&[0; 13]);
+        }
+        _ => b.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0]),
+    }
+    b
+}
+
+fn screen_4x4() -> Screen {
+    let mut s = Screen::default();
+    let create: Vec<u8> = [0u32, 4, 4, 32, 1]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let msg = display::parse(display::server::SURFACE_CREATE, &create).unwrap();
+    s.apply(&msg).unwrap();
+    s.apply(&display::DisplayMsg::Mark).unwrap();
+    s
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
@@ -83,6 +136,34 @@ proptest! {
         body.truncate(cut.index(body.len() + 1));
         let _ = link::parse_reply(&body);
         let _ = link::parse_reply_header(&header);
+    }
+
+    #[test]
+    fn mutated_drawing_messages_never_panic(
+        pick in 0usize..3,
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let kind = [display::server::DRAW_COPY, display::server::DRAW_FILL, display::server::COPY_BITS][pick];
+        let mut body = valid_drawing(kind);
+        let mut screen = screen_4x4();
+        prop_assert!(display::parse(kind, &body).and_then(|m| screen.apply(&m)).is_ok());
+        for (at, v) in &flips {
+            let i = at.index(body.len());
+            body[i] = *v;
+        }
+        body.truncate(cut.index(body.len() + 1));
+        let _ = display::parse(kind, &body).and_then(|m| screen.apply(&m));
+        prop_assert_eq!(screen.primary().map(|p| p.pixels.len()), Some(16));
+    }
+
+    #[test]
+    fn arbitrary_display_bodies_never_panic(
+        kind in prop::sample::select(vec![102u16, 103, 104, 302, 304, 314, 315, 317, 305]),
+        body in proptest::collection::vec(any::<u8>(), 0..300),
+    ) {
+        let mut screen = screen_4x4();
+        let _ = display::parse(kind, &body).and_then(|m| screen.apply(&m));
     }
 
     #[test]

@@ -8,15 +8,19 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::channel::{Channel, LinkParams, Writer};
+use super::display_thread;
 use super::error::{Error, ProtocolError};
 use super::input_sink::Inputs;
 use super::inputs::{self, InputsMsg};
 use super::link::ChannelType;
 use super::main_channel::{self, Init, MainMsg, mouse_mode};
+use super::screen::Screen;
 use super::transport::Target;
 
 /// Largest main channel message (the bandwidth-test PING is 256 012 bytes; agent data ≤ 2 KiB per message).
 pub const MAIN_MAX_BODY: u32 = 1 << 20;
+/// Largest display channel message: an uncompressed 8K 32-bit bitmap plus its headers and clip list.
+pub const DISPLAY_MAX_BODY: u32 = 7680 * 4320 * 4 + (128 << 10);
 /// Largest inputs channel message.
 pub const INPUTS_MAX_BODY: u32 = 64 << 10;
 const BACKOFF_MIN: Duration = Duration::from_millis(500);
@@ -78,13 +82,14 @@ pub struct State {
     pub sessions: u64,
 }
 
-struct Shared {
-    stop: AtomicBool,
+pub(super) struct Shared {
+    pub(super) stop: AtomicBool,
+    pub(super) screen: Arc<Mutex<Screen>>,
     state: Mutex<State>,
     mouse_current: AtomicU16,
     inputs: Inputs,
     main: Mutex<Option<Writer>>,
-    notify: Notify,
+    pub(super) notify: Notify,
 }
 
 impl Shared {
@@ -92,7 +97,7 @@ impl Shared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn update(&self, f: impl FnOnce(&mut State)) {
+    pub(super) fn update(&self, f: impl FnOnce(&mut State)) {
         f(&mut self.state());
         (self.notify)();
     }
@@ -115,6 +120,7 @@ impl Session {
     pub fn start(resolve: Resolve, notify: Notify) -> std::io::Result<Self> {
         let shared = Arc::new(Shared {
             stop: AtomicBool::new(false),
+            screen: Arc::default(),
             state: Mutex::new(State::default()),
             mouse_current: AtomicU16::new(mouse_mode::SERVER),
             inputs: Inputs::default(),
@@ -146,6 +152,11 @@ impl Session {
     /// The input handle.
     pub fn inputs(&self) -> &Inputs {
         &self.shared.inputs
+    }
+
+    /// The SPICE display (its primary surface is shown once MARKed).
+    pub fn screen(&self) -> Arc<Mutex<Screen>> {
+        self.shared.screen.clone()
     }
 }
 
@@ -243,14 +254,24 @@ fn run_once(shared: &Arc<Shared>, ep: &Endpoint) -> Result<(), String> {
         init.current_mouse_mode as u16,
     )
     .map_err(chain)?;
-    let mut inputs_thread: Option<JoinHandle<()>> = None;
-    let result = serve_main(shared, ep, &mut main, init.session_id, &mut inputs_thread);
+    let mut threads = Threads::default();
+    let result = serve_main(shared, ep, &mut main, init.session_id, &mut threads);
     shared.inputs.detach();
     shared.close_main();
-    if let Some(t) = inputs_thread {
+    threads.display_done.store(true, Ordering::Release);
+    for t in [threads.inputs, threads.display].into_iter().flatten() {
         let _ = t.join();
     }
     result.map_err(chain)
+}
+
+/// The channel threads of one session.
+#[derive(Default)]
+struct Threads {
+    inputs: Option<JoinHandle<()>>,
+    display: Option<JoinHandle<()>>,
+    /// Ends the display thread (it relinks on its own until then).
+    display_done: Arc<AtomicBool>,
 }
 
 fn serve_main(
@@ -258,7 +279,7 @@ fn serve_main(
     ep: &Endpoint,
     main: &mut Channel,
     session_id: u32,
-    inputs_thread: &mut Option<JoinHandle<()>>,
+    threads: &mut Threads,
 ) -> Result<(), Error> {
     let writer = main.writer();
     loop {
@@ -267,8 +288,17 @@ fn serve_main(
             MainMsg::ChannelsList(list) => {
                 let has_inputs = list.iter().any(|(t, _)| *t == ChannelType::Inputs);
                 shared.update(|s| s.channels = list.clone());
-                if has_inputs && inputs_thread.is_none() {
-                    *inputs_thread = Some(open_inputs(shared, ep, session_id)?);
+                let has_display = list.iter().any(|(t, _)| *t == ChannelType::Display);
+                if has_display && threads.display.is_none() {
+                    threads.display = Some(display_thread::spawn(
+                        shared.clone(),
+                        ep.clone(),
+                        session_id,
+                        threads.display_done.clone(),
+                    )?);
+                }
+                if has_inputs && threads.inputs.is_none() {
+                    threads.inputs = Some(open_inputs(shared, ep, session_id)?);
                     shared.update(|s| {
                         s.status = Status::Connected;
                         s.sessions += 1;
@@ -373,7 +403,7 @@ fn open_inputs(
 }
 
 /// The error with its causes on one line.
-fn chain(e: Error) -> String {
+pub(super) fn chain(e: Error) -> String {
     let mut out = e.to_string();
     let mut src = std::error::Error::source(&e);
     while let Some(s) = src {

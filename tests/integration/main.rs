@@ -21,6 +21,8 @@ mod lg;
 /// Property tests of the client against arbitrary and concurrently changing regions.
 mod lg_fuzz;
 
+/// The SPICE display channel against a scripted (hostile) server.
+mod spice_display_fake;
 /// The SPICE session against a scripted (hostile) server.
 mod spice_fake;
 /// `vmgpu view` driving a real QEMU guest through SPICE (ignored; run by tests/harness/45-spice-input.sh).

@@ -13,14 +13,14 @@ use vmgpu::spice::{Endpoint, KeyCodes, Session, Status, Target};
 /// A valid RSA-1024 SubjectPublicKeyInfo (the server's key; the scripted server never decrypts).
 const PUB_KEY_HEX: &str = "30819f300d06092a864886f70d010101050003818d0030818902818100cecbe75843a41c84601b7e00bec6610760408f5f0ca965ab512502a989b620813f5246afca1c680af84193a0e5f91f6346d227344ddb4b00d551e6418f1e60ebdbebdf15cbc93e6478d31436974b239f9a6a18d45456f38400f2e52e2b91df254aecc07add771a8517011513d70fcb477b22aec9afcff2e4aad52c68058b95190203010001";
 
-fn pub_key() -> Vec<u8> {
+pub fn pub_key() -> Vec<u8> {
     (0..PUB_KEY_HEX.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&PUB_KEY_HEX[i..i + 2], 16).unwrap())
         .collect()
 }
 
-fn link_reply(error: u32, channel_caps: u32) -> Vec<u8> {
+pub fn link_reply(error: u32, channel_caps: u32) -> Vec<u8> {
     let mut body = error.to_le_bytes().to_vec();
     body.extend_from_slice(&pub_key());
     for v in [1u32, 1, 178, 0x0b, channel_caps] {
@@ -34,14 +34,14 @@ fn link_reply(error: u32, channel_caps: u32) -> Vec<u8> {
     out
 }
 
-fn msg(kind: u16, body: &[u8]) -> Vec<u8> {
+pub fn msg(kind: u16, body: &[u8]) -> Vec<u8> {
     let mut out = kind.to_le_bytes().to_vec();
     out.extend_from_slice(&(body.len() as u32).to_le_bytes());
     out.extend_from_slice(body);
     out
 }
 
-fn init(session_id: u32, mouse_supported: u32, mouse_current: u32) -> Vec<u8> {
+pub fn init(session_id: u32, mouse_supported: u32, mouse_current: u32) -> Vec<u8> {
     let mut b = Vec::new();
     for v in [session_id, 1, mouse_supported, mouse_current, 0, 10, 0, 0] {
         b.extend_from_slice(&v.to_le_bytes());
@@ -50,7 +50,7 @@ fn init(session_id: u32, mouse_supported: u32, mouse_current: u32) -> Vec<u8> {
 }
 
 /// Reads the client's link message; returns the channel type.
-fn read_link(s: &mut TcpStream) -> std::io::Result<u8> {
+pub fn read_link(s: &mut TcpStream) -> std::io::Result<u8> {
     let mut h = [0u8; 16];
     s.read_exact(&mut h)?;
     assert_eq!(&h[..4], b"REDQ");
@@ -61,7 +61,7 @@ fn read_link(s: &mut TcpStream) -> std::io::Result<u8> {
 }
 
 /// Link, auth word and 128-byte ticket, result OK.
-fn accept_link(s: &mut TcpStream, channel_caps: u32) -> std::io::Result<u8> {
+pub fn accept_link(s: &mut TcpStream, channel_caps: u32) -> std::io::Result<u8> {
     let kind = read_link(s)?;
     s.write_all(&link_reply(0, channel_caps))?;
     let mut auth = [0u8; 4 + 128];
@@ -72,7 +72,7 @@ fn accept_link(s: &mut TcpStream, channel_caps: u32) -> std::io::Result<u8> {
 }
 
 /// A server that runs `script` on each main connection.
-fn serve(script: impl Fn(TcpStream) + Send + Sync + 'static) -> (u16, Arc<AtomicU32>) {
+pub fn serve(script: impl Fn(TcpStream) + Send + Sync + 'static) -> (u16, Arc<AtomicU32>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let conns = Arc::new(AtomicU32::new(0));
@@ -91,7 +91,7 @@ fn serve(script: impl Fn(TcpStream) + Send + Sync + 'static) -> (u16, Arc<Atomic
     (port, conns)
 }
 
-fn session(port: u16) -> Session {
+pub fn session(port: u16) -> Session {
     let ep = Endpoint {
         target: Target::Tcp {
             host: "127.0.0.1".into(),
@@ -102,7 +102,7 @@ fn session(port: u16) -> Session {
     Session::start(Box::new(move || Ok(ep.clone())), Arc::new(|| {})).unwrap()
 }
 
-fn wait_for(s: &Session, what: &str, cond: impl Fn(&Status) -> bool) -> Status {
+pub fn wait_for(s: &Session, what: &str, cond: impl Fn(&Status) -> bool) -> Status {
     let end = Instant::now() + Duration::from_secs(30);
     loop {
         let st = s.state().status;
