@@ -2,7 +2,7 @@
 //! any banner on top.
 use std::time::Instant;
 
-use super::feed::{BANNER_TIME, Shared};
+use super::feed::{BANNER_TIME, Shared, Shown};
 use super::scale::{Placement, blit};
 use super::text;
 
@@ -17,6 +17,25 @@ pub struct Composed {
     pub connects: u64,
     /// Resubscriptions so far.
     pub resubscribes: u64,
+    /// The source shown.
+    pub shown: Shown,
+    /// SPICE display updates applied so far.
+    pub spice_updates: u64,
+}
+
+/// The full-screen message when no source has a picture: the LG status, and what to do when the VM has no
+/// virtual display either.
+fn message(shared: &Shared, lg: &str) -> String {
+    if shared
+        .spice_no_display
+        .load(std::sync::atomic::Ordering::Acquire)
+    {
+        format!(
+            "{lg}; no virtual display: `vmgpu define NAME --update --display install` to see the VM before Looking Glass runs"
+        )
+    } else {
+        lg.to_string()
+    }
 }
 
 /// Fills `out` (`w × h`) from the shared state.
@@ -27,12 +46,34 @@ pub fn compose(shared: &Shared, out: &mut [u32], w: u32, h: u32) -> Composed {
         cursor_updates: 0,
         connects: info.connects,
         resubscribes: info.resubscribes,
+        shown: Shown::Message,
+        spice_updates: 0,
     };
-    if let Some(message) = &info.message {
+    let (shown, _) = shared.shown();
+    if shown == Shown::Spice
+        && let Some(screen) = shared.spice_screen.get()
+    {
+        let screen = screen.lock().unwrap_or_else(|e| e.into_inner());
+        composed.spice_updates = screen.updates;
+        if let Some(p) = screen.primary() {
+            composed.shown = Shown::Spice;
+            let place = Placement::fit((p.width, p.height), (w, h));
+            blit(&p.pixels, p.width, p.height, out, w, h, place);
+            drop(screen);
+            draw_banner(&info, out, w, h);
+            return composed;
+        }
+    }
+    if shown != Shown::LookingGlass {
         out.fill(0x0010_1418);
-        text::draw_panel(out, w, h, message, false);
+        let lg = info
+            .message
+            .as_deref()
+            .unwrap_or("waiting for the first frame");
+        text::draw_panel(out, w, h, &message(shared, lg), false);
         return composed;
     }
+    composed.shown = Shown::LookingGlass;
     let canvas = shared.canvas();
     let frame = (canvas.width, canvas.height);
     let p = Placement::fit(frame, (w, h));
@@ -43,10 +84,14 @@ pub fn compose(shared: &Shared, out: &mut [u32], w: u32, h: u32) -> Composed {
     composed.cursor_updates = cursor.updates;
     drop(cursor);
     composed.serial = info.serial;
+    draw_banner(&info, out, w, h);
+    composed
+}
+
+fn draw_banner(info: &super::feed::FeedInfo, out: &mut [u32], w: u32, h: u32) {
     if let Some((banner, since)) = &info.banner
         && Instant::now().duration_since(*since) < BANNER_TIME
     {
         text::draw_panel(out, w, h, banner, true);
     }
-    composed
 }

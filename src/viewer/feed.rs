@@ -3,7 +3,7 @@
 //! No window code, so benchmarks and tests can drive it too.
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -69,6 +69,10 @@ pub struct Shared {
     pub info: Mutex<FeedInfo>,
     /// Asks the feed to stop.
     pub stop: AtomicBool,
+    /// The SPICE display, shown while no Looking Glass frames flow (set once the SPICE session starts).
+    pub spice_screen: OnceLock<Arc<Mutex<crate::spice::screen::Screen>>>,
+    /// Set when the connected SPICE server offers no display channel (the domain has no virtual display).
+    pub spice_no_display: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -87,6 +91,50 @@ impl Shared {
     /// The cursor.
     pub fn cursor(&self) -> MutexGuard<'_, CursorState> {
         lock(&self.cursor)
+    }
+
+    /// True while Looking Glass frames are shown: the host is connected and a frame arrived.
+    pub fn lg_live(&self) -> bool {
+        let info = self.info();
+        info.message.is_none() && info.serial.is_some()
+    }
+
+    /// What the window shows now and its size in pixels (0×0 for the message screen).
+    pub fn shown(&self) -> (Shown, (u32, u32)) {
+        if self.lg_live() {
+            let c = self.canvas();
+            return (Shown::LookingGlass, (c.width, c.height));
+        }
+        if let Some(screen) = self.spice_screen.get() {
+            let screen = screen.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(p) = screen.primary() {
+                return (Shown::Spice, (p.width, p.height));
+            }
+        }
+        (Shown::Message, (0, 0))
+    }
+}
+
+/// Which source the window shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Shown {
+    /// The waiting / error screen.
+    #[default]
+    Message,
+    /// Looking Glass frames.
+    LookingGlass,
+    /// The SPICE display (the VM's virtual display).
+    Spice,
+}
+
+impl Shown {
+    /// The word for the title and the test line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Message => "none",
+            Self::LookingGlass => "looking-glass",
+            Self::Spice => "spice",
+        }
     }
 }
 

@@ -1,9 +1,13 @@
 //! The viewer window (winit): presents the feed's state through [`Present`], resizes to the guest's frame
-//! size, toggles fullscreen with F11, and shows the VM name and updates per second in the title.
+//! size, toggles fullscreen with F11, and shows the VM name, the source and updates per second in the title.
+//!
+//! Two sources, one window: Looking Glass frames while they flow, else the SPICE display (the VM's virtual
+//! display: firmware, installer, a guest without the LG host app), else the waiting message. The switch is
+//! decided at every present ([`Shared::shown`]), so it costs no more than one frame.
 //!
 //! Test mode (`VMGPU_VIEW_TEST=1`): the window opens at (0, 0), follows the frame size exactly, and after each
-//! present prints one line `presented serial=S size=WxH cursor=C connects=N resub=R` on stdout, so a harness
-//! knows when to take a screenshot.
+//! present prints one line `presented serial=S size=WxH cursor=C connects=N resub=R source=SRC spice=U` on
+//! stdout, so a harness knows when to take a screenshot.
 use std::io::Write;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -18,7 +22,7 @@ use winit::keyboard::{Key, NamedKey};
 use winit::window::{Fullscreen, Window, WindowId};
 
 use super::compose::{Composed, compose};
-use super::feed::{self, Shared, Source};
+use super::feed::{self, Shared, Shown, Source};
 use super::input::{Controller, SpiceConfig};
 use super::present::{Present, Softbuffer};
 
@@ -69,11 +73,13 @@ impl App {
         if elapsed < Duration::from_secs(1) {
             return;
         }
+        let (shown, _) = self.shared.shown();
         let info = self.shared.info();
         let ups = (info.frames - self.ups_since.1) as f64 / elapsed.as_secs_f64();
-        let state = match (&info.message, &info.host) {
-            (Some(_), _) => "waiting".to_string(),
-            (None, _) => format!("{ups:.0} UPS"),
+        let state = match shown {
+            Shown::LookingGlass => format!("Looking Glass {ups:.0} UPS"),
+            Shown::Spice => "SPICE display (Looking Glass not running)".to_string(),
+            Shown::Message => "waiting".to_string(),
         };
         self.ups_since = (Instant::now(), info.frames);
         drop(info);
@@ -83,10 +89,7 @@ impl App {
     }
 
     fn follow_frame_size(&mut self) {
-        let size = {
-            let c = self.shared.canvas();
-            (c.width, c.height)
-        };
+        let (_, size) = self.shared.shown();
         if size == self.frame_size || size.0 == 0 {
             return;
         }
@@ -124,16 +127,21 @@ impl App {
         }
         if self.opts.test_mode {
             let now = (composed, (size.width, size.height));
-            let changed = self.last_report.as_ref().is_none_or(|(c, s)| {
-                (c.serial, c.cursor_updates, c.connects, c.resubscribes, *s)
-                    != (
-                        now.0.serial,
-                        now.0.cursor_updates,
-                        now.0.connects,
-                        now.0.resubscribes,
-                        now.1,
-                    )
-            });
+            let key = |c: &Composed, s: (u32, u32)| {
+                (
+                    c.serial,
+                    c.cursor_updates,
+                    c.connects,
+                    c.resubscribes,
+                    c.shown,
+                    c.spice_updates,
+                    s,
+                )
+            };
+            let changed = self
+                .last_report
+                .as_ref()
+                .is_none_or(|(c, s)| key(c, *s) != key(&now.0, now.1));
             if changed {
                 let serial = composed
                     .serial
@@ -141,12 +149,14 @@ impl App {
                 let mut out = std::io::stdout().lock();
                 let _ = writeln!(
                     out,
-                    "presented serial={serial} size={}x{} cursor={} connects={} resub={}",
+                    "presented serial={serial} size={}x{} cursor={} connects={} resub={} source={} spice={}",
                     size.width,
                     size.height,
                     composed.cursor_updates,
                     composed.connects,
-                    composed.resubscribes
+                    composed.resubscribes,
+                    composed.shown.name(),
+                    composed.spice_updates
                 );
                 let _ = out.flush();
                 self.last_report = Some(now);
@@ -203,6 +213,17 @@ impl ApplicationHandler for App {
 
     fn user_event(&mut self, _event_loop: &ActiveEventLoop, _event: ()) {
         self.wake_pending.store(false, Ordering::Release);
+        if let Some(input) = &self.input {
+            let st = input.session().state();
+            let no_display = st.status == crate::spice::Status::Connected
+                && !st
+                    .channels
+                    .iter()
+                    .any(|(t, _)| *t == crate::spice::link::ChannelType::Display);
+            self.shared
+                .spice_no_display
+                .store(no_display, Ordering::Release);
+        }
         if let Some(hint) = self.input.as_mut().and_then(|i| i.changed_hint()) {
             self.shared.info().banner = Some((hint, Instant::now()));
             self.ups_since.0 = Instant::now() - Duration::from_secs(1); // title now
@@ -216,10 +237,7 @@ impl ApplicationHandler for App {
 
     fn window_event(&mut self, event_loop: &ActiveEventLoop, _id: WindowId, event: WindowEvent) {
         if let (Some(input), Some(window)) = (&mut self.input, &self.window) {
-            let frame = {
-                let c = self.shared.canvas();
-                (c.width, c.height)
-            };
+            let (_, frame) = self.shared.shown();
             if input.window_event(window, &event, frame) {
                 return;
             }
@@ -255,6 +273,21 @@ impl ApplicationHandler for App {
 
     fn about_to_wait(&mut self, event_loop: &ActiveEventLoop) {
         self.update_title();
+        // An expired banner goes away now, not at the next frame (a still SPICE screen may send none).
+        let expired = {
+            let mut info = self.shared.info();
+            let old = info
+                .banner
+                .as_ref()
+                .is_some_and(|(_, since)| since.elapsed() >= feed::BANNER_TIME);
+            if old {
+                info.banner = None;
+            }
+            old
+        };
+        if expired && let Some(w) = &self.window {
+            w.request_redraw();
+        }
         event_loop.set_control_flow(ControlFlow::WaitUntil(
             Instant::now() + Duration::from_millis(500),
         ));
@@ -283,6 +316,9 @@ pub fn run(source: Source, opts: Options) -> Result<(), Error> {
         Some(spice) => Some(spice.start(notify.clone()).map_err(Error::Thread)?),
         None => None,
     };
+    if let Some(input) = &input {
+        let _ = shared.spice_screen.set(input.session().screen());
+    }
     let feed = feed::spawn(source, shared.clone(), notify).map_err(Error::Thread)?;
     let mut app = App {
         opts,

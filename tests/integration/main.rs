@@ -30,6 +30,9 @@ mod spice_live;
 
 /// Helpers for the recorded and derived host trees.
 mod fixtures;
+/// One window, two sources: SPICE display until Looking Glass frames flow, and back (ignored; run by
+/// tests/harness/40-viewer-x11.sh).
+mod viewer_spice_x11;
 /// The real viewer window on Xvfb: pixel-exact screenshots (ignored; run by tests/harness/40-viewer-x11.sh).
 mod viewer_x11;
 

@@ -85,6 +85,10 @@ pub struct Presented {
     pub cursor: u64,
     pub connects: u64,
     pub resub: u64,
+    /// `none`, `looking-glass` or `spice`.
+    pub source: String,
+    /// SPICE display updates applied.
+    pub spice: u64,
 }
 
 fn parse_line(line: &str) -> Option<Presented> {
@@ -100,6 +104,8 @@ fn parse_line(line: &str) -> Option<Presented> {
             "cursor" => p.cursor = v.parse().ok()?,
             "connects" => p.connects = v.parse().ok()?,
             "resub" => p.resub = v.parse().ok()?,
+            "source" => p.source = v.to_string(),
+            "spice" => p.spice = v.parse().ok()?,
             _ => {}
         }
     }
@@ -121,6 +127,11 @@ impl Viewer {
 
     /// Starts the viewer with these display variables (the others removed).
     pub fn start_with(shm: &Path, dir: &Path, env: &[(&str, &str)]) -> Viewer {
+        Self::start_args(shm, dir, env, &[])
+    }
+
+    /// Starts the viewer with these display variables and extra `view` arguments.
+    pub fn start_args(shm: &Path, dir: &Path, env: &[(&str, &str)], extra: &[&str]) -> Viewer {
         let stderr = dir.join("viewer.err");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_vmgpu"));
         cmd.env_remove("DISPLAY").env_remove("WAYLAND_DISPLAY");
@@ -130,6 +141,7 @@ impl Viewer {
         let mut child = cmd
             .args(["view", "--shm"])
             .arg(shm)
+            .args(extra)
             .env("VMGPU_VIEW_TEST", "1")
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr).unwrap())
@@ -239,7 +251,7 @@ pub fn differing_pixels(expected: &Path, shot: &Path) -> u64 {
 }
 
 /// Screenshots until the top-left matches `pixels` (X may still be drawing the last present); asserts 0 px differ.
-fn assert_screen(x: &XServer, dir: &Path, w: u32, h: u32, pixels: &[u32], what: &str) {
+pub fn assert_screen(x: &XServer, dir: &Path, w: u32, h: u32, pixels: &[u32], what: &str) {
     let expected = dir.join("expected.ppm");
     write_ppm(&expected, w, h, pixels);
     let mut diff = u64::MAX;
