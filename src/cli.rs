@@ -111,9 +111,17 @@ pub struct DefineArgs {
     /// Looking Glass: WIDTHxHEIGHT[,hdr], `kvmfr` or `off`.
     #[arg(long, default_value = "1920x1080")]
     pub looking_glass: String,
-    /// Installer ISO to attach as a CD-ROM.
+    /// Installer ISO to attach as a SATA CD-ROM (and boot from, in the install display mode).
     #[arg(long, value_name = "PATH")]
     pub iso: Option<PathBuf>,
+    /// Driver ISO (virtio-win: virtio and IVSHMEM drivers, SPICE guest tools) to attach as a second CD-ROM.
+    #[arg(long, value_name = "PATH")]
+    pub drivers: Option<PathBuf>,
+    /// Display mode: `install` (a virtual display shown through SPICE: firmware, installer, drivers),
+    /// `looking-glass` (no virtual display; with --update also detaches the ISOs) or `both`. Default: install
+    /// with --iso, else looking-glass; --update without it leaves the display as it is.
+    #[arg(long, value_name = "MODE")]
+    pub display: Option<String>,
     /// Disk image path (created with qemu-img when missing).
     #[arg(long, value_name = "PATH")]
     pub disk: Option<PathBuf>,

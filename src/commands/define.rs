@@ -10,7 +10,7 @@ use crate::domain::looking_glass::LookingGlass;
 use crate::domain::pinning::{Cpus, PinRequest};
 use crate::domain::render::{self, Scope};
 use crate::domain::spec::{
-    self, Disk, DomainSpec, Evdev, GpuPassthrough, Hugepages, Network, VirtType,
+    self, Disk, DisplayMode, DomainSpec, Evdev, GpuPassthrough, Hugepages, Network, VirtType,
 };
 use crate::domain::spice_graphics;
 use crate::domain::template;
@@ -43,6 +43,13 @@ pub fn run(root: &Path, args: &DefineArgs) -> anyhow::Result<Outcome> {
     spec::check_name(&name)?;
     let host = Host::read(&host_root)?;
     let mut spec = build_spec(&host, args, name)?;
+    if !args.update {
+        check_spice_graphics(
+            &template.xml,
+            spec.display,
+            &format!("template {}", template.name),
+        )?;
+    }
     if args.dry_run {
         let xml = if args.update {
             bail!(
@@ -73,9 +80,11 @@ fn define_in_libvirt(
                 spec.name
             )
         })?;
-        let old_gpus = VmgpuConfig::from_domain_xml(&existing)?
-            .map(|c| c.gpus)
-            .unwrap_or_default();
+        let old = VmgpuConfig::from_domain_xml(&existing)?;
+        let old_gpus = old.as_ref().map(|c| c.gpus.clone()).unwrap_or_default();
+        let old_display = old.and_then(|c| c.display);
+        carry_display(spec, old_display.as_ref())?;
+        check_spice_graphics(&existing, spec.display, &format!("domain {}", spec.name))?;
         if let Some(gpu) = spec.gpu.as_mut() {
             let mut known = old_gpus.clone();
             known.extend(gpu.functions.iter().copied());
@@ -111,7 +120,55 @@ fn define_in_libvirt(
         if args.update { "updated" } else { "defined" },
         summary(spec)
     );
+    if let Some(mode) = spec.display {
+        print!("{}", next_steps(&defined, mode, spec));
+    }
     Ok(Outcome::Ok)
+}
+
+/// Install and both need the SPICE server that shows the virtual display.
+fn check_spice_graphics(
+    xml: &str,
+    display: Option<DisplayMode>,
+    whose: &str,
+) -> anyhow::Result<()> {
+    if !display.is_some_and(DisplayMode::virtual_display) {
+        return Ok(());
+    }
+    let index = crate::domain::xml_index::Index::parse(xml)?;
+    let spice = index
+        .at(&["domain", "devices", "graphics"])
+        .any(|g| g.attr("type") == Some("spice"));
+    if !spice {
+        bail!(
+            "{whose} has no <graphics type='spice'>, which --display {} needs to show the virtual display: add \
+             one (see templates/windows11.xml), or use --display looking-glass",
+            display.map(DisplayMode::as_str).unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(feature = "libvirt")]
+/// `--update`: the display phase and ISOs the domain's metadata recorded. Without `--display` they stay; with
+/// `--display looking-glass` the recorded ISOs go; with install/both the given ISOs replace them (or they stay
+/// when none is given).
+fn carry_display(
+    spec: &mut DomainSpec,
+    old: Option<&crate::domain::metadata::DisplayConfig>,
+) -> anyhow::Result<()> {
+    let old_media: Vec<PathBuf> = old
+        .map(|d| d.media.iter().map(PathBuf::from).collect())
+        .unwrap_or_default();
+    spec.recorded_display = old.and_then(|d| DisplayMode::parse(&d.mode).ok());
+    spec.media = match spec.display {
+        None => old_media.clone(),
+        Some(DisplayMode::LookingGlass) => Vec::new(),
+        Some(_) if spec.media.is_empty() => old_media.clone(),
+        Some(_) => spec.media.clone(),
+    };
+    spec.old_media = old_media;
+    Ok(())
 }
 
 /// The SPICE password of a newly secured domain.
@@ -146,6 +203,27 @@ fn build_spec(host: &Host, args: &DefineArgs, name: String) -> anyhow::Result<Do
     if looking_glass != LookingGlass::Off {
         check_shm_name(&args.shm_name)?;
     }
+    let display = match args.display.as_deref() {
+        Some(text) => Some(DisplayMode::parse(text)?),
+        None if args.update => None,
+        None if args.iso.is_some() => Some(DisplayMode::Install),
+        // No Looking Glass and no ISO: the template's own video device stays.
+        None if looking_glass == LookingGlass::Off => None,
+        None => Some(DisplayMode::LookingGlass),
+    };
+    if display == Some(DisplayMode::LookingGlass) && looking_glass == LookingGlass::Off {
+        bail!(
+            "--display looking-glass with --looking-glass off leaves the guest without a screen: use --display \
+             install, or give Looking Glass a size"
+        );
+    }
+    let iso = args.iso.as_deref().map(absolute).transpose()?;
+    let drivers = args
+        .drivers
+        .as_deref()
+        .map(|p| check_iso(p, "--drivers"))
+        .transpose()?;
+    let media: Vec<PathBuf> = iso.iter().chain(&drivers).cloned().collect();
     Ok(DomainSpec {
         name,
         virt_type,
@@ -157,7 +235,12 @@ fn build_spec(host: &Host, args: &DefineArgs, name: String) -> anyhow::Result<Do
         looking_glass,
         shm_name: args.shm_name.clone(),
         disk: args.disk.as_deref().map(disk).transpose()?,
-        iso: args.iso.as_deref().map(absolute).transpose()?,
+        iso,
+        drivers,
+        display,
+        recorded_display: None,
+        media,
+        old_media: Vec::new(),
         evdev: Evdev {
             keyboard: input_device(&host.root, args.keyboard.as_deref(), "-event-kbd")?,
             mouse: input_device(&host.root, args.mouse.as_deref(), "-event-mouse")?,
@@ -248,6 +331,24 @@ fn check_shm_name(name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// An existing ISO 9660 / UDF image (the "CD001" / "BEA01" volume descriptor at 32 KiB), as an absolute path.
+fn check_iso(path: &Path, option: &str) -> anyhow::Result<PathBuf> {
+    use std::io::{Read, Seek, SeekFrom};
+    let shown = path.display();
+    let mut file = std::fs::File::open(path).with_context(|| {
+        format!("{option} {shown}: cannot open it (give the path of the ISO file)")
+    })?;
+    let mut id = [0u8; 6];
+    let readable = file.seek(SeekFrom::Start(0x8000)).is_ok() && file.read_exact(&mut id).is_ok();
+    if !readable || !(&id[1..6] == b"CD001" || &id[1..6] == b"BEA01") {
+        bail!(
+            "{option} {shown} is not an ISO image (no ISO 9660 or UDF volume descriptor); give the .iso file \
+             itself (for Windows drivers: virtio-win.iso)"
+        );
+    }
+    absolute(path)
+}
+
 fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
     std::path::absolute(path).with_context(|| format!("cannot resolve {}", path.display()))
 }
@@ -310,6 +411,42 @@ fn create_disk(disk: Option<&Disk>, size: &str) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// What the user does after defining in a display mode.
+#[cfg(feature = "libvirt")]
+fn next_steps(vm: &str, mode: DisplayMode, spec: &DomainSpec) -> String {
+    match mode {
+        DisplayMode::LookingGlass => format!(
+            "display: Looking Glass only (no virtual display{}). `vmgpu view {vm}` shows the guest once the Looking \
+             Glass host app runs; `vmgpu define {vm} --update --display install` brings the virtual display back.\n",
+            if spec.old_media.is_empty() {
+                ""
+            } else {
+                ", install ISOs detached"
+            }
+        ),
+        DisplayMode::Install | DisplayMode::Both => {
+            let drivers = spec
+                .drivers
+                .as_ref()
+                .or(spec.media.get(1))
+                .map(|d| format!("the driver CD ({})", d.display()))
+                .unwrap_or_else(|| {
+                    "a driver ISO (virtio-win.iso, attach it with --drivers)".into()
+                });
+            format!(
+                "display: {} — `virsh start {vm}` then `vmgpu view {vm}` shows firmware and installer in one window.\n\
+                 next: 1. install the guest (the disk needs the viostor/vioscsi driver from {drivers});\n\
+                 \x20     2. from the same CD install the virtio drivers, the IVSHMEM driver and the SPICE guest tools;\n\
+                 \x20     3. install the Looking Glass host app; the passed GPU needs a connected display (a dummy plug or\n\
+                 \x20        a monitor on its output) to render;\n\
+                 \x20     4. once `vmgpu view {vm}` switches to Looking Glass: `vmgpu define {vm} --update --display \
+                 looking-glass` removes the virtual display and the ISOs (user edits are kept).\n",
+                mode.as_str()
+            )
+        }
+    }
 }
 
 #[cfg(feature = "libvirt")]

@@ -92,6 +92,16 @@ pub struct ViewerConfig {
     pub user: Option<String>,
 }
 
+/// The display phase (`<vmgpu:display mode=…>`) and the install ISOs vmgpu attached (`<vmgpu:media path=…>`),
+/// so `--update --display looking-glass` removes exactly those and `check`/`status` can show the phase.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DisplayConfig {
+    /// `install`, `looking-glass` or `both`.
+    pub mode: String,
+    /// Absolute paths of the attached ISOs.
+    pub media: Vec<String>,
+}
+
 /// The `<vmgpu:config>` of one domain.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct VmgpuConfig {
@@ -107,6 +117,8 @@ pub struct VmgpuConfig {
     pub single_gpu: bool,
     /// Viewer launch.
     pub viewer: ViewerConfig,
+    /// Display phase (absent in domains defined before it existed).
+    pub display: Option<DisplayConfig>,
 }
 
 impl VmgpuConfig {
@@ -196,6 +208,30 @@ impl VmgpuConfig {
                         out.viewer.user = Some(account_name("viewer", "user", user)?);
                     }
                 }
+                "display" => {
+                    let mode = required(child, "display", "mode")?;
+                    if !["install", "looking-glass", "both"].contains(&mode) {
+                        return Err(Error::BadValue {
+                            element: "display",
+                            attribute: "mode",
+                            value: cut(mode),
+                            expected: "expected install, looking-glass or both",
+                        });
+                    }
+                    let media = out.display.take().map(|d| d.media).unwrap_or_default();
+                    out.display = Some(DisplayConfig {
+                        mode: mode.to_string(),
+                        media,
+                    });
+                }
+                "media" => {
+                    let path = required(child, "media", "path")?;
+                    let display = out.display.get_or_insert_with(|| DisplayConfig {
+                        mode: "looking-glass".into(),
+                        media: Vec::new(),
+                    });
+                    display.media.push(path.to_string());
+                }
                 _ => {} // a newer vmgpu's element: ignored
             }
         }
@@ -251,6 +287,16 @@ impl VmgpuConfig {
             "  <{PREFIX}:viewer launch=\"{}\"{user}/>",
             yn(self.viewer.launch)
         );
+        if let Some(d) = &self.display {
+            let _ = writeln!(
+                out,
+                "  <{PREFIX}:display mode=\"{}\"/>",
+                escape(d.mode.as_str())
+            );
+            for m in &d.media {
+                let _ = writeln!(out, "  <{PREFIX}:media path=\"{}\"/>", escape(m.as_str()));
+            }
+        }
         out.push_str(&format!("</{PREFIX}:config>"));
         out
     }
@@ -336,7 +382,26 @@ mod tests {
                 launch: true,
                 user: Some("alice".into()),
             },
+            display: None,
         }
+    }
+
+    #[test]
+    fn test_display_phase_and_media_round_trip() {
+        let mut config = full();
+        config.display = Some(DisplayConfig {
+            mode: "install".into(),
+            media: vec![
+                "/srv/iso/Win 11.iso".into(),
+                "/srv/iso/virtio-win.iso".into(),
+            ],
+        });
+        let back = VmgpuConfig::from_domain_xml(&domain(&config.to_xml())).unwrap();
+        assert_eq!(back, Some(config));
+        let bad = domain(&format!(
+            "<v:config xmlns:v='{NAMESPACE}' version='1'><v:display mode='vga'/></v:config>"
+        ));
+        assert!(VmgpuConfig::from_domain_xml(&bad).is_err());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The define side of the vmgpu metadata (schema v1, see README): the [`VmgpuConfig`] `define` writes for a
 //! [`DomainSpec`], and how the rewrite recognises the existing `<vmgpu:config>` element.
 use super::looking_glass::LookingGlass;
-use super::metadata::{NAMESPACE, ShmemConfig, ViewerConfig, VmgpuConfig};
+use super::metadata::{DisplayConfig, NAMESPACE, ShmemConfig, ViewerConfig, VmgpuConfig};
 use super::spec::{DomainSpec, Hugepages};
 use super::xml_index::Node;
 
@@ -30,6 +30,17 @@ pub fn config_for(spec: &DomainSpec) -> VmgpuConfig {
             launch: user.is_some() && spec.looking_glass != LookingGlass::Off,
             user,
         },
+        display: spec
+            .display
+            .or(spec.recorded_display)
+            .map(|mode| DisplayConfig {
+                mode: mode.as_str().to_string(),
+                media: spec
+                    .media
+                    .iter()
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .collect(),
+            }),
     }
 }
 

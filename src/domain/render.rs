@@ -7,7 +7,7 @@ use super::looking_glass::{LookingGlass, Resolution};
 use super::metadata_view;
 use super::pinning::format_cpu_list;
 use super::rewrite::{self, Rule};
-use super::spec::{DomainSpec, Hugepages, Network, VirtType};
+use super::spec::{DisplayMode, DomainSpec, Hugepages, Network, VirtType};
 use super::xml_index::{Index, Node};
 use crate::host::PciAddress;
 
@@ -97,6 +97,14 @@ pub fn rules(spec: &DomainSpec, scope: Scope, old_gpus: &[PciAddress]) -> Vec<Ru
         rules.push(Rule::replace(&["domain", "devices"], "disk", disks(spec)));
         if let Some(items) = interface(&spec.network) {
             rules.push(Rule::replace(&["domain", "devices"], "interface", items));
+        }
+    }
+    if let Some(mode) = spec.display {
+        rules.push(
+            Rule::replace(&["domain", "devices"], "video", vec![video(mode)]).before(DEVICES_TAIL),
+        );
+        if scope == Scope::Update {
+            rules.push(update_media_rule(spec, mode));
         }
     }
     rules.extend(gpu_rules(spec, old_gpus));
@@ -271,7 +279,81 @@ fn metadata_rules(spec: &DomainSpec) -> Vec<Rule> {
     ]
 }
 
+/// The video device of a display mode: std VGA (the only SPICE path of plain bitmap copies, and driven by
+/// Windows' basic display driver through the firmware's framebuffer) or none.
+fn video(mode: DisplayMode) -> String {
+    let model = if mode.virtual_display() {
+        "<model type='vga' vram='16384' heads='1' primary='yes'/>"
+    } else {
+        "<model type='none'/>"
+    };
+    block("<video>", &[model.to_string()], "</video>")
+}
+
+/// A read-only SATA CD-ROM.
+fn cdrom(path: &std::path::Path, dev: &str, boot: Option<u32>) -> String {
+    let mut lines = vec![
+        "<driver name='qemu' type='raw'/>".to_string(),
+        format!(
+            "<source file='{}'/>",
+            escape(path.to_string_lossy().as_ref())
+        ),
+        format!("<target dev='{dev}' bus='sata'/>"),
+        "<readonly/>".to_string(),
+    ];
+    if let Some(order) = boot {
+        lines.push(format!("<boot order='{order}'/>"));
+    }
+    block("<disk type='file' device='cdrom'>", &lines, "</disk>")
+}
+
+/// `--update --display …`: the CD-ROMs vmgpu attached before (or attaches now) are replaced by this run's
+/// media: none for looking-glass. Any other disk, a CD-ROM the user added included, is left alone. No boot
+/// order: the installed disk keeps booting first.
+fn update_media_rule(spec: &DomainSpec, mode: DisplayMode) -> Rule {
+    let owned: Vec<String> = spec
+        .old_media
+        .iter()
+        .chain(&spec.media)
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    let items: Vec<String> = if mode.virtual_display() {
+        spec.media
+            .iter()
+            .enumerate()
+            .map(|(i, p)| cdrom(p, &format!("sd{}", (b'x' + i as u8 % 3) as char), None))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Rule::replace_where(
+        &["domain", "devices"],
+        "disk",
+        move |index, node| {
+            node.attr("device") == Some("cdrom")
+                && index
+                    .children(node)
+                    .find(|c| c.local_name() == "source")
+                    .and_then(|c| c.attr("file"))
+                    .is_some_and(|f| owned.iter().any(|o| o == f))
+        },
+        items,
+    )
+    .before(&[
+        "controller",
+        "interface",
+        "input",
+        "graphics",
+        "video",
+        "hostdev",
+    ])
+}
+
 fn disks(spec: &DomainSpec) -> Vec<String> {
+    // Installing: the ISO boots first (an empty disk would fall through anyway; a Windows ISO waits for a
+    // key and then hands over to the disk after setup's reboot).
+    let installing = spec.display.is_some_and(DisplayMode::virtual_display) && spec.iso.is_some();
+    let (disk_boot, iso_boot) = if installing { (2, 1) } else { (1, 2) };
     let mut out = Vec::new();
     if let Some(disk) = &spec.disk {
         out.push(block(
@@ -286,26 +368,16 @@ fn disks(spec: &DomainSpec) -> Vec<String> {
                     escape(disk.path.to_string_lossy().as_ref())
                 ),
                 "<target dev='vda' bus='virtio'/>".to_string(),
-                "<boot order='1'/>".to_string(),
+                format!("<boot order='{disk_boot}'/>"),
             ],
             "</disk>",
         ));
     }
     if let Some(iso) = &spec.iso {
-        out.push(block(
-            "<disk type='file' device='cdrom'>",
-            &[
-                "<driver name='qemu' type='raw'/>".to_string(),
-                format!(
-                    "<source file='{}'/>",
-                    escape(iso.to_string_lossy().as_ref())
-                ),
-                "<target dev='sda' bus='sata'/>".to_string(),
-                "<readonly/>".to_string(),
-                "<boot order='2'/>".to_string(),
-            ],
-            "</disk>",
-        ));
+        out.push(cdrom(iso, "sda", Some(iso_boot)));
+    }
+    if let Some(drivers) = &spec.drivers {
+        out.push(cdrom(drivers, "sdb", None));
     }
     out
 }

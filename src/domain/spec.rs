@@ -35,6 +35,8 @@ pub enum Error {
     /// `--virt-type` other than kvm or qemu.
     #[error("{0:?} is not a domain type (expected kvm, or qemu for emulation without KVM)")]
     VirtType(String),
+    #[error("--display {0:?} is not a display mode (expected install, looking-glass or both)")]
+    Display(String),
 }
 
 /// Result of parsing.
@@ -195,6 +197,46 @@ pub fn check_name(name: &str) -> Result<()> {
 }
 
 /// The passed-through GPU: every function of its IOMMU group, in one multifunction guest slot.
+/// What the guest's screens are. `Install`: a virtual display (std VGA) the SPICE client shows, for the
+/// firmware, the installer and the driver setup; `LookingGlass`: no virtual display, the passed GPU's output
+/// arrives through Looking Glass (Windows would otherwise spread its desktop over both); `Both`: the two.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisplayMode {
+    Install,
+    LookingGlass,
+    Both,
+}
+
+impl DisplayMode {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s.trim() {
+            "install" => Ok(Self::Install),
+            "looking-glass" => Ok(Self::LookingGlass),
+            "both" => Ok(Self::Both),
+            _ => Err(Error::Display(s.chars().take(64).collect())),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Install => "install",
+            Self::LookingGlass => "looking-glass",
+            Self::Both => "both",
+        }
+    }
+
+    /// True when the domain has a virtual display.
+    pub fn virtual_display(self) -> bool {
+        self != Self::LookingGlass
+    }
+}
+
+impl fmt::Display for DisplayMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GpuPassthrough {
     /// Host functions, the GPU's own function first.
@@ -255,6 +297,17 @@ pub struct DomainSpec {
     pub disk: Option<Disk>,
     /// An installer ISO.
     pub iso: Option<PathBuf>,
+    /// The driver ISO (virtio, SPICE guest tools) attached as a second CD-ROM.
+    pub drivers: Option<PathBuf>,
+    /// The display mode to apply; `None` leaves the video device and the CD-ROMs as they are (`--update`
+    /// without `--display`).
+    pub display: Option<DisplayMode>,
+    /// The phase the metadata records when `display` is `None` (the existing domain's).
+    pub recorded_display: Option<DisplayMode>,
+    /// The ISOs vmgpu attached and owns after this run (recorded in the metadata).
+    pub media: Vec<PathBuf>,
+    /// The ISOs the existing domain's metadata recorded (`--update` replaces or removes exactly those).
+    pub old_media: Vec<PathBuf>,
     /// Evdev input.
     pub evdev: Evdev,
     /// `<kvm><hidden/>` and a Hyper-V vendor id for pre-R465 NVIDIA drivers.

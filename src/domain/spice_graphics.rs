@@ -49,11 +49,11 @@ pub fn existing_password(xml: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Replaces the domain's `<graphics type='spice'>` with one on 127.0.0.1 with `password`, keeping autoport and
-/// uncompressed images.
+/// Replaces the domain's `<graphics type='spice'>` with one on 127.0.0.1 with `password`, keeping autoport,
+/// uncompressed images and no video streams (the viewer decodes plain bitmaps only).
 pub fn secure(xml: &str, password: &str) -> rewrite::Result<String> {
     let graphics = format!(
-        "<graphics type='spice' autoport='yes' passwd='{}'>\n  <listen type='address' address='127.0.0.1'/>\n  <image compression='off'/>\n</graphics>",
+        "<graphics type='spice' autoport='yes' passwd='{}'>\n  <listen type='address' address='127.0.0.1'/>\n  <image compression='off'/>\n  <streaming mode='off'/>\n</graphics>",
         escape(password)
     );
     rewrite::apply(

@@ -9,7 +9,9 @@ use vmgpu::domain::looking_glass::LookingGlass;
 
 use vmgpu::domain::pinning::{Cpus, PinRequest};
 use vmgpu::domain::render::{self, Scope};
-use vmgpu::domain::spec::{DomainSpec, Evdev, GpuPassthrough, Hugepages, Network, VirtType};
+use vmgpu::domain::spec::{
+    DisplayMode, DomainSpec, Evdev, GpuPassthrough, Hugepages, Network, VirtType,
+};
 
 use crate::fixtures::{stderr, stdout};
 
@@ -426,6 +428,11 @@ fn update_spec() -> DomainSpec {
         shm_name: "looking-glass".into(),
         disk: None,
         iso: None,
+        drivers: None,
+        display: None,
+        recorded_display: None,
+        media: Vec::new(),
+        old_media: Vec::new(),
         evdev: Evdev {
             keyboard: None,
             mouse: None,
@@ -513,4 +520,149 @@ fn test_define_uses_a_system_template_from_etc() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("<!-- gaming rig -->"));
     assert!(stdout(&out).contains("<name>gaming</name>"));
+}
+
+/// A file that looks like an ISO 9660 image (the volume descriptor at 32 KiB).
+fn fake_iso(dir: &Path, name: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    let mut bytes = vec![0u8; 0x8800];
+    bytes[0x8000] = 1;
+    bytes[0x8001..0x8006].copy_from_slice(b"CD001");
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[test]
+fn test_define_install_phase_virtual_display_isos_and_boot_order_validate() {
+    let host = seed_host(false);
+    let drivers = fake_iso(host.path(), "virtio-win.iso");
+    let drivers = drivers.to_str().unwrap();
+    for template in ["windows11", "windows10", "linux"] {
+        for display in [None, Some("install"), Some("both"), Some("looking-glass")] {
+            let mut args = vec![
+                "--dry-run",
+                "--template",
+                template,
+                "--disk",
+                "/var/lib/libvirt/images/w.qcow2",
+                "--iso",
+                "/srv/iso/Win11.iso",
+                "--drivers",
+                drivers,
+            ];
+            if let Some(d) = display {
+                args.extend(["--display", d]);
+            }
+            let out = vmgpu(host.path(), &args);
+            assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+            let xml = stdout(&out);
+            validate(&xml, &format!("{args:?}"));
+            let mode = display.unwrap_or("install");
+            assert!(
+                xml.contains(&format!("<vmgpu:display mode=\"{mode}\"/>")),
+                "{xml}"
+            );
+            assert!(xml.contains(&format!("<vmgpu:media path=\"{drivers}\"/>")));
+            assert!(xml.contains("<target dev='sdb' bus='sata'/>"), "drivers CD");
+            assert!(xml.contains("<streaming mode='off'/>"));
+            if mode == "looking-glass" {
+                assert!(xml.contains("<model type='none'/>"));
+                assert!(
+                    xml.contains(
+                        "<target dev='sda' bus='sata'/>\n      <readonly/>\n      <boot order='2'/>"
+                    ),
+                    "the disk boots first: {xml}"
+                );
+            } else {
+                assert!(xml.contains("<model type='vga' vram='16384' heads='1' primary='yes'/>"));
+                assert!(
+                    xml.contains(
+                        "<target dev='sda' bus='sata'/>\n      <readonly/>\n      <boot order='1'/>"
+                    ),
+                    "the ISO boots first: {xml}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn test_define_bad_install_input_is_refused() {
+    let host = seed_host(false);
+    let not_iso = host.path().join("notes.txt");
+    std::fs::write(&not_iso, "hello").unwrap();
+    let not_iso = not_iso.to_str().unwrap();
+    for (args, says) in [
+        (
+            vec!["--drivers", "/missing/virtio-win.iso"],
+            "--drivers /missing/virtio-win.iso: cannot open",
+        ),
+        (vec!["--drivers", not_iso], "is not an ISO image"),
+        (vec!["--display", "vga"], "is not a display mode"),
+        (
+            vec!["--display", "looking-glass", "--looking-glass", "off"],
+            "leaves the guest without a screen",
+        ),
+    ] {
+        let err = refused(host.path(), &args);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    // A template without SPICE graphics cannot take the install display.
+    let dir = host.path().join("etc/vmgpu/templates");
+    std::fs::create_dir_all(&dir).unwrap();
+    let plain = include_str!("../../templates/linux.xml")
+        .replace(
+            "<graphics type='spice' autoport='yes'>",
+            "<graphics type='vnc' autoport='yes'>",
+        )
+        .replace("<image compression='off'/>", "")
+        .replace("<streaming mode='off'/>", "");
+    std::fs::write(dir.join("novnc.xml"), plain).unwrap();
+    let err = refused(
+        host.path(),
+        &["--template", "novnc", "--display", "install"],
+    );
+    assert!(err.contains("has no <graphics type='spice'>"), "{err}");
+}
+
+/// `--update --display install` then `--update --display looking-glass`: the virtual display and the ISOs
+/// vmgpu attached go, a CD-ROM the user added and every other edit stay byte-identical.
+#[test]
+fn test_update_display_phase_round_trip_keeps_user_edits() {
+    let old_gpus = vec!["0000:04:00.0".parse().unwrap()];
+    let user_cd = "<disk type='file' device='cdrom'>\n      <source file='/home/me/games.iso'/>\n      <target dev='sdc' bus='sata'/>\n      <readonly/>\n    </disk>\n    ";
+    let start = HAND_EDITED.replacen(
+        "<disk type='file' device='disk'>",
+        &format!("{user_cd}<disk type='file' device='disk'>"),
+        1,
+    );
+    let media = vec![
+        std::path::PathBuf::from("/srv/iso/Win11.iso"),
+        std::path::PathBuf::from("/srv/iso/virtio-win.iso"),
+    ];
+    let mut install = update_spec();
+    install.display = Some(DisplayMode::Install);
+    install.media = media.clone();
+    let installing = render::render(&start, &install, Scope::Update, &old_gpus).unwrap();
+    validate(&installing, "update to install");
+    assert!(installing.contains("<model type='vga' vram='16384' heads='1' primary='yes'/>"));
+    assert!(installing.contains("<source file='/srv/iso/virtio-win.iso'/>"));
+    assert!(installing.contains("<vmgpu:display mode=\"install\"/>"));
+    let again = render::render(&installing, &install, Scope::Update, &old_gpus).unwrap();
+    assert_eq!(installing, again, "a second update changes nothing");
+
+    let mut lg = update_spec();
+    lg.display = Some(DisplayMode::LookingGlass);
+    lg.old_media = media;
+    let finished = render::render(&installing, &lg, Scope::Update, &old_gpus).unwrap();
+    validate(&finished, "update to looking-glass");
+    let direct = render::render(&start, &lg, Scope::Update, &old_gpus).unwrap();
+    assert_eq!(finished, direct, "nothing of the install phase is left");
+    assert!(
+        finished.contains("/home/me/games.iso"),
+        "the user's CD stays"
+    );
+    assert!(!finished.contains("/srv/iso/"));
+    assert!(finished.contains("<model type='none'/>"));
+    assert!(finished.contains("<vmgpu:display mode=\"looking-glass\"/>"));
 }
