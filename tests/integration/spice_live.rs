@@ -439,3 +439,143 @@ fn spice_live_keyboard_mouse_and_passwords() {
     let err_text = std::fs::read_to_string(&err).unwrap_or_default();
     assert!(!err_text.contains("panicked"), "{err_text}");
 }
+
+/// Asks QEMU's monitor (HMP on a unix socket) for a screendump of the guest's display into `ppm`.
+fn screendump(monitor: &Path, ppm: &Path) {
+    use std::io::{Read, Write};
+    let _ = std::fs::remove_file(ppm);
+    let mut s = std::os::unix::net::UnixStream::connect(monitor).expect("QEMU monitor");
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    writeln!(s, "screendump {}", ppm.display()).unwrap();
+    let mut sink = [0u8; 4096];
+    let end = Instant::now() + Duration::from_secs(20);
+    // Wait until the file is complete: a P6 720×400 image.
+    while std::fs::metadata(ppm).map_or(true, |m| m.len() < (GW * GH * 3) as u64) {
+        assert!(Instant::now() < end, "no screendump in {}", ppm.display());
+        let _ = s.read(&mut sink);
+    }
+    std::thread::sleep(Duration::from_millis(200));
+}
+
+/// The SPICE display of a real QEMU guest (std VGA, text mode) in the real viewer is pixel-identical to QEMU's
+/// own screendump of the same moment; a Looking Glass producer takes the window over, and when it stops the
+/// SPICE display is back, again identical to the screendump.
+#[test]
+#[ignore = "needs QEMU, a guest kernel and Xvfb: tests/harness/45-spice-input.sh"]
+fn spice_live_display_matches_qemu_screendump() {
+    use super::viewer_x11::{Viewer, differing_pixels, screenshot};
+    let dir = shm_dir();
+    let port = free_port();
+    let serial = dir.path().join("serial.log");
+    let monitor = dir.path().join("monitor.sock");
+    let accel = std::env::var("VMGPU_SPICE_ACCEL").unwrap_or_else(|_| "-accel tcg -cpu max".into());
+    let _qemu = Killed(
+        Command::new("qemu-system-x86_64")
+            .args(accel.split_whitespace())
+            .args([
+                "-machine",
+                "q35",
+                "-m",
+                "512",
+                "-smp",
+                "2",
+                "-nodefaults",
+                "-no-user-config",
+            ])
+            .args([
+                "-display",
+                "none",
+                "-device",
+                "VGA",
+                "-device",
+                "qemu-xhci",
+                "-device",
+                "usb-tablet",
+            ])
+            .arg("-serial")
+            .arg(format!("file:{}", serial.display()))
+            .arg("-monitor")
+            .arg(format!("unix:{},server=on,wait=off", monitor.display()))
+            .arg("-spice")
+            .arg(format!("port={port},addr=127.0.0.1,disable-ticketing=on"))
+            .arg("-kernel")
+            .arg(env_path("VMGPU_SPICE_KERNEL"))
+            .arg("-initrd")
+            .arg(env_path("VMGPU_SPICE_INITRD"))
+            // The kernel writes only to the serial line and hides the VGA cursor: a still screen to compare.
+            .args([
+                "-append",
+                "console=ttyS0 panic=-1 loglevel=4 no_timer_check vt.global_cursor_default=0",
+            ])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("qemu.err")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let con = Console {
+        path: serial,
+        seen: 0,
+    };
+    con.wait_line("EVDEV-READY", Duration::from_secs(240));
+
+    let x = XServer::start();
+    let lg = dir.path().join("lg");
+    let map = Arc::new(ShmMap::create(&lg, 32 << 20).unwrap());
+    let spice = format!("127.0.0.1:{port}");
+    let mut v = Viewer::start_args(
+        &lg,
+        dir.path(),
+        &[("DISPLAY", x.display.as_str())],
+        &["--spice", &spice],
+    );
+    v.wait("the guest's SPICE display", |p| {
+        p.source == "spice" && p.size == (GW, GH)
+    });
+    std::thread::sleep(vmgpu::viewer::feed::BANNER_TIME + Duration::from_millis(700));
+    let compare = |what: &str| {
+        let ppm = dir.path().join("qemu.ppm");
+        let mut diff = u64::MAX;
+        for _ in 0..10 {
+            screendump(&monitor, &ppm);
+            let bytes = std::fs::read(&ppm).unwrap();
+            let lit = bytes[bytes.len() - (GW * GH * 3) as usize..]
+                .iter()
+                .filter(|&&b| b != 0)
+                .count();
+            assert!(
+                lit > 1000,
+                "{what}: the guest's screen is blank ({lit} lit bytes): nothing to compare"
+            );
+            diff = differing_pixels(&ppm, &screenshot(&x, dir.path(), GW, GH));
+            if diff == 0 {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        let keep = std::env::temp_dir().join(format!("spice-live-{}.png", what.replace(' ', "-")));
+        let _ = std::fs::copy(dir.path().join("shot.png"), &keep);
+        panic!(
+            "{what}: {diff} pixels differ from QEMU's screendump (window: {})",
+            keep.display()
+        );
+    };
+    compare("spice display");
+
+    let producer = Producer::start(map, ProducerConfig::default()).unwrap();
+    assert!(
+        producer.wait_for_client(Duration::from_secs(30)),
+        "{}",
+        v.stderr_text()
+    );
+    let (desc, pixels) = scene::test_pattern(FrameType::Bgra, 640, 360, 32, 3);
+    let serial = producer.send_frame(&desc, &pixels).unwrap().serial;
+    v.wait("the Looking Glass frame", |p| {
+        p.source == "looking-glass" && p.serial == Some(serial)
+    });
+    drop(producer);
+    v.wait("the SPICE display again", |p| {
+        p.source == "spice" && p.size == (GW, GH)
+    });
+    compare("spice display after looking glass");
+}
