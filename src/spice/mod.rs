@@ -25,6 +25,8 @@
 //! allocation. A malformed message ends that session with an error, never a panic.
 pub mod channel;
 pub mod common;
+pub mod cursor;
+mod cursor_thread;
 pub mod display;
 mod display_thread;
 pub mod error;

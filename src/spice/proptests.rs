@@ -167,6 +167,17 @@ proptest! {
     }
 
     #[test]
+    fn arbitrary_cursor_bodies_never_panic(
+        kind in 100u16..110,
+        body in proptest::collection::vec(any::<u8>(), 0..400),
+    ) {
+        let mut c = super::cursor::Cursors::default();
+        if let Ok(m) = super::cursor::parse(kind, &body) {
+            let _ = c.apply(m);
+        }
+    }
+
+    #[test]
     fn lying_counts_are_errors(count in 1u32.., extra in 0usize..40) {
         let mut list = count.to_le_bytes().to_vec();
         list.extend(std::iter::repeat_n(2u8, extra));

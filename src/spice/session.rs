@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::channel::{Channel, LinkParams, Writer};
-use super::display_thread;
+use super::cursor::Cursors;
 use super::error::{Error, ProtocolError};
 use super::input_sink::Inputs;
 use super::inputs::{self, InputsMsg};
@@ -16,6 +16,7 @@ use super::link::ChannelType;
 use super::main_channel::{self, Init, MainMsg, mouse_mode};
 use super::screen::Screen;
 use super::transport::Target;
+use super::{cursor_thread, display_thread};
 
 /// Largest main channel message (the bandwidth-test PING is 256 012 bytes; agent data ≤ 2 KiB per message).
 pub const MAIN_MAX_BODY: u32 = 1 << 20;
@@ -85,6 +86,7 @@ pub struct State {
 pub(super) struct Shared {
     pub(super) stop: AtomicBool,
     pub(super) screen: Arc<Mutex<Screen>>,
+    pub(super) cursor: Arc<Mutex<Cursors>>,
     state: Mutex<State>,
     mouse_current: AtomicU16,
     inputs: Inputs,
@@ -121,6 +123,7 @@ impl Session {
         let shared = Arc::new(Shared {
             stop: AtomicBool::new(false),
             screen: Arc::default(),
+            cursor: Arc::default(),
             state: Mutex::new(State::default()),
             mouse_current: AtomicU16::new(mouse_mode::SERVER),
             inputs: Inputs::default(),
@@ -152,6 +155,11 @@ impl Session {
     /// The input handle.
     pub fn inputs(&self) -> &Inputs {
         &self.shared.inputs
+    }
+
+    /// The guest cursor from the cursor channel (drawn over the SPICE display).
+    pub fn cursor(&self) -> Arc<Mutex<Cursors>> {
+        self.shared.cursor.clone()
     }
 
     /// The SPICE display (its primary surface is shown once MARKed).
@@ -259,7 +267,10 @@ fn run_once(shared: &Arc<Shared>, ep: &Endpoint) -> Result<(), String> {
     shared.inputs.detach();
     shared.close_main();
     threads.display_done.store(true, Ordering::Release);
-    for t in [threads.inputs, threads.display].into_iter().flatten() {
+    for t in [threads.inputs, threads.display, threads.cursor]
+        .into_iter()
+        .flatten()
+    {
         let _ = t.join();
     }
     result.map_err(chain)
@@ -270,7 +281,8 @@ fn run_once(shared: &Arc<Shared>, ep: &Endpoint) -> Result<(), String> {
 struct Threads {
     inputs: Option<JoinHandle<()>>,
     display: Option<JoinHandle<()>>,
-    /// Ends the display thread (it relinks on its own until then).
+    cursor: Option<JoinHandle<()>>,
+    /// Ends the display and cursor threads (it relinks on its own until then).
     display_done: Arc<AtomicBool>,
 }
 
@@ -291,6 +303,15 @@ fn serve_main(
                 let has_display = list.iter().any(|(t, _)| *t == ChannelType::Display);
                 if has_display && threads.display.is_none() {
                     threads.display = Some(display_thread::spawn(
+                        shared.clone(),
+                        ep.clone(),
+                        session_id,
+                        threads.display_done.clone(),
+                    )?);
+                }
+                let has_cursor = list.iter().any(|(t, _)| *t == ChannelType::Cursor);
+                if has_cursor && has_display && threads.cursor.is_none() {
+                    threads.cursor = Some(cursor_thread::spawn(
                         shared.clone(),
                         ep.clone(),
                         session_id,

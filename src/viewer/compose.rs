@@ -59,7 +59,13 @@ pub fn compose(shared: &Shared, out: &mut [u32], w: u32, h: u32) -> Composed {
             composed.shown = Shown::Spice;
             let place = Placement::fit((p.width, p.height), (w, h));
             blit(&p.pixels, p.width, p.height, out, w, h, place);
+            let frame = (p.width, p.height);
             drop(screen);
+            if let Some(cursor) = shared.spice_cursor.get() {
+                let cursor = cursor.lock().unwrap_or_else(|e| e.into_inner());
+                cursor.state.draw(out, w, frame, place);
+                composed.cursor_updates = cursor.state.updates;
+            }
             draw_banner(&info, out, w, h);
             return composed;
         }

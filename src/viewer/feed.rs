@@ -71,6 +71,8 @@ pub struct Shared {
     pub stop: AtomicBool,
     /// The SPICE display, shown while no Looking Glass frames flow (set once the SPICE session starts).
     pub spice_screen: OnceLock<Arc<Mutex<crate::spice::screen::Screen>>>,
+    /// The guest cursor from the SPICE cursor channel, drawn over the SPICE display.
+    pub spice_cursor: OnceLock<Arc<Mutex<crate::spice::cursor::Cursors>>>,
     /// Set when the connected SPICE server offers no display channel (the domain has no virtual display).
     pub spice_no_display: AtomicBool,
 }

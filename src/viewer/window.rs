@@ -318,6 +318,7 @@ pub fn run(source: Source, opts: Options) -> Result<(), Error> {
     };
     if let Some(input) = &input {
         let _ = shared.spice_screen.set(input.session().screen());
+        let _ = shared.spice_cursor.set(input.session().cursor());
     }
     let feed = feed::spawn(source, shared.clone(), notify).map_err(Error::Thread)?;
     let mut app = App {

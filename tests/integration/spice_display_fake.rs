@@ -73,8 +73,19 @@ pub type DisplayScript = dyn Fn(&mut TcpStream, u32) + Send + Sync;
 /// display link handed to `display` after the client's INIT and PREFERRED_COMPRESSION (checked here).
 /// Returns the port and the display link counter.
 pub fn serve_display(display: Arc<DisplayScript>) -> (u16, Arc<AtomicU32>) {
+    serve_display_and_cursor(display, Arc::new(|s: &mut TcpStream, _| drain(s))).0
+}
+
+/// [`serve_display`] plus a cursor channel whose links go to `cursor`; returns the port, the display link
+/// counter and the cursor link counter.
+pub fn serve_display_and_cursor(
+    display: Arc<DisplayScript>,
+    cursor: Arc<DisplayScript>,
+) -> ((u16, Arc<AtomicU32>), Arc<AtomicU32>) {
     let links = Arc::new(AtomicU32::new(0));
     let counter = links.clone();
+    let cursor_links = Arc::new(AtomicU32::new(0));
+    let cursor_counter = cursor_links.clone();
     let (port, _) = serve(move |mut s| {
         let Ok(kind) = accept_link(&mut s, 0x0f) else {
             return;
@@ -84,7 +95,7 @@ pub fn serve_display(display: Arc<DisplayScript>) -> (u16, Arc<AtomicU32>) {
                 let _ = s.write_all(&init(0x77, 3, 2));
                 while let Ok((k, _)) = read_msg(&mut s) {
                     if k == 104 {
-                        let _ = s.write_all(&msg(104, &[2, 0, 0, 0, 2, 0, 3, 0]));
+                        let _ = s.write_all(&msg(104, &[3, 0, 0, 0, 2, 0, 3, 0, 4, 0]));
                     }
                 }
             }
@@ -99,10 +110,14 @@ pub fn serve_display(display: Arc<DisplayScript>) -> (u16, Arc<AtomicU32>) {
                 assert_eq!(second, (103, vec![1]), "PREFERRED_COMPRESSION OFF");
                 display(&mut s, n);
             }
+            4 => {
+                let n = cursor_counter.fetch_add(1, Ordering::SeqCst);
+                cursor(&mut s, n);
+            }
             _ => while read_msg(&mut s).is_ok() {},
         }
     });
-    (port, links)
+    ((port, links), cursor_links)
 }
 
 /// Reads (ACKs, PONGs) until the client closes.
@@ -224,5 +239,72 @@ fn spice_display_hostile_messages_cost_a_relink_only() {
     wait_primary(&s, "the clean screen after the last relink", |(_, _, p)| {
         *p == [last; 4]
     });
+    assert_eq!(s.state().status, Status::Connected);
+}
+
+/// CURSOR_SET body: hot-spot position, visible, a new ALPHA cursor `w × h` (B,G,R,A) with hot spot `hot`.
+fn cursor_set(x: i16, y: i16, w: u16, h: u16, hot: (u16, u16), bgra: &[u8]) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(&x.to_le_bytes());
+    b.extend_from_slice(&y.to_le_bytes());
+    b.push(1);
+    b.extend_from_slice(&2u16.to_le_bytes()); // CACHE_ME
+    b.extend_from_slice(&9u64.to_le_bytes());
+    b.push(0); // ALPHA
+    for v in [w, h, hot.0, hot.1] {
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+    b.extend_from_slice(bgra);
+    msg(103, &b)
+}
+
+/// The cursor channel: SET and MOVE reach the session's cursor state (top-left = position − hot spot); a
+/// 0×0 cursor costs a cursor relink only.
+#[test]
+fn spice_cursor_set_move_and_hostile_shape() {
+    let ((port, _), cursor_links) = serve_display_and_cursor(
+        Arc::new(|s: &mut TcpStream, _| {
+            let mut out = set_ack();
+            out.extend(surface_create(0, 8, 8));
+            out.extend(mark());
+            let _ = s.write_all(&out);
+            drain(s);
+        }),
+        Arc::new(|s: &mut TcpStream, n| {
+            let mut out = set_ack();
+            if n == 0 {
+                out.extend(cursor_set(5, 5, 2, 2, (1, 1), &[0xff; 16]));
+                out.extend(msg(104, &[3, 0, 4, 0]));
+                let _ = s.write_all(&out);
+                std::thread::sleep(Duration::from_secs(3));
+                let _ = s.write_all(&cursor_set(0, 0, 0, 0, (0, 0), &[]));
+            } else {
+                out.extend(cursor_set(1, 1, 1, 1, (0, 0), &[0, 0, 0xff, 0xff]));
+                let _ = s.write_all(&out);
+            }
+            drain(s);
+        }),
+    );
+    let s = session(port);
+    wait_for(&s, "connected", |st| *st == Status::Connected);
+    let cursor = s.cursor();
+    let wait = |what: &str, want: &dyn Fn(&vmgpu::viewer::cursor::CursorState) -> bool| {
+        let end = Instant::now() + Duration::from_secs(20);
+        loop {
+            let state = cursor.lock().unwrap().state.clone();
+            if want(&state) {
+                return;
+            }
+            assert!(Instant::now() < end, "waiting for {what}: {state:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait("the moved cursor", &|c| {
+        c.visible && c.position == (2, 3) && c.shape.as_ref().is_some_and(|s| s.width == 2)
+    });
+    wait("the cursor of the relinked channel", &|c| {
+        c.position == (1, 1) && c.shape.as_ref().is_some_and(|s| s.width == 1)
+    });
+    assert_eq!(cursor_links.load(Ordering::SeqCst), 2);
     assert_eq!(s.state().status, Status::Connected);
 }
