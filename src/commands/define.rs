@@ -431,7 +431,7 @@ fn next_steps(vm: &str, mode: DisplayMode, spec: &DomainSpec) -> String {
                 .drivers
                 .as_ref()
                 .or(spec.media.get(1))
-                .map(|d| format!("the driver CD ({})", d.display()))
+                .map(|d| format!("the driver CD {}", d.display()))
                 .unwrap_or_else(|| {
                     "a driver ISO (virtio-win.iso, attach it with --drivers)".into()
                 });

@@ -3,8 +3,10 @@
 # namespace: private /etc/libvirt, /run, /var/lib|log|cache/libvirt; the host's libvirt state is never touched)
 # that runs the real vmgpu as its qemu hook, then `virsh start` / `virsh destroy` it and check what the hook did:
 # prepare created /dev/shm/<name> as root:kvm 0660 with the formula's size before QEMU started, started ran,
-# the domain ran, release removed the file, `vmgpu status` is empty. Also runs virt-xml-validate on every XML
-# define produces here. Exits non-zero and says what failed.
+# the domain ran, release removed the file, `vmgpu status` is empty. The domain is defined in the install phase
+# (--iso/--drivers): the real viewer on Xvfb shows its firmware through SPICE, pixel-identical to `virsh
+# screenshot`; `--update --display looking-glass` then removes the virtual display and the ISOs, keeping a user
+# edit. Also runs virt-xml-validate on every XML define produces here. Exits non-zero and says what failed.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$PWD
@@ -84,7 +86,10 @@ INNS test -x /etc/libvirt/hooks/qemu && ok "vmgpu install put the hook in place"
 # 2) define through the virt crate, exactly as a user would (but TCG, no hostdev: this machine has no IOMMU)
 ARGS=(--virt-type qemu --pin off --vcpus 1 --hugepages off --network none --shm-name "$SHM")
 truncate -s 1M "$W/installer.iso"
-GOOD=(--template linux --gpu none --memory 256M --disk "$W/disk.qcow2" --disk-size 64M --iso "$W/installer.iso")
+# the driver ISO must look like one: an ISO 9660 volume descriptor at 32 KiB
+truncate -s 64K "$W/virtio-win.iso" && printf '\001CD001' | dd of="$W/virtio-win.iso" bs=1 seek=32768 conv=notrunc status=none
+GOOD=(--template linux --gpu none --memory 256M --disk "$W/disk.qcow2" --disk-size 64M --iso "$W/installer.iso"
+      --drivers "$W/virtio-win.iso")
 # refused input: one line each, and nothing defined in the daemon
 before=$(V list --all --name | sort)
 while IFS='|' read -r what extra; do
@@ -97,6 +102,9 @@ resolution 0x0|--template linux --gpu none --memory 256M --looking-glass 0x0
 resolution 99999x99999|--template linux --gpu none --memory 256M --looking-glass 99999x99999
 memory beyond the host|--template linux --gpu none --memory 64T
 GPU that does not exist|--template linux --gpu 0000:7f:1f.7 --memory 256M
+--drivers that is not an ISO|--template linux --gpu none --memory 256M --drivers /etc/hostname
+--drivers that does not exist|--template linux --gpu none --memory 256M --drivers /no/such/virtio-win.iso
+an unknown --display|--template linux --gpu none --memory 256M --display vga
 BAD
 [ "$(V list --all --name | sort)" = "$before" ] && [ ! -e "$W/disk.qcow2" ] && ok "refused input defined and created nothing" ||
   bad "refused input changed the domain list or created the disk"
@@ -111,6 +119,12 @@ echo "$info" | grep -q "file format: qcow2" && echo "$info" | grep -q "virtual s
   bad "disk image: $info"
 grep -q "<source file='$W/installer.iso'/>" "$W/defined.xml" && ok "installer ISO attached" || bad "no ISO in the defined domain"
 grep -q "https://vmgpu.dev/xmlns/config/1" "$W/defined.xml" && ok "vmgpu metadata stored in the domain" || bad "no vmgpu metadata in the defined domain"
+# --iso: the install phase — a std VGA virtual display with SPICE, both ISOs as SATA CD-ROMs, the ISO boots first
+grep -q "<model type='vga'" "$W/defined.xml" && ok "install phase: std VGA virtual display" || bad "install phase: $(grep -A2 '<video>' "$W/defined.xml")"
+grep -q "<source file='$W/virtio-win.iso'/>" "$W/defined.xml" && ok "driver ISO attached" || bad "no driver ISO in the defined domain"
+grep -A4 "<source file='$W/installer.iso'/>" "$W/defined.xml" | grep -q "<boot order='1'/>" && ok "the installer ISO boots first" ||
+  bad "boot order: $(grep -B1 -A4 'device=.cdrom' "$W/defined.xml")"
+grep -q 'display mode="install"' "$W/defined.xml" && ok "metadata records the install phase" || bad "no display phase in the metadata"
 
 # 3) start: prepare creates the shm file before QEMU, started runs, the domain runs
 out=$(V start "$NAME" 2>&1) && ok "virsh start" || bad "virsh start: $out"
@@ -123,6 +137,38 @@ grep -q "^started begin shm=root:kvm:660:$want qemu=[0-9]" "$W/hook-calls.log" &
 st=$(stat -c '%U:%G %a %s' "/dev/shm/$SHM" 2>&1)
 [ "$st" = "root:kvm 660 $want" ] && ok "/dev/shm/$SHM is root:kvm 0660, $want bytes (1080p formula: 32 MiB)" || bad "/dev/shm/$SHM: $st"
 [ "$(V domstate "$NAME" 2>&1)" = running ] && ok "domain running" || bad "domain state: $(V domstate "$NAME" 2>&1)"
+# the real viewer on Xvfb finds the running domain's SPICE server (127.0.0.1, password) and shows its virtual
+# display (the firmware); the window and `virsh screenshot` of the same moment must not differ in any pixel
+if command -v Xvfb >/dev/null && command -v compare >/dev/null && command -v import >/dev/null; then
+  D=$((300 + $$ % 300)); Xvfb ":$D" -screen 0 1280x1024x24 -nolisten tcp >/dev/null 2>&1 & XV=$!
+  sleep 1
+  DISPLAY=":$D" VMGPU_VIEW_TEST=1 "$VMGPU" view "$NAME" --connect "$URI" > "$W/view.out" 2> "$W/view.err" & VP=$!
+  size=
+  for _ in $(seq 600); do
+    size=$(grep -o 'size=[0-9]*x[0-9]* .*source=spice' "$W/view.out" | tail -1 | sed 's/size=\([0-9x]*\) .*/\1/')
+    [ -n "$size" ] && break; sleep 0.1
+  done
+  if [ -n "$size" ]; then
+    ok "vmgpu view shows the domain's virtual display through SPICE (${size})"
+    diff=none
+    for _ in $(seq 40); do
+      sleep 0.5
+      V screenshot "$NAME" "$W/virsh-shot" >/dev/null 2>&1 || continue
+      DISPLAY=":$D" import -window root -crop "${size}+0+0" +repage "$W/window.png" 2>/dev/null || continue
+      diff=$(compare -metric AE "$W/virsh-shot" "$W/window.png" null: 2>&1 | cut -d' ' -f1)
+      [ "$diff" = 0 ] && break
+    done
+    colours=$(identify -format '%k' "$W/virsh-shot" 2>/dev/null)
+    [ "${colours:-0}" -ge 2 ] && ok "the guest's screen is not blank ($colours colours)" || bad "the guest's screen is blank: nothing compared"
+    [ "$diff" = 0 ] && ok "window = virsh screenshot, 0 differing pixels ($size)" ||
+      bad "window vs virsh screenshot: $diff pixels differ"
+  else
+    bad "vmgpu view never showed the SPICE display: $(tail -3 "$W/view.err")"
+  fi
+  kill "$VP" 2>/dev/null; wait "$VP" 2>/dev/null; kill "$XV" 2>/dev/null; wait "$XV" 2>/dev/null
+else
+  echo "SKIP: no Xvfb/ImageMagick for the viewer comparison"
+fi
 INNS "$VMGPU" status > "$W/status-running.txt" 2>&1 && grep -q "$NAME" "$W/status-running.txt" && ok "vmgpu status shows $NAME while it runs" || bad "vmgpu status while running: $(cat "$W/status-running.txt")"
 
 # 4) destroy: release ran, the shm file is gone, vmgpu holds nothing
@@ -145,6 +191,17 @@ grep -q "<on_crash>restart</on_crash>" "$W/updated.xml" && ok "--update kept the
 grep -A3 "<shmem name='$SHM'>" "$W/updated.xml" | grep -q "<size unit='M'>64</size>" && ok "--update resized Looking Glass to 64 MiB" ||
   bad "--update shmem: $(grep -A3 '<shmem' "$W/updated.xml")"
 [ "$(grep -c '<shmem' "$W/updated.xml")" = 1 ] && ok "--update left one shmem" || bad "--update duplicated the shmem"
+grep -q "<model type='vga'" "$W/updated.xml" && ok "--update without --display kept the install phase" || bad "--update dropped the virtual display"
+# finishing the install phase: the virtual display and exactly vmgpu's ISOs go, everything else stays
+out=$("$VMGPU" define "$NAME" "${ARGS[@]}" "${GOOD[@]}" --looking-glass 2560x1440 --update --display looking-glass --connect "$URI" 2>&1) && ok "finished the install phase: $(echo "$out" | head -1)" ||
+  bad "define --update --display looking-glass: $out"
+V dumpxml --inactive "$NAME" > "$W/updated-lg.xml"
+! grep -q "<model type='vga'" "$W/updated-lg.xml" && grep -A1 "<video>" "$W/updated-lg.xml" | grep -q "<model type='none'/>" &&
+  ok "virtual display removed" || bad "video after --display looking-glass: $(grep -A2 '<video>' "$W/updated-lg.xml")"
+! grep -q "installer.iso\|virtio-win.iso" "$W/updated-lg.xml" && ok "ISOs detached" || bad "ISOs still attached"
+grep -q "<on_crash>restart</on_crash>" "$W/updated-lg.xml" && grep -q "<source file='$W/disk.qcow2'/>" "$W/updated-lg.xml" &&
+  ok "the user's edit and the disk stayed" || bad "--display looking-glass lost the user's edit or the disk"
+grep -q 'display mode="looking-glass"' "$W/updated-lg.xml" && ok "metadata records the looking-glass phase" || bad "phase not recorded"
 V undefine --nvram "$NAME" >/dev/null 2>&1 || bad "virsh undefine"
 
 # 6) each Windows template starts in real libvirt (TCG): Secure Boot firmware with enrolled keys, SMM, Hyper-V
@@ -165,7 +222,7 @@ for t in windows11 windows10; do
 done
 
 # 7) schema: every XML define produced here
-for f in dry-run defined live updated windows11 windows11-live windows10 windows10-live; do
+for f in dry-run defined live updated updated-lg windows11 windows11-live windows10 windows10-live; do
   [ -s "$W/$f.xml" ] || continue
   virt-xml-validate "$W/$f.xml" domain >/dev/null 2>&1 && ok "virt-xml-validate $f.xml" || bad "virt-xml-validate $f.xml: $(virt-xml-validate "$W/$f.xml" domain 2>&1 | tail -3)"
 done
