@@ -101,3 +101,55 @@ fn draw_banner(info: &super::feed::FeedInfo, out: &mut [u32], w: u32, h: u32) {
         text::draw_panel(out, w, h, banner, true);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering;
+    use std::sync::{Arc, Mutex};
+
+    use crate::spice::display::{self, DisplayMsg};
+    use crate::spice::screen::Screen;
+
+    #[test]
+    fn no_virtual_display_says_what_to_do() {
+        let shared = Shared::default();
+        assert_eq!(message(&shared, "waiting"), "waiting");
+        shared.spice_no_display.store(true, Ordering::Release);
+        let text = message(&shared, "waiting");
+        assert!(
+            text.contains("no virtual display: `vmgpu define NAME --update --display install`")
+        );
+    }
+
+    #[test]
+    fn spice_display_is_shown_until_lg_frames_flow() {
+        let shared = Shared::default();
+        let screen = Arc::new(Mutex::new(Screen::default()));
+        let _ = shared.spice_screen.set(screen.clone());
+        shared.info().message = Some("waiting for the guest".into());
+        let mut out = vec![0u32; 4 * 2];
+        assert_eq!(compose(&shared, &mut out, 4, 2).shown, Shown::Message);
+        let create: Vec<u8> = [0u32, 2, 1, 32, 1]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        {
+            let mut s = screen.lock().unwrap();
+            s.apply(&display::parse(display::server::SURFACE_CREATE, &create).unwrap())
+                .unwrap();
+            s.apply(&DisplayMsg::Mark).unwrap();
+        }
+        assert_eq!(compose(&shared, &mut out, 4, 2).shown, Shown::Spice);
+        // An LG frame arrived: LG wins.
+        {
+            let mut info = shared.info();
+            info.message = None;
+            info.serial = Some(1);
+        }
+        assert_eq!(shared.shown().0, Shown::LookingGlass);
+        // The LG host stopped: back to SPICE.
+        shared.info().message = Some("waiting for the guest's Looking Glass host".into());
+        assert_eq!(compose(&shared, &mut out, 4, 2).shown, Shown::Spice);
+    }
+}
