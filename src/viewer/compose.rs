@@ -30,8 +30,9 @@ fn message(shared: &Shared, lg: &str) -> String {
         .spice_no_display
         .load(std::sync::atomic::Ordering::Acquire)
     {
+        let vm = shared.vm_name.get().map_or("NAME", String::as_str);
         format!(
-            "{lg}; no virtual display: `vmgpu define NAME --update --display install` to see the VM before Looking Glass runs"
+            "{lg}; no virtual display: `vmgpu define {vm} --update --display install` to see the VM before Looking Glass runs"
         )
     } else {
         lg.to_string()

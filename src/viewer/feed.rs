@@ -73,6 +73,8 @@ pub struct Shared {
     pub spice_screen: OnceLock<Arc<Mutex<crate::spice::screen::Screen>>>,
     /// The guest cursor from the SPICE cursor channel, drawn over the SPICE display.
     pub spice_cursor: OnceLock<Arc<Mutex<crate::spice::cursor::Cursors>>>,
+    /// The VM's name, for the hints the window shows.
+    pub vm_name: OnceLock<String>,
     /// Set when the connected SPICE server offers no display channel (the domain has no virtual display).
     pub spice_no_display: AtomicBool,
 }

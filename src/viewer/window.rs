@@ -316,6 +316,7 @@ pub fn run(source: Source, opts: Options) -> Result<(), Error> {
         Some(spice) => Some(spice.start(notify.clone()).map_err(Error::Thread)?),
         None => None,
     };
+    let _ = shared.vm_name.set(opts.name.clone());
     if let Some(input) = &input {
         let _ = shared.spice_screen.set(input.session().screen());
         let _ = shared.spice_cursor.set(input.session().cursor());
