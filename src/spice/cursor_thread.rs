@@ -37,11 +37,16 @@ pub(super) fn spawn(
 
 fn run(shared: &Shared, ep: &Endpoint, session_id: u32, done: &AtomicBool) {
     let mut logged = HashSet::new();
+    let mut last_error = String::new();
     while !done.load(Ordering::Acquire) && !shared.stop.load(Ordering::Acquire) {
         match serve(shared, ep, session_id, done, &mut logged) {
             Error::Stopped => break,
             e => {
-                tracing::warn!("SPICE cursor: {} (reconnecting the cursor)", chain(e));
+                let reason = chain(e);
+                if reason != last_error {
+                    tracing::warn!("SPICE cursor: {reason} (reconnecting the cursor)");
+                    last_error = reason;
+                }
                 *lock(&shared.cursor) = Cursors::default();
                 (shared.notify)();
             }

@@ -44,13 +44,19 @@ pub(super) fn spawn(
 fn run(shared: &Shared, ep: &Endpoint, session_id: u32, done: &AtomicBool) {
     let mut logged = HashSet::new();
     let mut last_refresh: Option<Instant> = None;
+    let mut last_error = String::new();
     while !done.load(Ordering::Acquire) && !shared.stop.load(Ordering::Acquire) {
         let end = serve(shared, ep, session_id, done, &mut logged, &mut last_refresh);
         let wait = match end {
             End::Refresh => Duration::ZERO,
             End::Failed(Error::Stopped) => break,
             End::Failed(e) => {
-                tracing::warn!("SPICE display: {} (reconnecting the display)", chain(e));
+                // One line per distinct reason: a server that keeps refusing does not flood the log.
+                let reason = chain(e);
+                if reason != last_error {
+                    tracing::warn!("SPICE display: {reason} (reconnecting the display)");
+                    last_error = reason;
+                }
                 lock(&shared.screen).clear();
                 (shared.notify)();
                 RELINK_AFTER_ERROR
