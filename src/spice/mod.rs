@@ -1,5 +1,5 @@
-//! A SPICE client in safe, synchronous Rust: enough of the protocol to drive a VM's keyboard and mouse, laid
-//! out so the display, cursor, agent (clipboard) and audio channels can be added beside the inputs channel.
+//! A SPICE client in safe, synchronous Rust: enough of the protocol to drive a VM's keyboard and mouse and show
+//! its virtual display and cursor, laid out so the agent (clipboard) and audio channels can be added beside them.
 //! Byte-level facts: `docs/spice.md` and the protocol fact sheet it cites.
 //!
 //! # Threading model
@@ -11,6 +11,9 @@
 //!   thread for each. When anything ends the session it closes every channel, waits for their threads and
 //!   reconnects with backoff; only [`session::Session`]'s drop stops it.
 //! - `spice-inputs` reads the inputs channel (PING, MOUSE_MOTION_ACK, the guest's lock keys).
+//! - `spice-display` (`display_thread.rs`) links the display channel, draws into the session's
+//!   [`screen::Screen`] and relinks that channel alone for a full refresh; `spice-cursor` does the same for the
+//!   cursor channel ([`cursor::Cursors`]).
 //! - Senders do not go through a thread: every channel's write half is a [`channel::Writer`] (the socket under
 //!   a mutex, one whole message per lock), so the window thread writes a key straight into the inputs socket
 //!   ([`input_sink::Inputs`]) and a reader thread writes its PONGs and ACKs on the same socket.

@@ -2,7 +2,8 @@
 # `vmgpu view` drives a real VM through QEMU's SPICE server with a password (issue 12): the real-kernel
 # harness's Debian kernel + busybox guest prints every evdev event (tests/vm/evdev-print.c) on its serial
 # console; the real viewer runs on Xvfb and xdotool types and clicks into it. Details:
-# tests/integration/spice_live.rs. Env: VM_ACCEL=tcg|kvm as in tests/vm/lib.sh.
+# tests/integration/spice_live.rs. Also: the guest's SPICE display (std VGA) in the viewer vs QEMU's own screendump,
+# 0 differing pixels, before and after a Looking Glass producer took the window over. Env: VM_ACCEL=tcg|kvm as in tests/vm/lib.sh.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 for tool in qemu-system-x86_64 Xvfb xdotool xmessage gcc; do
