@@ -49,9 +49,15 @@ pub fn run(root: &Path, args: &HookArgs) -> anyhow::Result<Outcome> {
                 .map(String::as_str)
                 .collect::<Vec<_>>()
                 .join(" ");
-            // The whole cause chain on one line (libvirt shows stderr to the user), with the exit code.
+            // The whole cause chain on one line (libvirt shows stderr to the user), with the exit code. Without
+            // arguments there is nothing to name, so no `vmgpu: : …` with an empty prefix.
             let chain = crate::report::chain_one_line(&anyhow::Error::new(err));
-            Err(ExitError::new(code, format!("{what}: {chain}")).into())
+            let message = if what.is_empty() {
+                chain
+            } else {
+                format!("{what}: {chain}")
+            };
+            Err(ExitError::new(code, message).into())
         }
     }
 }

@@ -35,9 +35,9 @@ pub fn run(root: &Path, args: &StatusArgs) -> anyhow::Result<Outcome> {
     }
     for journal in &journals {
         println!(
-            "{}: {:?}, pid {}, holds {}",
+            "{}: {}, pid {}, holds {}",
             journal.vm,
-            journal.phase,
+            phase_name(journal.phase),
             journal.pid,
             if journal.holds.is_empty() {
                 "no PCI devices".to_string()
@@ -50,4 +50,12 @@ pub fn run(root: &Path, args: &StatusArgs) -> anyhow::Result<Outcome> {
         }
     }
     Ok(Outcome::Ok)
+}
+
+/// The phase as the JSON and the docs spell it (`prepared`, not `Prepared`).
+fn phase_name(phase: crate::journal::Phase) -> String {
+    match serde_json::to_value(phase) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => format!("{phase:?}").to_lowercase(),
+    }
 }
