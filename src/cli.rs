@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 
 /// vmgpu: a Windows VM with its own GPU, shown in a window on the host desktop.
 #[derive(Debug, Parser)]
-#[command(name = "vmgpu", version, about, long_about = None, propagate_version = true)]
+#[command(name = "vmgpu", version = env!("VMGPU_VERSION"), about, long_about = None, propagate_version = true)]
 pub struct Cli {
     /// Read (and, for commands that change the host, write) the host through this root instead of `/`.
     /// Tests point it at a recorded sysfs/proc/etc tree.
@@ -52,6 +52,10 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Show every VM vmgpu prepared and what it holds.
     Status(StatusArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) on stdout.
+    Man,
 }
 
 /// `vmgpu check`.
@@ -234,4 +238,12 @@ pub struct StatusArgs {
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `vmgpu completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to write completions for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }

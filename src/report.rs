@@ -62,6 +62,12 @@ fn exit_code_of(err: &anyhow::Error) -> u8 {
         .map_or(EXIT_ERROR, |e| e.code)
 }
 
+/// Whether to print ANSI colours on a stream: only on a terminal, and never when `NO_COLOR` is set to a
+/// non-empty value (<https://no-color.org>).
+pub fn use_colour(stream_is_terminal: bool) -> bool {
+    stream_is_terminal && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
+}
+
 /// Maps a command result to the process exit code, printing the error chain on stderr.
 pub fn finish(result: anyhow::Result<Outcome>) -> ExitCode {
     match result {
@@ -113,7 +119,7 @@ pub fn init_logging(verbose: u8) {
             .with(
                 tracing_subscriber::fmt::layer()
                     .with_writer(std::io::stderr)
-                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                    .with_ansi(use_colour(std::io::stderr().is_terminal()))
                     .with_target(false),
             )
             .try_init(),

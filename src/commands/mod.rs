@@ -3,6 +3,7 @@ use crate::cli::{Cli, Command};
 use crate::report::Outcome;
 
 pub mod check;
+pub mod completions;
 pub mod define;
 pub mod gpus;
 pub mod hook;
@@ -26,5 +27,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Uninstall(args) => install::run_uninstall(&root, &args),
         Command::Restore(args) => restore::run(&root, &args),
         Command::Status(args) => status::run(&root, &args),
+        Command::Completions(args) => completions::run_completions(&args),
+        Command::Man => completions::run_man(),
     }
 }

@@ -2,8 +2,14 @@
 
 /// Hook bad-input corpus: every case refused with its exit code and message, the host tree unchanged.
 mod badinput;
+/// build.rs, for its `--version` text outside a git checkout.
+#[path = "../../build.rs"]
+#[allow(dead_code)]
+mod build_script;
 /// The command line: every subcommand exists and has help.
 mod cli;
+/// `--version`, completions, the man page, NO_COLOR.
+mod conventions;
 /// `vmgpu define`: rendered domains, schema validation, refused input, `--update` rewrite.
 mod define;
 /// A simulated host tree for the hook tests and helpers to run the binary on it.
