@@ -214,7 +214,7 @@ fn shared_ids(ctx: &Context, card: &GpuCard) -> Finding {
 }
 
 /// AMD GPUs that do not come back from a guest reboot or a second VM start without vendor-reset:
-/// Polaris 10/11/12, Vega 10/20, Navi 10/14 (host-anchors.md §4, failure mode 2).
+/// Polaris 10/11/12, Vega 10/20, Navi 10/14 (docs/host-anchors.md §4, failure mode 2).
 const AMD_RESET_BUG: &[u16] = &[
     0x67df, 0x67ef, 0x67ff, 0x6981, 0x6987, 0x699f, 0x687f, 0x6863, 0x66a0, 0x66a1, 0x66af, 0x7310,
     0x7312, 0x731f, 0x7340, 0x7341, 0x7347,

@@ -1,4 +1,4 @@
-//! KVMFR on top of LGMP (lg-protocol.md §3): the udata header and records, frame messages (v20 = B7, v19 = B6)
+//! KVMFR on top of LGMP (docs/lg-protocol.md §3): the udata header and records, frame messages (v20 = B7, v19 = B6)
 //! and cursor messages. Parsers copy each record once and validate every field against the region; encoders
 //! (for the producer) write the same layouts.
 use super::lgmp::Message;
@@ -285,7 +285,7 @@ impl FrameInfo {
         self.data_height as usize * self.pitch as usize
     }
 
-    /// The shared memory size the host needs for this frame (the "use N MiB" hint, §5.1).
+    /// The shared memory size the host needs for this frame (the "use N MiB" hint, docs/lg-protocol.md §5.1).
     pub fn needed_mib(&self) -> u64 {
         let bytes = self.screen.1.max(self.height) as u64 * self.pitch as u64 * 2;
         (bytes.div_ceil(1 << 20) + 10).next_power_of_two()

@@ -1,5 +1,5 @@
 //! The LGMP client: session init and validity, queue lookup by id, subscribe / process / message-done /
-//! unsubscribe, and client→host messages (lg-protocol.md §2.8). Every call takes the view anew and keeps only
+//! unsubscribe, and client→host messages (docs/lg-protocol.md §2.8). Every call takes the view anew and keeps only
 //! offsets and copied values.
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::Ordering;

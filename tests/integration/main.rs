@@ -12,6 +12,8 @@ mod cli;
 mod conventions;
 /// `vmgpu define`: rendered domains, schema validation, refused input, `--update` rewrite.
 mod define;
+/// README and docs: every relative link and every cited docs/*.md exists.
+mod docs_links;
 /// A simulated host tree for the hook tests and helpers to run the binary on it.
 mod fakehost;
 /// The hook state machine on a simulated host: prepare, release, refusals.

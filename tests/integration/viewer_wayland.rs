@@ -14,7 +14,7 @@ use vmgpu::lg::producer::{Producer, ProducerConfig};
 use vmgpu::lg::scene;
 use vmgpu::shm::ShmMap;
 
-/// weston's pointer sprite sits over the output (rust-deps.md §4 measured 228 px); nothing else may differ.
+/// weston's pointer sprite sits over the output (docs/rust-deps.md §4 measured 228 px); nothing else may differ.
 const POINTER_SPRITE_PX: u64 = 400;
 
 struct Weston(Child);
