@@ -4,6 +4,7 @@
 pub mod convert;
 pub mod cursor;
 pub mod feed;
+pub mod instance;
 pub mod locate;
 pub mod scale;
 
