@@ -247,7 +247,7 @@ impl Client {
                 self.disconnect(
                     view,
                     h,
-                    &format!("lost the guest's Looking Glass host ({e})"),
+                    &format!("lost the guest's Looking Glass host ({}); waiting", one_line(&e)),
                 );
             }
         }
@@ -298,14 +298,14 @@ impl Client {
                         }
                         Err(e) => {
                             live.last_serial = None;
-                            h.bad_frame(format!("a frame was skipped: {e}"));
+                            h.bad_frame(format!("a frame was skipped: {}", one_line(&e)));
                         }
                     }
                 }
             }
             Err(e) => {
                 live.last_serial = None;
-                h.bad_frame(e.to_string());
+                h.bad_frame(format!("a frame was skipped: {}", one_line(&e)));
             }
         }
         sub.message_done(view)?;
@@ -334,6 +334,18 @@ impl Client {
             }
         }
     }
+}
+
+/// `error: cause: cause` on one line.
+fn one_line(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 /// How long to wait before subscribing again after `e`.

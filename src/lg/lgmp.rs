@@ -395,7 +395,9 @@ impl Subscription {
             size: word(4),
             offset: word(8),
         };
-        view.check(msg.offset as usize, msg.size as usize)?;
+        // A message whose block lies outside the region (a corrupt ring, or a file that shrank) is still
+        // returned: its parser's checked reads fail, so it is skipped and released like any bad message,
+        // instead of ending the session (which would only reconnect to the same message).
         Ok(Some(msg))
     }
 

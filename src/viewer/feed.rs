@@ -168,6 +168,8 @@ impl Handler for FeedHandler {
                 ));
                 info.host = Some(h);
                 info.serial = None;
+                // What was said about the last session's frames does not hold for this one.
+                info.banner = None;
             }
             Status::Waiting(_) | Status::Incompatible(_) => {
                 info.message = Some(text);
@@ -316,6 +318,7 @@ fn pump(view: ShmView<'_>, map: Option<&ShmMap>, shared: &Shared, handler: &mut 
     let mut last_file_check = Instant::now();
     let mut resubscribes = 0;
     while !shared.stop.load(Ordering::Acquire) {
+        let busy = client.step(view, handler);
         if let Some(map) = map
             && last_file_check.elapsed() >= RECHECK_FILE
         {
@@ -328,7 +331,6 @@ fn pump(view: ShmView<'_>, map: Option<&ShmMap>, shared: &Shared, handler: &mut 
                 break;
             }
         }
-        let busy = client.step(view, handler);
         if client.resubscribes != resubscribes {
             resubscribes = client.resubscribes;
             shared.info().resubscribes = resubscribes;

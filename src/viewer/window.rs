@@ -5,7 +5,8 @@
 //!
 //! Test mode (`VMGPU_VIEW_TEST=1`): the window opens at (0, 0), follows the frame size exactly, and after each
 //! present prints one line `presented serial=S size=WxH cursor=C connects=N resub=R banner=B` on stdout, so a
-//! harness knows when to take a screenshot.
+//! harness knows when to take a screenshot. `VMGPU_VIEW_TEST_WINDOW=WxH` keeps the window at that size instead
+//! (to see the frame scaled).
 use std::io::Write;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -75,6 +76,13 @@ struct App {
     pointer: (f64, f64),
     banner_height: u32,
     error: Option<String>,
+}
+
+/// `VMGPU_VIEW_TEST_WINDOW=WxH`, read in test mode only.
+fn test_window_size() -> Option<(u32, u32)> {
+    let v = std::env::var("VMGPU_VIEW_TEST_WINDOW").ok()?;
+    let (w, h) = v.split_once('x')?;
+    Some((w.parse().ok()?, h.parse().ok()?))
 }
 
 /// Longest waiting reason put in the title.
@@ -155,6 +163,9 @@ impl App {
             return;
         }
         self.frame_size = size;
+        let size = test_window_size()
+            .filter(|_| self.opts.test_mode)
+            .unwrap_or(size);
         if let Some(window) = &self.window
             && window.fullscreen().is_none()
         {
