@@ -94,6 +94,8 @@ pub struct Shared {
     pub stop: AtomicBool,
     /// Set by a second `vmgpu view` for the same VM: the window should come to the front.
     pub raise: AtomicBool,
+    /// The VM's name, for the fixes the viewer suggests (set before [`spawn`]).
+    pub vm: std::sync::OnceLock<String>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -135,7 +137,6 @@ struct FeedHandler {
     shared: Arc<Shared>,
     notify: Notify,
     last_said: String,
-    vm: Option<String>,
 }
 
 impl FeedHandler {
@@ -195,7 +196,7 @@ impl Handler for FeedHandler {
         let truncated = fi.flags & flags::TRUNCATED != 0;
         drop(info);
         if truncated {
-            let text = truncated_text(fi, self.vm.as_deref());
+            let text = truncated_text(fi, self.shared.vm.get().map(String::as_str));
             let mut info = self.shared.info();
             let showing = info.banner.as_ref().is_some_and(|b| b.text == text);
             if !showing && info.dismissed.as_deref() != Some(text.as_str()) {
@@ -250,10 +251,9 @@ fn truncated_text(fi: &FrameInfo, vm: Option<&str>) -> String {
     )
 }
 
-/// Starts the feed thread. `vm` names the VM in the fixes the viewer suggests.
+/// Starts the feed thread.
 pub fn spawn(
     source: Source,
-    vm: Option<String>,
     shared: Arc<Shared>,
     notify: Notify,
 ) -> std::io::Result<JoinHandle<()>> {
@@ -264,15 +264,14 @@ pub fn spawn(
     });
     std::thread::Builder::new()
         .name("lg-feed".into())
-        .spawn(move || run(source, vm, shared, notify))
+        .spawn(move || run(source, shared, notify))
 }
 
-fn run(source: Source, vm: Option<String>, shared: Arc<Shared>, notify: Notify) {
+fn run(source: Source, shared: Arc<Shared>, notify: Notify) {
     let mut handler = FeedHandler {
         shared: Arc::clone(&shared),
         notify,
         last_said: String::new(),
-        vm,
     };
     while !shared.stop.load(Ordering::Acquire) {
         match &source {

@@ -65,6 +65,20 @@ pub fn blit(src: &[u32], sw: u32, sh: u32, out: &mut [u32], ow: u32, oh: u32, p:
         area_downscale(src, sw, sh, out, ow, oh, p);
         return;
     }
+    nearest(src, sw, sh, out, ow, oh, p);
+}
+
+/// Nearest-neighbour at any factor (what [`blit`] does for upscales); public for the benchmark.
+pub fn blit_nearest(src: &[u32], sw: u32, sh: u32, out: &mut [u32], ow: u32, oh: u32, p: Placement) {
+    out.fill(0);
+    if sw == 0 || sh == 0 || p.w == 0 || p.h == 0 || src.len() < sw as usize * sh as usize {
+        return;
+    }
+    nearest(src, sw, sh, out, ow, oh, p);
+}
+
+fn nearest(src: &[u32], sw: u32, sh: u32, out: &mut [u32], ow: u32, oh: u32, p: Placement) {
+    let (sw_, ow_) = (sw as usize, ow as usize);
     let xmap: Vec<usize> = (0..p.w as u64)
         .map(|x| (x * sw as u64 / p.w as u64) as usize)
         .collect();

@@ -382,7 +382,10 @@ pub fn run(source: Source, opts: Options) -> Result<(), Error> {
             tracing::warn!("cannot answer other `vmgpu view` launches: {e}");
         }
     }
-    let feed = feed::spawn(source, opts.vm.clone(), shared.clone(), notify).map_err(Error::Thread)?;
+    if let Some(vm) = &opts.vm {
+        let _ = shared.vm.set(vm.clone());
+    }
+    let feed = feed::spawn(source, shared.clone(), notify).map_err(Error::Thread)?;
     let mut app = App {
         opts,
         shared: shared.clone(),

@@ -665,7 +665,7 @@ fn test_x11_bad_input_is_a_message_never_a_crash() {
     // Missing file.
     let missing = r.dir.path().join("missing");
     let mut v = Viewer::start(&r.x, &missing, r.dir.path());
-    assert_message(&r, &mut v, "cannot open shared memory");
+    assert_message(&r, &mut v, "does not exist (is the VM running?)");
     drop(v);
     // Too small.
     let small = r.dir.path().join("small");
