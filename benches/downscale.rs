@@ -18,7 +18,9 @@ fn main() {
     println!("|---|---|---|---|---|---|");
     for (sw, sh) in [(1920u32, 1080u32), (2560, 1440), (3840, 2160)] {
         let (ow, oh) = (sw * 3 / 4, sh * 3 / 4);
-        let src: Vec<u32> = (0..sw * sh).map(|i| i.wrapping_mul(2_654_435_761)).collect();
+        let src: Vec<u32> = (0..sw * sh)
+            .map(|i| i.wrapping_mul(2_654_435_761))
+            .collect();
         let mut copy = vec![0u32; src.len()];
         let mut out = vec![0u32; (ow * oh) as usize];
         let p = Placement::fit((sw, sh), (ow, oh));

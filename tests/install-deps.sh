@@ -13,7 +13,7 @@ PKGS=(
   # nested end-to-end image and `vmgpu setup` against real grub/initramfs tools
   mmdebstrap
   # viewer tests: real X server, screenshots, Wayland compositor nested in Xvfb
-  xvfb x11-apps x11-utils xauth imagemagick weston libxkbcommon-x11-0 libx11-xcb1 libxcursor1
+  xvfb x11-apps x11-utils xauth imagemagick weston libxkbcommon-x11-0 libx11-xcb1 libxcursor1 xdotool
   libxrandr2 libxi6 libwayland-client0 libwayland-cursor0
 )
 # `install-deps.sh build` installs only what building vmgpu needs (the README's first command).

@@ -89,7 +89,9 @@ mod window {
         let instance = match instance::claim(&key) {
             Ok(Claim::First(i)) => Some(Arc::new(i)),
             Ok(Claim::Raised) => {
-                eprintln!("vmgpu view: {name} is already shown in a window; brought it to the front");
+                eprintln!(
+                    "vmgpu view: {name} is already shown in a window; brought it to the front"
+                );
                 return Ok(Outcome::Ok);
             }
             Err(e @ instance::Error::NotAnswering { .. }) => {

@@ -247,7 +247,10 @@ impl Client {
                 self.disconnect(
                     view,
                     h,
-                    &format!("lost the guest's Looking Glass host ({}); waiting", one_line(&e)),
+                    &format!(
+                        "lost the guest's Looking Glass host ({}); waiting",
+                        one_line(&e)
+                    ),
                 );
             }
         }
@@ -373,7 +376,10 @@ mod tests {
 
     #[test]
     fn test_describe_bytes_shows_binary_as_hex_and_text_as_text() {
-        assert_eq!(describe_bytes(&[0x10, b'b', b't', b'x']), "the bytes 10 62 74 78");
+        assert_eq!(
+            describe_bytes(&[0x10, b'b', b't', b'x']),
+            "the bytes 10 62 74 78"
+        );
         assert_eq!(describe_bytes(b"LGMQ"), "\"LGMQ\"");
     }
 }

@@ -188,7 +188,8 @@ fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
                 f(sig, info, ctx);
             } else {
                 // SAFETY: a handler installed without SA_SIGINFO takes just the signal number.
-                let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(prev.sa_sigaction) };
+                let f: extern "C" fn(libc::c_int) =
+                    unsafe { std::mem::transmute(prev.sa_sigaction) };
                 f(sig);
             }
         }

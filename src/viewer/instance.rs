@@ -124,10 +124,12 @@ pub fn claim_in(runtime: &Path, key: &str) -> Result<Claim, Error> {
                 listener,
             }))
         }
-        Err(_) => ask_to_raise(&socket).map(|()| Claim::Raised).map_err(|_| Error::NotAnswering {
-            key: key.to_string(),
-            lock: lock_path,
-        }),
+        Err(_) => ask_to_raise(&socket)
+            .map(|()| Claim::Raised)
+            .map_err(|_| Error::NotAnswering {
+                key: key.to_string(),
+                lock: lock_path,
+            }),
     }
 }
 
@@ -157,11 +159,9 @@ fn file_key(key: &str) -> String {
         return key.to_string();
     }
     // FNV-1a: stable across runs (unlike std's RandomState), which is all that is needed here.
-    let hash = key
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-        });
+    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    });
     format!("h{hash:016x}")
 }
 

@@ -69,7 +69,15 @@ pub fn blit(src: &[u32], sw: u32, sh: u32, out: &mut [u32], ow: u32, oh: u32, p:
 }
 
 /// Nearest-neighbour at any factor (what [`blit`] does for upscales); public for the benchmark.
-pub fn blit_nearest(src: &[u32], sw: u32, sh: u32, out: &mut [u32], ow: u32, oh: u32, p: Placement) {
+pub fn blit_nearest(
+    src: &[u32],
+    sw: u32,
+    sh: u32,
+    out: &mut [u32],
+    ow: u32,
+    oh: u32,
+    p: Placement,
+) {
     out.fill(0);
     if sw == 0 || sh == 0 || p.w == 0 || p.h == 0 || src.len() < sw as usize * sh as usize {
         return;
@@ -135,7 +143,10 @@ impl Taps {
     }
 
     fn of(&self, o: usize) -> (usize, &[u32]) {
-        (self.first[o], &self.weights[o * self.per..(o + 1) * self.per])
+        (
+            self.first[o],
+            &self.weights[o * self.per..(o + 1) * self.per],
+        )
     }
 }
 
@@ -226,7 +237,15 @@ mod tests {
             .flat_map(|y| (0..sw).map(move |_| if y % 4 == 1 { 0xFF_FFFF } else { 0 }))
             .collect();
         let mut out = vec![0u32; 144];
-        blit(&src, sw, sh, &mut out, 12, 12, Placement::fit((sw, sh), (12, 12)));
+        blit(
+            &src,
+            sw,
+            sh,
+            &mut out,
+            12,
+            12,
+            Placement::fit((sw, sh), (12, 12)),
+        );
         let lit_rows = (0..12)
             .filter(|y| out[y * 12..(y + 1) * 12].iter().any(|&p| p & 0xFF > 0x40))
             .count();

@@ -41,11 +41,11 @@ mod setup;
 mod setup_golden;
 /// Host trees for the setup tests (with a busybox userland for chroot).
 mod setup_tree;
-/// The real viewer as a Wayland client of weston nested in Xvfb (ignored; run by the viewer harness).
-mod viewer_wayland;
 /// The viewer's lifecycle: VM restart, second launch, truncation, corrupt queues, banner, SIGTERM (ignored; run
 /// by the viewer harness).
 mod viewer_life;
+/// The real viewer as a Wayland client of weston nested in Xvfb (ignored; run by the viewer harness).
+mod viewer_wayland;
 
 /// `vmgpu view` without a display: VM lookup through libvirt's test driver, usage errors.
 mod viewer;

@@ -60,10 +60,7 @@ impl Display {
 
     /// The viewer's environment: the display and a private runtime directory of its own.
     fn env(&self) -> Vec<(&str, String)> {
-        let mut env = vec![(
-            "XDG_RUNTIME_DIR",
-            self.runtime.path().display().to_string(),
-        )];
+        let mut env = vec![("XDG_RUNTIME_DIR", self.runtime.path().display().to_string())];
         match &self.wayland {
             Some(socket) => env.push(("WAYLAND_DISPLAY", socket.clone())),
             None => env.push(("DISPLAY", self.x.display.clone())),
@@ -202,9 +199,15 @@ fn vm_restart_shows_the_new_session(d: &Display) {
     let map = Arc::new(ShmMap::create(&shm, 32 * MIB as u64).unwrap());
     let producer = Producer::start(map.clone(), ProducerConfig::default()).unwrap();
     let mut v = d.viewer(&shm_args(&shm), dir.path(), "viewer.err");
-    assert!(producer.wait_for_client(Duration::from_secs(20)), "{}", v.stderr_text());
+    assert!(
+        producer.wait_for_client(Duration::from_secs(20)),
+        "{}",
+        v.stderr_text()
+    );
     let first = send(&producer, FrameType::Bgra, 21);
-    v.wait("the first VM run's frame", |p| p.serial == Some(first) && p.size == (W, H));
+    v.wait("the first VM run's frame", |p| {
+        p.serial == Some(first) && p.size == (W, H)
+    });
     // The VM stops: QEMU is gone, the hook removes the file.
     drop(producer);
     drop(map);
@@ -214,10 +217,16 @@ fn vm_restart_shows_the_new_session(d: &Display) {
     let map = Arc::new(ShmMap::create(&shm, 32 * MIB as u64).unwrap());
     let started = Instant::now();
     let producer = Producer::start(map.clone(), ProducerConfig::default()).unwrap();
-    assert!(producer.wait_for_client(Duration::from_secs(20)), "{}", v.stderr_text());
+    assert!(
+        producer.wait_for_client(Duration::from_secs(20)),
+        "{}",
+        v.stderr_text()
+    );
     let subscribed = started.elapsed();
     let second = send(&producer, FrameType::Rgba, 22);
-    v.wait("the second VM run's frame", |p| p.connects == 2 && p.serial == Some(second));
+    v.wait("the second VM run's frame", |p| {
+        p.connects == 2 && p.serial == Some(second)
+    });
     eprintln!(
         "vm restart: the viewer subscribed to the new host {} ms after it started, frame shown {} ms after",
         subscribed.as_millis(),
@@ -261,11 +270,18 @@ fn test_life_x11_second_launch_raises_the_first() {
         "the second launch did not exit 0: {status:?}; {}",
         second.stderr_text()
     );
-    assert!(second.stderr_text().contains("already shown in a window"), "{}", second.stderr_text());
+    assert!(
+        second.stderr_text().contains("already shown in a window"),
+        "{}",
+        second.stderr_text()
+    );
     wait_stderr(&first, "another `vmgpu view` for win11 was started");
     let windows = window_titles(&d.x).matches("\"win11 — ").count();
     assert_eq!(windows, 1, "{}", window_titles(&d.x));
-    assert!(first.exit_within(Duration::ZERO).is_none(), "the first viewer exited");
+    assert!(
+        first.exit_within(Duration::ZERO).is_none(),
+        "the first viewer exited"
+    );
     // The socket lives in the user's private runtime directory only.
     let sock_dir = d.runtime.path().join("vmgpu");
     assert_eq!(std::fs::metadata(&sock_dir).unwrap().mode() & 0o777, 0o700);
@@ -279,9 +295,15 @@ fn truncate_mid_frame_is_survived(d: &Display) {
     let map = Arc::new(ShmMap::create(&shm, 32 * MIB as u64).unwrap());
     let producer = Producer::start(map.clone(), ProducerConfig::default()).unwrap();
     let mut v = d.viewer(&shm_args(&shm), dir.path(), "viewer.err");
-    assert!(producer.wait_for_client(Duration::from_secs(20)), "{}", v.stderr_text());
+    assert!(
+        producer.wait_for_client(Duration::from_secs(20)),
+        "{}",
+        v.stderr_text()
+    );
     let first = send(&producer, FrameType::Bgra, 31);
-    v.wait("the frame before the truncation", |p| p.serial == Some(first) && p.size == (W, H));
+    v.wait("the frame before the truncation", |p| {
+        p.serial == Some(first) && p.size == (W, H)
+    });
     // A host process cuts the file to 8 KiB (the LGMP header and rings stay) and a frame is posted at once: its
     // message points past the new end. The producer's own writes there land in zero pages (this test process
     // has the same SIGBUS guard).
@@ -290,9 +312,17 @@ fn truncate_mid_frame_is_survived(d: &Display) {
     use nix::sys::signal::{Signal, kill};
     kill(v.pid(), Signal::SIGSTOP).unwrap();
     let _ = send(&producer, FrameType::Bgra, 32);
-    std::fs::OpenOptions::new().write(true).open(&shm).unwrap().set_len(8192).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&shm)
+        .unwrap()
+        .set_len(8192)
+        .unwrap();
     kill(v.pid(), Signal::SIGCONT).unwrap();
-    wait_stderr(&v, "shrank under the viewer (truncated by a host process); mapping it again");
+    wait_stderr(
+        &v,
+        "shrank under the viewer (truncated by a host process); mapping it again",
+    );
     std::thread::sleep(Duration::from_millis(500));
     assert!(
         v.exit_within(Duration::ZERO).is_none(),
@@ -303,10 +333,19 @@ fn truncate_mid_frame_is_survived(d: &Display) {
     drop(producer);
     drop(map);
     let connects = v.last.connects;
-    std::fs::OpenOptions::new().write(true).open(&shm).unwrap().set_len(32 * MIB as u64).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&shm)
+        .unwrap()
+        .set_len(32 * MIB as u64)
+        .unwrap();
     let map = Arc::new(ShmMap::open(&shm, 0).unwrap());
     let producer = Producer::start(map, ProducerConfig::default()).unwrap();
-    assert!(producer.wait_for_client(Duration::from_secs(20)), "{}", v.stderr_text());
+    assert!(
+        producer.wait_for_client(Duration::from_secs(20)),
+        "{}",
+        v.stderr_text()
+    );
     let again = send(&producer, FrameType::Rgba, 33);
     v.wait("a frame after the truncation", |p| {
         p.connects > connects && p.serial == Some(again)
@@ -339,9 +378,24 @@ fn test_life_weston_truncate_mid_frame_is_survived() {
 fn test_life_x11_corrupt_queue_says_why() {
     let d = Display::x11();
     let cases: [(&str, usize, u32, &str); 4] = [
-        ("numMessages 0", layout::Q_NUM_MESSAGES, 0, "has 0 ring slots"),
-        ("numMessages 0xffffffff", layout::Q_NUM_MESSAGES, u32::MAX, "has 4294967295 ring slots"),
-        ("ring offset past the end", layout::Q_MESSAGES_OFFSET, 0x7fff_0000, "lies outside the"),
+        (
+            "numMessages 0",
+            layout::Q_NUM_MESSAGES,
+            0,
+            "has 0 ring slots",
+        ),
+        (
+            "numMessages 0xffffffff",
+            layout::Q_NUM_MESSAGES,
+            u32::MAX,
+            "has 4294967295 ring slots",
+        ),
+        (
+            "ring offset past the end",
+            layout::Q_MESSAGES_OFFSET,
+            0x7fff_0000,
+            "lies outside the",
+        ),
         ("lock never released", layout::Q_LOCK, 1, "lock stayed held"),
     ];
     for (what, field, value, says) in cases {
@@ -362,8 +416,14 @@ fn test_life_x11_corrupt_queue_says_why() {
             let before = cpu_ticks(v.pid());
             std::thread::sleep(Duration::from_secs(5));
             let used = cpu_ticks(v.pid()) - before;
-            eprintln!("stuck lock: the viewer used {used} ticks of 10 ms in 5 s ({} %)", used as f64 / 5.0);
-            assert!(used <= 10, "{what}: {used} ticks in 5 s (more than 2 % of a core)");
+            eprintln!(
+                "stuck lock: the viewer used {used} ticks of 10 ms in 5 s ({} %)",
+                used as f64 / 5.0
+            );
+            assert!(
+                used <= 10,
+                "{what}: {used} ticks in 5 s (more than 2 % of a core)"
+            );
         }
         drop(v);
     }
@@ -380,13 +440,19 @@ fn test_life_x11_stopped_host_is_never_reported_connected() {
     let map = Arc::new(ShmMap::create(&shm, 32 * MIB as u64).unwrap());
     let producer = Producer::start(map.clone(), ProducerConfig::default()).unwrap();
     let mut v = d.viewer(&shm_args(&shm), dir.path(), "viewer.err");
-    assert!(producer.wait_for_client(Duration::from_secs(20)), "{}", v.stderr_text());
+    assert!(
+        producer.wait_for_client(Duration::from_secs(20)),
+        "{}",
+        v.stderr_text()
+    );
     let serial = send(&producer, FrameType::Bgra, 41);
     v.wait("the frame", |p| p.serial == Some(serial));
     // The host stops, leaving a ring position the client cannot use: the session ends at once.
     drop(producer);
     let base = queue_base(&map, 2);
-    map.view().write_u32(base + layout::Q_POSITION, 999).unwrap();
+    map.view()
+        .write_u32(base + layout::Q_POSITION, 999)
+        .unwrap();
     wait_stderr(&v, "lost the guest's Looking Glass host");
     std::thread::sleep(Duration::from_millis(2500));
     let text = v.stderr_text();
@@ -409,10 +475,16 @@ fn test_life_x11_truncation_banner_names_the_fix_and_is_dismissed_once() {
     let producer = Producer::start(map, ProducerConfig::default()).unwrap();
     let args = [OsStr::new("win11"), OsStr::new("--shm"), shm.as_os_str()];
     let mut v = d.viewer(&args, dir.path(), "viewer.err");
-    assert!(producer.wait_for_client(Duration::from_secs(30)), "{}", v.stderr_text());
+    assert!(
+        producer.wait_for_client(Duration::from_secs(30)),
+        "{}",
+        v.stderr_text()
+    );
     let (desc, pixels) = scene::test_pattern(FrameType::Bgra, 1024, 768, 0, 51);
     let serial = producer.send_frame(&desc, &pixels).unwrap().serial;
-    v.wait("the truncated frame with its banner", |p| p.serial == Some(serial) && p.banner);
+    v.wait("the truncated frame with its banner", |p| {
+        p.serial == Some(serial) && p.banner
+    });
     let fix = "vmgpu define win11 --update --looking-glass 1024x768";
     wait_stderr(&v, fix);
     // A click on the banner hides it.
@@ -430,7 +502,12 @@ fn test_life_x11_truncation_banner_names_the_fix_and_is_dismissed_once() {
         v.wait("a later truncated frame", |p| p.serial == Some(serial));
         assert!(!v.last.banner, "the dismissed banner came back");
     }
-    assert_eq!(v.stderr_text().matches(fix).count(), 1, "{}", v.stderr_text());
+    assert_eq!(
+        v.stderr_text().matches(fix).count(),
+        1,
+        "{}",
+        v.stderr_text()
+    );
 }
 
 // ---- 6. First impression ----
@@ -450,10 +527,22 @@ fn test_life_x11_first_picture_and_title_say_what_it_waits_for() {
         let shot = screenshot(&d.x, dir.path(), w.min(1280), h.min(800));
         let out = Command::new("convert")
             .arg(&shot)
-            .args(["-fill", "black", "+opaque", "#F0F0F0", "-format", "%[fx:mean]", "info:"])
+            .args([
+                "-fill",
+                "black",
+                "+opaque",
+                "#F0F0F0",
+                "-format",
+                "%[fx:mean]",
+                "info:",
+            ])
             .output()
             .unwrap();
-        String::from_utf8_lossy(&out.stdout).trim().parse::<f64>().unwrap_or(0.0) > 0.0005
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse::<f64>()
+            .unwrap_or(0.0)
+            > 0.0005
     });
     assert!(lit, "the first picture has no text");
     // The title names the reason from the start, and never says "UPS" while nothing is connected.
@@ -485,7 +574,11 @@ fn test_life_x11_downscale_keeps_thin_lines() {
         "viewer.err",
         &[("VMGPU_VIEW_TEST_WINDOW", "720x405")],
     );
-    assert!(producer.wait_for_client(Duration::from_secs(20)), "{}", v.stderr_text());
+    assert!(
+        producer.wait_for_client(Duration::from_secs(20)),
+        "{}",
+        v.stderr_text()
+    );
     let pitch = fw * 4;
     let mut pixels = vec![0u8; (pitch * fh) as usize];
     for y in (3..fh).step_by(8) {
@@ -500,18 +593,35 @@ fn test_life_x11_downscale_keeps_thin_lines() {
         flags: 0,
     };
     let serial = producer.send_frame(&desc, &pixels).unwrap().serial;
-    v.wait("the scaled frame", |p| p.serial == Some(serial) && p.size == (ww, wh));
+    v.wait("the scaled frame", |p| {
+        p.serial == Some(serial) && p.size == (ww, wh)
+    });
     std::thread::sleep(Duration::from_millis(300));
     let shot = screenshot(&d.x, dir.path(), ww, wh);
     // One text line per output row: the mean brightness of that row.
     let out = Command::new("convert")
         .arg(&shot)
-        .args(["-colorspace", "gray", "-scale", "1x405!", "-depth", "8", "txt:-"])
+        .args([
+            "-colorspace",
+            "gray",
+            "-scale",
+            "1x405!",
+            "-depth",
+            "8",
+            "txt:-",
+        ])
         .output()
         .unwrap();
     let rows: Vec<u8> = String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter_map(|l| l.split("gray(").nth(1)?.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok())
+        .filter_map(|l| {
+            l.split("gray(")
+                .nth(1)?
+                .split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        })
         .collect();
     assert_eq!(rows.len(), wh as usize, "{rows:?}");
     // Each source line (y = 3, 11, …) lands around output row y·0.75: some row near it must be lit.
@@ -520,10 +630,15 @@ fn test_life_x11_downscale_keeps_thin_lines() {
         .step_by(8)
         .filter(|&y| {
             let oy = (y * 3 / 4) as usize;
-            rows[oy.saturating_sub(1)..(oy + 2).min(rows.len())].iter().any(|&g| g > 40)
+            rows[oy.saturating_sub(1)..(oy + 2).min(rows.len())]
+                .iter()
+                .any(|&g| g > 40)
         })
         .count();
-    assert_eq!(shown, lines, "only {shown} of {lines} one-pixel lines survive the downscale");
+    assert_eq!(
+        shown, lines,
+        "only {shown} of {lines} one-pixel lines survive the downscale"
+    );
 }
 
 #[test]
@@ -536,7 +651,11 @@ fn test_life_x11_sigterm_exits_promptly_and_leaves_nothing() {
     let producer = Producer::start(map, ProducerConfig::default()).unwrap();
     let args = [OsStr::new("win11"), OsStr::new("--shm"), shm.as_os_str()];
     let mut v = d.viewer(&args, dir.path(), "viewer.err");
-    assert!(producer.wait_for_client(Duration::from_secs(20)), "{}", v.stderr_text());
+    assert!(
+        producer.wait_for_client(Duration::from_secs(20)),
+        "{}",
+        v.stderr_text()
+    );
     let serial = send(&producer, FrameType::Bgra, 61);
     v.wait("the frame", |p| p.serial == Some(serial));
     let sent = Instant::now();
@@ -587,7 +706,12 @@ fn test_life_x11_messages_are_plain() {
     bytes[..4].copy_from_slice(&[0x10, b'b', b't', b'x']);
     std::fs::write(&junk, bytes).unwrap();
     let mut v = d.viewer(&shm_args(&junk), dir.path(), "viewer.err");
-    assert_message_on(&d.x, dir.path(), &mut v, "starts with the bytes 10 62 74 78");
+    assert_message_on(
+        &d.x,
+        dir.path(),
+        &mut v,
+        "starts with the bytes 10 62 74 78",
+    );
     assert!(!v.stderr_text().contains("\\u{"), "{}", v.stderr_text());
     drop(v);
     // No display at all: one line naming the fix, no source paths of the libraries.
