@@ -322,7 +322,12 @@ fn pump(view: ShmView<'_>, map: Option<&ShmMap>, shared: &Shared, handler: &mut 
             && last_file_check.elapsed() >= RECHECK_FILE
         {
             last_file_check = Instant::now();
-            if let Some(change) = map.change() {
+            // A file removed while its host still beats is still in use (QEMU keeps its mapping): keep
+            // showing it until the session ends. Anything else means this mapping is no longer the VM's.
+            if let Some(change) = map
+                .change()
+                .filter(|c| !(*c == shm::Change::Gone && client.connected()))
+            {
                 handler.status(Status::Waiting(format!(
                     "the shared memory {} {change}; mapping it again",
                     map.path().display()
