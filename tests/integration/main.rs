@@ -32,6 +32,9 @@ mod host;
 /// `vmgpu gpus`: GPUs as units, snapshots per machine.
 mod gpus;
 
+/// Recordings of real machines print what the live machine printed.
+mod live_runs;
+
 /// `vmgpu check`: findings, fixes and exit codes per machine, and on this machine.
 mod check;
 
