@@ -252,6 +252,9 @@ impl Client {
                         one_line(&e)
                     ),
                 );
+                // Bad data from a host that is still beating would only be found again at once: try once a
+                // second, not ten times (each try is two lines on stderr).
+                self.next_try = Instant::now() + RETRY_INCOMPATIBLE;
             }
         }
     }

@@ -107,67 +107,70 @@ fn nearest(src: &[u32], sw: u32, sh: u32, out: &mut [u32], ow: u32, oh: u32, p: 
 struct Taps {
     /// First source index per output index.
     first: Vec<usize>,
-    /// `per` weights per output index (zeros past the last tap).
+    /// `per` weights per output index (zeros past its last tap).
     weights: Vec<u32>,
+    /// The most source pixels one output pixel covers.
     per: usize,
 }
 
 impl Taps {
     fn new(src: u32, dst: u32) -> Self {
         let (s, d) = (src as u64, dst.max(1) as u64);
-        // Source interval of output o in 1/d units: [o·s, (o+1)·s).
-        let per = (s.div_ceil(d) + 1) as usize;
-        let mut first = Vec::with_capacity(d as usize);
-        let mut weights = vec![0u32; d as usize * per];
-        for o in 0..d {
-            let (lo, hi) = (o * s, (o + 1) * s);
-            let i0 = lo / d;
-            first.push(i0 as usize);
-            let mut given = 0u32;
-            let mut last = 0;
-            for (k, i) in (i0..s.min(hi.div_ceil(d))).enumerate().take(per) {
-                let overlap = hi.min((i + 1) * d) - lo.max(i * d);
-                let w = (overlap * 256 / s) as u32;
-                weights[o as usize * per + k] = w;
-                given += w;
-                last = k;
-            }
-            // Rounding leftovers go to the last tap, so a flat colour stays exactly that colour.
-            weights[o as usize * per + last] += 256 - given.min(256);
+        // Source interval of output o in 1/d units: [o·s, (o+1)·s); each tap weighs its overlap.
+        let spans: Vec<(usize, Vec<u32>)> = (0..d)
+            .map(|o| {
+                let (lo, hi) = (o * s, (o + 1) * s);
+                let i0 = lo / d;
+                let mut w: Vec<u32> = (i0..s.min(hi.div_ceil(d)))
+                    .map(|i| ((hi.min((i + 1) * d) - lo.max(i * d)) * 256 / s) as u32)
+                    .collect();
+                // Rounding leftovers go to the last tap, so a flat colour stays exactly that colour.
+                let given: u32 = w.iter().sum();
+                if let Some(last) = w.last_mut() {
+                    *last += 256 - given.min(256);
+                }
+                (i0 as usize, w)
+            })
+            .collect();
+        let per = spans.iter().map(|(_, w)| w.len()).max().unwrap_or(1).max(1);
+        let mut weights = vec![0u32; spans.len() * per];
+        for (chunk, (_, w)) in weights.chunks_exact_mut(per).zip(&spans) {
+            chunk[..w.len()].copy_from_slice(w);
         }
         Self {
-            first,
+            first: spans.iter().map(|(i, _)| *i).collect(),
             weights,
             per,
         }
     }
-
-    fn of(&self, o: usize) -> (usize, &[u32]) {
-        (
-            self.first[o],
-            &self.weights[o * self.per..(o + 1) * self.per],
-        )
-    }
 }
 
-/// Area-average scaling, separable: each output row sums its source rows (R|B and G in packed lanes, weights
-/// in 1/256ths so no lane overflows), then each output pixel sums its columns of that row.
+/// `Σ w·px` over the taps, per channel (R|B and G in packed lanes; weights in 1/256ths sum to 256, so no lane
+/// overflows), back to one 0x00RRGGBB pixel.
+#[inline(always)]
+fn weigh(px: &[u32], w: &[u32]) -> u32 {
+    let (mut a, mut b) = (0u32, 0u32);
+    for (&p, &w) in px.iter().zip(w) {
+        a += (p & 0x00FF_00FF) * w;
+        b += (p & 0x0000_FF00) * w;
+    }
+    ((a >> 8) & 0x00FF_00FF) | ((b >> 8) & 0x0000_FF00)
+}
+
+/// Area-average scaling, separable: each output row first sums its source rows (the same weight across a
+/// row, so this part vectorises), then each output pixel sums its columns of that row.
 fn area_downscale(src: &[u32], sw: u32, sh: u32, out: &mut [u32], ow: u32, oh: u32, p: Placement) {
     let (xt, yt) = (Taps::new(sw, p.w), Taps::new(sh, p.h));
     let sw_ = sw as usize;
     let cols = (p.w as usize).min((ow - p.x) as usize);
     let mut row = vec![0u32; sw_];
     let (mut rb, mut g) = (vec![0u32; sw_], vec![0u32; sw_]);
-    for oy in 0..(p.h.min(oh.saturating_sub(p.y))) as usize {
-        let (y0, wy) = yt.of(oy);
+    let rows = (p.h.min(oh.saturating_sub(p.y))) as usize;
+    for (oy, wy) in yt.weights.chunks_exact(yt.per).take(rows).enumerate() {
+        let y0 = yt.first[oy];
         rb.fill(0);
         g.fill(0);
-        for (k, &w) in wy.iter().enumerate() {
-            let sy = y0 + k;
-            if w == 0 || sy >= sh as usize {
-                continue;
-            }
-            let line = &src[sy * sw_..(sy + 1) * sw_];
+        for (line, &w) in src[y0 * sw_..].chunks_exact(sw_).zip(wy) {
             for ((a, b), &px) in rb.iter_mut().zip(g.iter_mut()).zip(line) {
                 *a += (px & 0x00FF_00FF) * w;
                 *b += (px & 0x0000_FF00) * w;
@@ -177,16 +180,9 @@ fn area_downscale(src: &[u32], sw: u32, sh: u32, out: &mut [u32], ow: u32, oh: u
             *r = ((a >> 8) & 0x00FF_00FF) | ((b >> 8) & 0x0000_FF00);
         }
         let dst = (p.y as usize + oy) * ow as usize + p.x as usize;
-        for (ox, d) in out[dst..dst + cols].iter_mut().enumerate() {
-            let (x0, wx) = xt.of(ox);
-            let (mut a, mut b) = (0u32, 0u32);
-            for (k, &w) in wx.iter().enumerate() {
-                if let Some(&px) = row.get(x0 + k) {
-                    a += (px & 0x00FF_00FF) * w;
-                    b += (px & 0x0000_FF00) * w;
-                }
-            }
-            *d = ((a >> 8) & 0x00FF_00FF) | ((b >> 8) & 0x0000_FF00);
+        let taps = xt.first.iter().zip(xt.weights.chunks_exact(xt.per));
+        for (d, (&x0, wx)) in out[dst..dst + cols].iter_mut().zip(taps) {
+            *d = weigh(&row[x0..], wx);
         }
     }
 }
