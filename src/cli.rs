@@ -176,6 +176,22 @@ pub struct ViewArgs {
     /// libvirt connection URI used to look up the VM.
     #[arg(long, short = 'c', default_value = "qemu:///system")]
     pub connect: String,
+    /// Drive the VM through this SPICE server instead of the one in the VM's live domain.
+    #[arg(long, value_name = "HOST:PORT|unix:PATH", value_parser = parse_spice_target)]
+    pub spice: Option<crate::spice::Target>,
+    /// File holding the SPICE password (first line), for --spice.
+    #[arg(long, value_name = "FILE", requires = "spice")]
+    pub spice_password_file: Option<PathBuf>,
+    /// Key that captures and releases keyboard and mouse (a winit key name: ScrollLock, Pause, ControlRight…).
+    #[arg(long, value_name = "KEY", default_value = "ScrollLock")]
+    pub escape_key: String,
+    /// Show the screen only: no keyboard or mouse to the VM.
+    #[arg(long, conflicts_with_all = ["spice", "spice_password_file"])]
+    pub no_input: bool,
+}
+
+fn parse_spice_target(s: &str) -> Result<crate::spice::Target, String> {
+    s.parse()
 }
 
 /// `vmgpu setup`.

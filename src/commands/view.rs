@@ -46,6 +46,10 @@ fn domain_xml(_vm: &str, _uri: &str) -> anyhow::Result<String> {
 }
 
 #[cfg(feature = "viewer")]
+#[path = "view_spice.rs"]
+mod spice;
+
+#[cfg(feature = "viewer")]
 mod window {
     use std::path::PathBuf;
     use std::sync::Arc;
@@ -79,6 +83,7 @@ mod window {
                 );
             }
         };
+        let spice = super::spice::config(args, args.vm.as_deref())?;
         // One viewer per VM (or file) and user: a second launch raises the first and exits.
         let key = args.vm.clone().unwrap_or_else(|| {
             std::fs::canonicalize(&path)
@@ -112,6 +117,7 @@ mod window {
             vm: args.vm.clone(),
             instance,
             remove_on_exit: Vec::new(),
+            spice,
         };
         window::run(Source::Path(path), opts).context("vmgpu view")?;
         Ok(Outcome::Ok)
@@ -171,6 +177,7 @@ mod window {
             vm: None,
             instance: None,
             remove_on_exit: vec![path.clone()],
+            spice: super::spice::config(args, None)?,
         };
         let result = window::run(Source::Path(path.clone()), opts);
         stop.store(true, Ordering::Release);

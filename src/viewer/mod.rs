@@ -11,6 +11,10 @@ pub mod scale;
 #[cfg(feature = "viewer")]
 pub mod compose;
 #[cfg(feature = "viewer")]
+pub mod input;
+#[cfg(feature = "viewer")]
+pub mod keymap;
+#[cfg(feature = "viewer")]
 pub mod present;
 #[cfg(feature = "viewer")]
 pub mod text;

@@ -22,7 +22,8 @@ use winit::keyboard::{Key, NamedKey};
 use winit::window::{Fullscreen, UserAttentionType, Window, WindowId};
 
 use super::compose::{Composed, compose};
-use super::feed::{self, Shared, Source};
+use super::feed::{self, Banner, Shared, Source};
+use super::input::{Controller, SpiceConfig};
 use super::instance::Instance;
 use super::present::{Present, Softbuffer};
 
@@ -60,6 +61,8 @@ pub struct Options {
     pub instance: Option<Arc<Instance>>,
     /// Files to remove if a signal forces the process out before the window closes cleanly.
     pub remove_on_exit: Vec<PathBuf>,
+    /// Drive the VM's keyboard and mouse through its SPICE server.
+    pub spice: Option<SpiceConfig>,
 }
 
 struct App {
@@ -76,6 +79,7 @@ struct App {
     pointer: (f64, f64),
     banner_height: u32,
     error: Option<String>,
+    input: Option<Controller>,
 }
 
 /// `VMGPU_VIEW_TEST_WINDOW=WxH`, read in test mode only.
@@ -126,7 +130,9 @@ impl App {
             (None, _) => "connected".to_string(),
         };
         drop(info);
-        let title = format!("{} — {state} — vmgpu", self.opts.name);
+        let hint = self.input.as_ref().map(|i| format!(" — {}", i.hint()));
+        let hint = hint.unwrap_or_default();
+        let title = format!("{} — {state}{hint} — vmgpu", self.opts.name);
         if title != self.title {
             window.set_title(&title);
             self.title = title;
@@ -301,6 +307,13 @@ impl ApplicationHandler for App {
         if self.shared.raise.swap(false, Ordering::AcqRel) {
             self.raise();
         }
+        if let Some(hint) = self.input.as_mut().and_then(|i| i.changed_hint()) {
+            self.shared.info().banner = Some(Banner {
+                text: hint,
+                since: Instant::now(),
+                sticky: false,
+            });
+        }
         self.update_title();
         self.follow_frame_size();
         if let Some(w) = &self.window {
@@ -309,6 +322,15 @@ impl ApplicationHandler for App {
     }
 
     fn window_event(&mut self, event_loop: &ActiveEventLoop, _id: WindowId, event: WindowEvent) {
+        if let (Some(input), Some(window)) = (&mut self.input, &self.window) {
+            let frame = {
+                let c = self.shared.canvas();
+                (c.width, c.height)
+            };
+            if input.window_event(window, &event, frame) {
+                return;
+            }
+        }
         match event {
             WindowEvent::CloseRequested => event_loop.exit(),
             WindowEvent::Resized(_) => {
@@ -338,6 +360,17 @@ impl ApplicationHandler for App {
                 self.dismiss_banner()
             }
             _ => {}
+        }
+    }
+
+    fn device_event(
+        &mut self,
+        _event_loop: &ActiveEventLoop,
+        _id: winit::event::DeviceId,
+        event: winit::event::DeviceEvent,
+    ) {
+        if let Some(input) = &mut self.input {
+            input.device_event(&event);
         }
     }
 
@@ -385,6 +418,10 @@ pub fn run(source: Source, opts: Options) -> Result<(), Error> {
     if let Some(vm) = &opts.vm {
         let _ = shared.vm.set(vm.clone());
     }
+    let input = match &opts.spice {
+        Some(spice) => Some(spice.start(notify.clone()).map_err(Error::Thread)?),
+        None => None,
+    };
     let feed = feed::spawn(source, shared.clone(), notify).map_err(Error::Thread)?;
     let mut app = App {
         opts,
@@ -400,8 +437,10 @@ pub fn run(source: Source, opts: Options) -> Result<(), Error> {
         pointer: (0.0, 0.0),
         banner_height: 0,
         error: None,
+        input,
     };
     let result = event_loop.run_app(&mut app);
+    drop(app.input.take()); // releases held keys, closes the SPICE session
     shared.stop.store(true, Ordering::Release);
     let _ = feed.join();
     result.map_err(|e| Error::EventLoop(without_source_location(&e.to_string())))?;

@@ -21,6 +21,11 @@ mod lg;
 /// Property tests of the client against arbitrary and concurrently changing regions.
 mod lg_fuzz;
 
+/// The SPICE session against a scripted (hostile) server.
+mod spice_fake;
+/// `vmgpu view` driving a real QEMU guest through SPICE (ignored; run by tests/harness/45-spice-input.sh).
+mod spice_live;
+
 /// Helpers for the recorded and derived host trees.
 mod fixtures;
 /// The real viewer window on Xvfb: pixel-exact screenshots (ignored; run by tests/harness/40-viewer-x11.sh).
