@@ -195,13 +195,17 @@ const ERROR_WORDS: &[&str] = &[
     "shutting down",
 ];
 
-/// The error-looking lines of every source, the last [`MAX_UNKNOWN_LINES`] in all; when none look like errors,
-/// the last lines of the QEMU log (what QEMU said before it went).
+/// What no signature explained: everything QEMU and libvirt said after the command line in the QEMU log, and the
+/// error-looking lines of the other sources; the last [`MAX_UNKNOWN_LINES`] in all.
 fn error_lines(logs: &Logs) -> Vec<Evidence> {
-    let mut lines: Vec<Evidence> = Source::ALL
-        .iter()
-        .filter(|s| **s != Source::Journal)
-        .flat_map(|&source| {
+    let qemu = logs
+        .lines(Source::Qemu)
+        .enumerate()
+        .filter(|(_, text)| !is_command_line(text))
+        .map(|(i, text)| evidence(Source::Qemu, i, text));
+    let others = [Source::Kernel, Source::Hook]
+        .into_iter()
+        .flat_map(|source| {
             logs.lines(source).enumerate().filter_map(move |(i, text)| {
                 let lower = text.to_lowercase();
                 ERROR_WORDS
@@ -209,20 +213,24 @@ fn error_lines(logs: &Logs) -> Vec<Evidence> {
                     .any(|w| lower.contains(w))
                     .then(|| evidence(source, i, text))
             })
-        })
-        .collect();
-    if lines.is_empty() {
-        let qemu: Vec<&str> = logs.lines(Source::Qemu).collect();
-        let start = qemu.len().saturating_sub(10);
-        lines = qemu[start..]
-            .iter()
-            .enumerate()
-            .map(|(i, text)| evidence(Source::Qemu, start + i, text))
-            .collect();
-    }
+        });
+    let mut lines: Vec<Evidence> = qemu.chain(others).collect();
     let excess = lines.len().saturating_sub(MAX_UNKNOWN_LINES);
     lines.drain(..excess);
     lines
+}
+
+/// The parts of a QEMU log that are libvirt's start banner and QEMU's command line (environment, binary,
+/// arguments, each continued with a backslash), not messages.
+fn is_command_line(line: &str) -> bool {
+    let t = line.trim();
+    t.is_empty()
+        || t.ends_with('\\')
+        || t.contains(": starting up ")
+        || t.starts_with('-')
+        || t.split_once('=').is_some_and(|(k, _)| {
+            !k.is_empty() && k.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+        })
 }
 
 /// An evidence line (index is 0-based, the result 1-based), cut to 400 characters.

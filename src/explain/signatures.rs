@@ -229,6 +229,8 @@ pub static SIGNATURES: &[Signature] = &[
             any(&["unable to find 'swtpm"]),
             any(&["swtpm", "no such file or directory"]),
             any(&["swtpm", "not found"]),
+            // libvirt's words when it finds no usable swtpm (it probes swtpm for the versions it supports)
+            any(&["tpm version", "is not supported"]),
         ]),
     },
     Signature {
@@ -244,6 +246,21 @@ pub static SIGNATURES: &[Signature] = &[
                 "cannot allocate memory",
             ]),
             any(&["hugepage", "cannot allocate memory"]),
+        ]),
+    },
+    Signature {
+        id: "hugetlbfs-not-mounted",
+        what: "the domain wants hugepages but no hugetlbfs is mounted for that page size",
+        why: "libvirt backs guest RAM with files on a hugetlbfs mount; systemd mounts only the default size at /dev/hugepages (dev-hugepages.mount), and containers or minimal hosts may have none",
+        fix: |c| {
+            format!(
+                "mount it (`systemctl start dev-hugepages.mount`, or `mount -t hugetlbfs -o pagesize=1G none /dev/hugepages1G` plus `hugetlbfs_mount` in /etc/libvirt/qemu.conf for 1 GiB pages) and restart libvirtd; or `vmgpu define {} --update --hugepages off`",
+                c.vm
+            )
+        },
+        rank: 81,
+        detect: Detect::Lines(&[
+            any(&["hugetlbfs filesystem is not mounted"]),
             any(&["unable to find any usable hugetlbfs mount"]),
         ]),
     },
