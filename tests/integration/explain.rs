@@ -183,3 +183,38 @@ fn test_recorded_tree_reads_qemu_log_through_the_root() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["findings"][0]["id"], "spice-port-taken", "{json}");
 }
+
+#[test]
+fn test_failed_start_hook_stderr_ends_with_explain_hint_and_explain_reads_it() {
+    use crate::fakehost::{FakeHost, domain};
+    let host = FakeHost::new();
+    let prepare = ["gpu-vm", "prepare", "begin", "-"];
+    assert!(host.hook(&prepare, &domain("gpu-vm.xml")).status.success());
+    let other = domain("gpu-vm.xml").replace("<name>gpu-vm</name>", "<name>other-vm</name>");
+    let out = host.hook(&["other-vm", "prepare", "begin", "-"], &other);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.trim_end().ends_with("; run `vmgpu explain other-vm`"),
+        "{err}"
+    );
+    // The same line as libvirt logs it, read back by explain.
+    let logs = tempfile::tempdir().unwrap();
+    std::fs::write(
+        logs.path().join("hook.log"),
+        format!(
+            "libvirtd[1]: Hook script execution failed: internal error: Child process (LC_ALL=C \
+             /etc/libvirt/hooks/qemu other-vm prepare begin -) unexpected exit status 1: {err}"
+        ),
+    )
+    .unwrap();
+    let d = diagnose(logs.path(), "fedora-intel-turing");
+    assert_eq!(d.findings[0].id, "gpu-held-by-vm", "{:?}", d.findings);
+    // A release that fails is not a failed start: no hint.
+    let out = host.hook(
+        &["gpu-vm", "release", "end", "-", "extra"],
+        &domain("gpu-vm.xml"),
+    );
+    assert!(!stderr(&out).contains("vmgpu explain"), "{}", stderr(&out));
+}
