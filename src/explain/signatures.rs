@@ -117,7 +117,7 @@ pub static SIGNATURES: &[Signature] = &[
     Signature {
         id: "hook-exec-denied",
         what: "libvirt could not run its qemu hook",
-        why: "AppArmor only lets libvirtd/virqemud run hooks and helpers from /bin, /sbin, /usr/bin and /usr/sbin (not /usr/local), and SELinux needs the virt_hooks_unconfined boolean; the denial often leaves no line in the kernel log",
+        why: "AppArmor only lets libvirtd/virtqemud run hooks and helpers from /bin, /sbin, /usr/bin and /usr/sbin (not /usr/local), and SELinux needs the virt_hooks_unconfined boolean; the denial often leaves no line in the kernel log",
         fix: |_| {
             "install vmgpu under /usr/bin or /usr/sbin and run `vmgpu install --restart`; on SELinux also `setsebool -P virt_hooks_unconfined 1` and `restorecon -R /etc/libvirt/hooks`".to_string()
         },
