@@ -52,6 +52,8 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Show every VM vmgpu prepared and what it holds.
     Status(StatusArgs),
+    /// Say why a VM did not start (or runs badly): its QEMU, kernel and hook logs against known failures.
+    Explain(ExplainArgs),
 }
 
 /// `vmgpu check`.
@@ -250,4 +252,28 @@ pub struct StatusArgs {
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `vmgpu explain`.
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The VM whose last start to explain.
+    pub vm: String,
+    /// Read the logs from this time on (journalctl syntax, e.g. "2026-12-04 18:40" or "-1h"); default: the
+    /// VM's last start in its QEMU log.
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+    /// Read the domain XML from this file instead of asking libvirt.
+    #[arg(long, value_name = "FILE")]
+    pub xml: Option<PathBuf>,
+    /// Explain logs saved elsewhere: a directory with qemu.log, kernel.log, hook.log, journal.json, domain.xml
+    /// (each optional) instead of this host's.
+    #[arg(long, value_name = "DIR", conflicts_with = "since")]
+    pub logs: Option<PathBuf>,
+    /// libvirt connection URI used to read the domain XML.
+    #[arg(long, short = 'c', default_value = "qemu:///system")]
+    pub connect: String,
 }

@@ -4,6 +4,7 @@ use crate::report::Outcome;
 
 pub mod check;
 pub mod define;
+pub mod explain;
 pub mod gpus;
 pub mod hook;
 pub mod install;
@@ -26,5 +27,6 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Uninstall(args) => install::run_uninstall(&root, &args),
         Command::Restore(args) => restore::run(&root, &args),
         Command::Status(args) => status::run(&root, &args),
+        Command::Explain(args) => explain::run(&root, &args),
     }
 }

@@ -6,6 +6,8 @@ mod badinput;
 mod cli;
 /// `vmgpu define`: rendered domains, schema validation, refused input, `--update` rewrite.
 mod define;
+/// `vmgpu explain`: every signature's fixture named first, unknown logs, fixes per distro.
+mod explain;
 /// A simulated host tree for the hook tests and helpers to run the binary on it.
 mod fakehost;
 /// The hook state machine on a simulated host: prepare, release, refusals.
