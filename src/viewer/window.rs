@@ -322,6 +322,19 @@ impl ApplicationHandler for App {
     }
 
     fn window_event(&mut self, event_loop: &ActiveEventLoop, _id: WindowId, event: WindowEvent) {
+        // The banner is the viewer's own: a click on it hides it and never reaches the VM.
+        match &event {
+            WindowEvent::CursorMoved { position, .. } => self.pointer = (position.x, position.y),
+            WindowEvent::MouseInput {
+                state: ElementState::Pressed,
+                button: MouseButton::Left,
+                ..
+            } if self.banner_height > 0 && self.pointer.1 < self.banner_height as f64 => {
+                self.dismiss_banner();
+                return;
+            }
+            _ => {}
+        }
         if let (Some(input), Some(window)) = (&mut self.input, &self.window) {
             let frame = {
                 let c = self.shared.canvas();
@@ -349,14 +362,6 @@ impl ApplicationHandler for App {
                 if event.state == ElementState::Pressed
                     && event.logical_key == Key::Named(NamedKey::Escape) =>
             {
-                self.dismiss_banner()
-            }
-            WindowEvent::CursorMoved { position, .. } => self.pointer = (position.x, position.y),
-            WindowEvent::MouseInput {
-                state: ElementState::Pressed,
-                button: MouseButton::Left,
-                ..
-            } if self.banner_height > 0 && self.pointer.1 < self.banner_height as f64 => {
                 self.dismiss_banner()
             }
             _ => {}
