@@ -56,6 +56,8 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print the man page (roff) on stdout.
     Man,
+    /// Say why a VM did not start (or runs badly): its QEMU, kernel and hook logs against known failures.
+    Explain(ExplainArgs),
 }
 
 /// `vmgpu check`.
@@ -180,6 +182,22 @@ pub struct ViewArgs {
     /// libvirt connection URI used to look up the VM.
     #[arg(long, short = 'c', default_value = "qemu:///system")]
     pub connect: String,
+    /// Drive the VM through this SPICE server instead of the one in the VM's live domain.
+    #[arg(long, value_name = "HOST:PORT|unix:PATH", value_parser = parse_spice_target)]
+    pub spice: Option<crate::spice::Target>,
+    /// File holding the SPICE password (first line), for --spice.
+    #[arg(long, value_name = "FILE", requires = "spice")]
+    pub spice_password_file: Option<PathBuf>,
+    /// Key that captures and releases keyboard and mouse (a winit key name: ScrollLock, Pause, ControlRight…).
+    #[arg(long, value_name = "KEY", default_value = "ScrollLock")]
+    pub escape_key: String,
+    /// Show the screen only: no keyboard or mouse to the VM.
+    #[arg(long, conflicts_with_all = ["spice", "spice_password_file"])]
+    pub no_input: bool,
+}
+
+fn parse_spice_target(s: &str) -> Result<crate::spice::Target, String> {
+    s.parse()
 }
 
 /// `vmgpu setup`.
@@ -246,4 +264,28 @@ pub struct CompletionsArgs {
     /// The shell to write completions for.
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+/// `vmgpu explain`.
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The VM whose last start to explain.
+    pub vm: String,
+    /// Read the logs from this time on (journalctl syntax, e.g. "2026-12-04 18:40" or "-1h"); default: the
+    /// VM's last start in its QEMU log.
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+    /// Read the domain XML from this file instead of asking libvirt.
+    #[arg(long, value_name = "FILE")]
+    pub xml: Option<PathBuf>,
+    /// Explain logs saved elsewhere: a directory with qemu.log, kernel.log, hook.log, journal.json, domain.xml
+    /// (each optional) instead of this host's.
+    #[arg(long, value_name = "DIR", conflicts_with = "since")]
+    pub logs: Option<PathBuf>,
+    /// libvirt connection URI used to read the domain XML.
+    #[arg(long, short = 'c', default_value = "qemu:///system")]
+    pub connect: String,
 }

@@ -11,6 +11,8 @@ pub mod commands;
 /// Domain XML: the vmgpu metadata (schema v1), read-side views, templates, pinning, Looking Glass sizing and
 /// the byte-preserving rewrite behind `define`.
 pub mod domain;
+/// `vmgpu explain`: why a VM did not start, from its logs, matched against a table of known failures.
+pub mod explain;
 /// The libvirt hook: prepare and release a GPU VM's host, crash-safe.
 pub mod hook;
 /// Read-only model of the machine, read through one root path.
@@ -31,5 +33,7 @@ pub mod setup;
 /// Guest-shared memory: the mapping and its checked view (the crate's unsafe code lives here).
 #[allow(unsafe_code)]
 pub mod shm;
+/// A SPICE client (link, ticket auth, main and inputs channels) that drives the VM's keyboard and mouse.
+pub mod spice;
 /// The frame viewer: pixel conversion, scaling, cursor and the winit + softbuffer window.
 pub mod viewer;

@@ -89,6 +89,21 @@ impl Libvirt {
         })
     }
 
+    /// The live XML of a running domain with secrets (the SPICE password); `None` when there is no such
+    /// domain. For a domain that is not running this is its inactive XML (no SPICE port yet).
+    pub fn live_xml(&self, name: &str) -> Result<Option<String>> {
+        let Some(domain) = self.lookup(name)? else {
+            return Ok(None);
+        };
+        domain
+            .xml_desc(virt::sys::VIR_DOMAIN_XML_SECURE)
+            .map(Some)
+            .map_err(|e| Error::Lookup {
+                name: name.to_string(),
+                message: one_line(&e),
+            })
+    }
+
     /// Defines (or redefines) a domain from XML; returns its name.
     pub fn define(&self, xml: &str) -> Result<String> {
         let domain = self

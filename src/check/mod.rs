@@ -17,6 +17,7 @@ pub mod memory;
 pub mod packages;
 pub mod render;
 pub mod setup;
+pub mod spice;
 pub mod vfio;
 pub mod virt;
 
@@ -144,6 +145,7 @@ pub const AREAS: &[Area] = &[
     memory::check,
     looking_glass::check,
     setup::check,
+    spice::check,
 ];
 
 /// Runs every area.

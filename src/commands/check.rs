@@ -72,5 +72,6 @@ pub fn render(report: &Report, style: Style) -> String {
         "\n{} FAIL, {} WARN, {} PASS, {} SKIP\n",
         sum.fail, sum.warn, sum.pass, sum.skip
     ));
+    s.push_str("a VM that does not start or shows a black screen: `vmgpu explain <vm>` says why\n");
     s
 }

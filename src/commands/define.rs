@@ -12,6 +12,7 @@ use crate::domain::render::{self, Scope};
 use crate::domain::spec::{
     self, Disk, DomainSpec, Evdev, GpuPassthrough, Hugepages, Network, VirtType,
 };
+use crate::domain::spice_graphics;
 use crate::domain::template;
 use crate::host::gpu::{CandidateError, guest_candidate};
 use crate::host::{Host, HostRoot, PciAddress};
@@ -50,6 +51,7 @@ pub fn run(root: &Path, args: &DefineArgs) -> anyhow::Result<Outcome> {
         } else {
             render::render(&template.xml, &spec, Scope::Define, &[])?
         };
+        let xml = spice_graphics::secure(&xml, spice_graphics::DRY_RUN_PASSWORD)?;
         print!("{xml}");
         return Ok(Outcome::Ok);
     }
@@ -81,6 +83,11 @@ fn define_in_libvirt(
                 .ok_or_else(|| anyhow!("no free PCI bus left in {} for the GPU", spec.name))?;
         }
         let xml = render::render(&existing, spec, Scope::Update, &old_gpus)?;
+        let password = match spice_graphics::existing_password(&existing) {
+            Some(p) => p,
+            None => new_spice_password()?,
+        };
+        let xml = spice_graphics::secure(&xml, &password)?;
         if args.dry_run {
             // --update --dry-run reads the domain from libvirt but changes nothing.
             print!("{xml}");
@@ -95,7 +102,8 @@ fn define_in_libvirt(
             );
         }
         create_disk(spec.disk.as_ref(), &args.disk_size)?;
-        render::render(template_xml, spec, Scope::Define, &[])?
+        let xml = render::render(template_xml, spec, Scope::Define, &[])?;
+        spice_graphics::secure(&xml, &new_spice_password()?)?
     };
     let defined = libvirt.define(&xml)?;
     println!(
@@ -104,6 +112,12 @@ fn define_in_libvirt(
         summary(spec)
     );
     Ok(Outcome::Ok)
+}
+
+/// The SPICE password of a newly secured domain.
+#[cfg(feature = "libvirt")]
+fn new_spice_password() -> anyhow::Result<String> {
+    spice_graphics::random_password().context("cannot read random bytes for the SPICE password")
 }
 
 #[cfg(not(feature = "libvirt"))]

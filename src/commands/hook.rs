@@ -49,13 +49,24 @@ pub fn run(root: &Path, args: &HookArgs) -> anyhow::Result<Outcome> {
                 .map(String::as_str)
                 .collect::<Vec<_>>()
                 .join(" ");
-            // The whole cause chain on one line (libvirt shows stderr to the user), with the exit code. Without
-            // arguments there is nothing to name, so no `vmgpu: : …` with an empty prefix.
+            // The whole cause chain on one line (libvirt shows stderr to the user), with the exit code; a failed
+            // start points to `explain`, which reads this line back from libvirt's log with the others.
             let chain = crate::report::chain_one_line(&anyhow::Error::new(err));
+            let starting = matches!(
+                args.args.get(1).map(String::as_str),
+                Some("prepare" | "start" | "started")
+            );
+            let hint = match args.args.first() {
+                Some(vm) if code == EXIT_FINDINGS && starting => {
+                    format!("; run `vmgpu explain {vm}`")
+                }
+                _ => String::new(),
+            };
+            // Without arguments there is nothing to name, so no `vmgpu: : …` with an empty prefix.
             let message = if what.is_empty() {
-                chain
+                format!("{chain}{hint}")
             } else {
-                format!("{what}: {chain}")
+                format!("{what}: {chain}{hint}")
             };
             Err(ExitError::new(code, message).into())
         }

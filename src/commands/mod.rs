@@ -5,6 +5,7 @@ use crate::report::Outcome;
 pub mod check;
 pub mod completions;
 pub mod define;
+pub mod explain;
 pub mod gpus;
 pub mod hook;
 pub mod install;
@@ -29,5 +30,6 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Status(args) => status::run(&root, &args),
         Command::Completions(args) => completions::run_completions(&args),
         Command::Man => completions::run_man(),
+        Command::Explain(args) => explain::run(&root, &args),
     }
 }

@@ -49,6 +49,7 @@ pub fn run(root: &Path, args: &StatusArgs) -> anyhow::Result<Outcome> {
             println!("  {}. {}", i + 1, step.describe());
         }
     }
+    println!("a VM that did not start or runs badly: `vmgpu explain <vm>` says why");
     Ok(Outcome::Ok)
 }
 

@@ -46,6 +46,10 @@ fn domain_xml(_vm: &str, _uri: &str) -> anyhow::Result<String> {
 }
 
 #[cfg(feature = "viewer")]
+#[path = "view_spice.rs"]
+mod spice;
+
+#[cfg(feature = "viewer")]
 mod window {
     use std::path::PathBuf;
     use std::sync::Arc;
@@ -59,6 +63,7 @@ mod window {
     use crate::lg::scene::DemoScene;
     use crate::shm::ShmMap;
     use crate::viewer::feed::Source;
+    use crate::viewer::instance::{self, Claim};
     use crate::viewer::window::{self, Options};
 
     pub fn run(args: &ViewArgs) -> anyhow::Result<Outcome> {
@@ -78,10 +83,41 @@ mod window {
                 );
             }
         };
+        let spice = super::spice::config(args, args.vm.as_deref())?;
+        // One viewer per VM (or file) and user: a second launch raises the first and exits.
+        let key = args.vm.clone().unwrap_or_else(|| {
+            std::fs::canonicalize(&path)
+                .unwrap_or_else(|_| path.clone())
+                .display()
+                .to_string()
+        });
+        let instance = match instance::claim(&key) {
+            Ok(Claim::First(i)) => Some(Arc::new(i)),
+            Ok(Claim::Raised) => {
+                eprintln!(
+                    "vmgpu view: {name} is already shown in a window; brought it to the front"
+                );
+                return Ok(Outcome::Ok);
+            }
+            Err(e @ instance::Error::NotAnswering { .. }) => {
+                return Err(ExitError::new(EXIT_ERROR, e.to_string()).into());
+            }
+            Err(e) => {
+                eprintln!(
+                    "vmgpu view: {}; a second `vmgpu view` for {name} will open another window",
+                    crate::report::chain_one_line(&anyhow::Error::new(e))
+                );
+                None
+            }
+        };
         let opts = Options {
             name,
             fullscreen: args.fullscreen,
             test_mode,
+            vm: args.vm.clone(),
+            instance,
+            remove_on_exit: Vec::new(),
+            spice,
         };
         window::run(Source::Path(path), opts).context("vmgpu view")?;
         Ok(Outcome::Ok)
@@ -101,12 +137,6 @@ mod window {
         let map = Arc::new(
             ShmMap::create(&path, 32 << 20).context("cannot create the demo shared memory")?,
         );
-        // Ctrl+C or SIGTERM end the process without unwinding: remove the demo file first.
-        let cleanup = path.clone();
-        let _ = ctrlc::set_handler(move || {
-            let _ = std::fs::remove_file(&cleanup);
-            std::process::exit(130);
-        });
         let producer = Producer::start(map, ProducerConfig::default()).context("demo producer")?;
         let stop = Arc::new(AtomicBool::new(false));
         let scene_thread = {
@@ -138,10 +168,16 @@ mod window {
                 }
             })
         };
+        // Ctrl+C or SIGTERM close the window cleanly (the file is removed below), or, should that hang, the
+        // forced exit removes it.
         let opts = Options {
             name: "demo".into(),
             fullscreen: args.fullscreen,
             test_mode,
+            vm: None,
+            instance: None,
+            remove_on_exit: vec![path.clone()],
+            spice: super::spice::config(args, None)?,
         };
         let result = window::run(Source::Path(path.clone()), opts);
         stop.store(true, Ordering::Release);

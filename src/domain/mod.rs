@@ -10,6 +10,7 @@ pub mod pinning;
 pub mod render;
 pub mod rewrite;
 pub mod spec;
+pub mod spice_graphics;
 pub mod template;
 pub mod xml_index;
 

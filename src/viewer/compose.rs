@@ -2,7 +2,7 @@
 //! any banner on top.
 use std::time::Instant;
 
-use super::feed::{BANNER_TIME, Shared};
+use super::feed::Shared;
 use super::scale::{Placement, blit};
 use super::text;
 
@@ -17,6 +17,8 @@ pub struct Composed {
     pub connects: u64,
     /// Resubscriptions so far.
     pub resubscribes: u64,
+    /// Height of the banner drawn over the frame's top, 0 when none.
+    pub banner_height: u32,
 }
 
 /// Fills `out` (`w × h`) from the shared state.
@@ -27,6 +29,7 @@ pub fn compose(shared: &Shared, out: &mut [u32], w: u32, h: u32) -> Composed {
         cursor_updates: 0,
         connects: info.connects,
         resubscribes: info.resubscribes,
+        banner_height: 0,
     };
     if let Some(message) = &info.message {
         out.fill(0x0010_1418);
@@ -43,10 +46,10 @@ pub fn compose(shared: &Shared, out: &mut [u32], w: u32, h: u32) -> Composed {
     composed.cursor_updates = cursor.updates;
     drop(cursor);
     composed.serial = info.serial;
-    if let Some((banner, since)) = &info.banner
-        && Instant::now().duration_since(*since) < BANNER_TIME
+    if let Some(banner) = &info.banner
+        && banner.visible(Instant::now())
     {
-        text::draw_panel(out, w, h, banner, true);
+        composed.banner_height = text::draw_panel(out, w, h, &banner.text, true);
     }
     composed
 }

@@ -4,11 +4,16 @@
 pub mod convert;
 pub mod cursor;
 pub mod feed;
+pub mod instance;
 pub mod locate;
 pub mod scale;
 
 #[cfg(feature = "viewer")]
 pub mod compose;
+#[cfg(feature = "viewer")]
+pub mod input;
+#[cfg(feature = "viewer")]
+pub mod keymap;
 #[cfg(feature = "viewer")]
 pub mod present;
 #[cfg(feature = "viewer")]

@@ -14,6 +14,8 @@ mod conventions;
 mod define;
 /// README and docs: every relative link and every cited docs/*.md exists.
 mod docs_links;
+/// `vmgpu explain`: every signature's fixture named first, unknown logs, fixes per distro.
+mod explain;
 /// A simulated host tree for the hook tests and helpers to run the binary on it.
 mod fakehost;
 /// The hook state machine on a simulated host: prepare, release, refusals.
@@ -28,6 +30,11 @@ mod lg;
 
 /// Property tests of the client against arbitrary and concurrently changing regions.
 mod lg_fuzz;
+
+/// The SPICE session against a scripted (hostile) server.
+mod spice_fake;
+/// `vmgpu view` driving a real QEMU guest through SPICE (ignored; run by tests/harness/45-spice-input.sh).
+mod spice_live;
 
 /// Helpers for the recorded and derived host trees.
 mod fixtures;
@@ -52,6 +59,9 @@ mod setup;
 mod setup_golden;
 /// Host trees for the setup tests (with a busybox userland for chroot).
 mod setup_tree;
+/// The viewer's lifecycle: VM restart, second launch, truncation, corrupt queues, banner, SIGTERM (ignored; run
+/// by the viewer harness).
+mod viewer_life;
 /// The real viewer as a Wayland client of weston nested in Xvfb (ignored; run by the viewer harness).
 mod viewer_wayland;
 

@@ -1,0 +1,44 @@
+//! A SPICE client in safe, synchronous Rust: enough of the protocol to drive a VM's keyboard and mouse, laid
+//! out so the display, cursor, agent (clipboard) and audio channels can be added beside the inputs channel.
+//! Byte-level facts: `docs/spice.md` and the protocol fact sheet it cites.
+//!
+//! # Threading model
+//!
+//! One thread per channel connection, each blocking on its own socket:
+//! - `spice-main` ([`session`]) is the supervisor. It resolves the endpoint, links the main channel, reads
+//!   MAIN_INIT, sends ATTACH_CHANNELS, and then serves main messages (mouse mode, agent tokens, NAME) for the
+//!   life of the session. From CHANNELS_LIST it links every other channel it handles and starts a reader
+//!   thread for each. When anything ends the session it closes every channel, waits for their threads and
+//!   reconnects with backoff; only [`session::Session`]'s drop stops it.
+//! - `spice-inputs` reads the inputs channel (PING, MOUSE_MOTION_ACK, the guest's lock keys).
+//! - Senders do not go through a thread: every channel's write half is a [`channel::Writer`] (the socket under
+//!   a mutex, one whole message per lock), so the window thread writes a key straight into the inputs socket
+//!   ([`input_sink::Inputs`]) and a reader thread writes its PONGs and ACKs on the same socket.
+//! - Reads time out every 200 ms only to look at the stop flag; writes have a 5 s limit so a dead server can
+//!   never hang the window.
+//!
+//! A future channel adds one parser file (like [`inputs`]), one `open_*` in [`session`] called from
+//! CHANNELS_LIST, and its own reader thread; [`channel::Channel`] already answers SET_ACK/ACK and PING for it.
+//!
+//! Everything the server sends is parsed into owned structs through [`wire::Reader`] (checked lengths,
+//! counts checked against the bytes present); a body larger than the channel's limit is refused before any
+//! allocation. A malformed message ends that session with an error, never a panic.
+pub mod channel;
+pub mod common;
+pub mod error;
+pub mod input_sink;
+pub mod inputs;
+pub mod link;
+pub mod locate;
+pub mod main_channel;
+pub mod session;
+pub mod ticket;
+pub mod transport;
+pub mod wire;
+
+pub use error::{Error, ProtocolError};
+pub use input_sink::{Inputs, KeyCodes};
+pub use session::{Endpoint, Session, State, Status};
+pub use transport::Target;
+#[cfg(test)]
+mod proptests;
