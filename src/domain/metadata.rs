@@ -1,5 +1,5 @@
 //! vmgpu's per-VM configuration: the `<vmgpu:config>` element in a domain's `<metadata>` (schema version 1,
-//! see the README, "Per-VM configuration").
+//! see docs/metadata.md).
 //!
 //! Matching is by namespace URI ([`NAMESPACE`]), never by prefix. Unknown elements and attributes are
 //! ignored (a newer vmgpu may add some); an unknown `version` is refused.

@@ -1,4 +1,4 @@
-//! The define side of the vmgpu metadata (schema v1, see README): the [`VmgpuConfig`] `define` writes for a
+//! The define side of the vmgpu metadata (schema v1, docs/metadata.md): the [`VmgpuConfig`] `define` writes for a
 //! [`DomainSpec`], and how the rewrite recognises the existing `<vmgpu:config>` element.
 use super::looking_glass::LookingGlass;
 use super::metadata::{NAMESPACE, ShmemConfig, ViewerConfig, VmgpuConfig};

@@ -131,3 +131,20 @@ fn test_link_and_citation_parsers() {
         ["docs/lg-protocol.md", "docs/host-anchors.md"]
     );
 }
+
+#[test]
+fn test_readme_fits_on_two_screens_and_speaks_to_users() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+
+    assert!(
+        readme.lines().count() <= 200,
+        "README.md has {} lines",
+        readme.lines().count()
+    );
+    for word in ["design card", "the brief"] {
+        assert!(
+            !readme.to_lowercase().contains(word),
+            "README.md mentions {word:?}"
+        );
+    }
+}
