@@ -127,10 +127,12 @@ fn host_display(ctx: &Context, card: &GpuCard) -> Finding {
 
 fn drivers(card: &GpuCard) -> Finding {
     const ID: &str = "gpu.driver";
-    let set: Vec<String> = card
+    // Only the endpoints not yet on vfio-pci are named: vfio-pci is where they should be, not a "host driver".
+    let pending: Vec<String> = card
         .functions
         .iter()
         .chain(&card.foreign)
+        .filter(|f| f.driver.as_deref() != Some("vfio-pci"))
         .map(|f| {
             format!(
                 "{} {}",
@@ -149,9 +151,8 @@ fn drivers(card: &GpuCard) -> Finding {
     Finding::warn(
         ID,
         format!(
-            "the guest GPU's functions are on host drivers ({}); the vmgpu hook moves them to vfio-pci at VM \
-             start, or bind them at boot",
-            set.join(", ")
+            "not on vfio-pci yet: {}; the vmgpu hook moves them to vfio-pci at VM start, or bind them at boot",
+            pending.join(", ")
         ),
         format!(
             "vmgpu setup --gpu {} (early vfio-pci binding), or `vmgpu install` and let the hook bind at VM start",

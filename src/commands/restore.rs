@@ -14,10 +14,13 @@ pub fn run(root: &Path, args: &RestoreArgs) -> anyhow::Result<Outcome> {
     let ops = crate::ops::for_root(&root);
     let undone = crate::hook::run::release(ops.as_ref(), &args.vm)
         .with_context(|| format!("cannot restore the host from VM {:?}'s journal", args.vm))?;
-    if undone == 0 {
-        println!("{}: no journal, nothing to restore", args.vm);
-    } else {
-        println!("{}: host restored ({undone} steps undone)", args.vm);
+    match undone {
+        None => println!("{}: no journal, nothing to restore", args.vm),
+        Some(0) => println!(
+            "{}: its journal recorded no changes; journal removed, nothing else to restore",
+            args.vm
+        ),
+        Some(undone) => println!("{}: host restored ({undone} steps undone)", args.vm),
     }
     Ok(Outcome::Ok)
 }

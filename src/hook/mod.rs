@@ -145,8 +145,7 @@ pub fn run(root: &HostRoot, args: &[String], stdin: &mut dyn Read) -> Result<()>
 
 /// Undoes the VM's journal, if any (the XML is not needed).
 fn release(ops: &dyn HostOps, event: &Event) -> Result<()> {
-    let undone = run::release(ops, &event.vm)?;
-    if undone > 0 {
+    if let Some(undone) = run::release(ops, &event.vm)? {
         tracing::info!(
             "{}: {} {} ({}): host restored ({undone} steps)",
             event.vm,

@@ -228,19 +228,19 @@ fn roll_back(ops: &dyn HostOps, store: &Store, journal: VmJournal, cause: Error)
 }
 
 /// `release end`, `stopped end` and `vmgpu restore`: undo the VM's journal if it has one. Returns the
-/// number of steps undone (0: no journal).
-pub fn release(ops: &dyn HostOps, vm: &str) -> Result<usize> {
+/// number of steps undone, or `None` when there is no journal (a journal with 0 steps is `Some(0)`).
+pub fn release(ops: &dyn HostOps, vm: &str) -> Result<Option<usize>> {
     let store = Store::new(ops.root());
     if !store.path(vm)?.exists() {
-        return Ok(0);
+        return Ok(None);
     }
     let _lock = store.lock()?;
     let Some(journal) = store.load::<Step>(vm)? else {
-        return Ok(0);
+        return Ok(None);
     };
     let count = journal.steps.len();
     undo_all(ops, &store, journal)?;
-    Ok(count)
+    Ok(Some(count))
 }
 
 /// Undoes every step in reverse; removes the journal when all went well, keeps it (phase `Releasing`)

@@ -346,16 +346,22 @@ fn cases() -> Vec<Case> {
             "at most 1 PiB",
         ),
         prepare(
-            "shmem size 64 GiB",
+            "shmem size 64 GiB (a power of two, too big)",
             shm_size("<size unit='G'>64</size>"),
             1,
-            "power of two",
+            "too big",
         ),
         prepare(
             "shmem size not a power of two",
             shm_size("<size unit='M'>33</size>"),
             1,
             "power of two",
+        ),
+        prepare(
+            "shmem size 1 TiB is too big, not 'not a power of two'",
+            shm_size("<size unit='T'>1</size>"),
+            1,
+            "is too big: at most",
         ),
         prepare(
             "shmem size zero",

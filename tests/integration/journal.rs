@@ -79,3 +79,24 @@ fn test_restore_without_journal_says_nothing_to_do() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to restore"));
 }
+
+#[test]
+fn test_restore_of_a_journal_without_steps_is_not_called_no_journal() {
+    let host = FakeHost::new();
+    host.file(
+        "/run/vmgpu/gpu-vm.json",
+        r#"{"format":1,"vm":"gpu-vm","phase":"preparing","pid":1,"started_unix":0,"holds":[],"steps":[]}"#,
+    );
+
+    let out = host.vmgpu(&["restore", "gpu-vm"], "", &[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("recorded no changes"), "{text}");
+    assert!(!text.contains("no journal"), "{text}");
+    assert!(!host.path("/run/vmgpu/gpu-vm.json").exists());
+}
