@@ -53,6 +53,10 @@ pub fn run(root: &Path, args: &DefineArgs) -> anyhow::Result<Outcome> {
         };
         let xml = spice_graphics::secure(&xml, spice_graphics::DRY_RUN_PASSWORD)?;
         print!("{xml}");
+        // On stderr, so the XML on stdout stays usable: a domain without disk or installer is legal but rarely meant.
+        for note in missing_media(&spec) {
+            eprintln!("note: {note}");
+        }
         return Ok(Outcome::Ok);
     }
     define_in_libvirt(args, &template.xml, &mut spec)
@@ -123,6 +127,18 @@ fn new_spice_password() -> anyhow::Result<String> {
 #[cfg(not(feature = "libvirt"))]
 fn define_in_libvirt(_: &DefineArgs, _: &str, _: &mut DomainSpec) -> anyhow::Result<Outcome> {
     bail!("this vmgpu was built without libvirt support; use --dry-run to print the domain XML")
+}
+
+/// What a domain defined this way lacks that a new VM usually needs (said, never refused).
+fn missing_media(spec: &DomainSpec) -> Vec<&'static str> {
+    let mut notes = Vec::new();
+    if spec.disk.is_none() {
+        notes.push("no --disk: the domain has no disk (--disk PATH creates one with qemu-img)");
+    }
+    if spec.iso.is_none() {
+        notes.push("no --iso: no installer CD-ROM is attached");
+    }
+    notes
 }
 
 /// Everything about the domain, checked against the host.

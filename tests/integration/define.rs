@@ -514,3 +514,28 @@ fn test_define_uses_a_system_template_from_etc() {
     assert!(stdout(&out).contains("<!-- gaming rig -->"));
     assert!(stdout(&out).contains("<name>gaming</name>"));
 }
+
+#[test]
+fn test_define_dry_run_says_on_stderr_when_there_is_no_disk_or_iso() {
+    let bare = vmgpu(&seed_fixture(), &["--dry-run"]);
+    let full = vmgpu(
+        &seed_fixture(),
+        &[
+            "--dry-run",
+            "--disk",
+            "/var/lib/libvirt/images/g.qcow2",
+            "--iso",
+            "/srv/iso/Win11_24H2.iso",
+        ],
+    );
+    let bare_err = String::from_utf8_lossy(&bare.stderr);
+
+    assert!(bare.status.success(), "{bare_err}");
+    assert!(
+        bare_err.contains("no --disk") && bare_err.contains("no --iso"),
+        "{bare_err}"
+    );
+    assert!(String::from_utf8_lossy(&bare.stdout).contains("<domain"));
+    assert!(full.status.success());
+    assert!(!String::from_utf8_lossy(&full.stderr).contains("note:"));
+}
