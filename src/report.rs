@@ -41,17 +41,30 @@ impl ExitError {
 
 /// Formats an error and its causes on one line: `a: b: c` (what libvirt shows for a hook).
 pub fn chain_one_line(err: &anyhow::Error) -> String {
-    err.chain()
-        .map(|e| e.to_string())
-        .collect::<Vec<_>>()
-        .join(": ")
+    messages(err).join(": ")
 }
 
 /// Formats an error and its causes for a human at a terminal: the error, then numbered causes.
 pub fn chain_numbered(err: &anyhow::Error) -> String {
-    let mut out = err.to_string();
-    for (i, cause) in err.chain().skip(1).enumerate() {
-        out.push_str(&format!("\n  {}: {}", i + 1, cause));
+    let mut messages = messages(err).into_iter();
+    let mut out = messages.next().unwrap_or_default();
+    for (i, cause) in messages.enumerate() {
+        out.push_str(&format!("\n  {}: {cause}", i + 1));
+    }
+    out
+}
+
+/// The messages of an error and its causes, leaving out a cause whose text its parent already printed (many
+/// errors, quick-xml's among them, put their source into their own message and return it as `source` too).
+fn messages(err: &anyhow::Error) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut parent = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if out.is_empty() || !parent.contains(&text) {
+            out.push(text.clone());
+        }
+        parent = text;
     }
     out
 }
@@ -144,5 +157,22 @@ mod tests {
     fn test_exit_code_of_exit_error_is_its_code() {
         let err = anyhow::Error::new(ExitError::new(7, "x")).context("ctx");
         assert_eq!(exit_code_of(&err), 7);
+    }
+
+    #[test]
+    fn test_chain_leaves_out_causes_the_parent_already_printed() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("0x0 character is not permitted in XML")]
+        struct Inner;
+        #[derive(Debug, thiserror::Error)]
+        #[error("invalid character reference: {0}")]
+        struct Middle(#[source] Inner);
+        let err = anyhow::Error::new(Middle(Inner)).context("cannot read the domain XML");
+
+        assert_eq!(
+            chain_one_line(&err),
+            "cannot read the domain XML: invalid character reference: 0x0 character is not permitted in XML"
+        );
+        assert_eq!(chain_numbered(&err).lines().count(), 2);
     }
 }
