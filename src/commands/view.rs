@@ -83,6 +83,9 @@ mod window {
                 );
             }
         };
+        if args.shm.is_some() {
+            shm_preflight(&path)?;
+        }
         let spice = super::spice::config(args, args.vm.as_deref())?;
         // One viewer per VM (or file) and user: a second launch raises the first and exits.
         let key = args.vm.clone().unwrap_or_else(|| {
@@ -121,6 +124,30 @@ mod window {
         };
         window::run(Source::Path(path), opts).context("vmgpu view")?;
         Ok(Outcome::Ok)
+    }
+
+    /// What is wrong with an explicit `--shm` before any window opens: a directory never becomes shared
+    /// memory, and without a display a missing file is the first thing to fix (with one, the window waits
+    /// for the file, as the VM may be starting).
+    fn shm_preflight(path: &Path) -> anyhow::Result<()> {
+        let shown = path.display();
+        if path.is_dir() {
+            let text = format!(
+                "--shm {shown} is a directory; give the shared-memory file (e.g. /dev/shm/looking-glass) or /dev/kvmfrN"
+            );
+            return Err(ExitError::new(EXIT_ERROR, text).into());
+        }
+        let display = ["WAYLAND_DISPLAY", "WAYLAND_SOCKET", "DISPLAY"]
+            .iter()
+            .any(|var| std::env::var_os(var).is_some_and(|v| !v.is_empty()));
+        if !display && !path.exists() {
+            let text = format!(
+                "--shm {shown} does not exist (is the VM running?), and there is no display to show it on \
+                 (DISPLAY and WAYLAND_DISPLAY are unset): run it in a desktop session"
+            );
+            return Err(ExitError::new(EXIT_ERROR, text).into());
+        }
+        Ok(())
     }
 
     fn demo_path() -> PathBuf {

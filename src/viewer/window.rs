@@ -104,13 +104,12 @@ fn shorten(text: &str, max: usize) -> String {
 
 /// winit's OS errors read `os error at /path/to/winit/src/….rs:LINE: what`: keep only `what`.
 fn without_source_location(text: &str) -> String {
-    match text.find(".rs:") {
-        Some(at) => text[at..]
-            .split_once(": ")
-            .map_or(text, |(_, rest)| rest)
-            .to_string(),
-        None => text.to_string(),
-    }
+    let text = match text.find(".rs:") {
+        Some(at) => text[at..].split_once(": ").map_or(text, |(_, rest)| rest),
+        None => text,
+    };
+    // Our message goes on after it ("…; run it in a desktop session"), so no full stop in between.
+    text.trim_end_matches('.').to_string()
 }
 
 impl App {
@@ -491,7 +490,7 @@ mod tests {
         let text = "os error at /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/winit-0.30.12/src/platform_impl/linux/mod.rs:765: neither WAYLAND_DISPLAY nor WAYLAND_SOCKET nor DISPLAY is set.";
         assert_eq!(
             without_source_location(text),
-            "neither WAYLAND_DISPLAY nor WAYLAND_SOCKET nor DISPLAY is set."
+            "neither WAYLAND_DISPLAY nor WAYLAND_SOCKET nor DISPLAY is set"
         );
     }
 
