@@ -91,6 +91,9 @@ pub fn finish_hook(result: anyhow::Result<Outcome>) -> ExitCode {
     }
 }
 
+/// The journald identifier of every vmgpu log line (`journalctl -t vmgpu`).
+pub const SYSLOG_IDENTIFIER: &str = "vmgpu";
+
 /// Sets up `tracing`: journald when its socket exists, stderr otherwise. Never stdout.
 pub fn init_logging(verbose: u8) {
     use tracing_subscriber::prelude::*;
@@ -106,7 +109,9 @@ pub fn init_logging(verbose: u8) {
     let journald = std::path::Path::new("/run/systemd/journal/socket")
         .exists()
         .then(tracing_journald::layer)
-        .and_then(Result::ok);
+        .and_then(Result::ok)
+        // Our own identifier: as libvirt's hook the process name would be `qemu` (`journalctl -t vmgpu`).
+        .map(|layer| layer.with_syslog_identifier(SYSLOG_IDENTIFIER.to_string()));
     let result = match journald {
         Some(layer) => registry.with(layer).try_init(),
         None => registry

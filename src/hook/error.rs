@@ -143,6 +143,17 @@ pub enum Error {
     /// Single-GPU mode problem.
     #[error("single-GPU mode: {0}")]
     SingleGpu(String),
+    /// This VM's journal from an earlier run could not be undone before a new prepare.
+    #[error(
+        "VM {vm:?} still has a journal from an earlier run that could not be undone; fix the cause, then run `vmgpu restore {vm}` and start it again"
+    )]
+    StaleJournal {
+        /// The VM.
+        vm: String,
+        /// Why the undo failed.
+        #[source]
+        source: Box<Error>,
+    },
     /// Undo had failures (each listed).
     #[error("restoring the host left problems: {0}")]
     Restore(String),

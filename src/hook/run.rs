@@ -4,7 +4,7 @@
 //! missing journal.
 use super::error::{Error, Result};
 use super::step::Step;
-use super::{cpus, gpu, holders, hugepages, shm, single_gpu};
+use super::{cpus, gpu, holders, hugepages, shared_state, shm, single_gpu};
 use crate::domain::VmgpuConfig;
 use crate::domain::hookview::HookView;
 use crate::host::{PciAddress, PciDevice};
@@ -114,9 +114,13 @@ pub fn check_holders(ops: &dyn HostOps, endpoints: &[(PciDevice, u32)]) -> Resul
     Ok(())
 }
 
-/// `prepare begin`: plan, lock, journal and apply.
+/// `prepare begin`: lock, put back what an earlier run of this VM left (a crash, a double start), plan on
+/// the restored host, journal and apply.
 pub fn prepare(ops: &dyn HostOps, vm: &str, view: &HookView, config: &VmgpuConfig) -> Result<()> {
-    let plan = plan(ops, view, config)?;
+    let store = Store::new(ops.root());
+    let _lock = store.lock()?;
+    restore_stale(ops, &store, vm)?;
+    let mut plan = plan(ops, view, config)?;
     tracing::debug!("{vm}: planned {} steps", plan.steps.len());
     if !config.single_gpu {
         check_holders(ops, &plan.endpoints)?;
@@ -126,12 +130,7 @@ pub fn prepare(ops: &dyn HostOps, vm: &str, view: &HookView, config: &VmgpuConfi
         tracing::info!("{vm}: nothing to prepare");
         return Ok(());
     }
-    let store = Store::new(ops.root());
-    let _lock = store.lock()?;
-    if let Some(old) = store.load::<Step>(vm)? {
-        tracing::warn!("{vm}: a journal from an earlier run exists; restoring it first");
-        undo_all(ops, &store, old)?;
-    }
+    shared_state::adopt(ops, vm, &mut plan.steps)?;
     let holds: Vec<PciAddress> = plan.endpoints.iter().map(|(d, _)| d.address).collect();
     check_gpu_lock(&store, vm, &holds)?;
 
@@ -172,6 +171,31 @@ pub fn prepare(ops: &dyn HostOps, vm: &str, view: &HookView, config: &VmgpuConfi
     store.save(&journal)?;
     tracing::debug!("{vm}: prepared");
     Ok(())
+}
+
+/// A journal of this VM from an earlier run (vmgpu or libvirtd crashed, or libvirt never ran `release`):
+/// undo it first, so the plan sees the host as it was before that run. When that fails, refuse: the fix is
+/// `vmgpu restore <vm>` once the cause is dealt with.
+fn restore_stale(ops: &dyn HostOps, store: &Store, vm: &str) -> Result<()> {
+    let old = match store.load::<Step>(vm) {
+        Ok(Some(old)) => old,
+        Ok(None) => return Ok(()),
+        Err(e) => {
+            return Err(Error::StaleJournal {
+                vm: vm.to_string(),
+                source: Box::new(e.into()),
+            });
+        }
+    };
+    tracing::warn!(
+        "{vm}: a journal from an earlier run exists ({:?}, {} steps); restoring it before planning",
+        old.phase,
+        old.steps.len()
+    );
+    undo_all(ops, store, old).map_err(|e| Error::StaleJournal {
+        vm: vm.to_string(),
+        source: Box::new(e),
+    })
 }
 
 /// Refuses when another VM's journal holds one of `holds`.
@@ -227,7 +251,7 @@ fn roll_back(ops: &dyn HostOps, store: &Store, journal: VmJournal, cause: Error)
     }
 }
 
-/// `release end`, `stopped end` and `vmgpu restore`: undo the VM's journal if it has one. Returns the
+/// `release end` and `vmgpu restore`: undo the VM's journal if it has one. Returns the
 /// number of steps undone (0: no journal).
 pub fn release(ops: &dyn HostOps, vm: &str) -> Result<usize> {
     let store = Store::new(ops.root());

@@ -10,6 +10,9 @@ mod define;
 mod fakehost;
 /// The hook state machine on a simulated host: prepare, release, refusals.
 mod hook;
+/// Several VMs at once: shared CPU isolation and hugepage pools in every stop order, stale journals,
+/// requests larger than the host.
+mod hook_shared;
 /// `vmgpu install` / `uninstall` never touch a foreign hook.
 mod install;
 /// Crash safety: SIGKILL after every prepare step, then restore.
