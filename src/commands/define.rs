@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, anyhow, bail};
 
 use crate::cli::DefineArgs;
+use crate::domain::identity::FunctionIdentity;
 use crate::domain::looking_glass::LookingGlass;
 use crate::domain::pinning::{Cpus, PinRequest};
 use crate::domain::render::{self, Scope};
@@ -215,9 +216,15 @@ fn choose_gpu(host: &Host, args: &DefineArgs) -> anyhow::Result<Option<GpuPassth
             functions.len()
         );
     }
+    let identities = functions
+        .iter()
+        .filter_map(|a| host.device(*a))
+        .map(FunctionIdentity::of)
+        .collect();
     Ok(Some(GpuPassthrough {
         functions,
         guest_bus: 1,
+        identities,
     }))
 }
 

@@ -143,6 +143,18 @@ pub enum Error {
     /// Single-GPU mode problem.
     #[error("single-GPU mode: {0}")]
     SingleGpu(String),
+    /// The address of a GPU function now holds another device than at define time.
+    #[error(
+        "{address} now holds {found}; nothing was changed. If the card moved or the buses were renumbered, find it with `vmgpu gpus` and run `vmgpu define {vm} --update --gpu ADDR`"
+    )]
+    DeviceChanged {
+        /// The VM.
+        vm: String,
+        /// The address recorded in the metadata.
+        address: PciAddress,
+        /// What is there now, against what was recorded.
+        found: String,
+    },
     /// This VM's journal from an earlier run could not be undone before a new prepare.
     #[error(
         "VM {vm:?} still has a journal from an earlier run that could not be undone; fix the cause, then run `vmgpu restore {vm}` and start it again"

@@ -151,7 +151,9 @@ pub fn check_reachable(
             .and_then(|v| v.split_whitespace().next())
             .and_then(|v| v.parse::<u64>().ok())
     }) else {
-        tracing::warn!("cannot read MemTotal from {meminfo}: not checking the hugepage request against it");
+        tracing::warn!(
+            "cannot read MemTotal from {meminfo}: not checking the hugepage request against it"
+        );
         return Ok(());
     };
     let floor = host_floor_kib(total_kib);

@@ -140,9 +140,7 @@ pub fn run(root: &HostRoot, args: &[String], stdin: &mut dyn Read) -> Result<()>
             Ok(())
         }
         // A name that cannot name a journal has none: nothing to undo.
-        ("release", "end") if event.check_name().is_ok() => {
-            release(ops.as_ref(), &event)
-        }
+        ("release", "end") if event.check_name().is_ok() => release(ops.as_ref(), &event),
         _ => Ok(()),
     }
 }

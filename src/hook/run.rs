@@ -30,6 +30,7 @@ pub struct Plan {
 /// Works out the plan (reads only). Every refusal that does not depend on a change happens here.
 pub fn plan(ops: &dyn HostOps, view: &HookView, config: &VmgpuConfig) -> Result<Plan> {
     let root = ops.root();
+    gpu::check_identity(root, &view.name, config)?;
     for &address in &view.pci_hostdevs {
         let device = gpu::read_device(root, address)?;
         if device.class.is_bridge() {

@@ -56,9 +56,14 @@ pub struct PoolBaseline {
 pub fn pool_path(size_kib: u64, node: Option<u32>) -> String {
     match node {
         Some(n) => {
-            format!("/sys/devices/system/node/node{n}/hugepages/hugepages-{size_kib}kB/nr_hugepages")
+            format!(
+                "/sys/devices/system/node/node{n}/hugepages/hugepages-{size_kib}kB/nr_hugepages"
+            )
         }
-        None => format!("{}/hugepages-{size_kib}kB/nr_hugepages", super::hugepages::POOLS),
+        None => format!(
+            "{}/hugepages-{size_kib}kB/nr_hugepages",
+            super::hugepages::POOLS
+        ),
     }
 }
 

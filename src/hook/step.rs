@@ -146,7 +146,9 @@ impl Step {
                 original,
                 ..
             } => format!("{path}: {needed} pages needed (was {original})"),
-            Step::IsolateCpus { reserved, .. } => format!("CPUs {reserved} kept from host processes"),
+            Step::IsolateCpus { reserved, .. } => {
+                format!("CPUs {reserved} kept from host processes")
+            }
             Step::ReserveHugepages {
                 size_kib,
                 node,

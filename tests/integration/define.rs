@@ -105,6 +105,19 @@ fn seed_host(dirty: bool) -> tempfile::TempDir {
         Some(false),
     );
     pci(r, "0000:04:00.1", "0x040300", ("10de", "0fb0"), 18, None);
+    // the 980 Ti's board (ASUS), as in the recorded host: define records it in the metadata
+    for f in ["0000:04:00.0", "0000:04:00.1"] {
+        write(
+            r,
+            &format!("sys/bus/pci/devices/{f}/subsystem_vendor"),
+            "0x1043\n",
+        );
+        write(
+            r,
+            &format!("sys/bus/pci/devices/{f}/subsystem_device"),
+            "0x8548\n",
+        );
+    }
     pci(
         r,
         "0000:0b:00.0",
@@ -191,7 +204,7 @@ fn test_define_without_gpu_picks_the_non_display_card() {
     let host = seed_host(false);
     let out = vmgpu(host.path(), &["--dry-run"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("<vmgpu:gpu address=\"0000:04:00.0\"/>"));
+    assert!(stdout(&out).contains("<vmgpu:gpu address=\"0000:04:00.0\">"));
 }
 
 #[test]
@@ -421,6 +434,7 @@ fn update_spec() -> DomainSpec {
                 "0000:04:00.1".parse().unwrap(),
             ],
             guest_bus: 6,
+            identities: Vec::new(),
         }),
         looking_glass: LookingGlass::parse("2560x1440").unwrap(),
         shm_name: "looking-glass".into(),

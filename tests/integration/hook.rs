@@ -53,7 +53,11 @@ fn test_stopped_changes_nothing_release_restores() {
     assert!(host.hook(&PREPARE, &domain("gpu-vm.xml")).status.success());
     let prepared = host.snapshot();
     let stopped = host.hook(&["gpu-vm", "stopped", "end", "-"], &domain("gpu-vm.xml"));
-    assert!(stopped.status.success() && stopped.stderr.is_empty(), "{}", stderr(&stopped));
+    assert!(
+        stopped.status.success() && stopped.stderr.is_empty(),
+        "{}",
+        stderr(&stopped)
+    );
     assert_same(&prepared, &host.snapshot(), "after stopped end");
     assert_eq!(host.driver_of(GPU).as_deref(), Some("vfio-pci"));
     let release = host.hook(
@@ -351,4 +355,80 @@ fn test_started_without_user_session_warns_and_succeeds() {
     );
     assert!(out.stdout.is_empty());
     assert_same(&before, &host.snapshot(), "after started");
+}
+
+/// gpu-vm.xml with the identities `vmgpu define` records for the fake host's card.
+fn with_identities(xml: &str) -> String {
+    xml.replace(
+        "<vmgpu:gpu address=\"0000:01:00.0\"/>",
+        "<vmgpu:gpu address=\"0000:01:00.0\">\n\
+         <vmgpu:function address=\"0000:01:00.0\" id=\"1234:1111\" subsystem=\"none\" class=\"0x030000\"/>\n\
+         <vmgpu:function address=\"0000:01:00.1\" id=\"8086:293e\" subsystem=\"none\" class=\"0x040300\"/>\n\
+         </vmgpu:gpu>",
+    )
+}
+
+#[test]
+fn test_recorded_identity_matching_prepares_silently() {
+    let host = FakeHost::new();
+    let out = host.hook(&PREPARE, &with_identities(&domain("gpu-vm.xml")));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("identity"), "{}", stderr(&out));
+    assert_eq!(host.driver_of(GPU).as_deref(), Some("vfio-pci"));
+}
+
+#[test]
+fn test_other_device_at_recorded_address_is_refused_before_any_change() {
+    // an NVMe controller where the GPU's audio function was (renumbered buses after a firmware update)
+    let host = FakeHost::new();
+    let dir = format!("/sys/bus/pci/devices/{AUDIO}");
+    host.file(&format!("{dir}/class"), "0x010802\n");
+    host.file(&format!("{dir}/vendor"), "0x144d\n");
+    host.file(&format!("{dir}/device"), "0xa808\n");
+    let before = host.snapshot();
+    let out = host.hook(&PREPARE, &with_identities(&domain("gpu-vm.xml")));
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("0000:01:00.1 now holds")
+            && err.contains("[144d:a808]")
+            && err.contains("[8086:293e]")
+            && err.contains("vmgpu define gpu-vm --update --gpu ADDR"),
+        "{err}"
+    );
+    assert_same(&before, &host.snapshot(), "after the refusal");
+    assert!(!host.path("/run/vmgpu/gpu-vm.json").exists());
+}
+
+#[test]
+fn test_other_subsystem_at_recorded_address_is_refused() {
+    // the same chip on another vendor's board is another card
+    let host = FakeHost::new();
+    host.file(
+        &format!("/sys/bus/pci/devices/{GPU}/subsystem_vendor"),
+        "0x1af4\n",
+    );
+    host.file(
+        &format!("/sys/bus/pci/devices/{GPU}/subsystem_device"),
+        "0x1100\n",
+    );
+    let out = host.hook(&PREPARE, &with_identities(&domain("gpu-vm.xml")));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("subsystem 1af4:1100"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn test_metadata_without_identity_prepares_with_a_warning() {
+    let host = FakeHost::new();
+    let out = host.hook(&PREPARE, &domain("gpu-vm.xml"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("records no device identity"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -55,7 +55,12 @@ fn xml(vm: &Vm) -> String {
 
 fn start(host: &FakeHost, vm: &Vm) {
     let out = host.hook(&[vm.name, "prepare", "begin", "-"], &xml(vm));
-    assert!(out.status.success(), "prepare {}: {}", vm.name, stderr(&out));
+    assert!(
+        out.status.success(),
+        "prepare {}: {}",
+        vm.name,
+        stderr(&out)
+    );
 }
 
 fn stop(host: &FakeHost, vm: &Vm) {
@@ -118,7 +123,12 @@ fn every_stop_order(count: usize, new_host: fn() -> FakeHost) {
         for vm in &VMS[..count] {
             start(&host, vm);
             running.push(vm);
-            assert_shared(&host, &running, &before, &format!("after start {}", vm.name));
+            assert_shared(
+                &host,
+                &running,
+                &before,
+                &format!("after start {}", vm.name),
+            );
         }
         for &index in &order {
             let vm = &VMS[index];
@@ -201,7 +211,10 @@ fn test_second_prepare_over_stale_journal_restores_first() {
     }
     assert_eq!(host.read(POOL), "32");
     let journal = host.read("/run/vmgpu/gpu-vm.json");
-    assert!(journal.contains("\"original_driver\": \"bochs-drm\""), "{journal}");
+    assert!(
+        journal.contains("\"original_driver\": \"bochs-drm\""),
+        "{journal}"
+    );
     let out = host.hook(&["gpu-vm", "release", "end", "destroyed"], &vm);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_same(&before, &host.snapshot(), "after release");
@@ -218,7 +231,10 @@ fn test_hugepages_beyond_the_host_are_refused_at_plan_time() {
     let out = host.hook(&["gpu-vm", "prepare", "begin", "-"], &huge);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.contains("can give at most") && err.contains("lower <memory>"), "{err}");
+    assert!(
+        err.contains("can give at most") && err.contains("lower <memory>"),
+        "{err}"
+    );
     assert_same(&before, &host.snapshot(), "after the refusal");
 }
 
@@ -235,6 +251,10 @@ fn test_shared_pool_beyond_the_host_is_refused() {
     let running = host.snapshot();
     let out = host.hook(&["b", "prepare", "begin", "-"], &xml(&big("b", 2)));
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("other running VMs"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("other running VMs"),
+        "{}",
+        stderr(&out)
+    );
     assert_same(&running, &host.snapshot(), "after the refusal");
 }
