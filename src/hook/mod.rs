@@ -38,6 +38,7 @@ pub mod run;
 pub mod shm;
 pub mod single_gpu;
 pub mod step;
+pub mod trust;
 pub mod viewer;
 
 pub use error::{Error, Result};
