@@ -2,6 +2,8 @@
 
 /// Hook bad-input corpus: every case refused with its exit code and message, the host tree unchanged.
 mod badinput;
+/// Bad-input corpus, journals: hostile and broken journals refused, the sandbox around the root unchanged.
+mod badinput_journal;
 /// The command line: every subcommand exists and has help.
 mod cli;
 /// `vmgpu define`: rendered domains, schema validation, refused input, `--update` rewrite.
