@@ -114,6 +114,7 @@ fn define_in_libvirt(_: &DefineArgs, _: &str, _: &mut DomainSpec) -> anyhow::Res
 
 /// Everything about the domain, checked against the host.
 fn build_spec(host: &Host, args: &DefineArgs, name: String) -> anyhow::Result<DomainSpec> {
+    super::check_user(&host.root, args.user.as_deref())?;
     let virt_type = VirtType::parse(&args.virt_type)?;
     let memory_kib = spec::parse_size_kib(&args.memory)?;
     if memory_kib > host.memory.total_kib {

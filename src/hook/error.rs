@@ -166,22 +166,50 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
-    /// Undo had failures (each listed).
-    #[error("restoring the host left problems: {0}")]
-    Restore(String),
+    /// Undo left steps not done; the journal is kept. The cause is the first failure (the others are logged).
+    #[error(
+        "undoing VM {vm:?}'s journal left {} step(s) not undone: {} (the journal is kept: once the cause is fixed, run `vmgpu restore {vm}`)",
+        .left.len(),
+        .left.join("; ")
+    )]
+    Restore {
+        /// The VM whose journal is kept.
+        vm: String,
+        /// Each step left, described.
+        left: Vec<String>,
+        /// Why the first of them failed.
+        #[source]
+        first: Box<Error>,
+    },
+    /// A preparation failed and undoing it failed too; the journal is kept. The cause is the prepare failure.
+    #[error(
+        "preparing the host failed, and undoing it left {} step(s) not undone: {} (the journal is kept: once the cause is fixed, run `vmgpu restore {vm}`)",
+        .left.len(),
+        .left.join("; ")
+    )]
+    RollbackFailed {
+        /// The VM whose journal is kept.
+        vm: String,
+        /// Each step left, described.
+        left: Vec<String>,
+        /// Why preparing failed.
+        #[source]
+        cause: Box<Error>,
+    },
     /// A write timed out; everything was undone, but the kernel may still finish that write.
     #[error(
-        "{cause} (every change made so far was undone; once the device is free, run `vmgpu restore {vm}` in case the kernel finished the write later)"
+        "preparing the host timed out and every change made so far was undone (once the device is free, run `vmgpu restore {vm}` in case the kernel finished the write later)"
     )]
     TimedOut {
         /// The timeout.
+        #[source]
         cause: Box<Error>,
         /// The VM whose journal is kept.
         vm: String,
     },
     /// A half-done preparation was rolled back after this error.
-    #[error("{0} (every change made so far was undone)")]
-    RolledBack(Box<Error>),
+    #[error("preparing the host failed and every change made so far was undone")]
+    RolledBack(#[source] Box<Error>),
 }
 
 /// Result of hook operations.

@@ -14,7 +14,7 @@
 //!   it *before* it reattaches and resets its managed hostdevs, and a device given back to its host driver
 //!   before that reset comes back broken (an HDA codec that no longer answers, a DRM device with a wrong
 //!   ID); `release end` runs after libvirt is done with the devices. `start`, `reconnect`, `attach`,
-//!   `migrate`, `restore` and unknown ops change nothing. See docs/hook-lifecycle.md.
+//!   `migrate`, `restore` and unknown ops change nothing. See docs/hook.md.
 //! - **exit codes**: 0 done or nothing to do; 1 refused or failed (libvirt aborts the start; the message is
 //!   one line on stderr, every change already undone); 2 usage error (`vmgpu hook` only; as `hooks/qemu`
 //!   every failure is 1).
@@ -42,6 +42,7 @@ pub mod shared_state;
 pub mod shm;
 pub mod single_gpu;
 pub mod step;
+pub mod trust;
 pub mod viewer;
 
 pub use error::{Error, Result};

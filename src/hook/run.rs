@@ -10,6 +10,7 @@ use crate::domain::hookview::HookView;
 use crate::host::{PciAddress, PciDevice};
 use crate::journal::{Journal, Phase, Store};
 use crate::ops::HostOps;
+use crate::report;
 
 /// Crash injection for tests: `VMGPU_CRASH_AFTER_STEP=N` kills vmgpu with SIGKILL right after step N
 /// (1-based) of `prepare` was journaled and applied.
@@ -244,11 +245,18 @@ fn roll_back(ops: &dyn HostOps, store: &Store, journal: VmJournal, cause: Error)
             }
         }
         Ok(()) => Error::RolledBack(Box::new(cause)),
-        Err(undo) => Error::Restore(format!(
-            "{}; then undoing failed: {}",
-            error_chain(&cause),
-            error_chain(&undo)
-        )),
+        Err(undo) => {
+            tracing::error!("{}: undoing failed: {}", kept.vm, report::one_line(&undo));
+            let left = match undo {
+                Error::Restore { left, .. } => left,
+                other => vec![report::one_line(&other)],
+            };
+            Error::RollbackFailed {
+                vm: kept.vm,
+                left,
+                cause: Box::new(cause),
+            }
+        }
     }
 }
 
@@ -273,34 +281,35 @@ pub fn release(ops: &dyn HostOps, vm: &str) -> Result<usize> {
 fn undo_all(ops: &dyn HostOps, store: &Store, mut journal: VmJournal) -> Result<()> {
     journal.phase = Phase::Releasing;
     store.save(&journal)?;
-    let mut failures = Vec::new();
+    let mut left = Vec::new();
+    let mut first = None;
     for step in journal.steps.iter().rev() {
         tracing::info!("{}: undo: {}", journal.vm, step.describe());
         if let Err(e) = step.undo(ops) {
-            failures.push(format!("{}: {}", step.describe(), error_chain(&e)));
+            tracing::error!(
+                "{}: cannot undo {}: {}",
+                journal.vm,
+                step.describe(),
+                report::one_line(&e)
+            );
+            left.push(step.describe());
+            first.get_or_insert(e);
         }
     }
-    if failures.is_empty() {
-        store.remove(&journal.vm)?;
-        Ok(())
-    } else {
-        Err(Error::Restore(failures.join("; ")))
+    match first {
+        None => {
+            store.remove(&journal.vm)?;
+            Ok(())
+        }
+        Some(first) => Err(Error::Restore {
+            vm: journal.vm.clone(),
+            left,
+            first: Box::new(first),
+        }),
     }
 }
 
 fn crash() -> ! {
     let _ = nix::sys::signal::kill(nix::unistd::getpid(), nix::sys::signal::Signal::SIGKILL);
     std::process::abort()
-}
-
-/// An error and its causes on one line.
-pub fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    out
 }

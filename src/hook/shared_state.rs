@@ -1,6 +1,6 @@
 //! Host state that several running vmgpu VMs share: CPU isolation and hugepage pools.
 //!
-//! The rule (docs/hook-lifecycle.md): host processes get every online CPU except the **union** of the CPUs
+//! The rule (docs/hook.md): host processes get every online CPU except the **union** of the CPUs
 //! every running vmgpu VM reserved, and a hugepage pool holds what it held before the first vmgpu VM plus
 //! the **sum** of every running VM's pages (less what was already free then). A VM's undo takes away only its
 //! own share; the host's original values come back when the last VM that shares a resource stops.

@@ -132,6 +132,11 @@ fn seed_host(dirty: bool) -> tempfile::TempDir {
     }
     write(r, "dev/input/by-id/usb-Logitech_USB_Keyboard-event-kbd", "");
     write(r, "dev/input/by-id/usb-Logitech_G203-event-mouse", "");
+    write(
+        r,
+        "etc/passwd",
+        "root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000:Alice:/home/alice:/bin/sh\n",
+    );
     dir
 }
 

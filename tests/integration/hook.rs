@@ -47,7 +47,7 @@ fn test_release_after_prepare_restores_tree_exactly() {
 #[test]
 fn test_stopped_changes_nothing_release_restores() {
     // libvirt runs `stopped end` before it reattaches and resets its managed hostdevs: vmgpu must still hold
-    // everything then, and give it back only at `release end` (docs/hook-lifecycle.md).
+    // everything then, and give it back only at `release end` (docs/hook.md).
     let host = FakeHost::new();
     let before = host.snapshot();
     assert!(host.hook(&PREPARE, &domain("gpu-vm.xml")).status.success());
