@@ -14,6 +14,7 @@ use crate::domain::spec::{
     self, Disk, DomainSpec, Evdev, GpuPassthrough, Hugepages, Network, VirtType,
 };
 use crate::domain::template;
+use crate::host::display;
 use crate::host::gpu::{CandidateError, guest_candidate};
 use crate::host::{Host, HostRoot, PciAddress};
 use crate::report::Outcome;
@@ -181,17 +182,27 @@ fn choose_gpu(host: &Host, args: &DefineArgs) -> anyhow::Result<Option<GpuPassth
     let cards = host.gpus();
     let card = match guest_candidate(&cards, wanted) {
         Ok(card) => card,
-        Err(CandidateError::OnlyBootDisplay { address }) if args.single_gpu => cards
-            .iter()
-            .find(|c| c.address() == address)
-            .ok_or_else(|| anyhow!("GPU {address} vanished while reading the host"))?,
+        // the only card is the boot VGA: fine when the host does not display on it (headless), or in
+        // single-GPU mode
+        Err(CandidateError::OnlyBootDisplay { address })
+            if args.single_gpu || display::lit_output(&host.root, address)?.is_none() =>
+        {
+            cards
+                .iter()
+                .find(|c| c.address() == address)
+                .ok_or_else(|| anyhow!("GPU {address} vanished while reading the host"))?
+        }
         Err(e) => return Err(e.into()),
     };
     let address = card.address();
-    if card.is_boot_display && !args.single_gpu {
+    // What the host really shows on, not the boot VGA flag (a boot VGA nobody looks at is passed; the hook
+    // releases its firmware framebuffer). The hook applies the same rule.
+    if !args.single_gpu
+        && let Some(output) = display::lit_output(&host.root, address)?
+    {
         bail!(
-            "{address} is the host's display GPU (boot VGA): pass the other GPU, or use --single-gpu to give the \
-             host's only screen to the guest while it runs"
+            "{address} is the host's display GPU (its output {output} is lit): pass the other GPU, or use \
+             --single-gpu to give the host's only screen to the guest while it runs"
         );
     }
     let Some(group) = card.group else {

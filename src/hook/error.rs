@@ -155,6 +155,18 @@ pub enum Error {
         /// What is there now, against what was recorded.
         found: String,
     },
+    /// A GPU the host displays on, named without single-GPU mode.
+    #[error(
+        "{address} is the host's display GPU (its output {output} is lit); nothing was changed. Give the guest another GPU (`vmgpu define {vm} --update --gpu ADDR`) or use single-GPU mode (`--single-gpu`)"
+    )]
+    HostDisplay {
+        /// The VM.
+        vm: String,
+        /// The GPU.
+        address: PciAddress,
+        /// The lit DRM output.
+        output: String,
+    },
     /// This VM's journal from an earlier run could not be undone before a new prepare.
     #[error(
         "VM {vm:?} still has a journal from an earlier run that could not be undone; fix the cause, then run `vmgpu restore {vm}` and start it again"

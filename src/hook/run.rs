@@ -7,7 +7,7 @@ use super::step::Step;
 use super::{cpus, gpu, holders, hugepages, shared_state, shm, single_gpu};
 use crate::domain::VmgpuConfig;
 use crate::domain::hookview::HookView;
-use crate::host::{PciAddress, PciDevice};
+use crate::host::{PciAddress, PciDevice, display};
 use crate::journal::{Journal, Phase, Store};
 use crate::ops::HostOps;
 use crate::report;
@@ -50,6 +50,22 @@ pub fn plan(ops: &dyn HostOps, view: &HookView, config: &VmgpuConfig) -> Result<
     let mut steps = Vec::new();
     if config.single_gpu {
         steps.extend(single_gpu::plan_before(root)?);
+    } else {
+        // the same rule as `define`: a GPU the host displays on needs single-GPU mode; a boot VGA it does
+        // not display on (headless, desktop on another card) only has its firmware framebuffer released
+        for &address in &config.gpus {
+            if let Some(output) = display::lit_output(root, address)? {
+                return Err(Error::HostDisplay {
+                    vm: view.name.clone(),
+                    address,
+                    output,
+                });
+            }
+        }
+        let boot_vga = endpoints.iter().any(|(d, _)| d.boot_vga == Some(true));
+        if boot_vga {
+            steps.extend(single_gpu::release_firmware_framebuffer(root)?);
+        }
     }
     for (device, _) in &endpoints {
         if device.driver.as_deref() != Some(gpu::VFIO) {

@@ -432,3 +432,65 @@ fn test_metadata_without_identity_prepares_with_a_warning() {
         stderr(&out)
     );
 }
+
+/// An efi framebuffer bound on the fake host (the firmware's console on the boot VGA).
+fn efi_framebuffer(host: &FakeHost) -> std::path::PathBuf {
+    let fb = host.path("/sys/bus/platform/devices/efi-framebuffer.0");
+    std::fs::create_dir_all(&fb).unwrap();
+    let fb_driver = host.path("/sys/bus/platform/drivers/efi-framebuffer");
+    std::fs::create_dir_all(&fb_driver).unwrap();
+    host.file("/sys/bus/platform/drivers/efi-framebuffer/bind", "");
+    host.file("/sys/bus/platform/drivers/efi-framebuffer/unbind", "");
+    symlink(&fb_driver, fb.join("driver")).unwrap();
+    symlink(&fb, fb_driver.join("efi-framebuffer.0")).unwrap();
+    fb
+}
+
+#[test]
+fn test_boot_vga_the_host_does_not_display_on_releases_the_firmware_framebuffer() {
+    // a headless host: the guest's card is the boot VGA, its output dark; no single-GPU mode
+    let host = FakeHost::new();
+    host.file(&format!("/sys/bus/pci/devices/{GPU}/boot_vga"), "1\n");
+    host.file(
+        &format!("/sys/bus/pci/devices/{GPU}/drm/card0/card0-Virtual-1/status"),
+        "disconnected\n",
+    );
+    host.file(
+        &format!("/sys/bus/pci/devices/{GPU}/drm/card0/card0-Virtual-1/enabled"),
+        "disabled\n",
+    );
+    let fb = efi_framebuffer(&host);
+    let before = host.snapshot();
+    let out = host.hook(&PREPARE, &domain("gpu-vm.xml"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!fb.join("driver").exists(), "efi framebuffer still bound");
+    assert_eq!(host.driver_of(GPU).as_deref(), Some("vfio-pci"));
+    let out = host.hook(&RELEASE, &domain("gpu-vm.xml"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_same(&before, &host.snapshot(), "after release");
+}
+
+#[test]
+fn test_gpu_the_host_displays_on_is_refused_without_single_gpu() {
+    let host = FakeHost::new();
+    host.file(
+        &format!("/sys/bus/pci/devices/{GPU}/drm/card0/card0-Virtual-1/status"),
+        "connected\n",
+    );
+    host.file(
+        &format!("/sys/bus/pci/devices/{GPU}/drm/card0/card0-Virtual-1/enabled"),
+        "enabled\n",
+    );
+    let fb = efi_framebuffer(&host);
+    let before = host.snapshot();
+    let out = host.hook(&PREPARE, &domain("gpu-vm.xml"));
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("0000:01:00.0 is the host's display GPU (its output card0-Virtual-1 is lit)")
+            && err.contains("single-GPU mode"),
+        "{err}"
+    );
+    assert!(fb.join("driver").exists());
+    assert_same(&before, &host.snapshot(), "after the refusal");
+}
