@@ -198,7 +198,7 @@ fn choose_gpu(host: &Host, args: &DefineArgs) -> anyhow::Result<Option<GpuPassth
     // What the host really shows on, not the boot VGA flag (a boot VGA nobody looks at is passed; the hook
     // releases its firmware framebuffer). The hook applies the same rule.
     if !args.single_gpu
-        && let Some(output) = display::lit_output(&host.root, address)?
+        && let Some(output) = display::host_display_output(&host.root, &card.primary)?
     {
         bail!(
             "{address} is the host's display GPU (its output {output} is lit): pass the other GPU, or use \

@@ -53,11 +53,11 @@ pub fn plan(ops: &dyn HostOps, view: &HookView, config: &VmgpuConfig) -> Result<
     } else {
         // the same rule as `define`: a GPU the host displays on needs single-GPU mode; a boot VGA it does
         // not display on (headless, desktop on another card) only has its firmware framebuffer released
-        for &address in &config.gpus {
-            if let Some(output) = display::lit_output(root, address)? {
+        for (device, _) in &endpoints {
+            if let Some(output) = display::host_display_output(root, device)? {
                 return Err(Error::HostDisplay {
                     vm: view.name.clone(),
-                    address,
+                    address: device.address,
                     output,
                 });
             }

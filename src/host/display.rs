@@ -1,11 +1,21 @@
-//! Whether the host really displays on a GPU. The firmware's boot VGA flag is not that: a headless host, or
-//! one whose desktop runs on another card, can have the guest's card as boot VGA. What counts is a DRM
-//! output of the card that is connected and lit (a console or a compositor scanning out on it). A firmware
-//! framebuffer (efifb, simpledrm) on a boot VGA nobody looks at does not count: the hook releases it.
+//! Whether the host really displays on its boot VGA. The firmware's flag alone is not that: a headless host,
+//! or one whose desktop runs on another card, can have the guest's card as boot VGA. A boot VGA is the
+//! host's display when a DRM output of it is connected and lit (a console or a compositor scanning out on
+//! it). A firmware framebuffer (efifb, simpledrm) on a boot VGA with no lit output does not count: the hook
+//! releases it. Other cards are judged as before (a process holding their DRM nodes stops the hook).
 //! `define` and the hook use this one rule.
 use super::PciAddress;
 use super::pci::PCI_DEVICES;
+use super::pci::PciDevice;
 use super::root::{HostRoot, Result};
+
+/// The lit output that makes `device` the host's display: it is the boot VGA and has one.
+pub fn host_display_output(root: &HostRoot, device: &PciDevice) -> Result<Option<String>> {
+    if device.boot_vga != Some(true) {
+        return Ok(None);
+    }
+    lit_output(root, device.address)
+}
 
 /// The first output of `address`'s DRM device(s) that is connected and enabled (`card1-HDMI-A-1`), if any.
 pub fn lit_output(root: &HostRoot, address: PciAddress) -> Result<Option<String>> {

@@ -471,8 +471,9 @@ fn test_boot_vga_the_host_does_not_display_on_releases_the_firmware_framebuffer(
 }
 
 #[test]
-fn test_gpu_the_host_displays_on_is_refused_without_single_gpu() {
+fn test_boot_vga_the_host_displays_on_is_refused_without_single_gpu() {
     let host = FakeHost::new();
+    host.file(&format!("/sys/bus/pci/devices/{GPU}/boot_vga"), "1\n");
     host.file(
         &format!("/sys/bus/pci/devices/{GPU}/drm/card0/card0-Virtual-1/status"),
         "connected\n",
@@ -493,4 +494,21 @@ fn test_gpu_the_host_displays_on_is_refused_without_single_gpu() {
     );
     assert!(fb.join("driver").exists());
     assert_same(&before, &host.snapshot(), "after the refusal");
+}
+
+#[test]
+fn test_lit_output_of_a_card_that_is_not_boot_vga_is_not_refused() {
+    // a second card with a monitor on it: judged as before (only a process holding its nodes stops the hook)
+    let host = FakeHost::new();
+    host.file(&format!("/sys/bus/pci/devices/{GPU}/boot_vga"), "0\n");
+    host.file(
+        &format!("/sys/bus/pci/devices/{GPU}/drm/card0/card0-Virtual-1/status"),
+        "connected\n",
+    );
+    host.file(
+        &format!("/sys/bus/pci/devices/{GPU}/drm/card0/card0-Virtual-1/enabled"),
+        "enabled\n",
+    );
+    let out = host.hook(&PREPARE, &domain("gpu-vm.xml"));
+    assert!(out.status.success(), "{}", stderr(&out));
 }
