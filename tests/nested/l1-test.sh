@@ -38,14 +38,10 @@ out=$(vmgpu define l3 --template linux --virt-type qemu --gpu none --hugepages 2
 # The host while the VMs in "$@" run: CPUs online minus their pins, the pool their pages on top of H0.
 expect_shared() {
   local tag=$1; shift
-  local keep=0-2 pages=$H0
-  case " $* " in
-    *" l2 "*" l3 "*|*" l3 "*" l2 "*) keep=0 ;;
-    *" l2 "*) keep=0,2 ;;
-    *" l3 "*) keep=0-1 ;;
-  esac
-  case " $* " in *" l2 "*) pages=$((pages + 128)) ;; esac
-  case " $* " in *" l3 "*) pages=$((pages + 64)) ;; esac
+  local keep=0-2 pages=$H0 l2=0 l3=0
+  case " $* " in *" l2 "*) l2=1 pages=$((pages + 128)) ;; esac
+  case " $* " in *" l3 "*) l3=1 pages=$((pages + 64)) ;; esac
+  case $l2$l3 in 11) keep=0 ;; 10) keep=0,2 ;; 01) keep=0-1 ;; esac
   if [ $# = 0 ]; then
     [ "$(slices)" = "$C0" ] && ok "$tag: host CPUs back to $C0" || bad "$tag: slices $(slices) (before: $C0)"
   else
