@@ -4,12 +4,13 @@
 //! missing journal.
 use super::error::{Error, Result};
 use super::step::Step;
-use super::{cpus, gpu, holders, hugepages, shm, single_gpu};
+use super::{cpus, gpu, holders, hugepages, shared_state, shm, single_gpu};
 use crate::domain::VmgpuConfig;
 use crate::domain::hookview::HookView;
-use crate::host::{PciAddress, PciDevice};
+use crate::host::{PciAddress, PciDevice, display};
 use crate::journal::{Journal, Phase, Store};
 use crate::ops::HostOps;
+use crate::report;
 
 /// Crash injection for tests: `VMGPU_CRASH_AFTER_STEP=N` kills vmgpu with SIGKILL right after step N
 /// (1-based) of `prepare` was journaled and applied.
@@ -30,6 +31,7 @@ pub struct Plan {
 /// Works out the plan (reads only). Every refusal that does not depend on a change happens here.
 pub fn plan(ops: &dyn HostOps, view: &HookView, config: &VmgpuConfig) -> Result<Plan> {
     let root = ops.root();
+    gpu::check_identity(root, &view.name, config)?;
     for &address in &view.pci_hostdevs {
         let device = gpu::read_device(root, address)?;
         if device.class.is_bridge() {
@@ -48,6 +50,22 @@ pub fn plan(ops: &dyn HostOps, view: &HookView, config: &VmgpuConfig) -> Result<
     let mut steps = Vec::new();
     if config.single_gpu {
         steps.extend(single_gpu::plan_before(root)?);
+    } else {
+        // the same rule as `define`: a GPU the host displays on needs single-GPU mode; a boot VGA it does
+        // not display on (headless, desktop on another card) only has its firmware framebuffer released
+        for (device, _) in &endpoints {
+            if let Some(output) = display::host_display_output(root, device)? {
+                return Err(Error::HostDisplay {
+                    vm: view.name.clone(),
+                    address: device.address,
+                    output,
+                });
+            }
+        }
+        let boot_vga = endpoints.iter().any(|(d, _)| d.boot_vga == Some(true));
+        if boot_vga {
+            steps.extend(single_gpu::release_firmware_framebuffer(root)?);
+        }
     }
     for (device, _) in &endpoints {
         if device.driver.as_deref() != Some(gpu::VFIO) {
@@ -114,9 +132,13 @@ pub fn check_holders(ops: &dyn HostOps, endpoints: &[(PciDevice, u32)]) -> Resul
     Ok(())
 }
 
-/// `prepare begin`: plan, lock, journal and apply.
+/// `prepare begin`: lock, put back what an earlier run of this VM left (a crash, a double start), plan on
+/// the restored host, journal and apply.
 pub fn prepare(ops: &dyn HostOps, vm: &str, view: &HookView, config: &VmgpuConfig) -> Result<()> {
-    let plan = plan(ops, view, config)?;
+    let store = Store::new(ops.root());
+    let _lock = store.lock()?;
+    restore_stale(ops, &store, vm)?;
+    let mut plan = plan(ops, view, config)?;
     tracing::debug!("{vm}: planned {} steps", plan.steps.len());
     if !config.single_gpu {
         check_holders(ops, &plan.endpoints)?;
@@ -126,12 +148,7 @@ pub fn prepare(ops: &dyn HostOps, vm: &str, view: &HookView, config: &VmgpuConfi
         tracing::info!("{vm}: nothing to prepare");
         return Ok(());
     }
-    let store = Store::new(ops.root());
-    let _lock = store.lock()?;
-    if let Some(old) = store.load::<Step>(vm)? {
-        tracing::warn!("{vm}: a journal from an earlier run exists; restoring it first");
-        undo_all(ops, &store, old)?;
-    }
+    shared_state::adopt(ops, vm, &mut plan.steps)?;
     let holds: Vec<PciAddress> = plan.endpoints.iter().map(|(d, _)| d.address).collect();
     check_gpu_lock(&store, vm, &holds)?;
 
@@ -172,6 +189,31 @@ pub fn prepare(ops: &dyn HostOps, vm: &str, view: &HookView, config: &VmgpuConfi
     store.save(&journal)?;
     tracing::debug!("{vm}: prepared");
     Ok(())
+}
+
+/// A journal of this VM from an earlier run (vmgpu or libvirtd crashed, or libvirt never ran `release`):
+/// undo it first, so the plan sees the host as it was before that run. When that fails, refuse: the fix is
+/// `vmgpu restore <vm>` once the cause is dealt with.
+fn restore_stale(ops: &dyn HostOps, store: &Store, vm: &str) -> Result<()> {
+    let old = match store.load::<Step>(vm) {
+        Ok(Some(old)) => old,
+        Ok(None) => return Ok(()),
+        Err(e) => {
+            return Err(Error::StaleJournal {
+                vm: vm.to_string(),
+                source: Box::new(e.into()),
+            });
+        }
+    };
+    tracing::warn!(
+        "{vm}: a journal from an earlier run exists ({:?}, {} steps); restoring it before planning",
+        old.phase,
+        old.steps.len()
+    );
+    undo_all(ops, store, old).map_err(|e| Error::StaleJournal {
+        vm: vm.to_string(),
+        source: Box::new(e),
+    })
 }
 
 /// Refuses when another VM's journal holds one of `holds`.
@@ -219,15 +261,22 @@ fn roll_back(ops: &dyn HostOps, store: &Store, journal: VmJournal, cause: Error)
             }
         }
         Ok(()) => Error::RolledBack(Box::new(cause)),
-        Err(undo) => Error::Restore(format!(
-            "{}; then undoing failed: {}",
-            error_chain(&cause),
-            error_chain(&undo)
-        )),
+        Err(undo) => {
+            tracing::error!("{}: undoing failed: {}", kept.vm, report::one_line(&undo));
+            let left = match undo {
+                Error::Restore { left, .. } => left,
+                other => vec![report::one_line(&other)],
+            };
+            Error::RollbackFailed {
+                vm: kept.vm,
+                left,
+                cause: Box::new(cause),
+            }
+        }
     }
 }
 
-/// `release end`, `stopped end` and `vmgpu restore`: undo the VM's journal if it has one. Returns the
+/// `release end` and `vmgpu restore`: undo the VM's journal if it has one. Returns the
 /// number of steps undone (0: no journal).
 pub fn release(ops: &dyn HostOps, vm: &str) -> Result<usize> {
     let store = Store::new(ops.root());
@@ -248,34 +297,35 @@ pub fn release(ops: &dyn HostOps, vm: &str) -> Result<usize> {
 fn undo_all(ops: &dyn HostOps, store: &Store, mut journal: VmJournal) -> Result<()> {
     journal.phase = Phase::Releasing;
     store.save(&journal)?;
-    let mut failures = Vec::new();
+    let mut left = Vec::new();
+    let mut first = None;
     for step in journal.steps.iter().rev() {
         tracing::info!("{}: undo: {}", journal.vm, step.describe());
         if let Err(e) = step.undo(ops) {
-            failures.push(format!("{}: {}", step.describe(), error_chain(&e)));
+            tracing::error!(
+                "{}: cannot undo {}: {}",
+                journal.vm,
+                step.describe(),
+                report::one_line(&e)
+            );
+            left.push(step.describe());
+            first.get_or_insert(e);
         }
     }
-    if failures.is_empty() {
-        store.remove(&journal.vm)?;
-        Ok(())
-    } else {
-        Err(Error::Restore(failures.join("; ")))
+    match first {
+        None => {
+            store.remove(&journal.vm)?;
+            Ok(())
+        }
+        Some(first) => Err(Error::Restore {
+            vm: journal.vm.clone(),
+            left,
+            first: Box::new(first),
+        }),
     }
 }
 
 fn crash() -> ! {
     let _ = nix::sys::signal::kill(nix::unistd::getpid(), nix::sys::signal::Signal::SIGKILL);
     std::process::abort()
-}
-
-/// An error and its causes on one line.
-pub fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    out
 }
