@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::host::HostRoot;
 
+mod fork;
 pub mod real;
 pub mod sim;
 pub mod writer;
