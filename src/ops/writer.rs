@@ -17,6 +17,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use nix::fcntl::OFlag;
@@ -77,6 +78,9 @@ impl Writer {
         let text = path.to_string_lossy();
         if text.contains(['\t', '\n']) || value.contains(['\t', '\n']) {
             return Err(fail(format!("refusing to send {text:?} {value:?}")));
+        }
+        if self.helper.is_none() && self.start == Start::Auto {
+            self.helper = take_preforked();
         }
         if self.helper.is_none() {
             let start = match self.start {
@@ -172,6 +176,25 @@ impl Drop for Helper {
         // a helper that is already gone; init reaps the others once vmgpu has exited.
         let _ = waitpid(self.pid, Some(WaitPidFlag::WNOHANG));
     }
+}
+
+/// The helper [`prefork`] started, until the first writer takes it.
+static PREFORKED: Mutex<Option<Helper>> = Mutex::new(None);
+
+/// Forks the helper now, at the start of a hook call that may write: the process is still small (fewer
+/// pages to copy and to fault back in) and has one thread. The first [`Writer`] takes it; when none does,
+/// it exits as soon as vmgpu does. Does nothing with `VMGPU_WRITER_START=exec` or when threads exist.
+pub fn prefork() {
+    if std::env::var("VMGPU_WRITER_START").as_deref() == Ok("exec") || !single_threaded() {
+        return;
+    }
+    if let Ok(helper) = fork_helper() {
+        *PREFORKED.lock().unwrap_or_else(|e| e.into_inner()) = Some(helper);
+    }
+}
+
+fn take_preforked() -> Option<Helper> {
+    PREFORKED.lock().unwrap_or_else(|e| e.into_inner()).take()
 }
 
 /// True when this process has exactly one thread (`/proc/self/task`); false when that cannot be read.
