@@ -90,4 +90,7 @@ while [ $i -lt 20 ]; do
 done
 awk '{ v += $2 - $1; s += $3 - $2 } END {
   printf "BENCH noop_calls=%d vmgpu_noop_ms=%.1f shell_noop_ms=%.1f\n", NR, 1000 * v / NR, 1000 * s / NR }' /tmp/noop
+# where one call's time goes: a prepare and a release with VMGPU_LOG=debug (timestamped phases, not timed above)
+VMGPU_LOG=debug vmgpu hook $VM prepare begin - < "$XML" 2>&1 | sed 's/^/TRACE prepare: /'
+VMGPU_LOG=debug vmgpu hook $VM release end - < "$XML" 2>&1 | sed 's/^/TRACE release: /'
 vm_finish
