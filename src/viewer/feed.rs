@@ -9,14 +9,15 @@ use std::time::{Duration, Instant};
 
 use super::convert::Canvas;
 use super::cursor::CursorState;
+use super::wait::{self, Next, Pacer, WaitStats};
 use crate::lg::client::{Client, Handler, Status};
 use crate::lg::frame;
 use crate::lg::kvmfr::{CursorUpdate, FrameInfo, HostInfo, Rect, flags};
 use crate::lg::layout::HEADER_SIZE;
 use crate::shm::{Region, ShmMap, ShmView};
 
-/// Poll interval while frames or cursor updates are flowing: bounds the post → frame-ready latency (about this
-/// plus the copy).
+/// Poll interval while frames or cursor updates are flowing and no frame is due (near the expected next frame
+/// of a steady stream the feed spins instead, see [`Pacer`]): bounds the latency of an unexpected frame.
 pub const POLL_ACTIVE: Duration = Duration::from_micros(500);
 /// Poll interval once nothing arrived for [`ACTIVE_WINDOW`] (a still guest desktop): keeps the idle CPU low.
 pub const POLL_IDLE: Duration = Duration::from_millis(5);
@@ -69,6 +70,8 @@ pub struct Shared {
     pub info: Mutex<FeedInfo>,
     /// Asks the feed to stop.
     pub stop: AtomicBool,
+    /// How late the feed thread's sleeps woke up (the benchmark prints it).
+    pub waits: WaitStats,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -97,6 +100,8 @@ struct FeedHandler {
     shared: Arc<Shared>,
     notify: Notify,
     last_said: String,
+    /// When the last frame was ingested (the pacer learns the frame rate from it).
+    last_frame_at: Option<Instant>,
 }
 
 impl FeedHandler {
@@ -150,7 +155,9 @@ impl Handler for FeedHandler {
         info.message = None;
         info.serial = Some(fi.serial);
         info.frames += 1;
-        info.frame_ready_at = Some(Instant::now());
+        let now = Instant::now();
+        info.frame_ready_at = Some(now);
+        self.last_frame_at = Some(now);
         let truncated = fi.flags & flags::TRUNCATED != 0;
         drop(info);
         if truncated {
@@ -180,23 +187,44 @@ impl Handler for FeedHandler {
     }
 }
 
+/// How the feed waits for the next frame while frames flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pacing {
+    /// Learns the frame interval and spins near the expected next frame ([`Pacer`]); the default.
+    Adaptive,
+    /// Polls every [`POLL_ACTIVE`] (the benchmark's baseline).
+    Plain,
+}
+
 /// Starts the feed thread.
 pub fn spawn(
     source: Source,
     shared: Arc<Shared>,
     notify: Notify,
 ) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("lg-feed".into())
-        .spawn(move || run(source, shared, notify))
+    spawn_with(source, shared, notify, Pacing::Adaptive)
 }
 
-fn run(source: Source, shared: Arc<Shared>, notify: Notify) {
+/// Starts the feed thread with the given pacing.
+pub fn spawn_with(
+    source: Source,
+    shared: Arc<Shared>,
+    notify: Notify,
+    pacing: Pacing,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("lg-feed".into())
+        .spawn(move || run(source, shared, notify, pacing))
+}
+
+fn run(source: Source, shared: Arc<Shared>, notify: Notify, pacing: Pacing) {
     let mut handler = FeedHandler {
         shared: Arc::clone(&shared),
         notify,
         last_said: String::new(),
+        last_frame_at: None,
     };
+    wait::tighten_timer_slack();
     while !shared.stop.load(Ordering::Acquire) {
         let region: Arc<dyn Region> = match &source {
             Source::Region(r) => Arc::clone(r),
@@ -210,34 +238,49 @@ fn run(source: Source, shared: Arc<Shared>, notify: Notify) {
                 }
             },
         };
-        pump(region.view(), &shared, &mut handler);
+        pump(region.view(), &shared, &mut handler, pacing);
     }
 }
 
-fn pump(view: ShmView<'_>, shared: &Shared, handler: &mut FeedHandler) {
+fn pump(view: ShmView<'_>, shared: &Shared, handler: &mut FeedHandler, pacing: Pacing) {
     let Ok(mut client) = Client::new(view) else {
         return;
     };
     let mut last_activity = Instant::now();
     let mut resubscribes = 0;
+    let mut pacer = Pacer::default();
+    let mut last_frame = handler.last_frame_at;
     while !shared.stop.load(Ordering::Acquire) {
         let busy = client.step(view, handler);
         if client.resubscribes != resubscribes {
             resubscribes = client.resubscribes;
             shared.info().resubscribes = resubscribes;
         }
+        if handler.last_frame_at != last_frame {
+            last_frame = handler.last_frame_at;
+            if let Some(at) = last_frame {
+                pacer.frame_arrived(at);
+            }
+        }
         if busy {
             last_activity = Instant::now();
             continue;
         }
-        let interval = if !client.connected() {
-            POLL_WAITING
-        } else if last_activity.elapsed() < ACTIVE_WINDOW {
-            POLL_ACTIVE
+        let now = Instant::now();
+        let next = if !client.connected() {
+            Next::SleepUntil(now + POLL_WAITING)
+        } else if now.duration_since(last_activity) < ACTIVE_WINDOW {
+            match pacing {
+                Pacing::Adaptive => pacer.next(now, POLL_ACTIVE),
+                Pacing::Plain => Next::SleepUntil(now + POLL_ACTIVE),
+            }
         } else {
-            POLL_IDLE
+            Next::SleepUntil(now + POLL_IDLE)
         };
-        std::thread::sleep(interval);
+        match next {
+            Next::Spin => std::thread::yield_now(),
+            Next::SleepUntil(at) => wait::sleep_until(at, &shared.waits),
+        }
     }
     client.shutdown(view);
 }

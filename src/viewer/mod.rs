@@ -6,6 +6,7 @@ pub mod cursor;
 pub mod feed;
 pub mod locate;
 pub mod scale;
+pub mod wait;
 
 #[cfg(feature = "viewer")]
 pub mod compose;
