@@ -2,8 +2,9 @@
 //!
 //! LGMP has no wake-up signal: the client polls. Latency is the poll interval plus how late the kernel wakes
 //! us (the overshoot, milliseconds on a loaded machine), and CPU is the number of wake-ups. [`Pacer`] learns
-//! the frame interval and spins (yielding) only in a short window around the expected next frame, sleeping
-//! in between and falling back to plain interval polling when frames stop; [`sleep_until`] sleeps to an
+//! the frame interval and spins (yielding) only in a short window around the expected next frame, polling
+//! at the plain interval outside it (an early or irregular frame is never later than plain polling would
+//! be) and plainly alone when frames stop; [`sleep_until`] sleeps to an
 //! absolute `CLOCK_MONOTONIC` time (`clock_nanosleep` with `TIMER_ABSTIME`, no drift across interrupted
 //! sleeps) and records its overshoot in a [`WaitStats`] histogram that the benchmark prints.
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -185,8 +186,9 @@ impl Pacer {
         if now >= open {
             return Next::Spin;
         }
-        // Asleep until the window opens, but never longer than the plain interval would be.
-        Next::SleepUntil(open.min(now + fallback.max(interval)))
+        // Asleep until the window opens, but never longer than the plain interval: a frame that comes early
+        // (or after a missed window) is picked up as fast as plain polling would.
+        Next::SleepUntil(open.min(now + fallback))
     }
 }
 
@@ -219,18 +221,27 @@ mod tests {
         assert_eq!(p.interval(), Some(FRAME));
         let last = t + FRAME * 9;
         let fallback = Duration::from_micros(500);
-        // just after a frame: asleep until LEAD before the next one
-        match p.next(last + Duration::from_millis(1), fallback) {
-            Next::SleepUntil(at) => assert_eq!(at, last + FRAME - LEAD),
-            other => panic!("{other:?}"),
-        }
+        // just after a frame: plain polling (never a longer sleep than that) until the window opens
+        let early = last + Duration::from_millis(1);
+        assert_eq!(p.next(early, fallback), Next::SleepUntil(early + fallback));
+        let close = last + FRAME - LEAD - Duration::from_micros(200);
+        assert_eq!(
+            p.next(close, fallback),
+            Next::SleepUntil(last + FRAME - LEAD)
+        );
         assert_eq!(p.next(last + FRAME - LEAD, fallback), Next::Spin);
         assert_eq!(p.next(last + FRAME + LATE, fallback), Next::Spin);
-        // the frame did not come: sleep towards the one after
-        match p.next(last + FRAME + LATE * 2, fallback) {
-            Next::SleepUntil(at) => assert_eq!(at, last + FRAME * 2 - LEAD),
-            other => panic!("{other:?}"),
-        }
+        // the frame did not come: plain polling again, the next window opens before the frame after
+        let missed = last + FRAME + LATE * 2;
+        assert_eq!(
+            p.next(missed, fallback),
+            Next::SleepUntil(missed + fallback)
+        );
+        let before_next = last + FRAME * 2 - LEAD - Duration::from_micros(100);
+        assert_eq!(
+            p.next(before_next, fallback),
+            Next::SleepUntil(last + FRAME * 2 - LEAD)
+        );
     }
 
     #[test]
@@ -248,7 +259,7 @@ mod tests {
         let mut p = pacer_with_frames(t, 10);
         // frame 10 is seen 1 ms late: the next window still opens relative to the on-time phase
         p.frame_arrived(t + FRAME * 10 + Duration::from_millis(1));
-        let fallback = Duration::from_micros(500);
+        let fallback = Duration::from_millis(20);
         match p.next(t + FRAME * 10 + Duration::from_millis(2), fallback) {
             Next::SleepUntil(at) => assert_eq!(at, t + FRAME * 11 - LEAD),
             other => panic!("{other:?}"),
