@@ -93,9 +93,11 @@ pub fn plan(ops: &dyn HostOps, view: &HookView, config: &VmgpuConfig) -> Result<
     Ok(Plan { endpoints, steps })
 }
 
-/// Refuses when a process holds a device node of an endpoint about to be unbound.
+/// Refuses when a process holds a device node of an endpoint about to be unbound. One walk of `/proc` for
+/// all endpoints together: the walk is the costly part of a prepare (every fd of every process).
 pub fn check_holders(ops: &dyn HostOps, endpoints: &[(PciDevice, u32)]) -> Result<()> {
     let root = ops.root();
+    let mut watched = Vec::new();
     for (device, _) in endpoints {
         let current = root.read_link_name(format!(
             "{}/{}/driver",
@@ -106,10 +108,25 @@ pub fn check_holders(ops: &dyn HostOps, endpoints: &[(PciDevice, u32)]) -> Resul
             continue;
         }
         let nodes = holders::device_nodes(root, device);
-        let nvidia = current.as_deref() == Some("nvidia");
-        let prefixes: &[&str] = if nvidia { &["/dev/nvidia"] } else { &[] };
-        let found = holders::find(root, &nodes, prefixes);
-        if !found.is_empty() {
+        watched.push((device, current, nodes));
+    }
+    let nvidia = |current: &Option<String>| current.as_deref() == Some("nvidia");
+    let all_nodes: Vec<String> = watched.iter().flat_map(|(_, _, n)| n.clone()).collect();
+    let prefixes: &[&str] = if watched.iter().any(|(_, c, _)| nvidia(c)) {
+        &["/dev/nvidia"]
+    } else {
+        &[]
+    };
+    let found = holders::find(root, &all_nodes, prefixes);
+    for (device, current, nodes) in &watched {
+        let mine: Vec<holders::Holder> = found
+            .iter()
+            .filter(|h| {
+                nodes.contains(&h.node) || (nvidia(current) && h.node.starts_with("/dev/nvidia"))
+            })
+            .cloned()
+            .collect();
+        if !mine.is_empty() {
             return Err(Error::Busy {
                 address: device.address,
                 what: format!(
@@ -117,16 +134,19 @@ pub fn check_holders(ops: &dyn HostOps, endpoints: &[(PciDevice, u32)]) -> Resul
                     device.class.name(),
                     current.as_deref().unwrap_or("none")
                 ),
-                holders: holders::describe(&found),
+                holders: holders::describe(&mine),
             });
         }
-        if nvidia
+    }
+    for (_, current, _) in &watched {
+        if nvidia(current)
             && let Some(refs) = root.read_optional("/sys/module/nvidia/refcnt")?
             && refs != "0"
         {
             tracing::warn!(
                 "the nvidia module has {refs} users (nvidia-persistenced? CUDA?); unbinding may wait"
             );
+            break;
         }
     }
     Ok(())
