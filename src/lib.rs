@@ -24,7 +24,8 @@ pub mod lg;
 /// The only user of the `virt` crate: connect, read and define domains.
 #[cfg(feature = "libvirt")]
 pub mod libvirt;
-/// The only code that changes the host: `HostOps`, real and simulated.
+/// The only code that changes the host: `HostOps`, real and simulated (`ops::fork` holds the unsafe `fork`
+/// of the sysfs-writer helper).
 pub mod ops;
 /// Error-chain printing, exit codes and logging set-up.
 pub mod report;

@@ -19,7 +19,8 @@ pub const EXIT_FINDINGS: u8 = 1;
 /// Exit code for usage and internal errors.
 pub const EXIT_ERROR: u8 = 2;
 
-/// An error that carries its own exit code (for example "not yet available" = 2, a hook veto = 1).
+/// An error that carries its own exit code (for example a usage error = 2, a hook veto = 1), and optionally
+/// the error it wraps (printed as the rest of the chain).
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct ExitError {
@@ -27,6 +28,9 @@ pub struct ExitError {
     pub message: String,
     /// The process exit code.
     pub code: u8,
+    /// What caused it.
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
 impl ExitError {
@@ -35,36 +39,57 @@ impl ExitError {
         Self {
             message: message.into(),
             code,
+            source: None,
+        }
+    }
+
+    /// An error with an explicit exit code and its cause.
+    pub fn caused_by(
+        code: u8,
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            message: message.into(),
+            code,
+            source: Some(Box::new(source)),
         }
     }
 }
 
-/// Formats an error and its causes on one line: `a: b: c` (what libvirt shows for a hook).
-pub fn chain_one_line(err: &anyhow::Error) -> String {
-    messages(err).join(": ")
-}
-
-/// Formats an error and its causes for a human at a terminal: the error, then numbered causes.
-pub fn chain_numbered(err: &anyhow::Error) -> String {
-    let mut messages = messages(err).into_iter();
-    let mut out = messages.next().unwrap_or_default();
-    for (i, cause) in messages.enumerate() {
-        out.push_str(&format!("\n  {}: {cause}", i + 1));
+/// The levels of an error chain, each printed once: a level whose text the level above already shows in
+/// full (a wrapper that formats its cause inline) is skipped.
+pub fn levels(err: &(dyn std::error::Error + 'static)) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut next = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        let shown = out.last().is_some_and(|above| above.contains(&text));
+        if !text.is_empty() && !shown {
+            out.push(text);
+        }
+        next = e.source();
     }
     out
 }
 
-/// The messages of an error and its causes, leaving out a cause whose text its parent already printed (many
-/// errors, quick-xml's among them, put their source into their own message and return it as `source` too).
-fn messages(err: &anyhow::Error) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    let mut parent = String::new();
-    for cause in err.chain() {
-        let text = cause.to_string();
-        if out.is_empty() || !parent.contains(&text) {
-            out.push(text.clone());
-        }
-        parent = text;
+/// An error and every cause on one line, `a: b: c`: the one chain printer (what libvirt shows for a hook,
+/// what logs carry).
+pub fn one_line(err: &(dyn std::error::Error + 'static)) -> String {
+    levels(err).join(": ")
+}
+
+/// Formats an error and its causes on one line: `a: b: c` (what libvirt shows for a hook).
+pub fn chain_one_line(err: &anyhow::Error) -> String {
+    one_line(err.as_ref())
+}
+
+/// Formats an error and its causes for a human at a terminal: the error, then numbered causes.
+pub fn chain_numbered(err: &anyhow::Error) -> String {
+    let levels = levels(err.as_ref());
+    let mut out = levels.first().cloned().unwrap_or_default();
+    for (i, cause) in levels.iter().skip(1).enumerate() {
+        out.push_str(&format!("\n  {}: {}", i + 1, cause));
     }
     out
 }
@@ -110,6 +135,9 @@ pub fn finish_hook(result: anyhow::Result<Outcome>) -> ExitCode {
     }
 }
 
+/// The journald identifier of every vmgpu log line (`journalctl -t vmgpu`).
+pub const SYSLOG_IDENTIFIER: &str = "vmgpu";
+
 /// Sets up `tracing`: journald when its socket exists, stderr otherwise. Never stdout.
 pub fn init_logging(verbose: u8) {
     use tracing_subscriber::prelude::*;
@@ -125,7 +153,9 @@ pub fn init_logging(verbose: u8) {
     let journald = std::path::Path::new("/run/systemd/journal/socket")
         .exists()
         .then(tracing_journald::layer)
-        .and_then(Result::ok);
+        .and_then(Result::ok)
+        // Our own identifier: as libvirt's hook the process name would be `qemu` (`journalctl -t vmgpu`).
+        .map(|layer| layer.with_syslog_identifier(SYSLOG_IDENTIFIER.to_string()));
     let result = match journald {
         Some(layer) => registry.with(layer).try_init(),
         None => registry
@@ -151,6 +181,27 @@ mod tests {
             .context("middle")
             .context("top");
         assert_eq!(chain_one_line(&err), "top: middle: root cause");
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot write to {0}: {1}")]
+    struct Inline(&'static str, #[source] std::io::Error);
+
+    #[test]
+    fn test_one_line_prints_every_level_once_with_errno() {
+        let io = std::io::Error::from_raw_os_error(16);
+        let err = ExitError::caused_by(1, "top", Inline("/sys/x/bind", io));
+        let line = one_line(&err);
+        assert_eq!(
+            line.matches("Device or resource busy (os error 16)")
+                .count(),
+            1,
+            "{line}"
+        );
+        assert!(
+            line.starts_with("top: cannot write to /sys/x/bind: "),
+            "{line}"
+        );
     }
 
     #[test]

@@ -28,7 +28,10 @@ pub fn argv_if_invoked_as_hook(args: &[OsString]) -> Option<Vec<String>> {
 
 /// Entry point for hook mode: the root is always `/`.
 pub fn run_from_libvirt(args: Vec<String>) -> anyhow::Result<Outcome> {
-    crate::report::init_logging(0);
+    // Into journald (`journalctl -t vmgpu`) every change is logged, step by step; on stderr (no journald)
+    // only warnings, since libvirt shows stderr to the user.
+    let journald = Path::new("/run/systemd/journal/socket").exists();
+    crate::report::init_logging(u8::from(journald));
     run(Path::new("/"), &HookArgs { args })
 }
 

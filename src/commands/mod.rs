@@ -14,6 +14,22 @@ pub mod setup;
 pub mod status;
 pub mod view;
 
+/// Refuses a `--user` (or `SUDO_USER`) that is not in the host's `/etc/passwd` (read through the root), naming
+/// it: a domain or setup for nobody fails only later, at every VM start.
+pub fn check_user(root: &crate::host::HostRoot, user: Option<&str>) -> anyhow::Result<()> {
+    let Some(user) = user else {
+        return Ok(());
+    };
+    if crate::hook::viewer::account(root, user).is_none() {
+        anyhow::bail!(
+            "--user {:?} does not exist on this host (not in {}); pass the desktop user who runs the viewer",
+            user.chars().take(64).collect::<String>(),
+            root.path("/etc/passwd").display()
+        );
+    }
+    Ok(())
+}
+
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let root = cli.root;

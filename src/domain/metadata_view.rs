@@ -19,6 +19,11 @@ pub fn config_for(spec: &DomainSpec) -> VmgpuConfig {
     let user = spec.user.clone().filter(|u| u != "root");
     VmgpuConfig {
         gpus: spec.gpu.iter().filter_map(|g| g.primary()).collect(),
+        functions: spec
+            .gpu
+            .iter()
+            .flat_map(|g| g.identities.iter().copied())
+            .collect(),
         isolate_cpus: spec.pins.is_pinned(),
         hugepages: spec.hugepages != Hugepages::Off,
         shmem: matches!(spec.looking_glass, LookingGlass::Shmem(_)).then(|| ShmemConfig {

@@ -9,14 +9,15 @@ use std::time::{Duration, Instant};
 
 use super::convert::Canvas;
 use super::cursor::CursorState;
+use super::wait::{self, Next, Pacer, WaitStats};
 use crate::lg::client::{Client, Handler, Status};
 use crate::lg::frame;
 use crate::lg::kvmfr::{CursorUpdate, FrameInfo, FrameType, HostInfo, Rect, flags};
 use crate::lg::layout::HEADER_SIZE;
 use crate::shm::{self, Region, ShmMap, ShmView};
 
-/// Poll interval while frames or cursor updates are flowing: bounds the post → frame-ready latency (about this
-/// plus the copy).
+/// Poll interval while frames or cursor updates are flowing and no frame is due (near the expected next frame
+/// of a steady stream the feed spins instead, see [`Pacer`]): bounds the latency of an unexpected frame.
 pub const POLL_ACTIVE: Duration = Duration::from_micros(500);
 /// Poll interval once nothing arrived for [`ACTIVE_WINDOW`] (a still guest desktop): keeps the idle CPU low.
 pub const POLL_IDLE: Duration = Duration::from_millis(5);
@@ -96,6 +97,8 @@ pub struct Shared {
     pub raise: AtomicBool,
     /// The VM's name, for the fixes the viewer suggests (set before [`spawn`]).
     pub vm: std::sync::OnceLock<String>,
+    /// How late the feed thread's sleeps woke up (the benchmark prints it).
+    pub waits: WaitStats,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -137,6 +140,8 @@ struct FeedHandler {
     shared: Arc<Shared>,
     notify: Notify,
     last_said: String,
+    /// When the last frame was ingested (the pacer learns the frame rate from it).
+    last_frame_at: Option<Instant>,
 }
 
 impl FeedHandler {
@@ -192,7 +197,9 @@ impl Handler for FeedHandler {
         info.message = None;
         info.serial = Some(fi.serial);
         info.frames += 1;
-        info.frame_ready_at = Some(Instant::now());
+        let now = Instant::now();
+        info.frame_ready_at = Some(now);
+        self.last_frame_at = Some(now);
         let truncated = fi.flags & flags::TRUNCATED != 0;
         drop(info);
         if truncated {
@@ -251,6 +258,15 @@ fn truncated_text(fi: &FrameInfo, vm: Option<&str>) -> String {
     )
 }
 
+/// How the feed waits for the next frame while frames flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pacing {
+    /// Learns the frame interval and spins near the expected next frame ([`Pacer`]); the default.
+    Adaptive,
+    /// Polls every [`POLL_ACTIVE`] (the benchmark's baseline).
+    Plain,
+}
+
 /// Starts the feed thread.
 pub fn spawn(
     source: Source,
@@ -262,22 +278,34 @@ pub fn spawn(
         Source::Path(p) => format!("opening {}", p.display()),
         Source::Region(_) => "waiting for the Looking Glass host".to_string(),
     });
-    std::thread::Builder::new()
-        .name("lg-feed".into())
-        .spawn(move || run(source, shared, notify))
+    spawn_with(source, shared, notify, Pacing::Adaptive)
 }
 
-fn run(source: Source, shared: Arc<Shared>, notify: Notify) {
+/// Starts the feed thread with the given pacing.
+pub fn spawn_with(
+    source: Source,
+    shared: Arc<Shared>,
+    notify: Notify,
+    pacing: Pacing,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("lg-feed".into())
+        .spawn(move || run(source, shared, notify, pacing))
+}
+
+fn run(source: Source, shared: Arc<Shared>, notify: Notify, pacing: Pacing) {
     let mut handler = FeedHandler {
         shared: Arc::clone(&shared),
         notify,
         last_said: String::new(),
+        last_frame_at: None,
     };
+    wait::tighten_timer_slack();
     while !shared.stop.load(Ordering::Acquire) {
         match &source {
-            Source::Region(r) => pump(r.view(), None, &shared, &mut handler),
+            Source::Region(r) => pump(r.view(), None, &shared, &mut handler, pacing),
             Source::Path(p) => match ShmMap::open(p, HEADER_SIZE as u64) {
-                Ok(m) => pump(m.view(), Some(&m), &shared, &mut handler),
+                Ok(m) => pump(m.view(), Some(&m), &shared, &mut handler, pacing),
                 Err(e) => {
                     handler.status(Status::Waiting(open_failure(&e)));
                     std::thread::sleep(RETRY_OPEN);
@@ -302,7 +330,13 @@ fn open_failure(e: &shm::Error) -> String {
 
 /// Runs the client over one mapping until the feed stops or, for a file, until the path no longer names what
 /// was mapped (see [`ShmMap::change`]); the caller then maps it again.
-fn pump(view: ShmView<'_>, map: Option<&ShmMap>, shared: &Shared, handler: &mut FeedHandler) {
+fn pump(
+    view: ShmView<'_>,
+    map: Option<&ShmMap>,
+    shared: &Shared,
+    handler: &mut FeedHandler,
+    pacing: Pacing,
+) {
     let Ok(mut client) = Client::new(view) else {
         handler.status(Status::Waiting(
             "the shared memory is smaller than a Looking Glass header; waiting".into(),
@@ -316,6 +350,8 @@ fn pump(view: ShmView<'_>, map: Option<&ShmMap>, shared: &Shared, handler: &mut 
     let mut last_activity = Instant::now();
     let mut last_file_check = Instant::now();
     let mut resubscribes = 0;
+    let mut pacer = Pacer::default();
+    let mut last_frame = handler.last_frame_at;
     while !shared.stop.load(Ordering::Acquire) {
         let busy = client.step(view, handler);
         if let Some(map) = map
@@ -339,18 +375,31 @@ fn pump(view: ShmView<'_>, map: Option<&ShmMap>, shared: &Shared, handler: &mut 
             resubscribes = client.resubscribes;
             shared.info().resubscribes = resubscribes;
         }
+        if handler.last_frame_at != last_frame {
+            last_frame = handler.last_frame_at;
+            if let Some(at) = last_frame {
+                pacer.frame_arrived(at);
+            }
+        }
         if busy {
             last_activity = Instant::now();
             continue;
         }
-        let interval = if !client.connected() {
-            POLL_WAITING
-        } else if last_activity.elapsed() < ACTIVE_WINDOW {
-            POLL_ACTIVE
+        let now = Instant::now();
+        let next = if !client.connected() {
+            Next::SleepUntil(now + POLL_WAITING)
+        } else if now.duration_since(last_activity) < ACTIVE_WINDOW {
+            match pacing {
+                Pacing::Adaptive => pacer.next(now, POLL_ACTIVE),
+                Pacing::Plain => Next::SleepUntil(now + POLL_ACTIVE),
+            }
         } else {
-            POLL_IDLE
+            Next::SleepUntil(now + POLL_IDLE)
         };
-        std::thread::sleep(interval);
+        match next {
+            Next::Spin => std::thread::yield_now(),
+            Next::SleepUntil(at) => wait::sleep_until(at, &shared.waits),
+        }
     }
     client.shutdown(view);
 }

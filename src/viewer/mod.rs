@@ -7,6 +7,7 @@ pub mod feed;
 pub mod instance;
 pub mod locate;
 pub mod scale;
+pub mod wait;
 
 #[cfg(feature = "viewer")]
 pub mod compose;

@@ -440,8 +440,11 @@ fn cases() -> Vec<Case> {
 }
 
 #[test]
-fn test_bad_input_corpus_has_at_least_40_cases() {
-    assert!(cases().len() >= 40, "{}", cases().len());
+fn test_bad_input_corpus_has_at_least_200_cases() {
+    let total = cases().len()
+        + crate::badinput_journal::cases().len()
+        + crate::badinput_setup::cases().len();
+    assert!(total >= 200, "{total}");
 }
 
 #[test]

@@ -31,7 +31,8 @@ fn crash_at(host: &FakeHost, step: usize) {
 #[test]
 fn test_crash_after_every_step_then_restore_gives_original_host() {
     let steps = step_count();
-    assert!(steps >= 8, "only {steps} steps");
+    // two functions to vfio-pci, the CPU share, the hugepage share, the shm file
+    assert!(steps >= 5, "only {steps} steps");
     for step in 1..=steps {
         let host = FakeHost::new();
         let before = host.snapshot();

@@ -6,6 +6,12 @@ mod badinput;
 #[path = "../../build.rs"]
 #[allow(dead_code)]
 mod build_script;
+/// Bad-input corpus, journals: hostile and broken journals refused, the sandbox around the root unchanged.
+mod badinput_journal;
+/// Bad-input corpus, setup and define: grub shell syntax on the edited lines, users that do not exist.
+mod badinput_setup;
+/// Bad input around the journal: planted temporaries, failed undo, errno in the one line, status.
+mod badinput_undo;
 /// The command line: every subcommand exists and has help.
 mod cli;
 /// `--version`, completions, the man page, NO_COLOR.
@@ -20,6 +26,9 @@ mod explain;
 mod fakehost;
 /// The hook state machine on a simulated host: prepare, release, refusals.
 mod hook;
+/// Several VMs at once: shared CPU isolation and hugepage pools in every stop order, stale journals,
+/// requests larger than the host.
+mod hook_shared;
 /// `vmgpu install` / `uninstall` never touch a foreign hook.
 mod install;
 /// Crash safety: SIGKILL after every prepare step, then restore.
