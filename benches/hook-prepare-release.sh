@@ -21,6 +21,6 @@ vm_initramfs "$initrd" "$VM_DIR/guest/bench.sh" "${files[@]}" || exit 1
 log=$VM_CACHE/last-bench-$variant.log
 export VM_APPEND="vmtest.rounds=${ROUNDS:-10} vmtest.blocks=${BLOCKS:-5} vmtest.domain=bench-$variant.xml"
 vm_boot "$log" 580 "$initrd" || true
-tr -d '\r' < "$log" | grep -a -E '^(INFO|FAIL|BENCH|RESULT)'
+tr -d '\r' < "$log" | grep -a -E '^(INFO|FAIL|BENCH|RESULT|TRACE)'
 tr -d '\r' < "$log" | grep -aq '^RESULT: ALL PASS' || { echo "bench: the guest reported failures ($log)" >&2; exit 1; }
 echo "bench: kernel $VM_KVER, $(vm_accel_args), host: $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 
 /// vmgpu: a Windows VM with its own GPU, shown in a window on the host desktop.
 #[derive(Debug, Parser)]
-#[command(name = "vmgpu", version, about, long_about = None, propagate_version = true)]
+#[command(name = "vmgpu", version = env!("VMGPU_VERSION"), about, long_about = None, propagate_version = true)]
 pub struct Cli {
     /// Read (and, for commands that change the host, write) the host through this root instead of `/`.
     /// Tests point it at a recorded sysfs/proc/etc tree.
@@ -52,6 +52,12 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Show every VM vmgpu prepared and what it holds.
     Status(StatusArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) on stdout.
+    Man,
+    /// Say why a VM did not start (or runs badly): its QEMU, kernel and hook logs against known failures.
+    Explain(ExplainArgs),
 }
 
 /// `vmgpu check`.
@@ -258,4 +264,36 @@ pub struct StatusArgs {
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `vmgpu completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to write completions for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `vmgpu explain`.
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The VM whose last start to explain.
+    pub vm: String,
+    /// Read the logs from this time on (journalctl syntax, e.g. "2026-12-04 18:40" or "-1h"); default: the
+    /// VM's last start in its QEMU log.
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+    /// Read the domain XML from this file instead of asking libvirt.
+    #[arg(long, value_name = "FILE")]
+    pub xml: Option<PathBuf>,
+    /// Explain logs saved elsewhere: a directory with qemu.log, kernel.log, hook.log, journal.json, domain.xml
+    /// (each optional) instead of this host's.
+    #[arg(long, value_name = "DIR", conflicts_with = "since")]
+    pub logs: Option<PathBuf>,
+    /// libvirt connection URI used to read the domain XML.
+    #[arg(long, short = 'c', default_value = "qemu:///system")]
+    pub connect: String,
 }

@@ -11,6 +11,8 @@ pub mod commands;
 /// Domain XML: the vmgpu metadata (schema v1), read-side views, templates, pinning, Looking Glass sizing and
 /// the byte-preserving rewrite behind `define`.
 pub mod domain;
+/// `vmgpu explain`: why a VM did not start, from its logs, matched against a table of known failures.
+pub mod explain;
 /// The libvirt hook: prepare and release a GPU VM's host, crash-safe.
 pub mod hook;
 /// Read-only model of the machine, read through one root path.
@@ -22,7 +24,8 @@ pub mod lg;
 /// The only user of the `virt` crate: connect, read and define domains.
 #[cfg(feature = "libvirt")]
 pub mod libvirt;
-/// The only code that changes the host: `HostOps`, real and simulated.
+/// The only code that changes the host: `HostOps`, real and simulated (`ops::fork` holds the unsafe `fork`
+/// of the sysfs-writer helper).
 pub mod ops;
 /// Error-chain printing, exit codes and logging set-up.
 pub mod report;

@@ -16,7 +16,22 @@ fn main() -> ExitCode {
         return ExitCode::from(vmgpu::hook::viewer::launcher_main());
     }
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    if let Some(hook_args) = commands::hook::argv_if_invoked_as_hook(&args) {
+    let hook_args = commands::hook::argv_if_invoked_as_hook(&args);
+    // The sysfs writer of a hook call that may change the host is forked first thing, while the process is
+    // small and single-threaded (see vmgpu::ops::writer).
+    let op = match &hook_args {
+        Some(hook) => hook.get(1).map(String::as_str),
+        // `vmgpu [--root DIR] hook VM OP …`: a stray fork for another command is harmless (it exits with us)
+        None => args
+            .iter()
+            .position(|a| a == "hook")
+            .and_then(|i| args.get(i + 2))
+            .and_then(|a| a.to_str()),
+    };
+    if matches!(op, Some("prepare" | "release" | "stopped")) {
+        vmgpu::ops::writer::prefork();
+    }
+    if let Some(hook_args) = hook_args {
         return report::finish_hook(commands::hook::run_from_libvirt(hook_args));
     }
     let cli = Cli::parse();

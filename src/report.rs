@@ -19,7 +19,8 @@ pub const EXIT_FINDINGS: u8 = 1;
 /// Exit code for usage and internal errors.
 pub const EXIT_ERROR: u8 = 2;
 
-/// An error that carries its own exit code (for example "not yet available" = 2, a hook veto = 1).
+/// An error that carries its own exit code (for example a usage error = 2, a hook veto = 1), and optionally
+/// the error it wraps (printed as the rest of the chain).
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct ExitError {
@@ -27,6 +28,9 @@ pub struct ExitError {
     pub message: String,
     /// The process exit code.
     pub code: u8,
+    /// What caused it.
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
 impl ExitError {
@@ -35,22 +39,56 @@ impl ExitError {
         Self {
             message: message.into(),
             code,
+            source: None,
+        }
+    }
+
+    /// An error with an explicit exit code and its cause.
+    pub fn caused_by(
+        code: u8,
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            message: message.into(),
+            code,
+            source: Some(Box::new(source)),
         }
     }
 }
 
+/// The levels of an error chain, each printed once: a level whose text the level above already shows in
+/// full (a wrapper that formats its cause inline) is skipped.
+pub fn levels(err: &(dyn std::error::Error + 'static)) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut next = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        let shown = out.last().is_some_and(|above| above.contains(&text));
+        if !text.is_empty() && !shown {
+            out.push(text);
+        }
+        next = e.source();
+    }
+    out
+}
+
+/// An error and every cause on one line, `a: b: c`: the one chain printer (what libvirt shows for a hook,
+/// what logs carry).
+pub fn one_line(err: &(dyn std::error::Error + 'static)) -> String {
+    levels(err).join(": ")
+}
+
 /// Formats an error and its causes on one line: `a: b: c` (what libvirt shows for a hook).
 pub fn chain_one_line(err: &anyhow::Error) -> String {
-    err.chain()
-        .map(|e| e.to_string())
-        .collect::<Vec<_>>()
-        .join(": ")
+    one_line(err.as_ref())
 }
 
 /// Formats an error and its causes for a human at a terminal: the error, then numbered causes.
 pub fn chain_numbered(err: &anyhow::Error) -> String {
-    let mut out = err.to_string();
-    for (i, cause) in err.chain().skip(1).enumerate() {
+    let levels = levels(err.as_ref());
+    let mut out = levels.first().cloned().unwrap_or_default();
+    for (i, cause) in levels.iter().skip(1).enumerate() {
         out.push_str(&format!("\n  {}: {}", i + 1, cause));
     }
     out
@@ -60,6 +98,12 @@ fn exit_code_of(err: &anyhow::Error) -> u8 {
     err.chain()
         .find_map(|e| e.downcast_ref::<ExitError>())
         .map_or(EXIT_ERROR, |e| e.code)
+}
+
+/// Whether to print ANSI colours on a stream: only on a terminal, and never when `NO_COLOR` is set to a
+/// non-empty value (<https://no-color.org>).
+pub fn use_colour(stream_is_terminal: bool) -> bool {
+    stream_is_terminal && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
 }
 
 /// Maps a command result to the process exit code, printing the error chain on stderr.
@@ -91,6 +135,9 @@ pub fn finish_hook(result: anyhow::Result<Outcome>) -> ExitCode {
     }
 }
 
+/// The journald identifier of every vmgpu log line (`journalctl -t vmgpu`).
+pub const SYSLOG_IDENTIFIER: &str = "vmgpu";
+
 /// Sets up `tracing`: journald when its socket exists, stderr otherwise. Never stdout.
 pub fn init_logging(verbose: u8) {
     use tracing_subscriber::prelude::*;
@@ -106,14 +153,16 @@ pub fn init_logging(verbose: u8) {
     let journald = std::path::Path::new("/run/systemd/journal/socket")
         .exists()
         .then(tracing_journald::layer)
-        .and_then(Result::ok);
+        .and_then(Result::ok)
+        // Our own identifier: as libvirt's hook the process name would be `qemu` (`journalctl -t vmgpu`).
+        .map(|layer| layer.with_syslog_identifier(SYSLOG_IDENTIFIER.to_string()));
     let result = match journald {
         Some(layer) => registry.with(layer).try_init(),
         None => registry
             .with(
                 tracing_subscriber::fmt::layer()
                     .with_writer(std::io::stderr)
-                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                    .with_ansi(use_colour(std::io::stderr().is_terminal()))
                     .with_target(false),
             )
             .try_init(),
@@ -134,9 +183,47 @@ mod tests {
         assert_eq!(chain_one_line(&err), "top: middle: root cause");
     }
 
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot write to {0}: {1}")]
+    struct Inline(&'static str, #[source] std::io::Error);
+
+    #[test]
+    fn test_one_line_prints_every_level_once_with_errno() {
+        let io = std::io::Error::from_raw_os_error(16);
+        let err = ExitError::caused_by(1, "top", Inline("/sys/x/bind", io));
+        let line = one_line(&err);
+        assert_eq!(
+            line.matches("Device or resource busy (os error 16)")
+                .count(),
+            1,
+            "{line}"
+        );
+        assert!(
+            line.starts_with("top: cannot write to /sys/x/bind: "),
+            "{line}"
+        );
+    }
+
     #[test]
     fn test_exit_code_of_exit_error_is_its_code() {
         let err = anyhow::Error::new(ExitError::new(7, "x")).context("ctx");
         assert_eq!(exit_code_of(&err), 7);
+    }
+
+    #[test]
+    fn test_chain_leaves_out_causes_the_parent_already_printed() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("0x0 character is not permitted in XML")]
+        struct Inner;
+        #[derive(Debug, thiserror::Error)]
+        #[error("invalid character reference: {0}")]
+        struct Middle(#[source] Inner);
+        let err = anyhow::Error::new(Middle(Inner)).context("cannot read the domain XML");
+
+        assert_eq!(
+            chain_one_line(&err),
+            "cannot read the domain XML: invalid character reference: 0x0 character is not permitted in XML"
+        );
+        assert_eq!(chain_numbered(&err).lines().count(), 2);
     }
 }

@@ -1,4 +1,4 @@
-//! The exact fix commands for the detected distro and bootloader (host-anchors.md §5): change the kernel
+//! The exact fix commands for the detected distro and bootloader (docs/host-anchors.md §5): change the kernel
 //! command line, rebuild the initramfs, install packages, restart the libvirt daemon. Pure functions of the
 //! [`Distro`], so `setup` can show the same commands it runs.
 use crate::host::{Bootloader, Distro, Family, InitramfsTool, PackageManager};

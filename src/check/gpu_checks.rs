@@ -127,10 +127,12 @@ fn host_display(ctx: &Context, card: &GpuCard) -> Finding {
 
 fn drivers(card: &GpuCard) -> Finding {
     const ID: &str = "gpu.driver";
-    let set: Vec<String> = card
+    // Only the endpoints not yet on vfio-pci are named: vfio-pci is where they should be, not a "host driver".
+    let pending: Vec<String> = card
         .functions
         .iter()
         .chain(&card.foreign)
+        .filter(|f| f.driver.as_deref() != Some("vfio-pci"))
         .map(|f| {
             format!(
                 "{} {}",
@@ -149,9 +151,8 @@ fn drivers(card: &GpuCard) -> Finding {
     Finding::warn(
         ID,
         format!(
-            "the guest GPU's functions are on host drivers ({}); the vmgpu hook moves them to vfio-pci at VM \
-             start, or bind them at boot",
-            set.join(", ")
+            "not on vfio-pci yet: {}; the vmgpu hook moves them to vfio-pci at VM start, or bind them at boot",
+            pending.join(", ")
         ),
         format!(
             "vmgpu setup --gpu {} (early vfio-pci binding), or `vmgpu install` and let the hook bind at VM start",
@@ -214,7 +215,7 @@ fn shared_ids(ctx: &Context, card: &GpuCard) -> Finding {
 }
 
 /// AMD GPUs that do not come back from a guest reboot or a second VM start without vendor-reset:
-/// Polaris 10/11/12, Vega 10/20, Navi 10/14 (host-anchors.md §4, failure mode 2).
+/// Polaris 10/11/12, Vega 10/20, Navi 10/14 (docs/host-anchors.md §4, failure mode 2).
 const AMD_RESET_BUG: &[u16] = &[
     0x67df, 0x67ef, 0x67ff, 0x6981, 0x6987, 0x699f, 0x687f, 0x6863, 0x66a0, 0x66a1, 0x66af, 0x7310,
     0x7312, 0x731f, 0x7340, 0x7341, 0x7347,

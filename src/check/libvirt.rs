@@ -179,10 +179,7 @@ fn guests(ctx: &Context) -> Finding {
     let file = virt
         .guests_config
         .as_deref()
-        .unwrap_or(match ctx.host.distro.family {
-            Family::Debian | Family::Ubuntu | Family::PopOs => "/etc/default/libvirt-guests",
-            _ => "/etc/sysconfig/libvirt-guests",
-        });
+        .unwrap_or(ctx.host.distro.family.libvirt_guests_config());
     match virt.guests_on_shutdown.as_deref() {
         Some("shutdown") => Finding::pass(ID, format!("{file}: ON_SHUTDOWN=shutdown")),
         other => Finding::warn(

@@ -1,4 +1,5 @@
-//! Human rendering helpers shared by `check` and `gpus`: ANSI colour only when stdout is a terminal.
+//! Human rendering helpers shared by `check` and `gpus`: ANSI colour only when stdout is a terminal
+//! and `NO_COLOR` is unset (`report::use_colour` decides).
 
 /// Whether to colour output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -28,7 +28,7 @@ pub fn run(root: &Path, args: &CheckArgs) -> anyhow::Result<Outcome> {
         serde_json::to_writer_pretty(&mut out, &report).context("writing JSON")?;
         writeln!(out)?;
     } else {
-        let style = Style::new(std::io::stdout().is_terminal());
+        let style = Style::new(crate::report::use_colour(std::io::stdout().is_terminal()));
         out.write_all(render(&report, style).as_bytes())?;
     }
     Ok(if report.failed() {
@@ -72,5 +72,6 @@ pub fn render(report: &Report, style: Style) -> String {
         "\n{} FAIL, {} WARN, {} PASS, {} SKIP\n",
         sum.fail, sum.warn, sum.pass, sum.skip
     ));
+    s.push_str("a VM that does not start or shows a black screen: `vmgpu explain <vm>` says why\n");
     s
 }

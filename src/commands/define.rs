@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, anyhow, bail};
 
 use crate::cli::DefineArgs;
+use crate::domain::identity::FunctionIdentity;
 use crate::domain::looking_glass::LookingGlass;
 use crate::domain::pinning::{Cpus, PinRequest};
 use crate::domain::render::{self, Scope};
@@ -14,6 +15,7 @@ use crate::domain::spec::{
 };
 use crate::domain::spice_graphics;
 use crate::domain::template;
+use crate::host::display;
 use crate::host::gpu::{CandidateError, guest_candidate};
 use crate::host::{Host, HostRoot, PciAddress};
 use crate::report::Outcome;
@@ -60,6 +62,10 @@ pub fn run(root: &Path, args: &DefineArgs) -> anyhow::Result<Outcome> {
         };
         let xml = spice_graphics::secure(&xml, spice_graphics::DRY_RUN_PASSWORD)?;
         print!("{xml}");
+        // On stderr, so the XML on stdout stays usable: a domain without disk or installer is legal but rarely meant.
+        for note in missing_media(&spec) {
+            eprintln!("note: {note}");
+        }
         return Ok(Outcome::Ok);
     }
     define_in_libvirt(args, &template.xml, &mut spec)
@@ -182,8 +188,21 @@ fn define_in_libvirt(_: &DefineArgs, _: &str, _: &mut DomainSpec) -> anyhow::Res
     bail!("this vmgpu was built without libvirt support; use --dry-run to print the domain XML")
 }
 
+/// What a domain defined this way lacks that a new VM usually needs (said, never refused).
+fn missing_media(spec: &DomainSpec) -> Vec<&'static str> {
+    let mut notes = Vec::new();
+    if spec.disk.is_none() {
+        notes.push("no --disk: the domain has no disk (--disk PATH creates one with qemu-img)");
+    }
+    if spec.iso.is_none() {
+        notes.push("no --iso: no installer CD-ROM is attached");
+    }
+    notes
+}
+
 /// Everything about the domain, checked against the host.
 fn build_spec(host: &Host, args: &DefineArgs, name: String) -> anyhow::Result<DomainSpec> {
+    super::check_user(&host.root, args.user.as_deref())?;
     let virt_type = VirtType::parse(&args.virt_type)?;
     let memory_kib = spec::parse_size_kib(&args.memory)?;
     if memory_kib > host.memory.total_kib {
@@ -276,17 +295,27 @@ fn choose_gpu(host: &Host, args: &DefineArgs) -> anyhow::Result<Option<GpuPassth
     let cards = host.gpus();
     let card = match guest_candidate(&cards, wanted) {
         Ok(card) => card,
-        Err(CandidateError::OnlyBootDisplay { address }) if args.single_gpu => cards
-            .iter()
-            .find(|c| c.address() == address)
-            .ok_or_else(|| anyhow!("GPU {address} vanished while reading the host"))?,
+        // the only card is the boot VGA: fine when the host does not display on it (headless), or in
+        // single-GPU mode
+        Err(CandidateError::OnlyBootDisplay { address })
+            if args.single_gpu || display::lit_output(&host.root, address)?.is_none() =>
+        {
+            cards
+                .iter()
+                .find(|c| c.address() == address)
+                .ok_or_else(|| anyhow!("GPU {address} vanished while reading the host"))?
+        }
         Err(e) => return Err(e.into()),
     };
     let address = card.address();
-    if card.is_boot_display && !args.single_gpu {
+    // What the host really shows on, not the boot VGA flag (a boot VGA nobody looks at is passed; the hook
+    // releases its firmware framebuffer). The hook applies the same rule.
+    if !args.single_gpu
+        && let Some(output) = display::host_display_output(&host.root, &card.primary)?
+    {
         bail!(
-            "{address} is the host's display GPU (boot VGA): pass the other GPU, or use --single-gpu to give the \
-             host's only screen to the guest while it runs"
+            "{address} is the host's display GPU (its output {output} is lit): pass the other GPU, or use \
+             --single-gpu to give the host's only screen to the guest while it runs"
         );
     }
     let Some(group) = card.group else {
@@ -312,9 +341,15 @@ fn choose_gpu(host: &Host, args: &DefineArgs) -> anyhow::Result<Option<GpuPassth
             functions.len()
         );
     }
+    let identities = functions
+        .iter()
+        .filter_map(|a| host.device(*a))
+        .map(FunctionIdentity::of)
+        .collect();
     Ok(Some(GpuPassthrough {
         functions,
         guest_bus: 1,
+        identities,
     }))
 }
 

@@ -19,7 +19,7 @@ pub fn run(root: &Path, args: &GpusArgs) -> anyhow::Result<Outcome> {
         serde_json::to_writer_pretty(&mut out, &cards).context("writing JSON")?;
         writeln!(out)?;
     } else {
-        let style = Style::new(std::io::stdout().is_terminal());
+        let style = Style::new(crate::report::use_colour(std::io::stdout().is_terminal()));
         out.write_all(render(&cards, style).as_bytes())?;
     }
     Ok(Outcome::Ok)

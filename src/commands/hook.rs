@@ -28,7 +28,10 @@ pub fn argv_if_invoked_as_hook(args: &[OsString]) -> Option<Vec<String>> {
 
 /// Entry point for hook mode: the root is always `/`.
 pub fn run_from_libvirt(args: Vec<String>) -> anyhow::Result<Outcome> {
-    crate::report::init_logging(0);
+    // Into journald (`journalctl -t vmgpu`) every change is logged, step by step; on stderr (no journald)
+    // only warnings, since libvirt shows stderr to the user.
+    let journald = Path::new("/run/systemd/journal/socket").exists();
+    crate::report::init_logging(u8::from(journald));
     run(Path::new("/"), &HookArgs { args })
 }
 
@@ -49,9 +52,26 @@ pub fn run(root: &Path, args: &HookArgs) -> anyhow::Result<Outcome> {
                 .map(String::as_str)
                 .collect::<Vec<_>>()
                 .join(" ");
-            // The whole cause chain on one line (libvirt shows stderr to the user), with the exit code.
+            // The whole cause chain on one line (libvirt shows stderr to the user), with the exit code; a failed
+            // start points to `explain`, which reads this line back from libvirt's log with the others.
             let chain = crate::report::chain_one_line(&anyhow::Error::new(err));
-            Err(ExitError::new(code, format!("{what}: {chain}")).into())
+            let starting = matches!(
+                args.args.get(1).map(String::as_str),
+                Some("prepare" | "start" | "started")
+            );
+            let hint = match args.args.first() {
+                Some(vm) if code == EXIT_FINDINGS && starting => {
+                    format!("; run `vmgpu explain {vm}`")
+                }
+                _ => String::new(),
+            };
+            // Without arguments there is nothing to name, so no `vmgpu: : …` with an empty prefix.
+            let message = if what.is_empty() {
+                format!("{chain}{hint}")
+            } else {
+                format!("{what}: {chain}{hint}")
+            };
+            Err(ExitError::new(code, message).into())
         }
     }
 }

@@ -3,7 +3,9 @@ use crate::cli::{Cli, Command};
 use crate::report::Outcome;
 
 pub mod check;
+pub mod completions;
 pub mod define;
+pub mod explain;
 pub mod gpus;
 pub mod hook;
 pub mod install;
@@ -11,6 +13,22 @@ pub mod restore;
 pub mod setup;
 pub mod status;
 pub mod view;
+
+/// Refuses a `--user` (or `SUDO_USER`) that is not in the host's `/etc/passwd` (read through the root), naming
+/// it: a domain or setup for nobody fails only later, at every VM start.
+pub fn check_user(root: &crate::host::HostRoot, user: Option<&str>) -> anyhow::Result<()> {
+    let Some(user) = user else {
+        return Ok(());
+    };
+    if crate::hook::viewer::account(root, user).is_none() {
+        anyhow::bail!(
+            "--user {:?} does not exist on this host (not in {}); pass the desktop user who runs the viewer",
+            user.chars().take(64).collect::<String>(),
+            root.path("/etc/passwd").display()
+        );
+    }
+    Ok(())
+}
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
@@ -26,5 +44,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Uninstall(args) => install::run_uninstall(&root, &args),
         Command::Restore(args) => restore::run(&root, &args),
         Command::Status(args) => status::run(&root, &args),
+        Command::Completions(args) => completions::run_completions(&args),
+        Command::Man => completions::run_man(),
+        Command::Explain(args) => explain::run(&root, &args),
     }
 }

@@ -34,6 +34,7 @@ pub fn run(root: &Path, args: &SetupArgs) -> anyhow::Result<Outcome> {
         return Ok(Outcome::Ok);
     }
 
+    super::check_user(&host_root, args.user.as_deref())?;
     let host = Host::read(&host_root).context("reading the host")?;
     let gpu = args
         .gpu

@@ -63,6 +63,7 @@ mod window {
     use crate::lg::scene::DemoScene;
     use crate::shm::ShmMap;
     use crate::viewer::feed::Source;
+    use crate::viewer::instance::{self, Claim};
     use crate::viewer::window::{self, Options};
 
     pub fn run(args: &ViewArgs) -> anyhow::Result<Outcome> {
@@ -82,15 +83,71 @@ mod window {
                 );
             }
         };
+        if args.shm.is_some() {
+            shm_preflight(&path)?;
+        }
         let spice = super::spice::config(args, args.vm.as_deref())?;
+        // One viewer per VM (or file) and user: a second launch raises the first and exits.
+        let key = args.vm.clone().unwrap_or_else(|| {
+            std::fs::canonicalize(&path)
+                .unwrap_or_else(|_| path.clone())
+                .display()
+                .to_string()
+        });
+        let instance = match instance::claim(&key) {
+            Ok(Claim::First(i)) => Some(Arc::new(i)),
+            Ok(Claim::Raised) => {
+                eprintln!(
+                    "vmgpu view: {name} is already shown in a window; brought it to the front"
+                );
+                return Ok(Outcome::Ok);
+            }
+            Err(e @ instance::Error::NotAnswering { .. }) => {
+                return Err(ExitError::new(EXIT_ERROR, e.to_string()).into());
+            }
+            Err(e) => {
+                eprintln!(
+                    "vmgpu view: {}; a second `vmgpu view` for {name} will open another window",
+                    crate::report::chain_one_line(&anyhow::Error::new(e))
+                );
+                None
+            }
+        };
         let opts = Options {
             name,
             fullscreen: args.fullscreen,
             test_mode,
+            vm: args.vm.clone(),
+            instance,
+            remove_on_exit: Vec::new(),
             spice,
         };
         window::run(Source::Path(path), opts).context("vmgpu view")?;
         Ok(Outcome::Ok)
+    }
+
+    /// What is wrong with an explicit `--shm` before any window opens: a directory never becomes shared
+    /// memory, and without a display a missing file is the first thing to fix (with one, the window waits
+    /// for the file, as the VM may be starting).
+    fn shm_preflight(path: &Path) -> anyhow::Result<()> {
+        let shown = path.display();
+        if path.is_dir() {
+            let text = format!(
+                "--shm {shown} is a directory; give the shared-memory file (e.g. /dev/shm/looking-glass) or /dev/kvmfrN"
+            );
+            return Err(ExitError::new(EXIT_ERROR, text).into());
+        }
+        let display = ["WAYLAND_DISPLAY", "WAYLAND_SOCKET", "DISPLAY"]
+            .iter()
+            .any(|var| std::env::var_os(var).is_some_and(|v| !v.is_empty()));
+        if !display && !path.exists() {
+            let text = format!(
+                "--shm {shown} does not exist (is the VM running?), and there is no display to show it on \
+                 (DISPLAY and WAYLAND_DISPLAY are unset): run it in a desktop session"
+            );
+            return Err(ExitError::new(EXIT_ERROR, text).into());
+        }
+        Ok(())
     }
 
     fn demo_path() -> PathBuf {
@@ -107,12 +164,6 @@ mod window {
         let map = Arc::new(
             ShmMap::create(&path, 32 << 20).context("cannot create the demo shared memory")?,
         );
-        // Ctrl+C or SIGTERM end the process without unwinding: remove the demo file first.
-        let cleanup = path.clone();
-        let _ = ctrlc::set_handler(move || {
-            let _ = std::fs::remove_file(&cleanup);
-            std::process::exit(130);
-        });
         let producer = Producer::start(map, ProducerConfig::default()).context("demo producer")?;
         let stop = Arc::new(AtomicBool::new(false));
         let scene_thread = {
@@ -144,10 +195,15 @@ mod window {
                 }
             })
         };
+        // Ctrl+C or SIGTERM close the window cleanly (the file is removed below), or, should that hang, the
+        // forced exit removes it.
         let opts = Options {
             name: "demo".into(),
             fullscreen: args.fullscreen,
             test_mode,
+            vm: None,
+            instance: None,
+            remove_on_exit: vec![path.clone()],
             spice: super::spice::config(args, None)?,
         };
         let result = window::run(Source::Path(path.clone()), opts);

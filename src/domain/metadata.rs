@@ -1,5 +1,5 @@
 //! vmgpu's per-VM configuration: the `<vmgpu:config>` element in a domain's `<metadata>` (schema version 1,
-//! see the README, "Per-VM configuration").
+//! see docs/metadata.md).
 //!
 //! Matching is by namespace URI ([`NAMESPACE`]), never by prefix. Unknown elements and attributes are
 //! ignored (a newer vmgpu may add some); an unknown `version` is refused.
@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::element::{self, Element};
+use super::identity::FunctionIdentity;
 use crate::host::PciAddress;
 
 /// vmgpu's XML namespace (schema version 1).
@@ -107,6 +108,9 @@ pub struct DisplayConfig {
 pub struct VmgpuConfig {
     /// The GPUs (any function); every endpoint of their IOMMU groups goes to vfio-pci.
     pub gpus: Vec<PciAddress>,
+    /// What each GPU function was at define time (`<vmgpu:function>` inside `<vmgpu:gpu>`; empty in
+    /// metadata written by a vmgpu before 0.2, which the hook accepts with a warning).
+    pub functions: Vec<FunctionIdentity>,
     /// Keep host processes off the CPUs pinned in `<cputune><vcpupin>` while the VM runs.
     pub isolate_cpus: bool,
     /// Allocate the hugepages `<memoryBacking><hugepages>` needs in prepare and free them in release.
@@ -183,6 +187,11 @@ impl VmgpuConfig {
                         return Err(Error::DuplicateGpu(address));
                     }
                     out.gpus.push(address);
+                    for function in child.children.iter().filter(ours) {
+                        if function.name == "function" {
+                            out.functions.push(function_identity(function)?);
+                        }
+                    }
                 }
                 "isolate-cpus" => out.isolate_cpus = enabled(child, "isolate-cpus")?,
                 "hugepages" => out.hugepages = enabled(child, "hugepages")?,
@@ -246,7 +255,27 @@ impl VmgpuConfig {
         let mut out =
             format!("<{PREFIX}:config xmlns:{PREFIX}=\"{NAMESPACE}\" version=\"{VERSION}\">\n");
         for gpu in &self.gpus {
-            let _ = writeln!(out, "  <{PREFIX}:gpu address=\"{gpu}\"/>");
+            let functions: Vec<&FunctionIdentity> = self
+                .functions
+                .iter()
+                .filter(|f| f.address.same_slot(gpu))
+                .collect();
+            if functions.is_empty() {
+                let _ = writeln!(out, "  <{PREFIX}:gpu address=\"{gpu}\"/>");
+                continue;
+            }
+            let _ = writeln!(out, "  <{PREFIX}:gpu address=\"{gpu}\">");
+            for f in functions {
+                let _ = writeln!(
+                    out,
+                    "    <{PREFIX}:function address=\"{}\" id=\"{}\" subsystem=\"{}\" class=\"{}\"/>",
+                    f.address,
+                    f.id_text(),
+                    f.subsystem_text(),
+                    f.class_text()
+                );
+            }
+            let _ = writeln!(out, "  </{PREFIX}:gpu>");
         }
         let _ = writeln!(
             out,
@@ -316,6 +345,26 @@ fn required<'a>(
         .ok_or(Error::MissingAttribute { element, attribute })
 }
 
+/// A `<vmgpu:function address id subsystem class>`.
+fn function_identity(el: &Element) -> Result<FunctionIdentity> {
+    let address_text = required(el, "function", "address")?;
+    let address: PciAddress = address_text.parse().map_err(|_| Error::BadValue {
+        element: "function",
+        attribute: "address",
+        value: cut(address_text),
+        expected: "expected a PCI address such as 0000:04:00.0",
+    })?;
+    let id = required(el, "function", "id")?;
+    let subsystem = el.attr("subsystem").unwrap_or("none");
+    let class = required(el, "function", "class")?;
+    FunctionIdentity::parse(address, id, subsystem, class).ok_or_else(|| Error::BadValue {
+        element: "function",
+        attribute: "id",
+        value: cut(&format!("id={id} subsystem={subsystem} class={class}")),
+        expected: "expected id=\"vvvv:dddd\" subsystem=\"vvvv:dddd\" (or none) class=\"0xcccccc\"",
+    })
+}
+
 fn enabled(el: &Element, element: &'static str) -> Result<bool> {
     yes_no(element, "enabled", required(el, element, "enabled")?)
 }
@@ -370,6 +419,7 @@ mod tests {
     fn full() -> VmgpuConfig {
         VmgpuConfig {
             gpus: vec!["0000:04:00.0".parse().unwrap()],
+            functions: Vec::new(),
             isolate_cpus: true,
             hugepages: true,
             shmem: Some(ShmemConfig {
@@ -402,6 +452,22 @@ mod tests {
             "<v:config xmlns:v='{NAMESPACE}' version='1'><v:display mode='vga'/></v:config>"
         ));
         assert!(VmgpuConfig::from_domain_xml(&bad).is_err());
+    }
+
+    #[test]
+    fn test_to_xml_with_function_identities_round_trips() {
+        let mut config = full();
+        config.functions = vec![FunctionIdentity {
+            address: "0000:04:00.1".parse().unwrap(),
+            vendor: 0x10de,
+            device: 0x10f8,
+            subsystem: None,
+            class: 0x040300,
+        }];
+        let xml = config.to_xml();
+        assert!(xml.contains("<vmgpu:function address=\"0000:04:00.1\" id=\"10de:10f8\" subsystem=\"none\" class=\"0x040300\"/>"), "{xml}");
+        let back = VmgpuConfig::from_domain_xml(&domain(&xml)).unwrap();
+        assert_eq!(back, Some(config));
     }
 
     #[test]

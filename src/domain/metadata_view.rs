@@ -1,4 +1,4 @@
-//! The define side of the vmgpu metadata (schema v1, see README): the [`VmgpuConfig`] `define` writes for a
+//! The define side of the vmgpu metadata (schema v1, docs/metadata.md): the [`VmgpuConfig`] `define` writes for a
 //! [`DomainSpec`], and how the rewrite recognises the existing `<vmgpu:config>` element.
 use super::looking_glass::LookingGlass;
 use super::metadata::{DisplayConfig, NAMESPACE, ShmemConfig, ViewerConfig, VmgpuConfig};
@@ -19,6 +19,11 @@ pub fn config_for(spec: &DomainSpec) -> VmgpuConfig {
     let user = spec.user.clone().filter(|u| u != "root");
     VmgpuConfig {
         gpus: spec.gpu.iter().filter_map(|g| g.primary()).collect(),
+        functions: spec
+            .gpu
+            .iter()
+            .flat_map(|g| g.identities.iter().copied())
+            .collect(),
         isolate_cpus: spec.pins.is_pinned(),
         hugepages: spec.hugepages != Hugepages::Off,
         shmem: matches!(spec.looking_glass, LookingGlass::Shmem(_)).then(|| ShmemConfig {

@@ -3,6 +3,7 @@
 //! rewrite that fills a template or updates an existing domain.
 pub mod element;
 pub mod hookview;
+pub mod identity;
 pub mod looking_glass;
 pub mod metadata;
 pub mod metadata_view;

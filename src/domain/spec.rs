@@ -243,6 +243,8 @@ pub struct GpuPassthrough {
     pub functions: Vec<PciAddress>,
     /// Guest PCI bus (the index of the `pcie-root-port` the card sits behind).
     pub guest_bus: u8,
+    /// What each function is (recorded in the metadata; the hook refuses another device at the address).
+    pub identities: Vec<super::identity::FunctionIdentity>,
 }
 
 impl GpuPassthrough {

@@ -1,10 +1,12 @@
 //! Host CPU isolation: while the VM runs, host processes keep every online CPU except the ones pinned to
-//! vCPUs (`<cputune><vcpupin>`; CPUs that `<emulatorpin>` names stay allowed). With systemd as PID 1:
+//! vCPUs (`<cputune><vcpupin>`; CPUs that `<emulatorpin>` names stay allowed), and except those of every
+//! other running vmgpu VM (`shared_state`). With systemd as PID 1:
 //! `systemctl set-property --runtime` `AllowedCPUs=` on `system.slice`, `user.slice` and `init.scope`.
 //! Without systemd: cgroup v2 `cpuset.cpus` of the same three cgroups under `/sys/fs/cgroup`, enabling the
 //! cpuset controller at the root and creating a missing cgroup (an empty one only restricts what is later
 //! moved there). `machine.slice` (where libvirt puts QEMU) is never restricted.
 use super::error::{Error, Result};
+use super::shared_state::{CpuBaseline, UnitBaseline};
 use super::step::Step;
 use crate::domain::hookview::HookView;
 use crate::host::HostRoot;
@@ -39,7 +41,8 @@ pub fn host_cpus(online: &CpuSet, view: &HookView) -> Result<CpuSet> {
     Ok(keep)
 }
 
-/// The steps that restrict the host's cgroups.
+/// The step that isolates this VM's CPUs: what it reserves, and the host's cgroups as they are now (the
+/// baseline; `shared_state::adopt` replaces it with the first running VM's when there is one).
 pub fn plan(root: &HostRoot, view: &HookView) -> Result<Vec<Step>> {
     if view.vcpu_pins.is_empty() {
         tracing::warn!(
@@ -49,55 +52,43 @@ pub fn plan(root: &HostRoot, view: &HookView) -> Result<Vec<Step>> {
     }
     let online = read_cpu_list(root, "/sys/devices/system/cpu/online")
         .map_err(|e| Error::Cpus(format!("cannot read the online CPUs: {e}")))?;
-    let keep = host_cpus(&online, view)?.to_string();
+    let keep = host_cpus(&online, view)?;
+    let reserved = online.difference(&keep).to_string();
     let read_cpus = |unit: &str| -> Result<String> {
         Ok(root
             .read_optional(format!("{CGROUP}/{unit}/cpuset.cpus"))?
             .unwrap_or_default())
     };
-    let mut steps = Vec::new();
-    if systemd_booted(root) {
-        for unit in HOST_UNITS {
-            steps.push(Step::RestrictUnitCpus {
-                unit: unit.to_string(),
-                cpus: keep.clone(),
-                original: read_cpus(unit)?,
-            });
+    let mut baseline = CpuBaseline {
+        systemd: systemd_booted(root),
+        ..CpuBaseline::default()
+    };
+    if !baseline.systemd {
+        let controllers = root
+            .read_optional(format!("{CGROUP}/cgroup.controllers"))?
+            .ok_or_else(|| {
+                Error::Cpus(format!(
+                    "no cgroup v2 at {CGROUP} (mount -t cgroup2 none {CGROUP}); cgroup v1 is not supported"
+                ))
+            })?;
+        if !controllers.split_whitespace().any(|c| c == "cpuset") {
+            return Err(Error::Cpus(format!(
+                "the cgroup v2 cpuset controller is not available at {CGROUP}"
+            )));
         }
-        return Ok(steps);
-    }
-    let controllers = root
-        .read_optional(format!("{CGROUP}/cgroup.controllers"))?
-        .ok_or_else(|| {
-            Error::Cpus(format!(
-                "no cgroup v2 at {CGROUP} (mount -t cgroup2 none {CGROUP}); cgroup v1 is not supported"
-            ))
-        })?;
-    if !controllers.split_whitespace().any(|c| c == "cpuset") {
-        return Err(Error::Cpus(format!(
-            "the cgroup v2 cpuset controller is not available at {CGROUP}"
-        )));
-    }
-    let subtree = format!("{CGROUP}/cgroup.subtree_control");
-    let enabled = root.read_optional(&subtree)?.unwrap_or_default();
-    if !enabled.split_whitespace().any(|c| c == "cpuset") {
-        steps.push(Step::EnableController {
-            path: subtree,
-            controller: "cpuset".into(),
-        });
+        let enabled = root
+            .read_optional(format!("{CGROUP}/cgroup.subtree_control"))?
+            .unwrap_or_default();
+        baseline.controller_enabled = enabled.split_whitespace().any(|c| c == "cpuset");
     }
     for unit in HOST_UNITS {
-        let dir = format!("{CGROUP}/{unit}");
-        if !root.path(&dir).is_dir() {
-            steps.push(Step::CreateCgroup { path: dir.clone() });
-        }
-        steps.push(Step::RestrictCgroupCpus {
-            path: format!("{dir}/cpuset.cpus"),
-            cpus: keep.clone(),
-            original: read_cpus(unit)?,
+        baseline.units.push(UnitBaseline {
+            unit: unit.to_string(),
+            cpus: read_cpus(unit)?,
+            existed: root.path(format!("{CGROUP}/{unit}")).is_dir(),
         });
     }
-    Ok(steps)
+    Ok(vec![Step::IsolateCpus { reserved, baseline }])
 }
 
 #[cfg(test)]

@@ -143,22 +143,85 @@ pub enum Error {
     /// Single-GPU mode problem.
     #[error("single-GPU mode: {0}")]
     SingleGpu(String),
-    /// Undo had failures (each listed).
-    #[error("restoring the host left problems: {0}")]
-    Restore(String),
+    /// The address of a GPU function now holds another device than at define time.
+    #[error(
+        "{address} now holds {found}; nothing was changed. If the card moved or the buses were renumbered, find it with `vmgpu gpus` and run `vmgpu define {vm} --update --gpu ADDR`"
+    )]
+    DeviceChanged {
+        /// The VM.
+        vm: String,
+        /// The address recorded in the metadata.
+        address: PciAddress,
+        /// What is there now, against what was recorded.
+        found: String,
+    },
+    /// A GPU the host displays on, named without single-GPU mode.
+    #[error(
+        "{address} is the host's display GPU (its output {output} is lit); nothing was changed. Give the guest another GPU (`vmgpu define {vm} --update --gpu ADDR`) or use single-GPU mode (`--single-gpu`)"
+    )]
+    HostDisplay {
+        /// The VM.
+        vm: String,
+        /// The GPU.
+        address: PciAddress,
+        /// The lit DRM output.
+        output: String,
+    },
+    /// This VM's journal from an earlier run could not be undone before a new prepare.
+    #[error(
+        "VM {vm:?} still has a journal from an earlier run that could not be undone; fix the cause, then run `vmgpu restore {vm}` and start it again"
+    )]
+    StaleJournal {
+        /// The VM.
+        vm: String,
+        /// Why the undo failed.
+        #[source]
+        source: Box<Error>,
+    },
+    /// Undo left steps not done; the journal is kept. The cause is the first failure (the others are logged).
+    #[error(
+        "undoing VM {vm:?}'s journal left {} step(s) not undone: {} (the journal is kept: once the cause is fixed, run `vmgpu restore {vm}`)",
+        .left.len(),
+        .left.join("; ")
+    )]
+    Restore {
+        /// The VM whose journal is kept.
+        vm: String,
+        /// Each step left, described.
+        left: Vec<String>,
+        /// Why the first of them failed.
+        #[source]
+        first: Box<Error>,
+    },
+    /// A preparation failed and undoing it failed too; the journal is kept. The cause is the prepare failure.
+    #[error(
+        "preparing the host failed, and undoing it left {} step(s) not undone: {} (the journal is kept: once the cause is fixed, run `vmgpu restore {vm}`)",
+        .left.len(),
+        .left.join("; ")
+    )]
+    RollbackFailed {
+        /// The VM whose journal is kept.
+        vm: String,
+        /// Each step left, described.
+        left: Vec<String>,
+        /// Why preparing failed.
+        #[source]
+        cause: Box<Error>,
+    },
     /// A write timed out; everything was undone, but the kernel may still finish that write.
     #[error(
-        "{cause} (every change made so far was undone; once the device is free, run `vmgpu restore {vm}` in case the kernel finished the write later)"
+        "preparing the host timed out and every change made so far was undone (once the device is free, run `vmgpu restore {vm}` in case the kernel finished the write later)"
     )]
     TimedOut {
         /// The timeout.
+        #[source]
         cause: Box<Error>,
         /// The VM whose journal is kept.
         vm: String,
     },
     /// A half-done preparation was rolled back after this error.
-    #[error("{0} (every change made so far was undone)")]
-    RolledBack(Box<Error>),
+    #[error("preparing the host failed and every change made so far was undone")]
+    RolledBack(#[source] Box<Error>),
 }
 
 /// Result of hook operations.

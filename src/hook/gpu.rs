@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use super::error::{Error, Result};
+use crate::domain::VmgpuConfig;
 use crate::host::pci::PCI_DEVICES;
 use crate::host::{HostRoot, PciAddress, PciDevice};
 use crate::ops::HostOps;
@@ -24,6 +25,39 @@ pub fn read_device(root: &HostRoot, address: PciAddress) -> Result<PciDevice> {
         return Err(Error::NoSuchDevice(address));
     }
     Ok(PciDevice::read(root, address)?)
+}
+
+/// Refuses, before anything changes, when an address recorded in the metadata now holds another device
+/// (vendor:device, subsystem or class differ, or nothing is there). Metadata from a vmgpu that recorded no
+/// identities is accepted with a warning.
+pub fn check_identity(root: &HostRoot, vm: &str, config: &VmgpuConfig) -> Result<()> {
+    for gpu in &config.gpus {
+        if !config.functions.iter().any(|f| f.address.same_slot(gpu)) {
+            tracing::warn!(
+                "{vm}: the metadata records no device identity for GPU {gpu} (defined by an older vmgpu): \
+                 a different device at that address would not be noticed; run `vmgpu define {vm} --update \
+                 --gpu {gpu}` to record it"
+            );
+        }
+    }
+    for recorded in &config.functions {
+        let found = if root.exists(format!("{PCI_DEVICES}/{}", recorded.address)) {
+            let device = PciDevice::read(root, recorded.address)?;
+            recorded.mismatch(&device)
+        } else {
+            Some(format!(
+                "no device, not the {recorded} recorded at define time"
+            ))
+        };
+        if let Some(found) = found {
+            return Err(Error::DeviceChanged {
+                vm: vm.to_string(),
+                address: recorded.address,
+                found,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Every endpoint (non-bridge) in the IOMMU groups of `gpus`, each once, functions other than display

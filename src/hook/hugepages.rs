@@ -1,10 +1,13 @@
 //! Hugepages for `<memoryBacking><hugepages>`: the pages each size (and host NUMA node, when
 //! `<numatune>` names exactly one) needs, allocated in prepare (plain allocation first; when short, drop caches and compact memory,
 //! read the count back, retry once more, "got N of M pages" when short) and the pool put back to its old count in
-//! release. 1 GiB pages rarely allocate at runtime: the error points at the boot parameter.
+//! release. 1 GiB pages rarely allocate at runtime: the error points at the boot parameter. Several running
+//! VMs share a pool (`shared_state`): it holds the sum of their pages. A request larger than the memory the
+//! pool can reach is refused at plan time (`check_reachable`).
 use std::collections::BTreeMap;
 
 use super::error::{Error, Result};
+use super::shared_state::{self, PoolBaseline};
 use super::step::Step;
 use crate::domain::hookview::HookView;
 use crate::host::HostRoot;
@@ -62,7 +65,7 @@ pub fn pages_needed(view: &HookView, default_kib: u64) -> Result<BTreeMap<u64, u
         .collect())
 }
 
-/// The steps that grow the pools.
+/// The steps that reserve this VM's pages, one per pool. Refuses a request the pool cannot reach.
 pub fn plan(root: &HostRoot, view: &HookView) -> Result<Vec<Step>> {
     if !view.hugepages {
         tracing::warn!(
@@ -83,30 +86,149 @@ pub fn plan(root: &HostRoot, view: &HookView) -> Result<Vec<Step>> {
                 "this host has no {size_kib} KiB pages ({global} is missing)"
             )));
         }
-        let per_node = node
-            .map(|n| format!("/sys/devices/system/node/node{n}/hugepages/hugepages-{size_kib}kB"));
-        let dir = per_node.filter(|d| root.path(d).is_dir()).unwrap_or(global);
-        let path = format!("{dir}/nr_hugepages");
-        steps.push(Step::Hugepages {
-            original: root.read_u64(&path)?,
-            path,
+        let node = node.filter(|_| {
+            let path = shared_state::pool_path(size_kib, node);
+            root.exists(path.trim_end_matches("/nr_hugepages"))
+        });
+        let path = shared_state::pool_path(size_kib, node);
+        let dir = path.trim_end_matches("/nr_hugepages");
+        let baseline = PoolBaseline {
+            pages: root.read_u64(&path)?,
+            free: root
+                .read_optional(format!("{dir}/free_hugepages"))?
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+        };
+        check_reachable(
+            root,
             size_kib,
+            node,
+            shared_state::pool_target(baseline, needed),
             needed,
+        )?;
+        steps.push(Step::ReserveHugepages {
+            size_kib,
+            node,
+            pages: needed,
+            baseline,
         });
     }
     Ok(steps)
 }
 
-/// Makes `needed` pages free in the pool whose `nr_hugepages` is `path`.
-pub fn allocate(ops: &dyn HostOps, path: &str, size_kib: u64, needed: u64) -> Result<()> {
+/// What the host keeps out of hugepages: 1/16 of its memory, at least 512 MiB.
+pub fn host_floor_kib(total_kib: u64) -> u64 {
+    (total_kib / 16).max(512 * 1024)
+}
+
+/// Refuses a pool of `target` pages (for a VM that needs `pages` of them) that is larger than the memory
+/// hugepages can reach: MemTotal (of the NUMA node when pinned to one) minus the host's floor minus what the
+/// other page sizes' pools hold. Writing such a count would make the kernel take every free page first.
+pub fn check_reachable(
+    root: &HostRoot,
+    size_kib: u64,
+    node: Option<u32>,
+    target: u64,
+    pages: u64,
+) -> Result<()> {
+    let (meminfo, prefix, pools, place) = match node {
+        Some(n) => (
+            format!("/sys/devices/system/node/node{n}/meminfo"),
+            format!("Node {n} MemTotal:"),
+            format!("/sys/devices/system/node/node{n}/hugepages"),
+            format!("NUMA node {n}"),
+        ),
+        None => (
+            "/proc/meminfo".to_string(),
+            "MemTotal:".to_string(),
+            POOLS.to_string(),
+            "this host".to_string(),
+        ),
+    };
+    let Some(total_kib) = root.read_optional(&meminfo)?.and_then(|text| {
+        text.lines()
+            .find_map(|l| l.trim_start().strip_prefix(prefix.as_str()))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<u64>().ok())
+    }) else {
+        tracing::warn!(
+            "cannot read MemTotal from {meminfo}: not checking the hugepage request against it"
+        );
+        return Ok(());
+    };
+    let floor = host_floor_kib(total_kib);
+    let mut others_kib = 0u64;
+    for name in root.list_dir(&pools).unwrap_or_default() {
+        let Some(size) = name
+            .strip_prefix("hugepages-")
+            .and_then(|n| n.strip_suffix("kB"))
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        if size != size_kib {
+            let nr = root
+                .read_optional(format!("{pools}/{name}/nr_hugepages"))?
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+            others_kib = others_kib.saturating_add(nr.saturating_mul(size));
+        }
+    }
+    let reachable_kib = total_kib.saturating_sub(floor).saturating_sub(others_kib);
+    let wanted_kib = target.saturating_mul(size_kib);
+    if wanted_kib <= reachable_kib {
+        return Ok(());
+    }
+    let mib = |kib: u64| kib / 1024;
+    let pool = if target > pages {
+        format!(
+            " (with the other running VMs' pages the pool would hold {target} pages, {} MiB)",
+            mib(wanted_kib)
+        )
+    } else {
+        String::new()
+    };
+    let others = if others_kib > 0 {
+        format!(", minus {} MiB in other hugepage pools", mib(others_kib))
+    } else {
+        String::new()
+    };
+    Err(Error::Hugepages(format!(
+        "the domain needs {pages} pages of {size_kib} KiB ({} MiB){pool}, but {place} can give at most {} MiB to \
+         hugepages ({} MiB in total minus {} MiB kept for the host{others}); lower <memory>",
+        mib(pages.saturating_mul(size_kib)),
+        mib(reachable_kib),
+        mib(total_kib),
+        mib(floor)
+    )))
+}
+
+/// Old journals' [`Step::Hugepages`]: makes `needed` pages free in the pool.
+pub fn allocate_free(ops: &dyn HostOps, path: &str, size_kib: u64, needed: u64) -> Result<()> {
     let root = ops.root();
     let dir = path.trim_end_matches("/nr_hugepages");
-    let free_path = format!("{dir}/free_hugepages");
-    let free = root.read_u64(&free_path)?;
+    let free = root.read_u64(format!("{dir}/free_hugepages"))?;
     if free >= needed {
         return Ok(());
     }
     let target = root.read_u64(path)? + (needed - free);
+    allocate(ops, path, size_kib, target, needed)
+}
+
+/// Grows the pool whose `nr_hugepages` is `path` to at least `target` pages (never shrinks it); `needed` is
+/// this VM's part, for the error.
+pub fn allocate(
+    ops: &dyn HostOps,
+    path: &str,
+    size_kib: u64,
+    target: u64,
+    needed: u64,
+) -> Result<()> {
+    let root = ops.root();
+    let start = root.read_u64(path)?;
+    if start >= target {
+        return Ok(());
+    }
     // First try the plain allocation: on a host with enough unfragmented memory it succeeds at once, while
     // dropping caches and compacting can take many seconds with libvirtd waiting. Only when it comes up short
     // free and defragment memory, then try again (twice).
@@ -129,7 +251,8 @@ pub fn allocate(ops: &dyn HostOps, path: &str, size_kib: u64, needed: u64) -> Re
             return Ok(());
         }
     }
-    let got = root.read_u64(&free_path)?;
+    let short = target.saturating_sub(root.read_u64(path)?);
+    let got = needed.saturating_sub(short);
     let hint = if size_kib >= ONE_GIB_KIB {
         format!(
             "; 1 GiB pages can rarely be allocated on a running host: reserve them at boot with \

@@ -9,9 +9,12 @@
 //!   namespace (`https://vmgpu.dev/xmlns/config/1`) ends the run at once: exit 0, no output, no state.
 //! - **stdout**: never written (for `migrate`/`restore` libvirt reads it as replacement XML; empty means
 //!   unchanged). Logs go to journald when its socket exists, else stderr (`VMGPU_LOG` sets the filter).
-//! - **ops**: `prepare begin` prepares; `started begin` starts the viewer when configured; `stopped end` and
-//!   `release end` undo the journal (whichever comes first; the metadata is not needed for that);
-//!   `start`, `reconnect`, `attach`, `migrate`, `restore` and unknown ops change nothing.
+//! - **ops**: `prepare begin` prepares; `started begin` starts the viewer when configured; `release end`
+//!   undoes the journal (the metadata is not needed for that). `stopped end` changes nothing: libvirt runs
+//!   it *before* it reattaches and resets its managed hostdevs, and a device given back to its host driver
+//!   before that reset comes back broken (an HDA codec that no longer answers, a DRM device with a wrong
+//!   ID); `release end` runs after libvirt is done with the devices. `start`, `reconnect`, `attach`,
+//!   `migrate`, `restore` and unknown ops change nothing. See docs/hook.md.
 //! - **exit codes**: 0 done or nothing to do; 1 refused or failed (libvirt aborts the start; the message is
 //!   one line on stderr, every change already undone); 2 usage error (`vmgpu hook` only; as `hooks/qemu`
 //!   every failure is 1).
@@ -35,9 +38,11 @@ pub mod gpu;
 pub mod holders;
 pub mod hugepages;
 pub mod run;
+pub mod shared_state;
 pub mod shm;
 pub mod single_gpu;
 pub mod step;
+pub mod trust;
 pub mod viewer;
 
 pub use error::{Error, Result};
@@ -64,7 +69,7 @@ impl Event {
     pub fn acts(&self) -> bool {
         matches!(
             (self.op.as_str(), self.sub_op.as_str()),
-            ("prepare", "begin") | ("started", "begin") | ("stopped", "end") | ("release", "end")
+            ("prepare", "begin") | ("started", "begin") | ("release", "end")
         )
     }
 
@@ -136,17 +141,14 @@ pub fn run(root: &HostRoot, args: &[String], stdin: &mut dyn Read) -> Result<()>
             Ok(())
         }
         // A name that cannot name a journal has none: nothing to undo.
-        ("stopped", "end") | ("release", "end") if event.check_name().is_ok() => {
-            release(ops.as_ref(), &event)
-        }
+        ("release", "end") if event.check_name().is_ok() => release(ops.as_ref(), &event),
         _ => Ok(()),
     }
 }
 
 /// Undoes the VM's journal, if any (the XML is not needed).
 fn release(ops: &dyn HostOps, event: &Event) -> Result<()> {
-    let undone = run::release(ops, &event.vm)?;
-    if undone > 0 {
+    if let Some(undone) = run::release(ops, &event.vm)? {
         tracing::info!(
             "{}: {} {} ({}): host restored ({undone} steps)",
             event.vm,

@@ -4,12 +4,13 @@
 //! missing journal.
 use super::error::{Error, Result};
 use super::step::Step;
-use super::{cpus, gpu, holders, hugepages, shm, single_gpu};
+use super::{cpus, gpu, holders, hugepages, shared_state, shm, single_gpu};
 use crate::domain::VmgpuConfig;
 use crate::domain::hookview::HookView;
-use crate::host::{PciAddress, PciDevice};
+use crate::host::{PciAddress, PciDevice, display};
 use crate::journal::{Journal, Phase, Store};
 use crate::ops::HostOps;
+use crate::report;
 
 /// Crash injection for tests: `VMGPU_CRASH_AFTER_STEP=N` kills vmgpu with SIGKILL right after step N
 /// (1-based) of `prepare` was journaled and applied.
@@ -30,6 +31,7 @@ pub struct Plan {
 /// Works out the plan (reads only). Every refusal that does not depend on a change happens here.
 pub fn plan(ops: &dyn HostOps, view: &HookView, config: &VmgpuConfig) -> Result<Plan> {
     let root = ops.root();
+    gpu::check_identity(root, &view.name, config)?;
     for &address in &view.pci_hostdevs {
         let device = gpu::read_device(root, address)?;
         if device.class.is_bridge() {
@@ -48,6 +50,22 @@ pub fn plan(ops: &dyn HostOps, view: &HookView, config: &VmgpuConfig) -> Result<
     let mut steps = Vec::new();
     if config.single_gpu {
         steps.extend(single_gpu::plan_before(root)?);
+    } else {
+        // the same rule as `define`: a GPU the host displays on needs single-GPU mode; a boot VGA it does
+        // not display on (headless, desktop on another card) only has its firmware framebuffer released
+        for (device, _) in &endpoints {
+            if let Some(output) = display::host_display_output(root, device)? {
+                return Err(Error::HostDisplay {
+                    vm: view.name.clone(),
+                    address: device.address,
+                    output,
+                });
+            }
+        }
+        let boot_vga = endpoints.iter().any(|(d, _)| d.boot_vga == Some(true));
+        if boot_vga {
+            steps.extend(single_gpu::release_firmware_framebuffer(root)?);
+        }
     }
     for (device, _) in &endpoints {
         if device.driver.as_deref() != Some(gpu::VFIO) {
@@ -75,9 +93,11 @@ pub fn plan(ops: &dyn HostOps, view: &HookView, config: &VmgpuConfig) -> Result<
     Ok(Plan { endpoints, steps })
 }
 
-/// Refuses when a process holds a device node of an endpoint about to be unbound.
+/// Refuses when a process holds a device node of an endpoint about to be unbound. One walk of `/proc` for
+/// all endpoints together: the walk is the costly part of a prepare (every fd of every process).
 pub fn check_holders(ops: &dyn HostOps, endpoints: &[(PciDevice, u32)]) -> Result<()> {
     let root = ops.root();
+    let mut watched = Vec::new();
     for (device, _) in endpoints {
         let current = root.read_link_name(format!(
             "{}/{}/driver",
@@ -88,10 +108,25 @@ pub fn check_holders(ops: &dyn HostOps, endpoints: &[(PciDevice, u32)]) -> Resul
             continue;
         }
         let nodes = holders::device_nodes(root, device);
-        let nvidia = current.as_deref() == Some("nvidia");
-        let prefixes: &[&str] = if nvidia { &["/dev/nvidia"] } else { &[] };
-        let found = holders::find(root, &nodes, prefixes);
-        if !found.is_empty() {
+        watched.push((device, current, nodes));
+    }
+    let nvidia = |current: &Option<String>| current.as_deref() == Some("nvidia");
+    let all_nodes: Vec<String> = watched.iter().flat_map(|(_, _, n)| n.clone()).collect();
+    let prefixes: &[&str] = if watched.iter().any(|(_, c, _)| nvidia(c)) {
+        &["/dev/nvidia"]
+    } else {
+        &[]
+    };
+    let found = holders::find(root, &all_nodes, prefixes);
+    for (device, current, nodes) in &watched {
+        let mine: Vec<holders::Holder> = found
+            .iter()
+            .filter(|h| {
+                nodes.contains(&h.node) || (nvidia(current) && h.node.starts_with("/dev/nvidia"))
+            })
+            .cloned()
+            .collect();
+        if !mine.is_empty() {
             return Err(Error::Busy {
                 address: device.address,
                 what: format!(
@@ -99,24 +134,31 @@ pub fn check_holders(ops: &dyn HostOps, endpoints: &[(PciDevice, u32)]) -> Resul
                     device.class.name(),
                     current.as_deref().unwrap_or("none")
                 ),
-                holders: holders::describe(&found),
+                holders: holders::describe(&mine),
             });
         }
-        if nvidia
+    }
+    for (_, current, _) in &watched {
+        if nvidia(current)
             && let Some(refs) = root.read_optional("/sys/module/nvidia/refcnt")?
             && refs != "0"
         {
             tracing::warn!(
                 "the nvidia module has {refs} users (nvidia-persistenced? CUDA?); unbinding may wait"
             );
+            break;
         }
     }
     Ok(())
 }
 
-/// `prepare begin`: plan, lock, journal and apply.
+/// `prepare begin`: lock, put back what an earlier run of this VM left (a crash, a double start), plan on
+/// the restored host, journal and apply.
 pub fn prepare(ops: &dyn HostOps, vm: &str, view: &HookView, config: &VmgpuConfig) -> Result<()> {
-    let plan = plan(ops, view, config)?;
+    let store = Store::new(ops.root());
+    let _lock = store.lock()?;
+    restore_stale(ops, &store, vm)?;
+    let mut plan = plan(ops, view, config)?;
     tracing::debug!("{vm}: planned {} steps", plan.steps.len());
     if !config.single_gpu {
         check_holders(ops, &plan.endpoints)?;
@@ -126,12 +168,7 @@ pub fn prepare(ops: &dyn HostOps, vm: &str, view: &HookView, config: &VmgpuConfi
         tracing::info!("{vm}: nothing to prepare");
         return Ok(());
     }
-    let store = Store::new(ops.root());
-    let _lock = store.lock()?;
-    if let Some(old) = store.load::<Step>(vm)? {
-        tracing::warn!("{vm}: a journal from an earlier run exists; restoring it first");
-        undo_all(ops, &store, old)?;
-    }
+    shared_state::adopt(ops, vm, &mut plan.steps)?;
     let holds: Vec<PciAddress> = plan.endpoints.iter().map(|(d, _)| d.address).collect();
     check_gpu_lock(&store, vm, &holds)?;
 
@@ -172,6 +209,31 @@ pub fn prepare(ops: &dyn HostOps, vm: &str, view: &HookView, config: &VmgpuConfi
     store.save(&journal)?;
     tracing::debug!("{vm}: prepared");
     Ok(())
+}
+
+/// A journal of this VM from an earlier run (vmgpu or libvirtd crashed, or libvirt never ran `release`):
+/// undo it first, so the plan sees the host as it was before that run. When that fails, refuse: the fix is
+/// `vmgpu restore <vm>` once the cause is dealt with.
+fn restore_stale(ops: &dyn HostOps, store: &Store, vm: &str) -> Result<()> {
+    let old = match store.load::<Step>(vm) {
+        Ok(Some(old)) => old,
+        Ok(None) => return Ok(()),
+        Err(e) => {
+            return Err(Error::StaleJournal {
+                vm: vm.to_string(),
+                source: Box::new(e.into()),
+            });
+        }
+    };
+    tracing::warn!(
+        "{vm}: a journal from an earlier run exists ({:?}, {} steps); restoring it before planning",
+        old.phase,
+        old.steps.len()
+    );
+    undo_all(ops, store, old).map_err(|e| Error::StaleJournal {
+        vm: vm.to_string(),
+        source: Box::new(e),
+    })
 }
 
 /// Refuses when another VM's journal holds one of `holds`.
@@ -219,28 +281,35 @@ fn roll_back(ops: &dyn HostOps, store: &Store, journal: VmJournal, cause: Error)
             }
         }
         Ok(()) => Error::RolledBack(Box::new(cause)),
-        Err(undo) => Error::Restore(format!(
-            "{}; then undoing failed: {}",
-            error_chain(&cause),
-            error_chain(&undo)
-        )),
+        Err(undo) => {
+            tracing::error!("{}: undoing failed: {}", kept.vm, report::one_line(&undo));
+            let left = match undo {
+                Error::Restore { left, .. } => left,
+                other => vec![report::one_line(&other)],
+            };
+            Error::RollbackFailed {
+                vm: kept.vm,
+                left,
+                cause: Box::new(cause),
+            }
+        }
     }
 }
 
-/// `release end`, `stopped end` and `vmgpu restore`: undo the VM's journal if it has one. Returns the
-/// number of steps undone (0: no journal).
-pub fn release(ops: &dyn HostOps, vm: &str) -> Result<usize> {
+/// `release end` and `vmgpu restore`: undo the VM's journal if it has one. Returns the number of steps
+/// undone, or `None` when there is no journal (a journal with 0 steps is `Some(0)`).
+pub fn release(ops: &dyn HostOps, vm: &str) -> Result<Option<usize>> {
     let store = Store::new(ops.root());
     if !store.path(vm)?.exists() {
-        return Ok(0);
+        return Ok(None);
     }
     let _lock = store.lock()?;
     let Some(journal) = store.load::<Step>(vm)? else {
-        return Ok(0);
+        return Ok(None);
     };
     let count = journal.steps.len();
     undo_all(ops, &store, journal)?;
-    Ok(count)
+    Ok(Some(count))
 }
 
 /// Undoes every step in reverse; removes the journal when all went well, keeps it (phase `Releasing`)
@@ -248,34 +317,35 @@ pub fn release(ops: &dyn HostOps, vm: &str) -> Result<usize> {
 fn undo_all(ops: &dyn HostOps, store: &Store, mut journal: VmJournal) -> Result<()> {
     journal.phase = Phase::Releasing;
     store.save(&journal)?;
-    let mut failures = Vec::new();
+    let mut left = Vec::new();
+    let mut first = None;
     for step in journal.steps.iter().rev() {
         tracing::info!("{}: undo: {}", journal.vm, step.describe());
         if let Err(e) = step.undo(ops) {
-            failures.push(format!("{}: {}", step.describe(), error_chain(&e)));
+            tracing::error!(
+                "{}: cannot undo {}: {}",
+                journal.vm,
+                step.describe(),
+                report::one_line(&e)
+            );
+            left.push(step.describe());
+            first.get_or_insert(e);
         }
     }
-    if failures.is_empty() {
-        store.remove(&journal.vm)?;
-        Ok(())
-    } else {
-        Err(Error::Restore(failures.join("; ")))
+    match first {
+        None => {
+            store.remove(&journal.vm)?;
+            Ok(())
+        }
+        Some(first) => Err(Error::Restore {
+            vm: journal.vm.clone(),
+            left,
+            first: Box::new(first),
+        }),
     }
 }
 
 fn crash() -> ! {
     let _ = nix::sys::signal::kill(nix::unistd::getpid(), nix::sys::signal::Signal::SIGKILL);
     std::process::abort()
-}
-
-/// An error and its causes on one line.
-pub fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    out
 }

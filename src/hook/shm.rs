@@ -90,10 +90,15 @@ pub fn plan(root: &HostRoot, view: &HookView, config: &ShmemConfig) -> Result<Ve
             path: root.path(&path),
             problem,
         };
-        if size == 0 || size > MAX_SIZE || !size.is_power_of_two() {
+        if size > MAX_SIZE {
             return Err(problem(format!(
-                "size {size} bytes is not a power of two of at most {} GiB",
+                "size {size} bytes is too big: at most {} GiB",
                 MAX_SIZE >> 30
+            )));
+        }
+        if !size.is_power_of_two() {
+            return Err(problem(format!(
+                "size {size} bytes is not a power of two (IVSHMEM needs one, e.g. 32 MiB)"
             )));
         }
         if let Ok(meta) = std::fs::symlink_metadata(root.path(&path))

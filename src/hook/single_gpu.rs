@@ -42,6 +42,14 @@ pub fn plan_before(root: &HostRoot) -> Result<Vec<Step>> {
             steps.push(Step::UnbindVtconsole { path });
         }
     }
+    steps.extend(release_firmware_framebuffer(root)?);
+    Ok(steps)
+}
+
+/// Unbinds the firmware framebuffer (efi/simple/vesa), which holds the boot VGA's memory: in single-GPU
+/// mode, and for a boot VGA the host does not display on (without it vfio-pci cannot claim the BARs).
+pub fn release_firmware_framebuffer(root: &HostRoot) -> Result<Vec<Step>> {
+    let mut steps = Vec::new();
     for device in FRAMEBUFFERS {
         if let Some(driver) =
             root.read_link_name(format!("/sys/bus/platform/devices/{device}/driver"))?

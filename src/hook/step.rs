@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::Result;
 use super::gpu;
+use super::shared_state::{self, CpuBaseline, PoolBaseline};
 use crate::ops::{HostOps, NewFile};
 
 /// One host change.
@@ -84,6 +85,26 @@ pub enum Step {
         /// The count before.
         original: u64,
     },
+    /// This VM's share of the host's CPU isolation (shared with the other running vmgpu VMs; see
+    /// `hook::shared_state`). Replaces the per-VM cgroup steps, which only old journals still hold.
+    IsolateCpus {
+        /// The CPUs this VM's vCPUs take from host processes.
+        reserved: String,
+        /// The host's isolation before the first vmgpu VM changed it.
+        baseline: CpuBaseline,
+    },
+    /// This VM's share of a hugepage pool (shared like [`Step::IsolateCpus`]). Replaces
+    /// [`Step::Hugepages`], which only old journals still hold.
+    ReserveHugepages {
+        /// Page size.
+        size_kib: u64,
+        /// The host NUMA node whose pool it is (`None`: the global pool).
+        node: Option<u32>,
+        /// The pages this VM needs.
+        pages: u64,
+        /// The pool before the first vmgpu VM grew it.
+        baseline: PoolBaseline,
+    },
     /// An IVSHMEM backing file created.
     ShmFile {
         /// The file (`/dev/shm/<name>`).
@@ -125,6 +146,18 @@ impl Step {
                 original,
                 ..
             } => format!("{path}: {needed} pages needed (was {original})"),
+            Step::IsolateCpus { reserved, .. } => {
+                format!("CPUs {reserved} kept from host processes")
+            }
+            Step::ReserveHugepages {
+                size_kib,
+                node,
+                pages,
+                ..
+            } => format!(
+                "{pages} pages of {size_kib} KiB in {}",
+                shared_state::pool_path(*size_kib, *node)
+            ),
             Step::ShmFile { path, size, .. } => format!("{path} ({size} bytes)"),
         }
     }
@@ -156,7 +189,17 @@ impl Step {
                 size_kib,
                 needed,
                 ..
-            } => super::hugepages::allocate(ops, path, *size_kib, *needed),
+            } => super::hugepages::allocate_free(ops, path, *size_kib, *needed),
+            Step::IsolateCpus { reserved, baseline } => {
+                shared_state::check_cpus(reserved, baseline)?;
+                shared_state::apply_cpus(ops, baseline)
+            }
+            Step::ReserveHugepages {
+                size_kib,
+                node,
+                pages,
+                baseline,
+            } => shared_state::apply_pages(ops, *size_kib, *node, *pages, *baseline),
             Step::ShmFile {
                 path,
                 size,
@@ -259,6 +302,16 @@ impl Step {
                 }
                 Ok(ops.write(path, &original.to_string())?)
             }
+            Step::IsolateCpus { reserved, baseline } => {
+                shared_state::check_cpus(reserved, baseline)?;
+                shared_state::undo_cpus(ops, baseline)
+            }
+            Step::ReserveHugepages {
+                size_kib,
+                node,
+                baseline,
+                ..
+            } => shared_state::undo_pages(ops, *size_kib, *node, *baseline),
             Step::ShmFile {
                 path,
                 remove_on_stop,

@@ -3,6 +3,12 @@
 //! the viewer as the user and exits at once (a double fork: the viewer is re-parented to init and holds
 //! none of libvirt's pipes). The session comes from the user's runtime directory (`/run/user/<uid>`, its
 //! `wayland-*` socket) and the X sockets in `/tmp/.X11-unix`; a missing session is a warning only.
+//!
+//! The viewer runs with the user's uid, primary gid and supplementary groups (`initgroups`, so it can read a
+//! `root:kvm 0660` shm file when the user is in `kvm`, and keeps none of root's groups). It is started at every
+//! `started`, also after a VM restart while a viewer is still open: `vmgpu view` allows one viewer per VM and
+//! user (see `viewer::instance`), so the new launch only brings the open window to the front, and that window
+//! has already mapped the restarted VM's new shm file.
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -128,6 +134,7 @@ pub fn launch(root: &HostRoot, vm: &str, user: Option<&str>) {
         .env("VMGPU_VIEWER_UID", account.uid.to_string())
         .env("VMGPU_VIEWER_GID", account.gid.to_string())
         .env("VMGPU_VIEWER_VM", vm)
+        .env("VMGPU_VIEWER_USER", &account.name)
         .envs(env)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -151,6 +158,15 @@ pub fn launcher_main() -> u8 {
     ) else {
         return 2;
     };
+    // The user's supplementary groups instead of root's (the child inherits them; `uid`/`gid` below set the
+    // rest). Without a name, drop every supplementary group rather than keep root's.
+    let groups = match get("VMGPU_VIEWER_USER").and_then(|n| std::ffi::CString::new(n).ok()) {
+        Some(name) => nix::unistd::initgroups(&name, nix::unistd::Gid::from_raw(gid)),
+        None => nix::unistd::setgroups(&[nix::unistd::Gid::from_raw(gid)]),
+    };
+    if groups.is_err() {
+        return 1;
+    }
     let mut command = Command::new(viewer_binary());
     command
         .arg0("vmgpu")
@@ -159,6 +175,7 @@ pub fn launcher_main() -> u8 {
         .env_remove("VMGPU_VIEWER_UID")
         .env_remove("VMGPU_VIEWER_GID")
         .env_remove("VMGPU_VIEWER_VM")
+        .env_remove("VMGPU_VIEWER_USER")
         .uid(uid)
         .gid(gid)
         .current_dir("/")

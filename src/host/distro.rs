@@ -32,7 +32,23 @@ pub enum Family {
     Unknown,
 }
 
+/// Every place a distribution keeps the libvirt-guests settings (`ON_SHUTDOWN`), for reading.
+pub const LIBVIRT_GUESTS_CONFIGS: [&str; 3] = [
+    "/etc/sysconfig/libvirt-guests",
+    "/etc/default/libvirt-guests",
+    "/etc/conf.d/libvirt-guests",
+];
+
 impl Family {
+    /// Where this distribution's libvirt-guests unit reads its settings from (its `EnvironmentFile`).
+    pub fn libvirt_guests_config(self) -> &'static str {
+        match self {
+            Family::Debian | Family::Ubuntu | Family::PopOs => "/etc/default/libvirt-guests",
+            Family::Arch => "/etc/conf.d/libvirt-guests",
+            _ => "/etc/sysconfig/libvirt-guests",
+        }
+    }
+
     /// From `ID` and `ID_LIKE` of os-release.
     pub fn from_ids(id: &str, id_like: &str) -> Self {
         let by_id = |id: &str| match id {

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 pub mod cpu;
+pub mod display;
 pub mod distro;
 pub mod gpu;
 pub mod iommu;

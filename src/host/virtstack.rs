@@ -469,10 +469,7 @@ fn is_vmgpu_file(root: &HostRoot, host_path: &str) -> bool {
 }
 
 fn read_guests(root: &HostRoot) -> root::Result<(Option<String>, Option<String>)> {
-    for path in [
-        "/etc/sysconfig/libvirt-guests",
-        "/etc/default/libvirt-guests",
-    ] {
+    for path in super::distro::LIBVIRT_GUESTS_CONFIGS {
         if let Some(text) = root.read_optional(path)? {
             let value = parse::key_values(&text).get("ON_SHUTDOWN").cloned();
             return Ok((Some(path.to_string()), value));

@@ -102,7 +102,11 @@ impl Client {
             && now >= live.next_check
         {
             live.next_check = now + VALIDITY_CHECK;
-            if !live.session.valid(view) {
+            if live.session.valid(view) {
+                // The client's own record of the heartbeat must follow too, or a later SessionInit would take
+                // a heartbeat from before a host stopped for a live one.
+                self.lgmp.observe(view);
+            } else {
                 self.disconnect(
                     view,
                     h,
@@ -134,12 +138,8 @@ impl Client {
                     "waiting for the guest's Looking Glass host to start".to_string()
                 } else {
                     format!(
-                        "this is not a Looking Glass region (it starts with {:?}, not \"LGMP\"); waiting",
-                        found
-                            .to_le_bytes()
-                            .map(|b| b as char)
-                            .iter()
-                            .collect::<String>()
+                        "this is not a Looking Glass region (it starts with {}, not \"LGMP\"); waiting",
+                        describe_bytes(&found.to_le_bytes())
                     )
                 };
                 self.set_status(h, Status::Waiting(text));
@@ -178,20 +178,24 @@ impl Client {
         ) {
             (Ok(f), Ok(p)) => (f, p),
             (f, p) => {
-                // The real client retries a missing queue every 1 ms; anything else (a lock the guest never
-                // releases, a full queue) waits as long as a missing host does.
-                let missing = [&f, &p]
-                    .iter()
-                    .any(|r| matches!(r, Err(lgmp::Error::NoSuchQueue(_))));
+                // The real client retries a missing queue every 1 ms; a lock the guest never releases is tried
+                // again after a second (each try waits out the lock deadline); anything else (corrupt queue
+                // headers, a full queue) waits as long as a missing host does. Each says why on screen.
+                let error = [&f, &p]
+                    .into_iter()
+                    .find_map(|r| r.as_ref().err())
+                    .map(|e| (e.to_string(), subscribe_retry(e)));
                 for s in [f, p].into_iter().flatten() {
                     let _ = s.unsubscribe(view);
                 }
-                let retry = if missing {
-                    Duration::from_millis(1)
-                } else {
-                    RETRY_WAITING
-                };
+                let (why, retry) = error.unwrap_or_default();
                 self.next_try = Instant::now() + retry;
+                self.set_status(
+                    h,
+                    Status::Waiting(format!(
+                        "the guest's Looking Glass host is up but its queues are not usable: {why}; waiting"
+                    )),
+                );
                 return false;
             }
         };
@@ -216,6 +220,7 @@ impl Client {
             }
         }
         tracing::info!("{why}");
+        self.lgmp.observe(view);
         self.next_try = Instant::now() + RETRY_WAITING;
         self.set_status(h, Status::Waiting(why.to_string()));
     }
@@ -242,8 +247,14 @@ impl Client {
                 self.disconnect(
                     view,
                     h,
-                    &format!("lost the guest's Looking Glass host ({e})"),
+                    &format!(
+                        "lost the guest's Looking Glass host ({}); waiting",
+                        one_line(&e)
+                    ),
                 );
+                // Bad data from a host that is still beating would only be found again at once: try once a
+                // second, not ten times (each try is two lines on stderr).
+                self.next_try = Instant::now() + RETRY_INCOMPATIBLE;
             }
         }
     }
@@ -293,14 +304,14 @@ impl Client {
                         }
                         Err(e) => {
                             live.last_serial = None;
-                            h.bad_frame(format!("a frame was skipped: {e}"));
+                            h.bad_frame(format!("a frame was skipped: {}", one_line(&e)));
                         }
                     }
                 }
             }
             Err(e) => {
                 live.last_serial = None;
-                h.bad_frame(e.to_string());
+                h.bad_frame(format!("a frame was skipped: {}", one_line(&e)));
             }
         }
         sub.message_done(view)?;
@@ -328,5 +339,50 @@ impl Client {
                 let _ = s.unsubscribe(view);
             }
         }
+    }
+}
+
+/// `error: cause: cause` on one line.
+fn one_line(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// How long to wait before subscribing again after `e`.
+fn subscribe_retry(e: &lgmp::Error) -> Duration {
+    match e {
+        lgmp::Error::NoSuchQueue(_) => Duration::from_millis(1),
+        lgmp::Error::LockTimeout(_) => RETRY_INCOMPATIBLE,
+        _ => RETRY_WAITING,
+    }
+}
+
+/// Bytes from the region for a message: `"ABCD"` when they are printable ASCII, else hex (`10 62 74 78`).
+pub fn describe_bytes(bytes: &[u8]) -> String {
+    if bytes.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
+        format!("\"{}\"", String::from_utf8_lossy(bytes))
+    } else {
+        let hex: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        format!("the bytes {}", hex.join(" "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe_bytes;
+
+    #[test]
+    fn test_describe_bytes_shows_binary_as_hex_and_text_as_text() {
+        assert_eq!(
+            describe_bytes(&[0x10, b'b', b't', b'x']),
+            "the bytes 10 62 74 78"
+        );
+        assert_eq!(describe_bytes(b"LGMQ"), "\"LGMQ\"");
     }
 }

@@ -1,5 +1,5 @@
 //! The LGMP host (producer side): init with a fresh session id, queues, the bump allocator, post, the 10 ms
-//! process/GC step, new-subscriber counts and the client→host mailbox (lg-protocol.md §2.6–2.7, §2.9).
+//! process/GC step, new-subscriber counts and the client→host mailbox (docs/lg-protocol.md §2.6–2.7, §2.9).
 use std::sync::atomic::Ordering;
 
 use super::layout::*;

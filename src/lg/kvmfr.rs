@@ -1,4 +1,4 @@
-//! KVMFR on top of LGMP (lg-protocol.md §3): the udata header and records, frame messages (v20 = B7, v19 = B6)
+//! KVMFR on top of LGMP (docs/lg-protocol.md §3): the udata header and records, frame messages (v20 = B7, v19 = B6)
 //! and cursor messages. Parsers copy each record once and validate every field against the region; encoders
 //! (for the producer) write the same layouts.
 use super::lgmp::Message;
@@ -95,9 +95,14 @@ fn u32_at(b: &[u8], off: usize) -> u32 {
         .map_or(0, u32::from_le_bytes)
 }
 
+/// A NUL-terminated string the guest wrote, safe to print: invalid UTF-8 and control characters (a terminal
+/// escape sequence among them) become U+FFFD.
 fn cstr(b: &[u8]) -> String {
     let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
-    String::from_utf8_lossy(&b[..end]).into_owned()
+    String::from_utf8_lossy(&b[..end])
+        .chars()
+        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+        .collect()
 }
 
 /// What the guest's host application says about itself.
@@ -285,7 +290,7 @@ impl FrameInfo {
         self.data_height as usize * self.pitch as usize
     }
 
-    /// The shared memory size the host needs for this frame (the "use N MiB" hint, §5.1).
+    /// The shared memory size the host needs for this frame (the "use N MiB" hint, docs/lg-protocol.md §5.1).
     pub fn needed_mib(&self) -> u64 {
         let bytes = self.screen.1.max(self.height) as u64 * self.pitch as u64 * 2;
         (bytes.div_ceil(1 << 20) + 10).next_power_of_two()
@@ -630,5 +635,11 @@ mod tests {
         let mut udata = encode_udata("B7", 0, "D12", "cpu", "os");
         udata[HEADER_SIZE + 4..HEADER_SIZE + 8].copy_from_slice(&u32::MAX.to_le_bytes());
         assert_eq!(parse_udata(&udata).unwrap().capture, "");
+    }
+
+    #[test]
+    fn test_guest_strings_lose_control_characters() {
+        assert_eq!(cstr(b"B7\x1b[2J\nx\0junk"), "B7\u{FFFD}[2J\u{FFFD}x");
+        assert_eq!(cstr(b"Windows 11"), "Windows 11");
     }
 }

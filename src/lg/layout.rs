@@ -1,4 +1,4 @@
-//! Byte layout of LGMP v5/v6 (B6/B7) as absolute and queue-relative offsets (lg-protocol.md §2.2–2.5).
+//! Byte layout of LGMP v5/v6 (B6/B7) as absolute and queue-relative offsets (docs/lg-protocol.md §2.2–2.5).
 
 /// `LGMP_PROTOCOL_MAGIC`, bytes 'L' 'G' 'M' 'P'.
 pub const MAGIC: u32 = 0x504D_474C;

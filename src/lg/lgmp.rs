@@ -1,5 +1,5 @@
 //! The LGMP client: session init and validity, queue lookup by id, subscribe / process / message-done /
-//! unsubscribe, and client→host messages (lg-protocol.md §2.8). Every call takes the view anew and keeps only
+//! unsubscribe, and client→host messages (docs/lg-protocol.md §2.8). Every call takes the view anew and keeps only
 //! offsets and copied values.
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::Ordering;
@@ -50,7 +50,7 @@ pub enum Error {
     #[error("the LGMP session is no longer valid")]
     InvalidSession,
     /// A lock was held past the deadline.
-    #[error("queue {0}'s lock stayed held")]
+    #[error("queue {0}'s lock stayed held for over 100 ms")]
     LockTimeout(u32),
     /// A field holds an impossible value.
     #[error("corrupt LGMP data: {0}")]
@@ -92,12 +92,14 @@ pub(crate) fn lock(
                 return Err(Error::LockTimeout(queue));
             }
             // Sleep rather than spin: a guest that never releases the lock must not cost a core.
-            if start.elapsed() < Duration::from_millis(1) {
+            let waited = start.elapsed();
+            if waited < Duration::from_millis(1) {
                 // The peer holds it for microseconds: stay close (sleeping here costs the producer's post ms).
                 std::thread::yield_now();
             } else {
-                // A guest that never releases the lock must not cost a core.
-                std::thread::sleep(Duration::from_micros(20));
+                // A guest that never releases the lock must not cost a core: back off from 20 µs to 2 ms.
+                let step = (waited.as_micros() as u64 / 8).clamp(20, 2000);
+                std::thread::sleep(Duration::from_micros(step));
             }
         } else {
             std::hint::spin_loop();
@@ -261,6 +263,16 @@ impl LgmpClient {
     }
 }
 
+impl LgmpClient {
+    /// Records the heartbeat as it is now, so the next SessionInit needs it to move after this point. Called
+    /// while a session is valid and when one ends: a host that stopped never looks alive again.
+    pub fn observe(&mut self, view: ShmView<'_>) {
+        if let Ok(ts) = ld64(view, OFF_TIMESTAMP) {
+            self.last_ts = ts;
+        }
+    }
+}
+
 impl Session {
     /// lgmpClientSessionValid: same session id and a heartbeat within the last second.
     pub fn valid(&mut self, view: ShmView<'_>) -> bool {
@@ -297,7 +309,15 @@ impl Session {
             )));
         }
         let messages_offset = ld32(view, base + Q_MESSAGES_OFFSET)? as usize;
-        view.check(messages_offset, num_messages as usize * MSG_SIZE)?;
+        if view
+            .check(messages_offset, num_messages as usize * MSG_SIZE)
+            .is_err()
+        {
+            return Err(Error::Corrupt(format!(
+                "queue {queue_id}'s message ring (offset {messages_offset}, {num_messages} slots) lies outside the {} bytes of shared memory",
+                view.len()
+            )));
+        }
         if !messages_offset.is_multiple_of(4) {
             return Err(Error::Corrupt(format!(
                 "queue {queue_id} ring at unaligned {messages_offset}"
@@ -375,7 +395,9 @@ impl Subscription {
             size: word(4),
             offset: word(8),
         };
-        view.check(msg.offset as usize, msg.size as usize)?;
+        // A message whose block lies outside the region (a corrupt ring, or a file that shrank) is still
+        // returned: its parser's checked reads fail, so it is skipped and released like any bad message,
+        // instead of ending the session (which would only reconnect to the same message).
         Ok(Some(msg))
     }
 

@@ -1,5 +1,5 @@
 //! The producer: the host side of LGMP + KVMFR exactly as the B7 host application lays out and writes memory
-//! (lg-protocol.md §3.8–3.9): allocation order, A-aligned frame slots with `offset = A − 4`, wp = 0 then post then
+//! (docs/lg-protocol.md §3.8–3.9): allocation order, A-aligned frame slots with `offset = A − 4`, wp = 0 then post then
 //! pixels with a rising wp, a 10 ms heartbeat/GC thread, reposts for new subscribers, back-pressure of 2 pending
 //! frames, cursor buffers, and a new session id on every start. Tests, benchmarks and `vmgpu view --demo` use it.
 use std::sync::atomic::{AtomicBool, Ordering};

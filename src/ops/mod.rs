@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use crate::host::HostRoot;
 
+pub mod capture;
+mod fork;
 pub mod real;
 pub mod sim;
 pub mod writer;

@@ -6,7 +6,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::writer::{self, Writer};
+use super::writer::{self, Start, Writer};
 use super::{Error, HostOps, NewFile, Result};
 use crate::host::HostRoot;
 
@@ -29,9 +29,15 @@ impl RealOps {
             .ok()
             .and_then(|v| v.parse().ok())
             .map_or(WRITE_TIMEOUT, Duration::from_millis);
+        // The benchmark compares both ways of starting the writer helper in one run (`fork` is the default
+        // where it is safe).
+        let start = match std::env::var("VMGPU_WRITER_START").as_deref() {
+            Ok("exec") => Start::Exec,
+            _ => Start::Auto,
+        };
         Self {
             root,
-            writer: RefCell::new(Writer::new()),
+            writer: RefCell::new(Writer::starting(start)),
             write_timeout,
         }
     }

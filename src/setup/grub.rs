@@ -1,6 +1,8 @@
 //! Editing `GRUB_CMDLINE_LINUX` in `/etc/default/grub` (a shell file): only the last plain assignment is
-//! touched, its quoting and any trailing comment are kept, and anything that needs a shell to understand
-//! (`$VAR`, backquotes, line continuations, unbalanced quotes) is refused rather than guessed.
+//! touched, its quoting and any trailing comment are kept, and anything that needs a shell to understand is
+//! refused rather than guessed, naming the line: `$VAR`, backquotes, line continuations, unbalanced quotes,
+//! a `; command` after the value, an assignment inside `if … fi` (or any compound command) or behind
+//! `&&`, and a `. file` / `source file` include anywhere (the included file could set the variable again).
 use super::cmdline;
 
 /// Why the file cannot be edited safely.
@@ -8,11 +10,14 @@ use super::cmdline;
 pub enum Error {
     /// The assignment uses shell expansion or continuation.
     #[error(
-        "line {line}: {var} uses shell syntax vmgpu does not rewrite ({what}); add the parameters by hand"
+        "line {line} ({text:?}): {var} uses shell syntax vmgpu does not rewrite ({what}); make it a plain \
+         {var}=\"value\" line or add the parameters by hand"
     )]
     ShellSyntax {
         /// 1-based line number.
         line: usize,
+        /// The line (cut to 80 characters).
+        text: String,
         /// The variable.
         var: &'static str,
         /// What was found.
@@ -48,19 +53,91 @@ impl Assignment {
     }
 }
 
+/// Words that open and close a shell compound command.
+const OPENS: &[&str] = &[
+    "if", "case", "for", "while", "until", "select", "{", "function",
+];
+const CLOSES: &[&str] = &["fi", "esac", "done", "}"];
+
+/// A line with quoted text and the comment removed (what the shell sees as code). `quote` is the quote open
+/// at the start of the line (a string that spans lines) and is left as the one open at its end.
+fn code_of(line: &str, quote: &mut Option<char>) -> String {
+    let mut code = String::new();
+    for c in line.chars() {
+        match *quote {
+            Some(q) if c == q => {
+                *quote = None;
+                code.push(c);
+            }
+            Some(_) => {}
+            None if c == '"' || c == '\'' => {
+                *quote = Some(c);
+                code.push(c);
+            }
+            None if c == '#' && (code.is_empty() || code.ends_with(char::is_whitespace)) => break,
+            None => code.push(c),
+        }
+    }
+    code
+}
+
+/// True when `code` names `var` other than as `$var`/`${var}` (an assignment, `unset`, `read`, …).
+fn names_var(code: &str, var: &str) -> bool {
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    code.match_indices(var).any(|(at, _)| {
+        let before_ok = !code[..at].ends_with(|c: char| ident(c) || c == '$' || c == '{');
+        let after_ok = !code[at + var.len()..].starts_with(ident);
+        before_ok && after_ok
+    })
+}
+
+/// The shell words of a code line (split at blanks and control operators).
+fn words(code: &str) -> impl Iterator<Item = &str> {
+    code.split(|c: char| c.is_whitespace() || ";&|()".contains(c))
+        .filter(|w| !w.is_empty())
+}
+
 fn find(text: &str, var: &'static str) -> Result<Option<Assignment>> {
     let mut found = None;
+    let mut depth = 0usize;
+    let mut quote = None;
     for (index, line) in text.lines().enumerate() {
-        let trimmed = line.trim_start();
-        let body = trimmed.strip_prefix("export ").unwrap_or(trimmed);
-        let Some(rest) = body.strip_prefix(var).and_then(|r| r.strip_prefix('=')) else {
-            continue;
-        };
         let err = |what| Error::ShellSyntax {
             line: index + 1,
+            text: line.trim().chars().take(80).collect(),
             var,
             what,
         };
+        let in_string = quote.is_some();
+        let code = code_of(line, &mut quote);
+        let first = words(&code).next();
+        if matches!(first, Some(".") | Some("source")) {
+            return Err(err("an include of another file, which may set it again"));
+        }
+        let depth_here = depth;
+        let opens = words(&code).filter(|w| OPENS.contains(w)).count() + code.matches("()").count();
+        let closes = words(&code).filter(|w| CLOSES.contains(w)).count();
+        depth = (depth + opens).saturating_sub(closes);
+        let trimmed = line.trim_start();
+        let body = trimmed.strip_prefix("export ").unwrap_or(trimmed);
+        let plain = body
+            .strip_prefix(var)
+            .and_then(|r| r.strip_prefix('='))
+            .filter(|_| !in_string);
+        let Some(rest) = plain else {
+            if names_var(&code, var) && code.trim() != format!("export {var}") {
+                return Err(err("an assignment or use inside other shell code"));
+            }
+            continue;
+        };
+        if depth_here > 0 || opens > 0 {
+            return Err(err(
+                "an assignment inside a compound command such as if … fi",
+            ));
+        }
+        if quote.is_some() {
+            return Err(err("an unbalanced quote"));
+        }
         if line.trim_end().ends_with('\\') {
             return Err(err("a line continuation"));
         }
@@ -83,7 +160,7 @@ fn find(text: &str, var: &'static str) -> Result<Option<Assignment>> {
             return Err(err("a backslash escape"));
         }
         let tail_trim = tail.trim_start();
-        if !tail_trim.is_empty() && !tail_trim.starts_with('#') && !tail_trim.starts_with(';') {
+        if !tail_trim.is_empty() && !tail_trim.starts_with('#') {
             return Err(err("more shell code after the value"));
         }
         found = Some(Assignment {
@@ -229,5 +306,50 @@ mod tests {
         assert!(out.contains(
             "GRUB_CMDLINE_LINUX='quiet iommu=pt amd_iommu=on rd.driver.pre=vfio-pci' # mine"
         ));
+    }
+
+    fn refused(text: &str) -> String {
+        match edit_default_grub(text, &wanted()) {
+            Ok(out) => panic!("accepted {text:?}: {out:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn test_edit_default_grub_refuses_shell_around_the_assignment_naming_the_line() {
+        for (text, line) in [
+            ("GRUB_CMDLINE_LINUX=\"quiet\"; rm -rf /x\n", 1),
+            ("GRUB_CMDLINE_LINUX=\"quiet\" ;\n", 1),
+            ("GRUB_CMDLINE_LINUX=quiet&& reboot\n", 1),
+            ("if [ -e /x ]; then\nGRUB_CMDLINE_LINUX=\"quiet\"\nfi\n", 2),
+            ("if true; then GRUB_CMDLINE_LINUX=\"quiet\"; fi\n", 1),
+            ("case $x in\n a) GRUB_CMDLINE_LINUX=\"a\";;\nesac\n", 2),
+            ("f() {\n  GRUB_CMDLINE_LINUX=\"a\"\n}\n", 2),
+            ("[ -e /x ] && GRUB_CMDLINE_LINUX=\"quiet\"\n", 1),
+            (
+                "GRUB_CMDLINE_LINUX=\"\"\n. /etc/default/grub.d/extra.cfg\n",
+                2,
+            ),
+            (
+                "source /etc/default/grub.local\nGRUB_CMDLINE_LINUX=\"\"\n",
+                1,
+            ),
+            ("GRUB_CMDLINE_LINUX=\"\"\nunset GRUB_CMDLINE_LINUX\n", 2),
+            (
+                "GRUB_CMDLINE_LINUX_DEFAULT=\"a\nGRUB_CMDLINE_LINUX=b\"\n",
+                1,
+            ),
+        ] {
+            let err = refused(text);
+            assert!(err.starts_with(&format!("line {line} ")), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn test_edit_default_grub_accepts_plain_lines_around_shell_it_does_not_edit() {
+        let text = "GRUB_DEFAULT=0\nif [ -e /x ]; then\n  GRUB_TIMEOUT=1\nfi\nexport GRUB_CMDLINE_LINUX\n\
+                    GRUB_CMDLINE_LINUX=\"quiet\" # mine\nGRUB_DISTRIBUTOR=`lsb_release -i -s 2> /dev/null || echo Debian`\n";
+        let out = edit_default_grub(text, &wanted()).unwrap();
+        assert!(out.contains("GRUB_CMDLINE_LINUX=\"quiet iommu=pt"), "{out}");
     }
 }

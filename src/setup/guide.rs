@@ -297,11 +297,7 @@ fn selinux(inputs: &SetupInputs, plan: &mut Plan) {
 }
 
 fn libvirt_guests(inputs: &SetupInputs, files: &dyn FileSource, plan: &mut Plan) {
-    let path = if inputs.is_debian_like() {
-        "/etc/default/libvirt-guests"
-    } else {
-        "/etc/sysconfig/libvirt-guests"
-    };
+    let path = inputs.family.libvirt_guests_config();
     let Some(before) = files.read(path) else {
         plan.manual.push(format!(
             "# after installing libvirt, run vmgpu setup again to set ON_SHUTDOWN=shutdown in {path}"

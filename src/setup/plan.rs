@@ -214,6 +214,9 @@ pub struct Plan {
     pub title: String,
     /// The kernel parameters the host needs.
     pub kernel_params: Vec<String>,
+    /// Whether the plan changes the boot configuration to get them (false: they are already set).
+    #[serde(default)]
+    pub kernel_params_change: bool,
     /// Files to write (only those that change).
     pub files: Vec<FileEdit>,
     /// Commands to run, in order, after the files are written.
@@ -272,6 +275,7 @@ pub fn compute(inputs: &SetupInputs, files: &dyn FileSource) -> Result<Plan> {
             inputs.distro_name
         ),
         kernel_params: params.clone(),
+        kernel_params_change: false,
         files: Vec::new(),
         commands: Vec::new(),
         manual: Vec::new(),
@@ -282,10 +286,13 @@ pub fn compute(inputs: &SetupInputs, files: &dyn FileSource) -> Result<Plan> {
             .collect(),
     };
     if inputs.bootloader == Bootloader::NixOs {
+        plan.kernel_params_change = true; // by hand, in configuration.nix (the note says how)
         guide::nixos(inputs, &mut plan);
         return Ok(plan);
     }
+    let before = (plan.files.len(), plan.commands.len());
     boot::plan(inputs, files, &params, &mut plan)?;
+    plan.kernel_params_change = (plan.files.len(), plan.commands.len()) != before;
     vfio::plan(inputs, files, &mut plan)?;
     guide::plan(inputs, files, &mut plan);
     // Packages first (the services and groups come with them), then the rest in the order the guide gives;

@@ -9,7 +9,16 @@ use super::plan::Plan;
 pub fn text(plan: &Plan) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{}", plan.title);
-    let _ = writeln!(out, "kernel parameters: {}", plan.kernel_params.join(" "));
+    // Say whether the boot configuration changes: the same line for "will be set" and "already set" misled.
+    let params = plan.kernel_params.join(" ");
+    if plan.kernel_params_change {
+        let _ = writeln!(out, "kernel parameters: {params} (to be set: see below)");
+    } else {
+        let _ = writeln!(
+            out,
+            "kernel parameters: {params} (already set: no boot change)"
+        );
+    }
     if plan.is_noop() {
         let _ = writeln!(
             out,

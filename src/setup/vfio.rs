@@ -210,9 +210,8 @@ fn initramfs(inputs: &SetupInputs, files: &dyn FileSource, plan: &mut Plan, shar
                 text.push_str(&format!("install_items+=\" {} \"\n", items.join(" ")));
             }
             changed |= plan.edit(files, path, text, "vfio modules in the initramfs");
-            if !inputs.kernel.has_vfio_virqfd() {
-                changed |= drop_stale_virqfd(files, plan, path);
-            }
+            let drop_virqfd = !inputs.kernel.has_vfio_virqfd();
+            changed |= tidy_other_dracut_dropins(files, plan, path, drop_virqfd);
         }
         InitramfsTool::Mkinitcpio => {
             let path = "/etc/mkinitcpio.conf.d/vfio.conf";
@@ -281,9 +280,15 @@ fn initramfs(inputs: &SetupInputs, files: &dyn FileSource, plan: &mut Plan, shar
     changed
 }
 
-/// Removes `vfio_virqfd` from other dracut drop-ins (the seed guide's `gpu-passthrough.conf`): the module is
-/// gone since 6.2 and dracut fails on it.
-fn drop_stale_virqfd(files: &dyn FileSource, plan: &mut Plan, ours: &str) -> bool {
+/// Tidies the other dracut drop-ins (the seed guide's `gpu-passthrough.conf`): drops `vfio_virqfd` where the
+/// kernel no longer has it (gone since 6.2; dracut fails on it) and puts the spaces dracut needs around `+=`
+/// values, so `check vfio.dracut_spaces` passes after setup instead of warning about the guide's own line.
+fn tidy_other_dracut_dropins(
+    files: &dyn FileSource,
+    plan: &mut Plan,
+    ours: &str,
+    drop_virqfd: bool,
+) -> bool {
     let mut changed = false;
     for name in files.list("/etc/dracut.conf.d") {
         let path = format!("/etc/dracut.conf.d/{name}");
@@ -293,27 +298,51 @@ fn drop_stale_virqfd(files: &dyn FileSource, plan: &mut Plan, ours: &str) -> boo
         let Some(text) = files.read(&path) else {
             continue;
         };
-        if !text.contains("vfio_virqfd") {
-            continue;
-        }
         let after: String = text
             .split_inclusive('\n')
-            .map(|l| {
-                if l.trim_start().starts_with('#') {
-                    l.to_string()
-                } else {
-                    l.replace(" vfio_virqfd", "").replace("vfio_virqfd ", "")
-                }
-            })
+            .map(|line| tidy_dracut_line(line, drop_virqfd))
             .collect();
-        changed |= plan.edit(
-            files,
-            &path,
-            after,
-            "vfio_virqfd does not exist on kernels >= 6.2 and breaks dracut",
-        );
+        let why = if drop_virqfd && text.contains("vfio_virqfd") {
+            "vfio_virqfd does not exist on kernels >= 6.2 and breaks dracut"
+        } else {
+            "dracut glues += values without surrounding spaces to the previous file's value"
+        };
+        changed |= plan.edit(files, &path, after, why);
     }
     changed
+}
+
+/// One drop-in line: `add_drivers+="a b"` becomes `add_drivers+=" a b "` (without `vfio_virqfd` when asked);
+/// comments and other keys stay as they are.
+fn tidy_dracut_line(line: &str, drop_virqfd: bool) -> String {
+    let (body, newline) = match line.strip_suffix('\n') {
+        Some(body) => (body, "\n"),
+        None => (line, ""),
+    };
+    let Some((key, value)) = body.split_once("+=") else {
+        return line.to_string();
+    };
+    let key_name = key.trim();
+    if key_name.starts_with('#')
+        || !["add_drivers", "force_drivers", "add_dracutmodules"].contains(&key_name)
+    {
+        return line.to_string();
+    }
+    let value = value.trim();
+    let quote = match value.chars().next() {
+        Some(q @ ('"' | '\'')) if value.len() >= 2 && value.ends_with(q) => q,
+        _ => return line.to_string(),
+    };
+    let inner = &value[1..value.len() - 1];
+    let words: Vec<&str> = inner
+        .split_whitespace()
+        .filter(|w| !(drop_virqfd && *w == "vfio_virqfd"))
+        .collect();
+    let padded = format!(" {} ", words.join(" "));
+    if padded == inner {
+        return line.to_string();
+    }
+    format!("{key}+={quote}{padded}{quote}{newline}")
 }
 
 /// The new modules-load.d file: vmgpu's modules in order, then any other module the user listed.
@@ -351,5 +380,29 @@ mod tests {
     fn test_modules_load_is_idempotent() {
         let once = modules_load(None, &["vfio", "kvm_amd"]);
         assert_eq!(modules_load(Some(&once), &["vfio", "kvm_amd"]), once);
+    }
+
+    #[test]
+    fn test_tidy_dracut_line_pads_values_and_drops_virqfd() {
+        let guide = "add_drivers+=\"vfio vfio_iommu_type1 vfio_pci vfio_virqfd\"\n";
+
+        assert_eq!(
+            tidy_dracut_line(guide, true),
+            "add_drivers+=\" vfio vfio_iommu_type1 vfio_pci \"\n"
+        );
+        assert_eq!(
+            tidy_dracut_line(guide, false),
+            "add_drivers+=\" vfio vfio_iommu_type1 vfio_pci vfio_virqfd \"\n"
+        );
+        assert_eq!(
+            tidy_dracut_line("# add_drivers+=\"x\"\n", true),
+            "# add_drivers+=\"x\"\n"
+        );
+        assert_eq!(
+            tidy_dracut_line("hostonly=\"yes\"\n", true),
+            "hostonly=\"yes\"\n"
+        );
+        let good = "force_drivers+=\" vfio_pci \"\n";
+        assert_eq!(tidy_dracut_line(good, true), good);
     }
 }

@@ -1,11 +1,12 @@
 //! `ShmMap`: a shared-memory file (`/dev/shm/<name>`) or a kvmfr device (`/dev/kvmfrN`) mapped read-write and
 //! shared, sized once at open. It never derefs to a slice: access goes through [`ShmView`].
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use memmap2::{MmapOptions, MmapRaw};
 
+use super::fault::Guard;
 use super::{Error, Region, Result, ShmView};
 
 /// `KVMFR_DMABUF_GETSIZE` = `_IO('u', 0x44)`: the device size is the ioctl's return value.
@@ -13,9 +14,63 @@ const KVMFR_DMABUF_GETSIZE: u64 = 0x7544;
 
 /// A mapped shared-memory region.
 pub struct ShmMap {
+    // Declared before `map` so it unregisters the range before the range is unmapped (see `fault`).
+    guard: Guard,
     map: MmapRaw,
     len: usize,
     path: PathBuf,
+    file: File,
+    identity: Identity,
+}
+
+/// What names the file we mapped: a new file at the same path (a restarted VM) or a new device node (a
+/// reloaded kvmfr module) differs in one of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Identity {
+    dev: u64,
+    ino: u64,
+    rdev: u64,
+}
+
+impl Identity {
+    fn of(meta: &std::fs::Metadata) -> Self {
+        Self {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            rdev: meta.rdev(),
+        }
+    }
+}
+
+/// Why a mapping no longer shows what its path names: the owner should map the path anew.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// The path no longer exists (the VM stopped and its file was removed).
+    Gone,
+    /// Another file or device node is at the path now (the VM or the kvmfr module restarted).
+    Replaced,
+    /// The same file has another size now.
+    Resized {
+        /// Bytes mapped.
+        mapped: u64,
+        /// The file's size now.
+        now: u64,
+    },
+    /// The file shrank under the mapping and an access past its new end faulted (now zeros).
+    Shrunk,
+}
+
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Change::Gone => write!(f, "was removed (the VM stopped?)"),
+            Change::Replaced => write!(f, "was replaced by a new one (the VM restarted?)"),
+            Change::Resized { mapped, now } => {
+                write!(f, "changed size from {mapped} to {now} bytes")
+            }
+            Change::Shrunk => write!(f, "shrank under the viewer (truncated by a host process)"),
+        }
+    }
 }
 
 impl ShmMap {
@@ -37,18 +92,25 @@ impl ShmMap {
                 min,
             });
         }
-        Self::map(&file, path, size)
+        Self::map(file, path, size)
     }
 
-    /// Creates (or truncates) a file of `size` bytes, mode 0600, and maps it: the producer's side.
+    /// Creates (or truncates) a file of `size` bytes, mode 0660 with the caller's group (like the hook's file, so
+    /// a Looking Glass client run by another member of the group can read it), and maps it: the producer's side.
     pub fn create(path: &Path, size: u64) -> Result<Self> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(true)
-            .mode(0o600)
+            .mode(0o660)
             .open(path)
+            .map_err(|source| Error::Open {
+                path: path.to_owned(),
+                source,
+            })?;
+        // The umask may have taken the group bits away.
+        file.set_permissions(std::fs::Permissions::from_mode(0o660))
             .map_err(|source| Error::Open {
                 path: path.to_owned(),
                 source,
@@ -57,26 +119,66 @@ impl ShmMap {
             path: path.to_owned(),
             source,
         })?;
-        Self::map(&file, path, size)
+        Self::map(file, path, size)
     }
 
-    fn map(file: &File, path: &Path, size: u64) -> Result<Self> {
+    fn map(file: File, path: &Path, size: u64) -> Result<Self> {
         let len = usize::try_from(size).map_err(|_| Error::Size {
             path: path.to_owned(),
             source: std::io::Error::other("size does not fit in memory"),
         })?;
+        let identity = file
+            .metadata()
+            .map(|m| Identity::of(&m))
+            .map_err(|source| Error::Size {
+                path: path.to_owned(),
+                source,
+            })?;
         let map = MmapOptions::new()
             .len(len)
-            .map_raw(file)
+            .map_raw(&file)
             .map_err(|source| Error::Map {
                 path: path.to_owned(),
                 source,
             })?;
+        let guard = Guard::register(map.as_mut_ptr(), len);
         Ok(Self {
+            guard,
             map,
             len,
             path: path.to_owned(),
+            file,
+            identity,
         })
+    }
+
+    /// Whether an access past the end of a file that shrank faulted (the mapping shows zeros from there on).
+    pub fn faulted(&self) -> bool {
+        self.guard.faulted()
+    }
+
+    /// Whether the path still names the file we mapped, at the size we mapped: `None` when it does (or when
+    /// the path cannot be checked right now), else what changed. Two `stat` calls; cheap enough to poll.
+    pub fn change(&self) -> Option<Change> {
+        if self.faulted() {
+            return Some(Change::Shrunk);
+        }
+        let now = match std::fs::metadata(&self.path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Some(Change::Gone),
+            Err(_) => return None,
+        };
+        if Identity::of(&now) != self.identity {
+            return Some(Change::Replaced);
+        }
+        let ours = self.file.metadata().ok()?;
+        if ours.file_type().is_file() && ours.len() != self.len as u64 {
+            return Some(Change::Resized {
+                mapped: self.len as u64,
+                now: ours.len(),
+            });
+        }
+        None
     }
 
     /// The mapped file.

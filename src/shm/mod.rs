@@ -1,4 +1,4 @@
-//! Guest-shared memory: the only place in the crate (with `sys.rs`) that may use `unsafe`.
+//! Guest-shared memory: the only place in the crate that may use `unsafe`.
 //!
 //! # Threat model
 //! The bytes of an IVSHMEM region are written by the guest (the Looking Glass host application inside the VM)
@@ -10,14 +10,16 @@
 //! - copies into our own memory (`read_bytes`, `read_array`, `copy_to_u32s`), bounded by the region size.
 //!
 //! A copy may tear (a visual glitch), never read outside the mapping. Every offset is checked with checked
-//! arithmetic against the length recorded at map time; a host process truncating the file would raise SIGBUS,
-//! which is outside what the guest can do (it cannot resize the region).
+//! arithmetic against the length recorded at map time. A host process truncating the file makes accesses past
+//! its new end raise SIGBUS; `fault.rs` turns that into zeros plus a "faulted" mark so the owner maps the file
+//! anew (its SAFETY argument is written down there).
 //! What is trusted: the path the user gave and the size `fstat`/`GETSIZE` reports at open.
 #[cfg(not(target_endian = "little"))]
 compile_error!(
     "the Looking Glass protocol is little-endian; vmgpu's shm module assumes a little-endian host"
 );
 
+mod fault;
 mod heap;
 mod map;
 mod view;
@@ -25,7 +27,7 @@ mod view;
 use std::path::PathBuf;
 
 pub use heap::HeapRegion;
-pub use map::ShmMap;
+pub use map::{Change, ShmMap};
 pub use view::ShmView;
 
 /// Something that owns a region of shared memory and can lend a checked view of it.

@@ -2,7 +2,7 @@
 //! any banner on top.
 use std::time::Instant;
 
-use super::feed::{BANNER_TIME, Shared, Shown};
+use super::feed::{Shared, Shown};
 use super::scale::{Placement, blit};
 use super::text;
 
@@ -17,6 +17,8 @@ pub struct Composed {
     pub connects: u64,
     /// Resubscriptions so far.
     pub resubscribes: u64,
+    /// Height of the banner drawn over the frame's top, 0 when none.
+    pub banner_height: u32,
     /// The source shown.
     pub shown: Shown,
     /// SPICE display updates applied so far.
@@ -30,7 +32,7 @@ fn message(shared: &Shared, lg: &str) -> String {
         .spice_no_display
         .load(std::sync::atomic::Ordering::Acquire)
     {
-        let vm = shared.vm_name.get().map_or("NAME", String::as_str);
+        let vm = shared.vm.get().map_or("NAME", String::as_str);
         format!(
             "{lg}; no virtual display: `vmgpu define {vm} --update --display install` to see the VM before Looking Glass runs"
         )
@@ -49,6 +51,7 @@ pub fn compose(shared: &Shared, out: &mut [u32], w: u32, h: u32) -> Composed {
         resubscribes: info.resubscribes,
         shown: Shown::Message,
         spice_updates: 0,
+        banner_height: 0,
     };
     let (shown, _) = shared.shown();
     if shown == Shown::Spice
@@ -67,7 +70,7 @@ pub fn compose(shared: &Shared, out: &mut [u32], w: u32, h: u32) -> Composed {
                 cursor.state.draw(out, w, frame, place);
                 composed.cursor_updates = cursor.state.updates;
             }
-            draw_banner(&info, out, w, h);
+            composed.banner_height = draw_banner(&info, out, w, h);
             return composed;
         }
     }
@@ -91,15 +94,17 @@ pub fn compose(shared: &Shared, out: &mut [u32], w: u32, h: u32) -> Composed {
     composed.cursor_updates = cursor.updates;
     drop(cursor);
     composed.serial = info.serial;
-    draw_banner(&info, out, w, h);
+    composed.banner_height = draw_banner(&info, out, w, h);
     composed
 }
 
-fn draw_banner(info: &super::feed::FeedInfo, out: &mut [u32], w: u32, h: u32) {
-    if let Some((banner, since)) = &info.banner
-        && Instant::now().duration_since(*since) < BANNER_TIME
-    {
-        text::draw_panel(out, w, h, banner, true);
+/// Draws the banner, if one is visible; returns its height (0 when none).
+fn draw_banner(info: &super::feed::FeedInfo, out: &mut [u32], w: u32, h: u32) -> u32 {
+    match &info.banner {
+        Some(banner) if banner.visible(Instant::now()) => {
+            text::draw_panel(out, w, h, &banner.text, true)
+        }
+        _ => 0,
     }
 }
 

@@ -9,14 +9,15 @@ use std::time::{Duration, Instant};
 
 use super::convert::Canvas;
 use super::cursor::CursorState;
+use super::wait::{self, Next, Pacer, WaitStats};
 use crate::lg::client::{Client, Handler, Status};
 use crate::lg::frame;
-use crate::lg::kvmfr::{CursorUpdate, FrameInfo, HostInfo, Rect, flags};
+use crate::lg::kvmfr::{CursorUpdate, FrameInfo, FrameType, HostInfo, Rect, flags};
 use crate::lg::layout::HEADER_SIZE;
-use crate::shm::{Region, ShmMap, ShmView};
+use crate::shm::{self, Region, ShmMap, ShmView};
 
-/// Poll interval while frames or cursor updates are flowing: bounds the post → frame-ready latency (about this
-/// plus the copy).
+/// Poll interval while frames or cursor updates are flowing and no frame is due (near the expected next frame
+/// of a steady stream the feed spins instead, see [`Pacer`]): bounds the latency of an unexpected frame.
 pub const POLL_ACTIVE: Duration = Duration::from_micros(500);
 /// Poll interval once nothing arrived for [`ACTIVE_WINDOW`] (a still guest desktop): keeps the idle CPU low.
 pub const POLL_IDLE: Duration = Duration::from_millis(5);
@@ -24,8 +25,11 @@ pub const POLL_IDLE: Duration = Duration::from_millis(5);
 pub const ACTIVE_WINDOW: Duration = Duration::from_millis(500);
 /// Poll interval while waiting for the host.
 pub const POLL_WAITING: Duration = Duration::from_millis(20);
-/// Retry interval while the shared-memory file is missing or unusable.
-pub const RETRY_OPEN: Duration = Duration::from_millis(500);
+/// Retry interval while the shared-memory file is missing or unusable (an `open` call: cheap, and a restarted
+/// VM's new file is picked up within this).
+pub const RETRY_OPEN: Duration = Duration::from_millis(100);
+/// How often the feed checks that the path still names the file it mapped (two `stat` calls).
+pub const RECHECK_FILE: Duration = Duration::from_millis(100);
 /// How long a one-off message (a bad frame) stays on screen.
 pub const BANNER_TIME: Duration = Duration::from_secs(4);
 
@@ -42,8 +46,10 @@ pub enum Source {
 pub struct FeedInfo {
     /// A full-screen message (waiting for the guest, version mismatch, missing shm); `None` shows the frame.
     pub message: Option<String>,
-    /// A message over the frame (truncated frames, a skipped frame) and since when.
-    pub banner: Option<(String, Instant)>,
+    /// A message over the frame (truncated frames, a skipped frame).
+    pub banner: Option<Banner>,
+    /// The text of the last banner the user dismissed: that condition is not shown again.
+    pub dismissed: Option<String>,
     /// Serial of the frame in the canvas.
     pub serial: Option<u32>,
     /// Frames ingested.
@@ -56,6 +62,24 @@ pub struct FeedInfo {
     pub host: Option<HostInfo>,
     /// When the last frame became ready.
     pub frame_ready_at: Option<Instant>,
+}
+
+/// A message over the top of the frame.
+#[derive(Debug, Clone)]
+pub struct Banner {
+    /// What it says.
+    pub text: String,
+    /// Since when.
+    pub since: Instant,
+    /// Stays until the user dismisses it (else it goes after [`BANNER_TIME`]).
+    pub sticky: bool,
+}
+
+impl Banner {
+    /// Whether it is still shown at `now`.
+    pub fn visible(&self, now: Instant) -> bool {
+        self.sticky || now.duration_since(self.since) < BANNER_TIME
+    }
 }
 
 /// State shared between the feed thread and the presenter.
@@ -73,10 +97,14 @@ pub struct Shared {
     pub spice_screen: OnceLock<Arc<Mutex<crate::spice::screen::Screen>>>,
     /// The guest cursor from the SPICE cursor channel, drawn over the SPICE display.
     pub spice_cursor: OnceLock<Arc<Mutex<crate::spice::cursor::Cursors>>>,
-    /// The VM's name, for the hints the window shows.
-    pub vm_name: OnceLock<String>,
     /// Set when the connected SPICE server offers no display channel (the domain has no virtual display).
     pub spice_no_display: AtomicBool,
+    /// Set by a second `vmgpu view` for the same VM: the window should come to the front.
+    pub raise: AtomicBool,
+    /// The VM's name, for the fixes the viewer suggests (set before [`spawn`]).
+    pub vm: std::sync::OnceLock<String>,
+    /// How late the feed thread's sleeps woke up (the benchmark prints it).
+    pub waits: WaitStats,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -95,6 +123,20 @@ impl Shared {
     /// The cursor.
     pub fn cursor(&self) -> MutexGuard<'_, CursorState> {
         lock(&self.cursor)
+    }
+
+    /// Hides the banner; a sticky one's condition is not shown again. Returns whether one was shown.
+    pub fn dismiss_banner(&self) -> bool {
+        let mut info = self.info();
+        match info.banner.take() {
+            Some(b) if b.visible(Instant::now()) => {
+                if b.sticky {
+                    info.dismissed = Some(b.text);
+                }
+                true
+            }
+            _ => false,
+        }
     }
 
     /// True while Looking Glass frames are shown: the host is connected and a frame arrived.
@@ -149,6 +191,8 @@ struct FeedHandler {
     shared: Arc<Shared>,
     notify: Notify,
     last_said: String,
+    /// When the last frame was ingested (the pacer learns the frame rate from it).
+    last_frame_at: Option<Instant>,
 }
 
 impl FeedHandler {
@@ -181,6 +225,8 @@ impl Handler for FeedHandler {
                 ));
                 info.host = Some(h);
                 info.serial = None;
+                // What was said about the last session's frames does not hold for this one.
+                info.banner = None;
             }
             Status::Waiting(_) | Status::Incompatible(_) => {
                 info.message = Some(text);
@@ -202,19 +248,24 @@ impl Handler for FeedHandler {
         info.message = None;
         info.serial = Some(fi.serial);
         info.frames += 1;
-        info.frame_ready_at = Some(Instant::now());
+        let now = Instant::now();
+        info.frame_ready_at = Some(now);
+        self.last_frame_at = Some(now);
         let truncated = fi.flags & flags::TRUNCATED != 0;
         drop(info);
         if truncated {
-            let text = format!(
-                "the shared memory is too small for {}x{}: only {} rows arrive; give the VM {} MiB of IVSHMEM",
-                fi.width,
-                fi.height,
-                fi.data_height,
-                fi.needed_mib()
-            );
-            self.say(&text);
-            self.shared.info().banner = Some((text, Instant::now()));
+            let text = truncated_text(fi, self.shared.vm.get().map(String::as_str));
+            let mut info = self.shared.info();
+            let showing = info.banner.as_ref().is_some_and(|b| b.text == text);
+            if !showing && info.dismissed.as_deref() != Some(text.as_str()) {
+                info.banner = Some(Banner {
+                    text: text.clone(),
+                    since: Instant::now(),
+                    sticky: true,
+                });
+                drop(info);
+                self.say(&text);
+            }
         }
         (self.notify)();
         Ok(())
@@ -222,7 +273,11 @@ impl Handler for FeedHandler {
 
     fn bad_frame(&mut self, why: String) {
         self.say(&why);
-        self.shared.info().banner = Some((why, Instant::now()));
+        self.shared.info().banner = Some(Banner {
+            text: why,
+            since: Instant::now(),
+            sticky: false,
+        });
         (self.notify)();
     }
 
@@ -232,64 +287,170 @@ impl Handler for FeedHandler {
     }
 }
 
+/// The banner for a truncated frame: what is wrong and the exact command that fixes it.
+fn truncated_text(fi: &FrameInfo, vm: Option<&str>) -> String {
+    let (w, h) = if fi.screen.0 > 0 && fi.screen.1 > 0 {
+        fi.screen
+    } else {
+        (fi.width, fi.height)
+    };
+    let hdr = if fi.kind == FrameType::Rgba16f {
+        ",hdr"
+    } else {
+        ""
+    };
+    format!(
+        "the shared memory is too small for {w}x{h}: only {} of {} rows arrive. Give the VM {} MiB: \
+         `vmgpu define {} --update --looking-glass {w}x{h}{hdr}`, then restart it. (Esc or a click hides this.)",
+        fi.data_height,
+        fi.height,
+        fi.needed_mib(),
+        vm.unwrap_or("VM"),
+    )
+}
+
+/// How the feed waits for the next frame while frames flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pacing {
+    /// Learns the frame interval and spins near the expected next frame ([`Pacer`]); the default.
+    Adaptive,
+    /// Polls every [`POLL_ACTIVE`] (the benchmark's baseline).
+    Plain,
+}
+
 /// Starts the feed thread.
 pub fn spawn(
     source: Source,
     shared: Arc<Shared>,
     notify: Notify,
 ) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("lg-feed".into())
-        .spawn(move || run(source, shared, notify))
+    // Say what the window waits for from its first picture on.
+    shared.info().message.get_or_insert_with(|| match &source {
+        Source::Path(p) => format!("opening {}", p.display()),
+        Source::Region(_) => "waiting for the Looking Glass host".to_string(),
+    });
+    spawn_with(source, shared, notify, Pacing::Adaptive)
 }
 
-fn run(source: Source, shared: Arc<Shared>, notify: Notify) {
+/// Starts the feed thread with the given pacing.
+pub fn spawn_with(
+    source: Source,
+    shared: Arc<Shared>,
+    notify: Notify,
+    pacing: Pacing,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("lg-feed".into())
+        .spawn(move || run(source, shared, notify, pacing))
+}
+
+fn run(source: Source, shared: Arc<Shared>, notify: Notify, pacing: Pacing) {
     let mut handler = FeedHandler {
         shared: Arc::clone(&shared),
         notify,
         last_said: String::new(),
+        last_frame_at: None,
     };
+    wait::tighten_timer_slack();
     while !shared.stop.load(Ordering::Acquire) {
-        let region: Arc<dyn Region> = match &source {
-            Source::Region(r) => Arc::clone(r),
+        match &source {
+            Source::Region(r) => pump(r.view(), None, &shared, &mut handler, pacing),
             Source::Path(p) => match ShmMap::open(p, HEADER_SIZE as u64) {
-                Ok(m) => Arc::new(m),
+                Ok(m) => pump(m.view(), Some(&m), &shared, &mut handler, pacing),
                 Err(e) => {
-                    let text = error_chain(&e);
-                    handler.status(Status::Waiting(format!("{text}; waiting")));
+                    handler.status(Status::Waiting(open_failure(&e)));
                     std::thread::sleep(RETRY_OPEN);
-                    continue;
                 }
             },
-        };
-        pump(region.view(), &shared, &mut handler);
+        }
     }
 }
 
-fn pump(view: ShmView<'_>, shared: &Shared, handler: &mut FeedHandler) {
+/// Why the file cannot be shown yet, in one line.
+fn open_failure(e: &shm::Error) -> String {
+    match e {
+        shm::Error::Open { path, source } if source.kind() == std::io::ErrorKind::NotFound => {
+            format!(
+                "{} does not exist (is the VM running?); waiting for it",
+                path.display()
+            )
+        }
+        e => format!("{}; waiting", error_chain(e)),
+    }
+}
+
+/// Runs the client over one mapping until the feed stops or, for a file, until the path no longer names what
+/// was mapped (see [`ShmMap::change`]); the caller then maps it again.
+fn pump(
+    view: ShmView<'_>,
+    map: Option<&ShmMap>,
+    shared: &Shared,
+    handler: &mut FeedHandler,
+    pacing: Pacing,
+) {
     let Ok(mut client) = Client::new(view) else {
+        handler.status(Status::Waiting(
+            "the shared memory is smaller than a Looking Glass header; waiting".into(),
+        ));
+        std::thread::sleep(RETRY_OPEN);
         return;
     };
+    handler.status(Status::Waiting(
+        "looking for the guest's Looking Glass host".into(),
+    ));
     let mut last_activity = Instant::now();
+    let mut last_file_check = Instant::now();
     let mut resubscribes = 0;
+    let mut pacer = Pacer::default();
+    let mut last_frame = handler.last_frame_at;
     while !shared.stop.load(Ordering::Acquire) {
         let busy = client.step(view, handler);
+        if let Some(map) = map
+            && last_file_check.elapsed() >= RECHECK_FILE
+        {
+            last_file_check = Instant::now();
+            // A file removed while its host still beats is still in use (QEMU keeps its mapping): keep
+            // showing it until the session ends. Anything else means this mapping is no longer the VM's.
+            if let Some(change) = map
+                .change()
+                .filter(|c| !(*c == shm::Change::Gone && client.connected()))
+            {
+                handler.status(Status::Waiting(format!(
+                    "the shared memory {} {change}; mapping it again",
+                    map.path().display()
+                )));
+                break;
+            }
+        }
         if client.resubscribes != resubscribes {
             resubscribes = client.resubscribes;
             shared.info().resubscribes = resubscribes;
+        }
+        if handler.last_frame_at != last_frame {
+            last_frame = handler.last_frame_at;
+            if let Some(at) = last_frame {
+                pacer.frame_arrived(at);
+            }
         }
         if busy {
             last_activity = Instant::now();
             continue;
         }
-        let interval = if !client.connected() {
-            POLL_WAITING
-        } else if last_activity.elapsed() < ACTIVE_WINDOW {
-            POLL_ACTIVE
+        let now = Instant::now();
+        let next = if !client.connected() {
+            Next::SleepUntil(now + POLL_WAITING)
+        } else if now.duration_since(last_activity) < ACTIVE_WINDOW {
+            match pacing {
+                Pacing::Adaptive => pacer.next(now, POLL_ACTIVE),
+                Pacing::Plain => Next::SleepUntil(now + POLL_ACTIVE),
+            }
         } else {
-            POLL_IDLE
+            Next::SleepUntil(now + POLL_IDLE)
         };
-        std::thread::sleep(interval);
+        match next {
+            Next::Spin => std::thread::yield_now(),
+            Next::SleepUntil(at) => wait::sleep_until(at, &shared.waits),
+        }
     }
     client.shutdown(view);
 }

@@ -131,6 +131,11 @@ impl Controller {
                 self.session.inputs().release_all();
                 false
             }
+            // winit makes up releases for held keys when focus goes (in keycode order): the focus-loss
+            // handler releases them itself, newest first, so a chord unwinds the way it was pressed.
+            WindowEvent::KeyboardInput {
+                is_synthetic: true, ..
+            } => true,
             WindowEvent::KeyboardInput { event, .. } => {
                 let PhysicalKey::Code(code) = event.physical_key else {
                     return false;
@@ -142,7 +147,9 @@ impl Controller {
                     }
                     return true;
                 }
-                if !self.captured && code == KeyCode::F11 {
+                // Unlinked (no SPICE server yet) or F11 outside capture: the window's own keys (Esc hides the
+                // banner, F11 toggles full screen).
+                if !self.session.inputs().is_linked() || (!self.captured && code == KeyCode::F11) {
                     return false;
                 }
                 let Some(codes) = keymap::key_codes(code) else {

@@ -4,8 +4,10 @@
 pub mod convert;
 pub mod cursor;
 pub mod feed;
+pub mod instance;
 pub mod locate;
 pub mod scale;
+pub mod wait;
 
 #[cfg(feature = "viewer")]
 pub mod compose;

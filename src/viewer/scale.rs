@@ -1,5 +1,7 @@
-//! Aspect-correct placement of the frame in the window (letterboxed, centred) and the nearest-neighbour blit;
-//! a 1:1 placement is a plain row copy.
+//! Aspect-correct placement of the frame in the window (letterboxed, centred) and the blit: a 1:1 placement is
+//! a plain row copy, an upscale is nearest-neighbour (crisp at integer factors), a downscale is an area
+//! average (each output pixel is the mean of the source pixels it covers), so one-pixel lines of text do not
+//! drop out of a 1080p desktop shown at 1440×810.
 
 /// Where the frame lands in the output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +61,32 @@ pub fn blit(src: &[u32], sw: u32, sh: u32, out: &mut [u32], ow: u32, oh: u32, p:
         }
         return;
     }
+    if p.w < sw || p.h < sh {
+        area_downscale(src, sw, sh, out, ow, oh, p);
+        return;
+    }
+    nearest(src, sw, sh, out, ow, oh, p);
+}
+
+/// Nearest-neighbour at any factor (what [`blit`] does for upscales); public for the benchmark.
+pub fn blit_nearest(
+    src: &[u32],
+    sw: u32,
+    sh: u32,
+    out: &mut [u32],
+    ow: u32,
+    oh: u32,
+    p: Placement,
+) {
+    out.fill(0);
+    if sw == 0 || sh == 0 || p.w == 0 || p.h == 0 || src.len() < sw as usize * sh as usize {
+        return;
+    }
+    nearest(src, sw, sh, out, ow, oh, p);
+}
+
+fn nearest(src: &[u32], sw: u32, sh: u32, out: &mut [u32], ow: u32, oh: u32, p: Placement) {
+    let (sw_, ow_) = (sw as usize, ow as usize);
     let xmap: Vec<usize> = (0..p.w as u64)
         .map(|x| (x * sw as u64 / p.w as u64) as usize)
         .collect();
@@ -71,6 +99,90 @@ pub fn blit(src: &[u32], sw: u32, sh: u32, out: &mut [u32], ow: u32, oh: u32, p:
             .zip(&xmap)
         {
             *d = row[sx];
+        }
+    }
+}
+
+/// Weights of the source pixels each output pixel covers along one axis, in 1/256ths summing to 256.
+struct Taps {
+    /// First source index per output index.
+    first: Vec<usize>,
+    /// `per` weights per output index (zeros past its last tap).
+    weights: Vec<u32>,
+    /// The most source pixels one output pixel covers.
+    per: usize,
+}
+
+impl Taps {
+    fn new(src: u32, dst: u32) -> Self {
+        let (s, d) = (src as u64, dst.max(1) as u64);
+        // Source interval of output o in 1/d units: [o·s, (o+1)·s); each tap weighs its overlap.
+        let spans: Vec<(usize, Vec<u32>)> = (0..d)
+            .map(|o| {
+                let (lo, hi) = (o * s, (o + 1) * s);
+                let i0 = lo / d;
+                let mut w: Vec<u32> = (i0..s.min(hi.div_ceil(d)))
+                    .map(|i| ((hi.min((i + 1) * d) - lo.max(i * d)) * 256 / s) as u32)
+                    .collect();
+                // Rounding leftovers go to the last tap, so a flat colour stays exactly that colour.
+                let given: u32 = w.iter().sum();
+                if let Some(last) = w.last_mut() {
+                    *last += 256 - given.min(256);
+                }
+                (i0 as usize, w)
+            })
+            .collect();
+        let per = spans.iter().map(|(_, w)| w.len()).max().unwrap_or(1).max(1);
+        let mut weights = vec![0u32; spans.len() * per];
+        for (chunk, (_, w)) in weights.chunks_exact_mut(per).zip(&spans) {
+            chunk[..w.len()].copy_from_slice(w);
+        }
+        Self {
+            first: spans.iter().map(|(i, _)| *i).collect(),
+            weights,
+            per,
+        }
+    }
+}
+
+/// `Σ w·px` over the taps, per channel (R|B and G in packed lanes; weights in 1/256ths sum to 256, so no lane
+/// overflows), back to one 0x00RRGGBB pixel.
+#[inline(always)]
+fn weigh(px: &[u32], w: &[u32]) -> u32 {
+    let (mut a, mut b) = (0u32, 0u32);
+    for (&p, &w) in px.iter().zip(w) {
+        a += (p & 0x00FF_00FF) * w;
+        b += (p & 0x0000_FF00) * w;
+    }
+    ((a >> 8) & 0x00FF_00FF) | ((b >> 8) & 0x0000_FF00)
+}
+
+/// Area-average scaling, separable: each output row first sums its source rows (the same weight across a
+/// row, so this part vectorises), then each output pixel sums its columns of that row.
+fn area_downscale(src: &[u32], sw: u32, sh: u32, out: &mut [u32], ow: u32, oh: u32, p: Placement) {
+    let (xt, yt) = (Taps::new(sw, p.w), Taps::new(sh, p.h));
+    let sw_ = sw as usize;
+    let cols = (p.w as usize).min((ow - p.x) as usize);
+    let mut row = vec![0u32; sw_];
+    let (mut rb, mut g) = (vec![0u32; sw_], vec![0u32; sw_]);
+    let rows = (p.h.min(oh.saturating_sub(p.y))) as usize;
+    for (oy, wy) in yt.weights.chunks_exact(yt.per).take(rows).enumerate() {
+        let y0 = yt.first[oy];
+        rb.fill(0);
+        g.fill(0);
+        for (line, &w) in src[y0 * sw_..].chunks_exact(sw_).zip(wy) {
+            for ((a, b), &px) in rb.iter_mut().zip(g.iter_mut()).zip(line) {
+                *a += (px & 0x00FF_00FF) * w;
+                *b += (px & 0x0000_FF00) * w;
+            }
+        }
+        for ((r, a), b) in row.iter_mut().zip(&rb).zip(&g) {
+            *r = ((a >> 8) & 0x00FF_00FF) | ((b >> 8) & 0x0000_FF00);
+        }
+        let dst = (p.y as usize + oy) * ow as usize + p.x as usize;
+        let taps = xt.first.iter().zip(xt.weights.chunks_exact(xt.per));
+        for (d, (&x0, wx)) in out[dst..dst + cols].iter_mut().zip(taps) {
+            *d = weigh(&row[x0..], wx);
         }
     }
 }
@@ -111,5 +223,37 @@ mod tests {
         let mut out = vec![9u32; 4];
         blit(&[1], 1, 1, &mut out, 2, 2, Placement::fit((1, 1), (2, 2)));
         assert_eq!(out, vec![1, 1, 1, 1]);
+    }
+
+    #[test]
+    fn test_downscale_keeps_a_one_pixel_line_visible() {
+        // A white 1-px horizontal line every 4 rows on black, 16×16 → 12×12: every line must leave a trace.
+        let (sw, sh) = (16u32, 16u32);
+        let src: Vec<u32> = (0..sh)
+            .flat_map(|y| (0..sw).map(move |_| if y % 4 == 1 { 0xFF_FFFF } else { 0 }))
+            .collect();
+        let mut out = vec![0u32; 144];
+        blit(
+            &src,
+            sw,
+            sh,
+            &mut out,
+            12,
+            12,
+            Placement::fit((sw, sh), (12, 12)),
+        );
+        let lit_rows = (0..12)
+            .filter(|y| out[y * 12..(y + 1) * 12].iter().any(|&p| p & 0xFF > 0x40))
+            .count();
+        assert!(lit_rows >= 4, "only {lit_rows} rows show a line: {out:x?}");
+    }
+
+    #[test]
+    fn test_downscale_of_a_flat_colour_is_that_colour() {
+        let src = vec![0x12_3456u32; 1920 * 1080];
+        let mut out = vec![0u32; 1440 * 810];
+        let p = Placement::fit((1920, 1080), (1440, 810));
+        blit(&src, 1920, 1080, &mut out, 1440, 810, p);
+        assert!(out.iter().all(|&px| px == 0x12_3456));
     }
 }

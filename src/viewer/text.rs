@@ -57,7 +57,8 @@ pub fn draw_line(out: &mut [u32], w: u32, h: u32, x: u32, y: u32, text: &str, co
 }
 
 /// Draws `text` wrapped and centred on a dark panel; `top` puts it at the top edge instead of the middle.
-pub fn draw_panel(out: &mut [u32], w: u32, h: u32, text: &str, top: bool) {
+/// Returns the panel's height.
+pub fn draw_panel(out: &mut [u32], w: u32, h: u32, text: &str, top: bool) -> u32 {
     let lines = wrap(text, (w.saturating_sub(2 * CELL) / CELL) as usize);
     let line_h = CELL + 4;
     let panel_h = (lines.len() as u32 * line_h + CELL).min(h);
@@ -83,6 +84,7 @@ pub fn draw_panel(out: &mut [u32], w: u32, h: u32, text: &str, top: bool) {
             0x00F0_F0F0,
         );
     }
+    panel_h
 }
 
 #[cfg(test)]

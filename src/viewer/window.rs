@@ -1,14 +1,18 @@
 //! The viewer window (winit): presents the feed's state through [`Present`], resizes to the guest's frame
-//! size, toggles fullscreen with F11, and shows the VM name, the source and updates per second in the title.
+//! size, toggles fullscreen with F11, and shows the VM name, the source and what it is doing (the waiting
+//! reason, or the updates per second) in the title. Esc or a click on a banner hides it. SIGTERM and SIGINT
+//! close the window the same way the close button does.
 //!
 //! Two sources, one window: Looking Glass frames while they flow, else the SPICE display (the VM's virtual
 //! display: firmware, installer, a guest without the LG host app), else the waiting message. The switch is
 //! decided at every present ([`Shared::shown`]), so it costs no more than one frame.
 //!
 //! Test mode (`VMGPU_VIEW_TEST=1`): the window opens at (0, 0), follows the frame size exactly, and after each
-//! present prints one line `presented serial=S size=WxH cursor=C connects=N resub=R source=SRC spice=U` on
-//! stdout, so a harness knows when to take a screenshot.
+//! present prints one line `presented serial=S size=WxH cursor=C connects=N resub=R banner=B source=SRC
+//! spice=U` on stdout, so a harness knows when to take a screenshot. `VMGPU_VIEW_TEST_WINDOW=WxH` keeps the
+//! window at that size instead (to see the frame scaled).
 use std::io::Write;
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,22 +20,28 @@ use std::time::{Duration, Instant};
 
 use winit::application::ApplicationHandler;
 use winit::dpi::{PhysicalPosition, PhysicalSize};
-use winit::event::{ElementState, WindowEvent};
+use winit::event::{ElementState, MouseButton, WindowEvent};
 use winit::event_loop::{ActiveEventLoop, ControlFlow, EventLoop};
 use winit::keyboard::{Key, NamedKey};
-use winit::window::{Fullscreen, Window, WindowId};
+use winit::window::{Fullscreen, UserAttentionType, Window, WindowId};
 
 use super::compose::{Composed, compose};
-use super::feed::{self, Shared, Shown, Source};
+use super::feed::{self, Banner, Shared, Shown, Source};
 use super::input::{Controller, SpiceConfig};
+use super::instance::Instance;
 use super::present::{Present, Softbuffer};
 
 /// Window errors.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// No display (no X11 or Wayland server reachable).
-    #[error("cannot open a window (is DISPLAY or WAYLAND_DISPLAY set?)")]
-    EventLoop(#[source] winit::error::EventLoopError),
+    #[error(
+        "cannot open a window: {0}; run it in a desktop session, or set DISPLAY or WAYLAND_DISPLAY"
+    )]
+    NoDisplay(String),
+    /// The event loop failed while running.
+    #[error("the window's event loop failed: {0}")]
+    EventLoop(String),
     /// The feed thread could not start.
     #[error("cannot start the frame thread")]
     Thread(#[source] std::io::Error),
@@ -49,6 +59,12 @@ pub struct Options {
     pub fullscreen: bool,
     /// Deterministic test mode (see the module docs).
     pub test_mode: bool,
+    /// The VM, for the fixes the viewer suggests.
+    pub vm: Option<String>,
+    /// The single-instance slot: second launches for this VM raise this window.
+    pub instance: Option<Arc<Instance>>,
+    /// Files to remove if a signal forces the process out before the window closes cleanly.
+    pub remove_on_exit: Vec<PathBuf>,
     /// Drive the VM's keyboard and mouse through its SPICE server.
     pub spice: Option<SpiceConfig>,
 }
@@ -62,30 +78,94 @@ struct App {
     frame_size: (u32, u32),
     last_report: Option<(Composed, (u32, u32))>,
     ups_since: (Instant, u64),
+    ups: Option<f64>,
+    title: String,
+    pointer: (f64, f64),
+    banner_height: u32,
     error: Option<String>,
     input: Option<Controller>,
 }
 
+/// `VMGPU_VIEW_TEST_WINDOW=WxH`, read in test mode only.
+fn test_window_size() -> Option<(u32, u32)> {
+    let v = std::env::var("VMGPU_VIEW_TEST_WINDOW").ok()?;
+    let (w, h) = v.split_once('x')?;
+    Some((w.parse().ok()?, h.parse().ok()?))
+}
+
+/// Longest waiting reason put in the title.
+const TITLE_REASON: usize = 72;
+
+/// `text` cut to `max` characters at a word, with an ellipsis.
+fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let cut: String = text.chars().take(max).collect();
+    let at = cut.rfind(' ').unwrap_or(cut.len());
+    format!("{}…", &cut[..at])
+}
+
+/// winit's OS errors read `os error at /path/to/winit/src/….rs:LINE: what`: keep only `what`.
+fn without_source_location(text: &str) -> String {
+    let text = match text.find(".rs:") {
+        Some(at) => text[at..].split_once(": ").map_or(text, |(_, rest)| rest),
+        None => text,
+    };
+    // Our message goes on after it ("…; run it in a desktop session"), so no full stop in between.
+    text.trim_end_matches('.').to_string()
+}
+
 impl App {
+    /// The title says what the window shows: the waiting reason, or the updates per second once frames flow
+    /// (counted over a second; until then, "connected").
     fn update_title(&mut self) {
         let Some(window) = &self.window else { return };
         let elapsed = self.ups_since.0.elapsed();
-        if elapsed < Duration::from_secs(1) {
-            return;
-        }
         let (shown, _) = self.shared.shown();
         let info = self.shared.info();
-        let ups = (info.frames - self.ups_since.1) as f64 / elapsed.as_secs_f64();
-        let state = match shown {
-            Shown::LookingGlass => format!("Looking Glass {ups:.0} UPS"),
-            Shown::Spice => "SPICE display (Looking Glass not running)".to_string(),
-            Shown::Message => "waiting".to_string(),
+        if elapsed >= Duration::from_secs(1) {
+            self.ups = Some((info.frames - self.ups_since.1) as f64 / elapsed.as_secs_f64());
+            self.ups_since = (Instant::now(), info.frames);
+        }
+        let lg = match (&info.message, self.ups) {
+            (Some(m), _) => shorten(m, TITLE_REASON),
+            (None, Some(ups)) if info.frames > 0 => format!("{ups:.0} UPS"),
+            (None, _) => "connected".to_string(),
         };
-        self.ups_since = (Instant::now(), info.frames);
+        let state = match shown {
+            Shown::Spice => format!("SPICE display (Looking Glass: {lg})"),
+            Shown::LookingGlass | Shown::Message => lg,
+        };
         drop(info);
         let hint = self.input.as_ref().map(|i| format!(" — {}", i.hint()));
         let hint = hint.unwrap_or_default();
-        window.set_title(&format!("{} — {state}{hint} — vmgpu", self.opts.name));
+        let title = format!("{} — {state}{hint} — vmgpu", self.opts.name);
+        if title != self.title {
+            window.set_title(&title);
+            self.title = title;
+        }
+    }
+
+    /// A second `vmgpu view` for this VM asked for the window.
+    fn raise(&self) {
+        if let Some(w) = &self.window {
+            w.set_minimized(false);
+            w.focus_window();
+            w.request_user_attention(Some(UserAttentionType::Informational));
+        }
+        eprintln!(
+            "vmgpu view: another `vmgpu view` for {} was started; showing this window instead",
+            self.opts.name
+        );
+    }
+
+    fn dismiss_banner(&self) {
+        if self.shared.dismiss_banner()
+            && let Some(w) = &self.window
+        {
+            w.request_redraw();
+        }
     }
 
     fn follow_frame_size(&mut self) {
@@ -94,6 +174,9 @@ impl App {
             return;
         }
         self.frame_size = size;
+        let size = test_window_size()
+            .filter(|_| self.opts.test_mode)
+            .unwrap_or(size);
         if let Some(window) = &self.window
             && window.fullscreen().is_none()
         {
@@ -125,6 +208,7 @@ impl App {
             tracing::warn!("{e}");
             return;
         }
+        self.banner_height = composed.banner_height;
         if self.opts.test_mode {
             let now = (composed, (size.width, size.height));
             let key = |c: &Composed, s: (u32, u32)| {
@@ -133,6 +217,7 @@ impl App {
                     c.cursor_updates,
                     c.connects,
                     c.resubscribes,
+                    c.banner_height > 0,
                     c.shown,
                     c.spice_updates,
                     s,
@@ -149,12 +234,13 @@ impl App {
                 let mut out = std::io::stdout().lock();
                 let _ = writeln!(
                     out,
-                    "presented serial={serial} size={}x{} cursor={} connects={} resub={} source={} spice={}",
+                    "presented serial={serial} size={}x{} cursor={} connects={} resub={} banner={} source={} spice={}",
                     size.width,
                     size.height,
                     composed.cursor_updates,
                     composed.connects,
                     composed.resubscribes,
+                    u8::from(composed.banner_height > 0),
                     composed.shown.name(),
                     composed.spice_updates
                 );
@@ -180,8 +266,15 @@ impl ApplicationHandler for App {
         if self.window.is_some() {
             return;
         }
+        let state = self
+            .shared
+            .info()
+            .message
+            .as_deref()
+            .map_or("starting".to_string(), |m| shorten(m, TITLE_REASON));
+        self.title = format!("{} — {state} — vmgpu", self.opts.name);
         let mut attrs = Window::default_attributes()
-            .with_title(format!("{} — vmgpu", self.opts.name))
+            .with_title(self.title.clone())
             .with_inner_size(PhysicalSize::new(1280u32, 720u32));
         if self.opts.test_mode {
             attrs = attrs
@@ -211,8 +304,12 @@ impl ApplicationHandler for App {
         self.window = Some(window);
     }
 
-    fn user_event(&mut self, _event_loop: &ActiveEventLoop, _event: ()) {
+    fn user_event(&mut self, event_loop: &ActiveEventLoop, _event: ()) {
         self.wake_pending.store(false, Ordering::Release);
+        if self.shared.stop.load(Ordering::Acquire) {
+            event_loop.exit();
+            return;
+        }
         if let Some(input) = &self.input {
             let st = input.session().state();
             let no_display = st.status == crate::spice::Status::Connected
@@ -224,11 +321,17 @@ impl ApplicationHandler for App {
                 .spice_no_display
                 .store(no_display, Ordering::Release);
         }
-        if let Some(hint) = self.input.as_mut().and_then(|i| i.changed_hint()) {
-            self.shared.info().banner = Some((hint, Instant::now()));
-            self.ups_since.0 = Instant::now() - Duration::from_secs(1); // title now
-            self.update_title();
+        if self.shared.raise.swap(false, Ordering::AcqRel) {
+            self.raise();
         }
+        if let Some(hint) = self.input.as_mut().and_then(|i| i.changed_hint()) {
+            self.shared.info().banner = Some(Banner {
+                text: hint,
+                since: Instant::now(),
+                sticky: false,
+            });
+        }
+        self.update_title();
         self.follow_frame_size();
         if let Some(w) = &self.window {
             w.request_redraw();
@@ -236,6 +339,19 @@ impl ApplicationHandler for App {
     }
 
     fn window_event(&mut self, event_loop: &ActiveEventLoop, _id: WindowId, event: WindowEvent) {
+        // The banner is the viewer's own: a click on it hides it and never reaches the VM.
+        match &event {
+            WindowEvent::CursorMoved { position, .. } => self.pointer = (position.x, position.y),
+            WindowEvent::MouseInput {
+                state: ElementState::Pressed,
+                button: MouseButton::Left,
+                ..
+            } if self.banner_height > 0 && self.pointer.1 < self.banner_height as f64 => {
+                self.dismiss_banner();
+                return;
+            }
+            _ => {}
+        }
         if let (Some(input), Some(window)) = (&mut self.input, &self.window) {
             let (_, frame) = self.shared.shown();
             if input.window_event(window, &event, frame) {
@@ -256,6 +372,12 @@ impl ApplicationHandler for App {
             {
                 self.toggle_fullscreen()
             }
+            WindowEvent::KeyboardInput { event, .. }
+                if event.state == ElementState::Pressed
+                    && event.logical_key == Key::Named(NamedKey::Escape) =>
+            {
+                self.dismiss_banner()
+            }
             _ => {}
         }
     }
@@ -272,6 +394,10 @@ impl ApplicationHandler for App {
     }
 
     fn about_to_wait(&mut self, event_loop: &ActiveEventLoop) {
+        if self.shared.stop.load(Ordering::Acquire) {
+            event_loop.exit();
+            return;
+        }
         self.update_title();
         // An expired banner goes away now, not at the next frame (a still SPICE screen may send none).
         let expired = {
@@ -279,7 +405,7 @@ impl ApplicationHandler for App {
             let old = info
                 .banner
                 .as_ref()
-                .is_some_and(|(_, since)| since.elapsed() >= feed::BANNER_TIME);
+                .is_some_and(|b| !b.visible(Instant::now()));
             if old {
                 info.banner = None;
             }
@@ -298,7 +424,7 @@ impl ApplicationHandler for App {
 pub fn run(source: Source, opts: Options) -> Result<(), Error> {
     let event_loop = EventLoop::<()>::with_user_event()
         .build()
-        .map_err(Error::EventLoop)?;
+        .map_err(|e| Error::NoDisplay(without_source_location(&e.to_string())))?;
     let proxy = event_loop.create_proxy();
     let wake_pending = Arc::new(AtomicBool::new(false));
     let shared = Arc::new(Shared::default());
@@ -312,11 +438,24 @@ pub fn run(source: Source, opts: Options) -> Result<(), Error> {
             }
         })
     };
+    on_termination(&shared, &notify, opts.remove_on_exit.clone());
+    if let Some(instance) = &opts.instance {
+        let (shared, notify) = (shared.clone(), notify.clone());
+        let served = instance.serve(move || {
+            shared.raise.store(true, Ordering::Release);
+            notify();
+        });
+        if let Err(e) = served {
+            tracing::warn!("cannot answer other `vmgpu view` launches: {e}");
+        }
+    }
+    if let Some(vm) = &opts.vm {
+        let _ = shared.vm.set(vm.clone());
+    }
     let input = match &opts.spice {
         Some(spice) => Some(spice.start(notify.clone()).map_err(Error::Thread)?),
         None => None,
     };
-    let _ = shared.vm_name.set(opts.name.clone());
     if let Some(input) = &input {
         let _ = shared.spice_screen.set(input.session().screen());
         let _ = shared.spice_cursor.set(input.session().cursor());
@@ -331,6 +470,10 @@ pub fn run(source: Source, opts: Options) -> Result<(), Error> {
         frame_size: (0, 0),
         last_report: None,
         ups_since: (Instant::now(), 0),
+        ups: None,
+        title: String::new(),
+        pointer: (0.0, 0.0),
+        banner_height: 0,
         error: None,
         input,
     };
@@ -338,9 +481,56 @@ pub fn run(source: Source, opts: Options) -> Result<(), Error> {
     drop(app.input.take()); // releases held keys, closes the SPICE session
     shared.stop.store(true, Ordering::Release);
     let _ = feed.join();
-    result.map_err(Error::EventLoop)?;
+    result.map_err(|e| Error::EventLoop(without_source_location(&e.to_string())))?;
     match app.error {
         Some(e) => Err(Error::Window(e)),
         None => Ok(()),
+    }
+}
+
+/// SIGTERM/SIGINT (and SIGHUP) close the window like its close button: stop the feed (which leaves the queues)
+/// and end the event loop. Should that not finish within [`FORCED_EXIT`] (a display server that does not
+/// answer), the process removes `remove_on_exit` and exits anyway.
+fn on_termination(shared: &Arc<Shared>, notify: &feed::Notify, remove_on_exit: Vec<PathBuf>) {
+    let (shared, notify) = (shared.clone(), notify.clone());
+    let set = ctrlc::set_handler(move || {
+        shared.stop.store(true, Ordering::Release);
+        notify();
+        let remove = remove_on_exit.clone();
+        let _ = std::thread::Builder::new()
+            .name("forced-exit".into())
+            .spawn(move || {
+                std::thread::sleep(FORCED_EXIT);
+                for path in &remove {
+                    let _ = std::fs::remove_file(path);
+                }
+                std::process::exit(143);
+            });
+    });
+    if let Err(e) = set {
+        tracing::debug!("no termination handler: {e}");
+    }
+}
+
+/// How long a signalled viewer may take to close cleanly.
+const FORCED_EXIT: Duration = Duration::from_millis(300);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_os_error_loses_its_source_path() {
+        let text = "os error at /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/winit-0.30.12/src/platform_impl/linux/mod.rs:765: neither WAYLAND_DISPLAY nor WAYLAND_SOCKET nor DISPLAY is set.";
+        assert_eq!(
+            without_source_location(text),
+            "neither WAYLAND_DISPLAY nor WAYLAND_SOCKET nor DISPLAY is set"
+        );
+    }
+
+    #[test]
+    fn test_shorten_cuts_at_a_word() {
+        assert_eq!(shorten("waiting for the host", 12), "waiting for…");
+        assert_eq!(shorten("short", 12), "short");
     }
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Real-kernel test of the libvirt hook (issue 3, items 8 and 9): the real static vmgpu binary runs as the qemu
+# Real-kernel test of the libvirt hook: the real static vmgpu binary runs as the qemu
 # hook inside a QEMU q35 guest with the Debian kernel, a real intel-iommu and a two-function "GPU" behind a root
 # port. Boot 1 (vIOMMU): foreign domain, prepare/release with every assertion, second VM refused, busy audio
 # refused, crash after every journaled step + `vmgpu restore`. Boot 2 (no vIOMMU): prepare fails, nothing changes.

@@ -44,7 +44,7 @@ mkdir -p "$VM_CACHE"   # vm_accel_args caches its KVM probe there
 LIMIT=${VMGPU_NESTED_TIMEOUT:-540}
 # no_timer_check: on a loaded host TCG is too slow for the kernel's IO-APIC timer check, which then panics
 boot_l1() {
-  VM_VMLINUZ=$CACHE/vmlinuz VM_KVER=l1-$KEY VM_SMP=2 VM_MEM=2048 \
+  VM_VMLINUZ=$CACHE/vmlinuz VM_KVER=l1-$KEY VM_SMP=3 VM_MEM=2048 \
   VM_APPEND="root=/dev/vda rw no_timer_check systemd.show_status=0 systemd.unit=multi-user.target" \
     vm_qemu "$W/serial.log" "$LIMIT" "$CACHE/initrd.img" \
       -drive "file=$CACHE/rootfs.img,format=raw,if=virtio,cache=unsafe,snapshot=on" \

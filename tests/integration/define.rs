@@ -107,6 +107,19 @@ fn seed_host(dirty: bool) -> tempfile::TempDir {
         Some(false),
     );
     pci(r, "0000:04:00.1", "0x040300", ("10de", "0fb0"), 18, None);
+    // the 980 Ti's board (ASUS), as in the recorded host: define records it in the metadata
+    for f in ["0000:04:00.0", "0000:04:00.1"] {
+        write(
+            r,
+            &format!("sys/bus/pci/devices/{f}/subsystem_vendor"),
+            "0x1043\n",
+        );
+        write(
+            r,
+            &format!("sys/bus/pci/devices/{f}/subsystem_device"),
+            "0x8548\n",
+        );
+    }
     pci(
         r,
         "0000:0b:00.0",
@@ -116,12 +129,26 @@ fn seed_host(dirty: bool) -> tempfile::TempDir {
         Some(true),
     );
     pci(r, "0000:0b:00.1", "0x040300", ("10de", "228b"), 20, None);
+    // the host's desktop: a lit output on the 3070
+    lit_output(r, "0000:0b:00.0", "enabled");
     if dirty {
         pci(r, "0000:05:00.0", "0x0c0330", ("1b21", "2142"), 18, None);
     }
     write(r, "dev/input/by-id/usb-Logitech_USB_Keyboard-event-kbd", "");
     write(r, "dev/input/by-id/usb-Logitech_G203-event-mouse", "");
+    write(
+        r,
+        "etc/passwd",
+        "root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000:Alice:/home/alice:/bin/sh\n",
+    );
     dir
+}
+
+/// A DRM output of `addr`'s card, connected, `enabled` or `disabled`.
+fn lit_output(root: &Path, addr: &str, enabled: &str) {
+    let dir = format!("sys/bus/pci/devices/{addr}/drm/card1/card1-DP-1");
+    write(root, &format!("{dir}/status"), "connected\n");
+    write(root, &format!("{dir}/enabled"), &format!("{enabled}\n"));
 }
 
 fn vmgpu(root: &Path, args: &[&str]) -> Output {
@@ -193,7 +220,7 @@ fn test_define_without_gpu_picks_the_non_display_card() {
     let host = seed_host(false);
     let out = vmgpu(host.path(), &["--dry-run"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("<vmgpu:gpu address=\"0000:04:00.0\"/>"));
+    assert!(stdout(&out).contains("<vmgpu:gpu address=\"0000:04:00.0\">"));
 }
 
 #[test]
@@ -319,10 +346,45 @@ fn test_define_host_display_gpu_is_refused_without_single_gpu() {
     let host = seed_host(false);
     let err = refused(host.path(), &["--gpu", "0000:0b:00.0"]);
     assert!(
-        err.contains("0000:0b:00.0 is the host's display GPU"),
+        err.contains("0000:0b:00.0 is the host's display GPU (its output card1-DP-1 is lit)"),
         "{err}"
     );
     assert!(err.contains("--single-gpu"), "{err}");
+}
+
+#[test]
+fn test_define_boot_vga_the_host_does_not_display_on_is_passed_without_single_gpu() {
+    // the guest card in the first slot is the firmware's boot VGA; the desktop runs on the other card
+    let host = seed_host(false);
+    write(
+        host.path(),
+        "sys/bus/pci/devices/0000:04:00.0/boot_vga",
+        "1\n",
+    );
+    write(
+        host.path(),
+        "sys/bus/pci/devices/0000:0b:00.0/boot_vga",
+        "0\n",
+    );
+    lit_output(host.path(), "0000:04:00.0", "disabled");
+    let out = vmgpu(host.path(), &["--dry-run", "--gpu", "0000:04:00.0"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("<vmgpu:single-gpu enabled=\"no\"/>"));
+}
+
+#[test]
+fn test_define_only_gpu_headless_boot_vga_is_chosen_without_single_gpu() {
+    let host = seed_host(false);
+    std::fs::remove_dir_all(host.path().join("sys/bus/pci/devices/0000:0b:00.0")).unwrap();
+    std::fs::remove_dir_all(host.path().join("sys/bus/pci/devices/0000:0b:00.1")).unwrap();
+    write(
+        host.path(),
+        "sys/bus/pci/devices/0000:04:00.0/boot_vga",
+        "1\n",
+    );
+    let out = vmgpu(host.path(), &["--dry-run"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("<vmgpu:gpu address=\"0000:04:00.0\">"));
 }
 
 #[test]
@@ -423,6 +485,7 @@ fn update_spec() -> DomainSpec {
                 "0000:04:00.1".parse().unwrap(),
             ],
             guest_bus: 6,
+            identities: Vec::new(),
         }),
         looking_glass: LookingGlass::parse("2560x1440").unwrap(),
         shm_name: "looking-glass".into(),
@@ -665,4 +728,29 @@ fn test_update_display_phase_round_trip_keeps_user_edits() {
     assert!(!finished.contains("/srv/iso/"));
     assert!(finished.contains("<model type='none'/>"));
     assert!(finished.contains("<vmgpu:display mode=\"looking-glass\"/>"));
+}
+
+#[test]
+fn test_define_dry_run_says_on_stderr_when_there_is_no_disk_or_iso() {
+    let bare = vmgpu(&seed_fixture(), &["--dry-run"]);
+    let full = vmgpu(
+        &seed_fixture(),
+        &[
+            "--dry-run",
+            "--disk",
+            "/var/lib/libvirt/images/g.qcow2",
+            "--iso",
+            "/srv/iso/Win11_24H2.iso",
+        ],
+    );
+    let bare_err = String::from_utf8_lossy(&bare.stderr);
+
+    assert!(bare.status.success(), "{bare_err}");
+    assert!(
+        bare_err.contains("no --disk") && bare_err.contains("no --iso"),
+        "{bare_err}"
+    );
+    assert!(String::from_utf8_lossy(&bare.stdout).contains("<domain"));
+    assert!(full.status.success());
+    assert!(!String::from_utf8_lossy(&full.stderr).contains("note:"));
 }

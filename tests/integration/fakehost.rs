@@ -23,9 +23,16 @@ fn write(path: &Path, content: &str) {
 
 impl FakeHost {
     pub fn new() -> Self {
-        let host = FakeHost {
-            dir: tempfile::tempdir().unwrap(),
-        };
+        Self::in_dir(tempfile::tempdir().unwrap())
+    }
+
+    /// The same tree in a new directory inside `parent` (which can hold canary files outside the root).
+    pub fn new_in(parent: &Path) -> Self {
+        Self::in_dir(tempfile::tempdir_in(parent).unwrap())
+    }
+
+    fn in_dir(dir: tempfile::TempDir) -> Self {
+        let host = FakeHost { dir };
         host.device(PORT, "0x060400", "0x8086", "0x29c9", Some("pcieport"), 1);
         host.device(GPU, "0x030000", "0x1234", "0x1111", Some("bochs-drm"), 3);
         host.device(

@@ -40,6 +40,11 @@ pub fn copy_of(name: &str) -> tempfile::TempDir {
     dir
 }
 
+/// Copies a fixture tree (symlinks as links) into `dst`.
+pub fn copy_into(name: &str, dst: &Path) {
+    copy_tree(&host(name), dst);
+}
+
 fn copy_tree(src: &Path, dst: &Path) {
     std::fs::create_dir_all(dst).unwrap();
     for entry in std::fs::read_dir(src).unwrap() {

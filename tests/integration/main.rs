@@ -2,14 +2,33 @@
 
 /// Hook bad-input corpus: every case refused with its exit code and message, the host tree unchanged.
 mod badinput;
+/// build.rs, for its `--version` text outside a git checkout.
+#[path = "../../build.rs"]
+#[allow(dead_code)]
+mod build_script;
+/// Bad-input corpus, journals: hostile and broken journals refused, the sandbox around the root unchanged.
+mod badinput_journal;
+/// Bad-input corpus, setup and define: grub shell syntax on the edited lines, users that do not exist.
+mod badinput_setup;
+/// Bad input around the journal: planted temporaries, failed undo, errno in the one line, status.
+mod badinput_undo;
 /// The command line: every subcommand exists and has help.
 mod cli;
+/// `--version`, completions, the man page, NO_COLOR.
+mod conventions;
 /// `vmgpu define`: rendered domains, schema validation, refused input, `--update` rewrite.
 mod define;
+/// README and docs: every relative link and every cited docs/*.md exists.
+mod docs_links;
+/// `vmgpu explain`: every signature's fixture named first, unknown logs, fixes per distro.
+mod explain;
 /// A simulated host tree for the hook tests and helpers to run the binary on it.
 mod fakehost;
 /// The hook state machine on a simulated host: prepare, release, refusals.
 mod hook;
+/// Several VMs at once: shared CPU isolation and hugepage pools in every stop order, stale journals,
+/// requests larger than the host.
+mod hook_shared;
 /// `vmgpu install` / `uninstall` never touch a foreign hook.
 mod install;
 /// Crash safety: SIGKILL after every prepare step, then restore.
@@ -42,6 +61,9 @@ mod host;
 /// `vmgpu gpus`: GPUs as units, snapshots per machine.
 mod gpus;
 
+/// Recordings of real machines print what the live machine printed.
+mod live_runs;
+
 /// `vmgpu check`: findings, fixes and exit codes per machine, and on this machine.
 mod check;
 
@@ -51,6 +73,9 @@ mod setup;
 mod setup_golden;
 /// Host trees for the setup tests (with a busybox userland for chroot).
 mod setup_tree;
+/// The viewer's lifecycle: VM restart, second launch, truncation, corrupt queues, banner, SIGTERM (ignored; run
+/// by the viewer harness).
+mod viewer_life;
 /// The real viewer as a Wayland client of weston nested in Xvfb (ignored; run by the viewer harness).
 mod viewer_wayland;
 

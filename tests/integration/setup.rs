@@ -134,6 +134,12 @@ fn test_setup_apply_writes_and_rerun_is_noop() {
         "{}",
         stdout(&again)
     );
+    // The parameters line says they are already set, not the same words as when they change.
+    assert!(
+        stdout(&again).contains("iommu=pt amd_iommu=on (already set: no boot change)"),
+        "{}",
+        stdout(&again)
+    );
     let backups = std::fs::read_dir(tree.path("var/lib/vmgpu/backup"))
         .unwrap()
         .count();

@@ -52,6 +52,10 @@ impl Tree {
             "etc/group",
             "root:x:0:\nkvm:x:36:\nlibvirt:x:970:\nalice:x:1000:\n",
         );
+        tree.write(
+            "etc/passwd",
+            "root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000:Alice:/home/alice:/bin/sh\n",
+        );
         std::fs::create_dir_all(tree.path("sys/bus/pci/devices")).unwrap();
         for Function(addr, class, ids, group, boot) in functions {
             let dev = format!("sys/devices/pci0000:00/{addr}");

@@ -56,7 +56,7 @@ fn test_x11_spice_display_until_looking_glass_and_back() {
         drain(s);
     }));
     let spice = format!("127.0.0.1:{port}");
-    let mut v = Viewer::start_args(
+    let mut v = Viewer::start_extra(
         &shm,
         dir.path(),
         &[("DISPLAY", x.display.as_str())],

@@ -14,10 +14,10 @@ use vmgpu::lg::producer::{Producer, ProducerConfig};
 use vmgpu::lg::scene;
 use vmgpu::shm::ShmMap;
 
-/// weston's pointer sprite sits over the output (rust-deps.md §4 measured 228 px); nothing else may differ.
+/// weston's pointer sprite sits over the output (docs/rust-deps.md §4 measured 228 px); nothing else may differ.
 const POINTER_SPRITE_PX: u64 = 400;
 
-struct Weston(Child);
+pub struct Weston(Child);
 
 impl Drop for Weston {
     fn drop(&mut self) {
@@ -26,7 +26,7 @@ impl Drop for Weston {
     }
 }
 
-fn start_weston(x: &XServer, runtime: &Path, socket: &str, w: u32, h: u32) -> Weston {
+pub fn start_weston(x: &XServer, runtime: &Path, socket: &str, w: u32, h: u32) -> Weston {
     let child = Command::new("weston")
         .args([
             "--backend=x11-backend.so",

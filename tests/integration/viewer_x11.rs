@@ -89,6 +89,8 @@ pub struct Presented {
     pub source: String,
     /// SPICE display updates applied.
     pub spice: u64,
+    /// A banner is drawn over the frame.
+    pub banner: bool,
 }
 
 fn parse_line(line: &str) -> Option<Presented> {
@@ -106,6 +108,7 @@ fn parse_line(line: &str) -> Option<Presented> {
             "resub" => p.resub = v.parse().ok()?,
             "source" => p.source = v.to_string(),
             "spice" => p.spice = v.parse().ok()?,
+            "banner" => p.banner = v == "1",
             _ => {}
         }
     }
@@ -127,21 +130,33 @@ impl Viewer {
 
     /// Starts the viewer with these display variables (the others removed).
     pub fn start_with(shm: &Path, dir: &Path, env: &[(&str, &str)]) -> Viewer {
-        Self::start_args(shm, dir, env, &[])
+        Self::start_extra(shm, dir, env, &[])
     }
 
-    /// Starts the viewer with these display variables and extra `view` arguments.
-    pub fn start_args(shm: &Path, dir: &Path, env: &[(&str, &str)], extra: &[&str]) -> Viewer {
-        let stderr = dir.join("viewer.err");
+    /// Starts the viewer on `--shm SHM` with these display variables and extra `view` arguments.
+    pub fn start_extra(shm: &Path, dir: &Path, env: &[(&str, &str)], extra: &[&str]) -> Viewer {
+        let mut args = vec![std::ffi::OsStr::new("--shm"), shm.as_os_str()];
+        args.extend(extra.iter().map(std::ffi::OsStr::new));
+        Self::start_args(&args, dir, env, "viewer.err")
+    }
+
+    /// Starts `vmgpu view ARGS` with these variables (DISPLAY and WAYLAND_DISPLAY removed unless given);
+    /// stderr goes to `dir/stderr_name`.
+    pub fn start_args(
+        args: &[&std::ffi::OsStr],
+        dir: &Path,
+        env: &[(&str, &str)],
+        stderr_name: &str,
+    ) -> Viewer {
+        let stderr = dir.join(stderr_name);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_vmgpu"));
         cmd.env_remove("DISPLAY").env_remove("WAYLAND_DISPLAY");
         for (k, v) in env {
             cmd.env(k, v);
         }
         let mut child = cmd
-            .args(["view", "--shm"])
-            .arg(shm)
-            .args(extra)
+            .arg("view")
+            .args(args)
             .env("VMGPU_VIEW_TEST", "1")
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr).unwrap())
@@ -188,6 +203,20 @@ impl Viewer {
 
     pub fn pid(&self) -> nix::unistd::Pid {
         nix::unistd::Pid::from_raw(self.child.id() as i32)
+    }
+
+    /// The exit status, waiting up to `timeout` for it.
+    pub fn exit_within(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let end = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= end {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }
 
@@ -600,6 +629,11 @@ fn test_x11_client_marked_bad_recovers() {
 
 /// Waits for the viewer's stderr to contain `text`, then checks the window shows a message (light text pixels).
 fn assert_message(r: &Rig, v: &mut Viewer, text: &str) {
+    assert_message_on(&r.x, r.dir.path(), v, text);
+}
+
+/// [`assert_message`] for any X server and directory.
+pub fn assert_message_on(x: &XServer, dir: &Path, v: &mut Viewer, text: &str) {
     let end = Instant::now() + Duration::from_secs(15);
     while !v.stderr_text().contains(text) {
         assert!(
@@ -611,7 +645,7 @@ fn assert_message(r: &Rig, v: &mut Viewer, text: &str) {
     }
     v.wait("a message screen", |p| p.size.0 > 0);
     std::thread::sleep(Duration::from_millis(300));
-    let shot = screenshot(&r.x, r.dir.path(), 640, 400);
+    let shot = screenshot(x, dir, 640, 400);
     let out = Command::new("convert")
         .arg(&shot)
         .args([
@@ -643,7 +677,7 @@ fn test_x11_bad_input_is_a_message_never_a_crash() {
     // Missing file.
     let missing = r.dir.path().join("missing");
     let mut v = Viewer::start(&r.x, &missing, r.dir.path());
-    assert_message(&r, &mut v, "cannot open shared memory");
+    assert_message(&r, &mut v, "does not exist (is the VM running?)");
     drop(v);
     // Too small.
     let small = r.dir.path().join("small");

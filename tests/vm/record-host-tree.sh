@@ -19,7 +19,7 @@ OUT=$1; shift
 vm_kernel
 W=$(mktemp -d "${TMPDIR:-/tmp}/vmgpu-record.XXXXXX")
 trap 'rm -rf "$W"' EXIT
-vm_initramfs "$W/initrd" "$VM_DIR/guest/record.sh"
+vm_initramfs "$W/initrd" "$VM_DIR/guest/record.sh" "$VM_DIR/guest/record-tree.sh:/lib/vmtest/record-tree.sh"
 vm_boot "$W/console.log" 300 "$W/initrd" -serial "file:$W/tree.b64" "$@" || true
 grep -q 'RESULT: ALL PASS' "$W/console.log" || { cat "$W/console.log" >&2; echo "record: guest failed" >&2; exit 1; }
 want=$(sed -n 's/^REC-MD5 \([0-9a-f]*\).*/\1/p' "$W/console.log" | tr -d '\r')

@@ -1,8 +1,9 @@
 #!/bin/sh
 # /init of the hook benchmark guest: times prepare+release of the GPU (both functions to vfio-pci and back) by
-# the real vmgpu hook against a plain shell doing only the same sysfs writes. Kernel arguments:
+# the real vmgpu hook against a plain shell doing only the same sysfs writes (and vmgpu with its writer
+# helper exec'd, the design before the fork). Kernel arguments:
 # vmtest.rounds=N x vmtest.blocks=N rounds (default 10 x 5), vmtest.domain=FILE (default bench-gpu.xml). Each
-# round times one vmgpu prepare+release and one shell prepare+release back to back, the order alternating.
+# round times one prepare+release of each side back to back, the order rotating.
 # /proc/uptime has 10 ms resolution (a round takes ~300 ms under TCG): the totals average that out.
 . /lib/vmtest/common.sh
 vm_setup
@@ -20,10 +21,16 @@ for s in system.slice user.slice init.scope machine.slice; do mkdir -p /sys/fs/c
 echo 1 > /sys/fs/cgroup/init.scope/cgroup.procs
 FULL=gpu; grep -q '<hugepages' "$XML" && FULL=full
 
-# both sides run as a hook would: one process per call, the domain XML on stdin
+# every side runs as a hook would: one process per call, the domain XML on stdin. `exec` is vmgpu with its
+# sysfs-writer helper started as a second program (VMGPU_WRITER_START=exec, the design before the fork), so the
+# gain of the fork shows side by side in one run.
 vmgpu_round() {
   vmgpu hook $VM prepare begin - < "$XML" || fail "vmgpu prepare rc=$?"
   vmgpu hook $VM release end - < "$XML" || fail "vmgpu release rc=$?"
+}
+exec_round() {
+  VMGPU_WRITER_START=exec vmgpu hook $VM prepare begin - < "$XML" || fail "vmgpu (exec) prepare rc=$?"
+  VMGPU_WRITER_START=exec vmgpu hook $VM release end - < "$XML" || fail "vmgpu (exec) release rc=$?"
 }
 shell_round() {
   sh /bin/gpu-writes.sh prepare $FULL < "$XML" || fail "shell prepare rc=$?"
@@ -38,28 +45,52 @@ check_back() {
 modprobe vfio-pci
 vm_settle
 info "benchmark: $BLOCKS blocks x $ROUNDS rounds, domain $DOMAIN (writes: $FULL)"
-vmgpu_round; shell_round; vm_settle; check_back warm-up   # warm-up: page cache, module loading
+vmgpu_round; exec_round; shell_round; vm_settle; check_back warm-up   # warm-up: page cache, module loading
 n=$((ROUNDS * BLOCKS))
 now() { read -r NOW _ < /proc/uptime; }   # a builtin read: no process start inside the timed spans
 : > /tmp/samples
 i=0
 while [ $i -lt $n ]; do
-  # pairs, the order alternating, so both sides see the same load and the same leftovers of the other
-  if [ $((i % 2)) = 0 ]; then first=vmgpu second=shell; else first=shell second=vmgpu; fi
-  now; t0=$NOW; ${first}_round; now; t1=$NOW; ${second}_round; now; t2=$NOW
-  echo "$i $first $t0 $t1" >> /tmp/samples
-  echo "$i $second $t1 $t2" >> /tmp/samples
+  # the order rotates, so every side sees the same load and the same leftovers of the others
+  case $((i % 3)) in
+  0) order="vmgpu exec shell" ;;
+  1) order="shell vmgpu exec" ;;
+  *) order="exec shell vmgpu" ;;
+  esac
+  for side in $order; do
+    now; t0=$NOW; ${side}_round; now
+    echo "$i $side $t0 $NOW" >> /tmp/samples
+  done
   i=$((i + 1))
 done
 check_back rounds
-# totals, and the median of the per-pair ratios (robust against load spikes of the shared host)
+# totals, and the median of the per-round ratios against the shell (robust against load spikes of the host)
 awk -v n=$n '
-  { d = $4 - $3; t[$2] += d; if ($2 == "vmgpu") v[$1] = d; else sh[$1] = d }
-  END {
-    m = 0; for (k in v) if (sh[k] > 0) r[++m] = v[k] / sh[k]
+  function median(r, m,   a, b, x) {
     for (a = 1; a <= m; a++) for (b = a + 1; b <= m; b++) if (r[b] < r[a]) { x = r[a]; r[a] = r[b]; r[b] = x }
-    med = (m % 2) ? r[(m + 1) / 2] : (r[m / 2] + r[m / 2 + 1]) / 2
+    return (m % 2) ? r[(m + 1) / 2] : (r[m / 2] + r[m / 2 + 1]) / 2
+  }
+  { d = $4 - $3; t[$2] += d; per[$2, $1] = d }
+  END {
+    m = 0; for (k = 0; k < n; k++) if (per["shell", k] > 0) { m++; rv[m] = per["vmgpu", k] / per["shell", k]; re[m] = per["exec", k] / per["shell", k] }
     printf "BENCH rounds=%d vmgpu_total_s=%.2f vmgpu_ms_per_round=%.1f shell_total_s=%.2f shell_ms_per_round=%.1f ratio=%.2f median_pair_ratio=%.2f\n",
-      n, t["vmgpu"], 1000 * t["vmgpu"] / n, t["shell"], 1000 * t["shell"] / n, t["vmgpu"] / t["shell"], med
+      n, t["vmgpu"], 1000 * t["vmgpu"] / n, t["shell"], 1000 * t["shell"] / n, t["vmgpu"] / t["shell"], median(rv, m)
+    printf "BENCH exec_helper_ms_per_round=%.1f exec_ratio=%.2f exec_median_pair_ratio=%.2f fork_saves_ms_per_round=%.1f\n",
+      1000 * t["exec"] / n, t["exec"] / t["shell"], median(re, m), 1000 * (t["exec"] - t["vmgpu"]) / n
   }' /tmp/samples
+# the fixed cost of one hook call: a call that changes nothing (process start, the XML, the decision), 20 of
+# each side alternating, against the shell starting and doing nothing
+: > /tmp/noop
+i=0
+while [ $i -lt 20 ]; do
+  now; t0=$NOW; vmgpu hook $VM reconnect begin - < "$XML" || fail "vmgpu reconnect rc=$?"; now; t1=$NOW
+  sh /bin/gpu-writes.sh noop < "$XML"; now; t2=$NOW
+  echo "$t0 $t1 $t2" >> /tmp/noop
+  i=$((i + 1))
+done
+awk '{ v += $2 - $1; s += $3 - $2 } END {
+  printf "BENCH noop_calls=%d vmgpu_noop_ms=%.1f shell_noop_ms=%.1f\n", NR, 1000 * v / NR, 1000 * s / NR }' /tmp/noop
+# where one call's time goes: a prepare and a release with VMGPU_LOG=debug (timestamped phases, not timed above)
+VMGPU_LOG=debug vmgpu hook $VM prepare begin - < "$XML" 2>&1 | sed 's/^/TRACE prepare: /'
+VMGPU_LOG=debug vmgpu hook $VM release end - < "$XML" 2>&1 | sed 's/^/TRACE release: /'
 vm_finish

@@ -1,0 +1,125 @@
+//! What users expect of a command-line tool: `--version` with the git revision, shell completions and a man
+//! page from the clap definitions, and `NO_COLOR` honoured on a terminal.
+use std::fs::File;
+use std::io::Read;
+use std::process::Stdio;
+
+use super::{build_script, fixtures};
+
+#[test]
+fn test_version_names_the_package_version_and_revision_when_built_from_git() {
+    let out = fixtures::vmgpu().arg("--version").output().unwrap();
+    let text = fixtures::stdout(&out);
+    let package = env!("CARGO_PKG_VERSION");
+
+    assert!(out.status.success());
+    let rest = text
+        .trim_end()
+        .strip_prefix(&format!("vmgpu {package}"))
+        .unwrap_or_else(|| panic!("unexpected --version: {text:?}"));
+    // `vmgpu 0.1.0` from a tarball, `vmgpu 0.1.0 (abc1234)` from a checkout.
+    if !rest.is_empty() {
+        let revision = rest.strip_prefix(" (").and_then(|r| r.strip_suffix(')'));
+        let revision = revision.unwrap_or_else(|| panic!("unexpected --version: {text:?}"));
+        assert!(
+            revision.len() >= 7 && revision.chars().all(|c| c.is_ascii_hexdigit()),
+            "{text:?}"
+        );
+    }
+}
+
+#[test]
+fn test_build_script_outside_a_git_checkout_falls_back_to_the_package_version() {
+    let not_a_checkout = tempfile::tempdir().unwrap();
+
+    assert_eq!(
+        build_script::version("9.8.7", not_a_checkout.path()),
+        "9.8.7"
+    );
+}
+
+#[test]
+fn test_completions_are_generated_for_every_subcommand() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = fixtures::vmgpu()
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        let script = fixtures::stdout(&out);
+
+        assert!(out.status.success(), "{shell}: {}", fixtures::stderr(&out));
+        for sub in [
+            "check", "gpus", "define", "view", "setup", "install", "status",
+        ] {
+            assert!(script.contains(sub), "{shell} completions lack {sub}");
+        }
+    }
+}
+
+#[test]
+fn test_completions_for_an_unknown_shell_is_a_usage_error() {
+    let out = fixtures::vmgpu()
+        .args(["completions", "tcsh"])
+        .output()
+        .unwrap();
+
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn test_man_page_is_roff_with_the_subcommands() {
+    let out = fixtures::vmgpu().arg("man").output().unwrap();
+    let page = fixtures::stdout(&out);
+
+    assert!(out.status.success());
+    assert!(page.contains(".TH vmgpu 1"));
+    assert!(page.contains("setup") && page.contains("define"));
+}
+
+/// `vmgpu gpus` with stdout on a pseudo-terminal, so colour is allowed; returns what it printed.
+fn gpus_on_a_terminal(no_color: Option<&str>) -> String {
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let mut cmd = fixtures::vmgpu();
+    cmd.arg("gpus")
+        .arg("--root")
+        .arg(fixtures::host("fedora-intel-turing"))
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::null())
+        .stdout(File::from(pty.slave))
+        .stderr(Stdio::null());
+    if let Some(value) = no_color {
+        cmd.env("NO_COLOR", value);
+    }
+    let mut child = cmd.spawn().unwrap();
+    // Our copy of the slave end went into `cmd`; drop it so the master reads EOF (EIO) once the child exits.
+    drop(cmd);
+    let mut master = File::from(pty.master);
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match master.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => bytes.extend_from_slice(&chunk[..n]),
+        }
+    }
+    assert!(child.wait().unwrap().success());
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+#[test]
+fn test_colour_on_a_terminal_and_none_with_no_color() {
+    let coloured = gpus_on_a_terminal(None);
+    let plain = gpus_on_a_terminal(Some("1"));
+    let empty_value = gpus_on_a_terminal(Some(""));
+
+    assert!(
+        coloured.contains('\x1b'),
+        "no colour on a terminal: {coloured:.200}"
+    );
+    assert!(
+        !plain.contains('\x1b'),
+        "colour despite NO_COLOR=1: {plain:.200}"
+    );
+    // no-color.org: an empty NO_COLOR does not count as set.
+    assert!(empty_value.contains('\x1b'));
+}
