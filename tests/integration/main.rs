@@ -2,16 +2,16 @@
 
 /// Hook bad-input corpus: every case refused with its exit code and message, the host tree unchanged.
 mod badinput;
-/// build.rs, for its `--version` text outside a git checkout.
-#[path = "../../build.rs"]
-#[allow(dead_code)]
-mod build_script;
 /// Bad-input corpus, journals: hostile and broken journals refused, the sandbox around the root unchanged.
 mod badinput_journal;
 /// Bad-input corpus, setup and define: grub shell syntax on the edited lines, users that do not exist.
 mod badinput_setup;
 /// Bad input around the journal: planted temporaries, failed undo, errno in the one line, status.
 mod badinput_undo;
+/// build.rs, for its `--version` text outside a git checkout.
+#[path = "../../build.rs"]
+#[allow(dead_code)]
+mod build_script;
 /// The command line: every subcommand exists and has help.
 mod cli;
 /// `--version`, completions, the man page, NO_COLOR.
