@@ -111,7 +111,7 @@ fn test_status_lists_every_vm_marks_the_broken_one_and_exits_1() {
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(text.contains("aaa-broken: BROKEN: journal"), "{text}");
-    assert!(text.contains("gpu-vm: Prepared"), "{text}");
+    assert!(text.contains("gpu-vm: prepared"), "{text}");
     assert!(text.contains("zzz-other: BROKEN: journal"), "{text}");
     assert!(text.contains("format 3"), "{text}");
     let out = sandbox.host.vmgpu(&["status", "--json"], "", &[]);
