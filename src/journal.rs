@@ -14,8 +14,8 @@
 //! step owns). The directory is vmgpu's own (owned by the running user, mode 0700) and temporaries are
 //! created exclusively, never through a link.
 use std::fs::File;
-use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
@@ -23,6 +23,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::host::{HostRoot, PciAddress};
+use crate::ops::files;
 
 /// Where journals live (a host path, resolved under the root).
 pub const DIR: &str = "/run/vmgpu";
@@ -198,29 +199,18 @@ impl Store {
     /// (waits for another hook).
     pub fn lock(&self) -> Result<Lock> {
         let dir = self.dir();
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .map_err(|source| Error::Io {
-                action: "create",
-                path: dir.clone(),
-                source,
-            })?;
+        files::create_dir_all(&dir, 0o700).map_err(|source| Error::Io {
+            action: "create",
+            path: dir.clone(),
+            source,
+        })?;
         own_dir(&dir)?;
         let path = dir.join(".lock");
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .custom_flags(NOFOLLOW)
-            .open(&path)
-            .map_err(|source| Error::Io {
-                action: "open",
-                path: path.clone(),
-                source,
-            })?;
+        let file = files::open_lock_file(&path, 0o600).map_err(|source| Error::Io {
+            action: "open",
+            path: path.clone(),
+            source,
+        })?;
         let lock = Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| Error::Io {
             action: "lock",
             path,
@@ -279,52 +269,35 @@ impl Store {
     /// Replaces a VM's journal atomically and durably. Call with the lock held.
     pub fn save<S: Serialize>(&self, journal: &Journal<S>) -> Result<()> {
         let path = self.path(&journal.vm)?;
-        let tmp = self.dir().join(format!(".{}.json.tmp", journal.vm));
-        let io = |action: &'static str, path: &PathBuf| {
-            let path = path.clone();
-            move |source| Error::Io {
-                action,
-                path,
-                source,
-            }
-        };
         let bytes = serde_json::to_vec_pretty(journal).map_err(|e| Error::Io {
             action: "encode",
             path: path.clone(),
             source: std::io::Error::other(e),
         })?;
-        // A leftover from a crash, or anything planted there: unlink it (never followed), then create the
-        // temporary exclusively (O_EXCL|O_NOFOLLOW) in the directory only vmgpu can write.
-        match std::fs::remove_file(&tmp) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(io("remove", &tmp)(e));
-            }
-            _ => {}
-        }
-        let mut file = std::fs::OpenOptions::new()
-            .create_new(true)
-            .write(true)
-            .mode(0o600)
-            .custom_flags(NOFOLLOW)
-            .open(&tmp)
-            .map_err(io("create", &tmp))?;
-        file.write_all(&bytes).map_err(io("write", &tmp))?;
-        file.sync_all().map_err(io("sync", &tmp))?;
-        std::fs::rename(&tmp, &path).map_err(io("rename", &path))?;
-        self.sync_dir()
+        // The temporary is created exclusively (O_EXCL|O_NOFOLLOW) in the directory only vmgpu can write,
+        // after unlinking (never following) a leftover from a crash or anything planted there.
+        let how = files::Replace {
+            temp: self.dir().join(format!(".{}.json.tmp", journal.vm)),
+            mode: 0o600,
+            owner: None,
+        };
+        files::replace(&path, &bytes, &how).map_err(from_ops)
     }
 
     /// Removes a VM's journal (after a complete release). Call with the lock held.
     pub fn remove(&self, vm: &str) -> Result<()> {
         let path = self.path(vm)?;
-        match std::fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Io {
-                action: "remove",
-                path,
-                source: e,
-            }),
-            _ => self.sync_dir(),
-        }
+        files::remove_file(&path).map_err(|source| Error::Io {
+            action: "remove",
+            path,
+            source,
+        })?;
+        let dir = self.dir();
+        files::sync_dir(&dir).map_err(|source| Error::Io {
+            action: "sync",
+            path: dir,
+            source,
+        })
     }
 
     /// The VMs that have a journal, sorted.
@@ -340,21 +313,27 @@ impl Store {
             .filter_map(|n| n.strip_suffix(".json").map(str::to_string))
             .collect())
     }
-
-    fn sync_dir(&self) -> Result<()> {
-        let dir = self.dir();
-        File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|source| Error::Io {
-                action: "sync",
-                path: dir,
-                source,
-            })
-    }
 }
 
-/// `O_NOFOLLOW`: opening a symlink fails (ELOOP) instead of following it.
-const NOFOLLOW: i32 = nix::fcntl::OFlag::O_NOFOLLOW.bits();
+/// A failed step of the atomic replace, named as the journal names its own steps.
+fn from_ops(e: crate::ops::Error) -> Error {
+    match e {
+        crate::ops::Error::File {
+            action,
+            path,
+            source,
+        } => Error::Io {
+            action,
+            path,
+            source,
+        },
+        other => Error::Io {
+            action: "write",
+            path: PathBuf::new(),
+            source: std::io::Error::other(other.to_string()),
+        },
+    }
+}
 
 /// What is read of a journal before its steps.
 #[derive(Deserialize)]
@@ -365,11 +344,11 @@ struct Header {
 
 /// The journal's bytes (`None`: no journal). A link, a non-regular file or an oversized file is refused.
 fn read_journal(path: &Path) -> Result<Option<Vec<u8>>> {
-    let file = match std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK.bits())
-        .open(path)
-    {
+    let flags = files::ReadFlags {
+        no_follow: true,
+        non_block: true,
+    };
+    let file = match files::open_read(path, flags) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => {
@@ -438,13 +417,11 @@ fn own_dir(dir: &Path) -> Result<()> {
             dir.display(),
             meta.mode() & 0o7777
         );
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(
-            |source| Error::Io {
-                action: "chmod",
-                path: dir.to_path_buf(),
-                source,
-            },
-        )?;
+        files::set_mode(dir, 0o700).map_err(|source| Error::Io {
+            action: "chmod",
+            path: dir.to_path_buf(),
+            source,
+        })?;
     }
     Ok(())
 }
@@ -456,6 +433,7 @@ fn cut(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     /// A test step: "bad" is refused.
     impl Entry for String {
