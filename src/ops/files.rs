@@ -220,6 +220,12 @@ pub fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
 }
 
+/// Creates a Unix socket file at `path` and listens on it (the viewer's single-instance socket).
+#[allow(clippy::disallowed_methods)]
+pub fn bind_socket(path: &Path) -> std::io::Result<std::os::unix::net::UnixListener> {
+    std::os::unix::net::UnixListener::bind(path)
+}
+
 /// Flushes a directory's entries (a rename or unlink in it) to disk.
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()

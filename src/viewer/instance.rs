@@ -107,7 +107,7 @@ pub fn claim_in(runtime: &Path, key: &str) -> Result<Claim, Error> {
         Ok(lock) => {
             // We hold the lock, so a socket file left here is from a viewer that died: replace it.
             let _ = files::remove_file(&socket);
-            let listener = UnixListener::bind(&socket).map_err(|source| Error::Io {
+            let listener = files::bind_socket(&socket).map_err(|source| Error::Io {
                 path: socket.clone(),
                 source,
             })?;
