@@ -3,13 +3,17 @@
 //! stderr are captured (bounded) or /dev/null — or, for `setup`'s long commands whose progress the user
 //! watches, passed to our stderr, never to our stdout (the hook's stdout belongs to libvirt). Every
 //! [`Program::run`] waits under a deadline and kills the program when it passes; the only spawn that does
-//! not wait is [`Program::spawn_detached`] (the viewer, which outlives us).
+//! not wait is [`Program::spawn_detached`] (the viewer, which outlives us). Captured output is read with
+//! `poll` on the calling thread, so running a program never leaves the hook with a second thread.
 use std::ffi::OsStr;
-use std::io::{Read, Write};
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 /// Where a program's stdout or stderr goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,26 +188,74 @@ impl Program {
             .stdout(stdio(self.stdout))
             .stderr(stdio(self.stderr));
         let mut child = self.command.spawn().map_err(Failure::Start)?;
+        // Only a given stdin takes a thread; the outputs are read on this thread with poll, so the hook stays
+        // single-threaded (its sysfs-writer helper is forked only then).
         let feeder = match (child.stdin.take(), self.stdin.take()) {
             (Some(mut pipe), Some(bytes)) => Some(std::thread::spawn(move || {
                 let _ = pipe.write_all(&bytes);
             })),
             _ => None,
         };
-        // Readers in threads: a full pipe would otherwise stall the child until the deadline.
-        let stdout = reader(child.stdout.take(), self.stdout);
-        let stderr = reader(child.stderr.take(), self.stderr);
-        let status = wait_until(&mut child, Instant::now() + timeout).map_err(|e| match e {
-            Waited::Failed(e) => Failure::Wait(e),
-            Waited::Late => Failure::Timeout(timeout),
-        })?;
+        let mut stdout = Sink::new(child.stdout.take().map(OwnedFd::from), self.stdout);
+        let mut stderr = Sink::new(child.stderr.take().map(OwnedFd::from), self.stderr);
+        let deadline = Instant::now() + timeout;
+        let late = |child: &mut Child| {
+            let _ = child.kill();
+            let _ = child.wait();
+            Failure::Timeout(timeout)
+        };
+        // Read until both pipes close, or the program has exited and a quiet pipe is held only by something it
+        // left running: a full pipe would otherwise stall it until the deadline.
+        let mut exited = None;
+        while stdout.open() || stderr.open() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(late(&mut child));
+            }
+            let ms = u16::try_from(left.as_millis().clamp(1, 50)).unwrap_or(50);
+            let ready = {
+                let mut fds: Vec<PollFd<'_>> = [&stdout, &stderr]
+                    .iter()
+                    .filter_map(|sink| sink.fd.as_ref())
+                    .map(|fd| PollFd::new(fd.as_fd(), PollFlags::POLLIN))
+                    .collect();
+                match poll(&mut fds, PollTimeout::from(ms)) {
+                    Ok(0) => match child.try_wait() {
+                        Ok(Some(status)) => {
+                            exited = Some(status);
+                            break;
+                        }
+                        _ => continue,
+                    },
+                    Ok(_) => fds
+                        .iter()
+                        .map(|fd| fd.revents().is_some_and(|r| !r.is_empty()))
+                        .collect::<Vec<bool>>(),
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Err(e) => return Err(Failure::Wait(e.into())),
+                }
+            };
+            let mut ready = ready.into_iter();
+            for sink in [&mut stdout, &mut stderr] {
+                if sink.open() && ready.next() == Some(true) {
+                    sink.read_some();
+                }
+            }
+        }
+        let status = match exited {
+            Some(status) => status,
+            None => wait_until(&mut child, deadline).map_err(|e| match e {
+                Waited::Failed(e) => Failure::Wait(e),
+                Waited::Late => Failure::Timeout(timeout),
+            })?,
+        };
         if let Some(feeder) = feeder {
             let _ = feeder.join();
         }
         Ok(Finished {
             status,
-            stdout: stdout.and_then(|t| t.join().ok()).unwrap_or_default(),
-            stderr: stderr.and_then(|t| t.join().ok()).unwrap_or_default(),
+            stdout: stdout.text(),
+            stderr: stderr.text(),
         })
     }
 
@@ -262,14 +314,52 @@ fn stdio(output: Output) -> Stdio {
     }
 }
 
-fn reader(
-    pipe: Option<impl Read + Send + 'static>,
-    output: Output,
-) -> Option<std::thread::JoinHandle<String>> {
-    let Output::Capture { max } = output else {
-        return None;
-    };
-    pipe.map(|pipe| std::thread::spawn(move || read_bounded(pipe, max)))
+/// One captured output: its pipe until end-of-file, and the first `max` bytes read from it.
+struct Sink {
+    fd: Option<OwnedFd>,
+    max: usize,
+    kept: Vec<u8>,
+}
+
+impl Sink {
+    /// A sink for `pipe` when `output` captures (otherwise there is no pipe).
+    fn new(pipe: Option<OwnedFd>, output: Output) -> Self {
+        let max = match output {
+            Output::Capture { max } => max,
+            Output::Null | Output::OurStderr => 0,
+        };
+        Self {
+            fd: pipe,
+            max,
+            kept: Vec::new(),
+        }
+    }
+
+    fn open(&self) -> bool {
+        self.fd.is_some()
+    }
+
+    /// One read of what is ready, keeping what fits (the rest is dropped, so the program never blocks);
+    /// end-of-file or an error closes the pipe.
+    fn read_some(&mut self) {
+        let Some(fd) = self.fd.as_ref() else { return };
+        let mut buf = [0u8; 8192];
+        match nix::unistd::read(fd, &mut buf) {
+            Ok(0) => self.fd = None,
+            Ok(n) => {
+                let room = self.max.saturating_sub(self.kept.len());
+                self.kept
+                    .extend_from_slice(buf.get(..n.min(room)).unwrap_or_default());
+            }
+            Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => {}
+            Err(_) => self.fd = None,
+        }
+    }
+
+    /// What was kept (lossy UTF-8).
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.kept).into_owned()
+    }
 }
 
 enum Waited {
@@ -298,24 +388,6 @@ fn wait_until(child: &mut Child, deadline: Instant) -> Result<ExitStatus, Waited
     }
 }
 
-/// Reads a pipe to its end, keeping the first `max` bytes (lossy UTF-8).
-fn read_bounded(mut pipe: impl Read, max: usize) -> String {
-    let mut kept = Vec::new();
-    let mut buf = [0u8; 8192];
-    loop {
-        match pipe.read(&mut buf) {
-            Ok(0) => break,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => break,
-            Ok(n) => {
-                let room = max.saturating_sub(kept.len());
-                kept.extend_from_slice(buf.get(..n.min(room)).unwrap_or_default());
-            }
-        }
-    }
-    String::from_utf8_lossy(&kept).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -331,6 +403,32 @@ mod tests {
             .unwrap();
         assert!(done.status.success());
         assert_eq!(done.stdout, "hello\nwo");
+    }
+
+    #[test]
+    fn test_output_past_the_pipe_buffer_does_not_stall_the_program() {
+        let done = Program::new("sh")
+            .args(["-c", "head -c 1000000 /dev/zero; echo done >&2"])
+            .stdout(Output::Capture { max: 16 })
+            .stderr(Output::Capture { max: 64 })
+            .run(LONG)
+            .unwrap();
+        assert!(done.status.success());
+        assert_eq!(done.stdout.len(), 16);
+        assert_eq!(done.stderr_head(), "done");
+    }
+
+    #[test]
+    fn test_a_pipe_held_by_what_the_program_left_running_does_not_hold_us() {
+        let t = Instant::now();
+        let done = Program::new("sh")
+            .args(["-c", "sleep 30 & echo started"])
+            .stdout(Output::Capture { max: 64 })
+            .run(LONG)
+            .unwrap();
+        assert!(done.status.success());
+        assert_eq!(done.stdout, "started\n");
+        assert!(t.elapsed() < Duration::from_secs(10));
     }
 
     #[test]
