@@ -9,11 +9,11 @@
 //! `started`, also after a VM restart while a viewer is still open: `vmgpu view` allows one viewer per VM and
 //! user (see `viewer::instance`), so the new launch only brings the open window to the front, and that window
 //! has already mapped the restarted VM's new shm file.
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use crate::host::HostRoot;
+use crate::ops::process::{Failure, Program};
 
 /// Set in the intermediate process's environment; `main` checks it first.
 pub const ENV_LAUNCHER: &str = "VMGPU_INTERNAL_LAUNCH_VIEWER";
@@ -105,6 +105,9 @@ pub fn session_env(root: &HostRoot, user: &Account) -> Option<Vec<(String, Strin
     Some(env)
 }
 
+/// How long the launcher may take (it only starts the viewer in a new session and exits).
+const LAUNCHER_DEADLINE: Duration = Duration::from_secs(10);
+
 /// Starts the viewer for `vm` as `user` (live host only). Problems are warnings: the VM runs regardless.
 pub fn launch(root: &HostRoot, vm: &str, user: Option<&str>) {
     let Some(name) = user else {
@@ -127,7 +130,7 @@ pub fn launch(root: &HostRoot, vm: &str, user: Option<&str>) {
         return;
     }
     let exe = viewer_binary();
-    let status = Command::new(&exe)
+    let done = Program::new(&exe)
         .arg0("vmgpu")
         .env_clear()
         .env(ENV_LAUNCHER, "1")
@@ -136,14 +139,14 @@ pub fn launch(root: &HostRoot, vm: &str, user: Option<&str>) {
         .env("VMGPU_VIEWER_VM", vm)
         .env("VMGPU_VIEWER_USER", &account.name)
         .envs(env)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    match status {
-        Ok(s) if s.success() => tracing::info!("started `vmgpu view {vm}` for {name}"),
-        Ok(s) => tracing::warn!("starting the viewer failed: {s}"),
-        Err(e) => tracing::warn!("cannot start the viewer launcher {}: {e}", exe.display()),
+        .run(LAUNCHER_DEADLINE);
+    match done {
+        Ok(d) if d.status.success() => tracing::info!("started `vmgpu view {vm}` for {name}"),
+        Ok(d) => tracing::warn!("starting the viewer failed: {}", d.status),
+        Err(Failure::Start(e)) => {
+            tracing::warn!("cannot start the viewer launcher {}: {e}", exe.display())
+        }
+        Err(e) => tracing::warn!("starting the viewer failed: {e}"),
     }
 }
 
@@ -167,8 +170,7 @@ pub fn launcher_main() -> u8 {
     if groups.is_err() {
         return 1;
     }
-    let mut command = Command::new(viewer_binary());
-    command
+    let viewer = Program::new(viewer_binary())
         .arg0("vmgpu")
         .args(["view", &vm])
         .env_remove(ENV_LAUNCHER)
@@ -176,13 +178,9 @@ pub fn launcher_main() -> u8 {
         .env_remove("VMGPU_VIEWER_GID")
         .env_remove("VMGPU_VIEWER_VM")
         .env_remove("VMGPU_VIEWER_USER")
-        .uid(uid)
-        .gid(gid)
-        .current_dir("/")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    match command.spawn() {
+        .user(uid, gid)
+        .current_dir("/");
+    match viewer.spawn_detached() {
         Ok(_) => 0,
         Err(_) => 1,
     }

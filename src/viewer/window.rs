@@ -502,7 +502,7 @@ fn on_termination(shared: &Arc<Shared>, notify: &feed::Notify, remove_on_exit: V
             .spawn(move || {
                 std::thread::sleep(FORCED_EXIT);
                 for path in &remove {
-                    let _ = std::fs::remove_file(path);
+                    let _ = crate::ops::files::remove_file(path);
                 }
                 std::process::exit(143);
             });
