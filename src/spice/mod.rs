@@ -26,6 +26,9 @@
 //! Everything the server sends is parsed into owned structs through [`wire::Reader`] (checked lengths,
 //! counts checked against the bytes present); a body larger than the channel's limit is refused before any
 //! allocation. A malformed message ends that session with an error, never a panic.
+pub mod agent;
+pub mod agent_link;
+pub mod agent_stream;
 pub mod channel;
 pub mod common;
 pub mod cursor;
@@ -44,9 +47,12 @@ pub mod ticket;
 pub mod transport;
 pub mod wire;
 
+pub use agent_link::{Clipboard, HostClipboard};
 pub use error::{Error, ProtocolError};
 pub use input_sink::{Inputs, KeyCodes};
 pub use session::{Endpoint, Session, State, Status};
 pub use transport::Target;
+#[cfg(test)]
+mod agent_proptests;
 #[cfg(test)]
 mod proptests;
