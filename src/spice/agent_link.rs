@@ -48,6 +48,8 @@ struct State {
     guest_types: Option<Vec<u32>>,
     /// We announced the host clipboard and the guest has not grabbed since.
     host_owned: bool,
+    /// The type we REQUESTed and wait for: clipboard data nobody asked for is dropped.
+    requested: Option<u32>,
 }
 
 impl State {
@@ -257,6 +259,7 @@ impl AgentLink {
                     let mut s = self.state();
                     s.guest_types = Some(types.clone());
                     s.host_owned = false;
+                    s.requested = None;
                 }
                 if let Some(kind) = self.host(|h| h.guest_grabbed(&types)).flatten() {
                     self.request(kind)?;
@@ -298,7 +301,16 @@ impl AgentLink {
                 kind,
                 data,
             } => {
-                if selection != Selection::Clipboard || kind == clip_type::NONE {
+                if selection != Selection::Clipboard {
+                    return Ok(());
+                }
+                let asked = self.state().requested.take();
+                if asked != Some(kind) {
+                    if kind != clip_type::NONE {
+                        tracing::warn!(
+                            "SPICE agent: clipboard data of type {kind} that was not requested: dropped"
+                        );
+                    }
                     return Ok(());
                 }
                 let data = if kind == clip_type::UTF8_TEXT {
@@ -355,6 +367,7 @@ impl AgentLink {
             return Ok(false);
         }
         let with = s.with_selection();
+        s.requested = Some(kind);
         s.send(&agent::request(Selection::Clipboard, kind, with))?;
         Ok(true)
     }

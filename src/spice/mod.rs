@@ -6,8 +6,8 @@
 //!
 //! One thread per channel connection, each blocking on its own socket:
 //! - `spice-main` ([`session`]) is the supervisor. It resolves the endpoint, links the main channel, reads
-//!   MAIN_INIT, sends ATTACH_CHANNELS, and then serves main messages (mouse mode, agent tokens, NAME) for the
-//!   life of the session. From CHANNELS_LIST it links every other channel it handles and starts a reader
+//!   MAIN_INIT, sends ATTACH_CHANNELS, and then serves main messages (mouse mode, the guest agent's data and
+//!   tokens through [`agent_link`], NAME) for the life of the session. From CHANNELS_LIST it links every other channel it handles and starts a reader
 //!   thread for each. When anything ends the session it closes every channel, waits for their threads and
 //!   reconnects with backoff; only [`session::Session`]'s drop stops it.
 //! - `spice-inputs` reads the inputs channel (PING, MOUSE_MOTION_ACK, the guest's lock keys).
