@@ -67,25 +67,36 @@ impl HostBoard {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The window gained or lost focus. On focus: a host clipboard that changed is announced to the guest,
-    /// and a guest clipboard not fetched yet is requested. Never called with the session's locks held.
+    /// The window gained or lost focus. On focus: a host clipboard that changed is announced to the guest, one
+    /// that holds no text any more is released in the guest (if we had announced it), and a guest clipboard not
+    /// fetched yet is requested. Never called with the session's locks held.
     pub fn focus_changed(&self, focused: bool, session: &Clipboard) {
-        let (announce, fetch) = {
+        let (announce, fetch, gone) = {
             let mut inner = self.inner();
             inner.focused = focused;
             if !focused {
                 return;
             }
+            if inner.board.is_none() {
+                return;
+            }
             let text = inner.board.as_mut().and_then(|b| b.get_text().ok());
-            let changed = match text {
-                Some(t) if !t.is_empty() && inner.last != Some(hash(&t)) => {
+            let (changed, gone) = match text {
+                Some(t) if !t.is_empty() => {
+                    let changed = inner.last != Some(hash(&t));
                     inner.last = Some(hash(&t));
-                    true
+                    (changed, false)
                 }
-                _ => false,
+                _ => {
+                    inner.last = None;
+                    (false, true)
+                }
             };
-            (changed, inner.guest_pending && !changed)
+            (changed, inner.guest_pending && !changed, gone)
         };
+        if gone {
+            session.release();
+        }
         if announce {
             session.announce(&[clip_type::UTF8_TEXT]);
         } else if fetch && !session.request(clip_type::UTF8_TEXT) {

@@ -134,6 +134,18 @@ fn viewer_clipboard_x11_inner() {
     board.focus_changed(true, &s.clipboard());
     a.send_agent(&agent::encode(6, &[1, 0, 0, 0, 0x60, 0, 0, 0]));
     assert_eq!(a.next_agent().0, 6, "no GRAB for an unchanged clipboard");
+    // An agent announcing itself again (a new guest session agent) is told about the host clipboard again.
+    assert_eq!(a.next_agent(), (7, vec![0, 0, 0, 0, 1, 0, 0, 0]), "GRAB");
+    // The host clipboard emptied: the guest's copy of our announcement is released.
+    xclip_in(b"");
+    let end = Instant::now() + Duration::from_secs(20);
+    while !xclip_out().is_empty() {
+        assert!(Instant::now() < end, "xclip never served the empty text");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    board.focus_changed(false, &s.clipboard());
+    board.focus_changed(true, &s.clipboard());
+    assert_eq!(a.next_agent(), (9, vec![0, 0, 0, 0]), "RELEASE");
     assert_eq!(s.state().status, Status::Connected);
     drop(s);
 
