@@ -88,6 +88,7 @@ fn define_in_libvirt(
         })?;
         let old = VmgpuConfig::from_domain_xml(&existing)?;
         let old_gpus = old.as_ref().map(|c| c.gpus.clone()).unwrap_or_default();
+        spec.clipboard = old.as_ref().is_none_or(|c| c.viewer.clipboard);
         let old_display = old.and_then(|c| c.display);
         carry_display(spec, old_display.as_ref())?;
         check_spice_graphics(&existing, spec.display, &format!("domain {}", spec.name))?;
@@ -258,6 +259,7 @@ fn build_spec(host: &Host, args: &DefineArgs, name: String) -> anyhow::Result<Do
         drivers,
         display,
         recorded_display: None,
+        clipboard: true,
         media,
         old_media: Vec::new(),
         evdev: Evdev {
