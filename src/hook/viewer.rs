@@ -161,13 +161,25 @@ pub fn launcher_main() -> u8 {
     ) else {
         return 2;
     };
-    // The user's supplementary groups instead of root's (the child inherits them; `uid`/`gid` below set the
-    // rest). Without a name, drop every supplementary group rather than keep root's.
+    // The user's supplementary groups instead of root's (the viewer inherits them). Without a name, drop every supplementary group rather than keep root's.
     let groups = match get("VMGPU_VIEWER_USER").and_then(|n| std::ffi::CString::new(n).ok()) {
         Some(name) => nix::unistd::initgroups(&name, nix::unistd::Gid::from_raw(gid)),
         None => nix::unistd::setgroups(&[nix::unistd::Gid::from_raw(gid)]),
     };
     if groups.is_err() {
+        return 1;
+    }
+    // This process becomes the user before it starts the viewer: a spawn that sets the uid itself drops every
+    // supplementary group again when it runs as root (std clears them), and the viewer needs the user's `kvm`
+    // (shm file, libvirt socket). gid first: after setuid there is no right to change it.
+    let (uid, gid) = (
+        nix::unistd::Uid::from_raw(uid),
+        nix::unistd::Gid::from_raw(gid),
+    );
+    if nix::unistd::setgid(gid).is_err() || nix::unistd::setuid(uid).is_err() {
+        return 1;
+    }
+    if nix::unistd::getuid() != uid || nix::unistd::geteuid() != uid {
         return 1;
     }
     let viewer = Program::new(viewer_binary())
@@ -178,7 +190,6 @@ pub fn launcher_main() -> u8 {
         .env_remove("VMGPU_VIEWER_GID")
         .env_remove("VMGPU_VIEWER_VM")
         .env_remove("VMGPU_VIEWER_USER")
-        .user(uid, gid)
         .current_dir("/");
     match viewer.spawn_detached() {
         Ok(_) => 0,

@@ -130,12 +130,6 @@ impl Program {
         self
     }
 
-    /// Runs as this user and group.
-    pub fn user(mut self, uid: u32, gid: u32) -> Self {
-        self.command.uid(uid).gid(gid);
-        self
-    }
-
     /// The working directory.
     pub fn current_dir(mut self, dir: impl AsRef<Path>) -> Self {
         self.command.current_dir(dir);
