@@ -2,7 +2,9 @@
 # Real-kernel test of the libvirt hook: the real static vmgpu binary runs as the qemu
 # hook inside a QEMU q35 guest with the Debian kernel, a real intel-iommu and a two-function "GPU" behind a root
 # port. Boot 1 (vIOMMU): foreign domain, prepare/release with every assertion, second VM refused, busy audio
-# refused, crash after every journaled step + `vmgpu restore`. Boot 2 (no vIOMMU): prepare fails, nothing changes.
+# refused, stopped-end vs release-end, a stale journal, 1 TiB of hugepages, device identity (issue 9: 1, 10, 11, 15),
+# crash after every journaled step + `vmgpu restore`. Boot 2 (no vIOMMU): prepare fails, nothing changes. Boot 3
+# (the console lit on the GPU): the boot VGA is the host's display, prepare refused (issue 9 item 4).
 # Scenario details: tests/vm/guest/hook-test.sh. Guest consoles are kept in tests/.cache/vm/last-*.log.
 # Env: VM_ACCEL=tcg|kvm (default: KVM only where a probe boot works), VM_SCENARIOS=crash,busy_audio (subset).
 set -uo pipefail
@@ -28,5 +30,7 @@ run_boot() { # run_boot NAME [env...]
 }
 run_boot iommu VM_APPEND="vmtest.mode=iommu ${VM_SCENARIOS:+vmtest.scenarios=$VM_SCENARIOS}"
 run_boot noiommu NOIOMMU=1 VM_APPEND="vmtest.mode=noiommu"
+# the console lit on the test GPU (no video=Virtual-1:d): the boot VGA is the host's display and is refused
+[ -z "${VM_SCENARIOS:-}" ] && run_boot lit VM_VIDEO= VM_APPEND="vmtest.mode=iommu vmtest.scenarios=host_display"
 echo "real-kernel: $([ $status = 0 ] && echo PASS || echo FAIL) in $((SECONDS - t0)) s"
 exit $status

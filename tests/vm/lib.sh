@@ -11,6 +11,9 @@
 #                                  ich9-intel-hda fn1) under TCG (KVM only where a probe boot proves it works),
 #                                  serial console to LOG; env: NOIOMMU=1 drops the vIOMMU, VM_SMP, VM_MEM,
 #                                  VM_APPEND (extra kernel args), VM_ACCEL=tcg|kvm forces the accelerator
+#                                  VM_VIDEO (default video=Virtual-1:d: the test GPU's output stays dark, the
+#                                  guest is a headless host whose boot VGA is not its display; with the console
+#                                  lit on it the hook refuses the GPU as the host's display, src/host/display.rs)
 # Everything downloaded or built lives under tests/.cache/vm (git-ignored), so re-runs only rebuild the initramfs.
 VM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 VM_REPO=$(cd "$VM_DIR/../.." && pwd)
@@ -149,7 +152,7 @@ vm_qemu() {
     -device VGA,bus=rp1,addr=00.0,multifunction=on \
     -device ich9-intel-hda,id=hda,bus=rp1,addr=00.1 -device hda-duplex,bus=hda.0,audiodev=snd0 \
     -kernel "$VM_VMLINUZ" -initrd "$initrd" \
-    -append "console=ttyS0 ${VM_IOMMU_CMDLINE-intel_iommu=on iommu=pt} panic=-1 loglevel=4 no_timer_check ${VM_APPEND:-}" \
+    -append "console=ttyS0 ${VM_IOMMU_CMDLINE-intel_iommu=on iommu=pt} panic=-1 loglevel=4 no_timer_check ${VM_VIDEO-video=Virtual-1:d} ${VM_APPEND:-}" \
     "$@" </dev/null
 }
 

@@ -181,6 +181,96 @@ scenario_busy_audio() {
   kill $holder 2>/dev/null; wait $holder 2>/dev/null
 }
 
+# 4: the boot VGA is the host's display only while an output of it is lit. Boot 'iommu' forces the output off
+# (video=Virtual-1:d, a headless host): the GPU passes (every other scenario). Boot 'lit' keeps the console on it:
+# refused without single-GPU mode, nothing changed.
+scenario_host_display() {
+  echo "== scenario: a boot VGA with a lit output is the host's display"
+  out=$(ls -d /sys/bus/pci/devices/$GPU/drm/card*/card*-Virtual-1 2>/dev/null | head -1)
+  [ -n "$out" ] || { fail "no DRM output of $GPU"; return; }
+  info "$out: boot_vga=$(cat /sys/bus/pci/devices/$GPU/boot_vga) status=$(cat $out/status) enabled=$(cat $out/enabled)"
+  snapshot > /tmp/snap.before
+  hook lit vmtest-gpu prepare begin $D/gpu-vm.xml
+  if [ "$(cat "$out/enabled")" = enabled ]; then
+    expect_refusal lit "with its output lit, the boot VGA is the host's display: refused" "host's display GPU .*is lit"
+  else
+    expect_rc0 "with its output dark, the boot VGA is not the host's display: prepare exits 0"
+  fi
+  hook lit-release vmtest-gpu release end $D/gpu-vm.xml
+  expect_rc0 "release exits 0"
+  same_as /tmp/snap.before "the host is as before"
+}
+
+# Issue 9, items 1, 10, 11, 15 on the real kernel.
+# 1: `stopped end` changes nothing (libvirt reattaches its managed hostdevs after it); `release end` restores.
+scenario_stop_order() {
+  echo "== scenario: stopped end changes nothing, release end gives the devices back"
+  snapshot > /tmp/snap.before
+  hook so-prep vmtest-gpu prepare begin $D/gpu-vm.xml
+  expect_rc0 "prepare begin exits 0"
+  snapshot > /tmp/snap.prepared
+  hook so-stopped vmtest-gpu stopped end $D/gpu-vm.xml
+  expect_rc0 "stopped end exits 0"
+  same_as /tmp/snap.prepared "stopped end changed nothing (the functions stay on vfio-pci until release)"
+  [ -e /run/vmgpu/vmtest-gpu.json ] && pass "the journal is still there after stopped end" || fail "stopped end removed the journal"
+  hook so-release vmtest-gpu release end $D/gpu-vm.xml
+  expect_rc0 "release end exits 0"
+  same_as /tmp/snap.before "release end restored everything"
+}
+
+# 10: a prepare that finds its own VM's journal (a crash, a double start) undoes it first, then plans.
+scenario_stale_journal() {
+  echo "== scenario: a second prepare over this VM's own journal"
+  snapshot > /tmp/snap.before
+  hook sj-prep1 vmtest-gpu prepare begin $D/gpu-vm.xml
+  expect_rc0 "first prepare exits 0"
+  snapshot > /tmp/snap.prepared
+  hook sj-prep2 vmtest-gpu prepare begin $D/gpu-vm.xml
+  expect_rc0 "second prepare over the stale journal exits 0"
+  same_as /tmp/snap.prepared "the second prepare left the same state as one prepare (no pages or CPUs counted twice)"
+  hook sj-release vmtest-gpu release end $D/gpu-vm.xml
+  expect_rc0 "release end exits 0"
+  same_as /tmp/snap.before "one release restores everything (hugepages included)"
+}
+
+# 11: hugepages beyond what the host can reach are refused when planning, before any change.
+scenario_huge_request() {
+  echo "== scenario: <memory> of 1 TiB with hugepages"
+  snapshot > /tmp/snap.before
+  sed "s#<memory unit='KiB'>262144</memory>#<memory unit='KiB'>1073741824</memory>#;s#<currentMemory unit='KiB'>262144#<currentMemory unit='KiB'>1073741824#" \
+    $D/gpu-vm.xml > /tmp/huge-vm.xml
+  hook huge vmtest-gpu prepare begin /tmp/huge-vm.xml
+  expect_refusal huge "1 TiB of hugepages refused" "can give at most .* MiB to hugepages"
+  same_as /tmp/snap.before "the refused request changed nothing (nr_hugepages untouched)"
+  hook huge-release vmtest-gpu release end /tmp/huge-vm.xml
+  expect_rc0 "release after the refusal exits 0"
+}
+
+# 15: the device identity recorded at define time: the real ids pass without a warning, others are refused.
+scenario_identity() {
+  echo "== scenario: device identity in the metadata"
+  snapshot > /tmp/snap.before
+  dev=/sys/bus/pci/devices/$GPU
+  id="$(sed 's/^0x//' $dev/vendor):$(sed 's/^0x//' $dev/device)"
+  subsys="$(sed 's/^0x//' $dev/subsystem_vendor):$(sed 's/^0x//' $dev/subsystem_device)"
+  class=$(cat $dev/class)
+  fn="<vmgpu:function address=\"$GPU\" id=\"$id\" subsystem=\"$subsys\" class=\"$class\"/>"
+  sed "s#<vmgpu:gpu address=\"$GPU\"/>#<vmgpu:gpu address=\"$GPU\">$fn</vmgpu:gpu>#" $D/gpu-vm.xml > /tmp/id-ok.xml
+  grep -q "vmgpu:function" /tmp/id-ok.xml || { fail "could not write the identity into the domain"; return; }
+  hook id-ok vmtest-gpu prepare begin /tmp/id-ok.xml
+  expect_rc0 "prepare with the recorded ids of $GPU ($id, $subsys, $class) exits 0"
+  grep -qi "no device identity" /tmp/err.id-ok && fail "a warning about missing ids although they are recorded" ||
+    pass "no identity warning when the ids are recorded"
+  hook id-ok-release vmtest-gpu release end /tmp/id-ok.xml
+  expect_rc0 "release exits 0"
+  sed "s#id=\"$id\"#id=\"8086:10d3\"#;s#class=\"$class\"#class=\"0x020000\"#" /tmp/id-ok.xml > /tmp/id-moved.xml
+  hook id-moved vmtest-gpu prepare begin /tmp/id-moved.xml
+  expect_refusal id-moved "another device at $GPU than recorded: refused" "now holds .*vmgpu define vmtest-gpu --update --gpu"
+  same_as /tmp/snap.before "the refused prepare changed nothing"
+  hook id-moved-release vmtest-gpu release end /tmp/id-moved.xml
+  expect_rc0 "release after the refusal exits 0"
+}
+
 scenario_crash() {
   echo "== scenario: vmgpu killed after each journaled step of prepare, then vmgpu restore"
   crash_loop
@@ -244,6 +334,6 @@ if [ "$MODE" = noiommu ]; then
 else
   [ "$(drv_of $GPU)" = bochs-drm ] && [ "$(drv_of $AUD)" = snd_hda_intel ] && pass "host drivers bound" ||
     fail "host drivers: $GPU=$(drv_of $GPU) $AUD=$(drv_of $AUD)"
-  for s in ${SCENARIOS:-foreign prepare_release busy_audio crash crash_bare_cgroups}; do "scenario_$s"; done
+  for s in ${SCENARIOS:-foreign host_display prepare_release stop_order stale_journal huge_request identity busy_audio crash crash_bare_cgroups}; do "scenario_$s"; done
 fi
 vm_finish
