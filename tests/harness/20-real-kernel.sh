@@ -2,9 +2,11 @@
 # Real-kernel test of the libvirt hook: the real static vmgpu binary runs as the qemu
 # hook inside a QEMU q35 guest with the Debian kernel, a real intel-iommu and a two-function "GPU" behind a root
 # port. Boot 1 (vIOMMU): foreign domain, prepare/release with every assertion, second VM refused, busy audio
-# refused, crash after every journaled step + `vmgpu restore`. Boot 2 (no vIOMMU): prepare fails, nothing changes.
+# refused, crash after every journaled step + `vmgpu restore`, host tuning (IRQs off the pinned CPUs and back,
+# also after a crash at each step; the guest has no cpufreq, so the governor is tested on the simulated kernel
+# only: tests/integration/hook_tuning.rs). Boot 2 (no vIOMMU): prepare fails, nothing changes.
 # Scenario details: tests/vm/guest/hook-test.sh. Guest consoles are kept in tests/.cache/vm/last-*.log.
-# Env: VM_ACCEL=tcg|kvm (default: KVM only where a probe boot works), VM_SCENARIOS=crash,busy_audio (subset).
+# Env: VM_ACCEL=tcg|kvm (default: KVM only where a probe boot works), VM_SCENARIOS=crash,busy_audio,tuning,crash_tuning (subset).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 . tests/vm/lib.sh

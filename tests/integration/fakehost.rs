@@ -1,7 +1,8 @@
 //! A small host tree for the hook tests (what the real-kernel harness's q35 guest looks like): a root port
 //! 00:1c.0 and a "GPU" behind it (VGA 01:00.0 on bochs-drm + HDA 01:00.1 on snd_hda_intel) in IOMMU group
 //! 3, vfio-pci loaded, 4 CPUs, cgroup v2 without systemd, 2 MiB and 1 GiB hugepage pools, /etc/passwd and
-//! /etc/group, an empty /dev/shm. Plus helpers to run the binary against it and snapshot it.
+//! /etc/group, an empty /dev/shm, the IRQs of `/proc/irq` (no cpufreq, like the q35 guest: `cpufreq` adds
+//! it). Plus helpers to run the binary against it and snapshot it.
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, symlink};
@@ -11,6 +12,19 @@ use std::process::{Command, Output, Stdio};
 pub const GPU: &str = "0000:01:00.0";
 pub const AUDIO: &str = "0000:01:00.1";
 pub const PORT: &str = "0000:00:1c.0";
+
+/// The IRQs of the fake host and their `smp_affinity_list`.
+pub const IRQS: [(u32, &str); 7] = [
+    (0, "0"),
+    (1, "0-3"),
+    (4, "0-3"),
+    (9, "0-3"),
+    (24, "2"),
+    (25, "1"),
+    (26, "3"),
+];
+/// The IRQs the kernel refuses to move (the timer, a managed queue).
+pub const REFUSING_IRQS: [u32; 2] = [0, 26];
 
 pub struct FakeHost {
     pub dir: tempfile::TempDir,
@@ -79,9 +93,64 @@ impl FakeHost {
             "root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000:Alice:/home/alice:/bin/sh\n",
         );
         host.file("/etc/group", "root:x:0:\nkvm:x:992:alice\nalice:x:1000:\n");
+        host.irqs();
         std::fs::create_dir_all(host.path("/dev/shm")).unwrap();
         std::fs::create_dir_all(host.path("/run")).unwrap();
         host
+    }
+
+    /// `/proc/irq` as the q35 guest's kernel shows it (the layout of kernel/irq/proc.c: one directory per
+    /// IRQ with `smp_affinity_list` printed as a CPU list, plus `default_smp_affinity` as a hex mask): the
+    /// timer (IRQ 0, which the kernel refuses to move: IRQF_NOBALANCING, EIO; `sim_refuse` marks it for the
+    /// simulation), i8042, serial and ACPI on all CPUs, the root port's MSI on CPU 2 (a pinned CPU of
+    /// gpu-vm.xml), a virtio queue the user put on CPU 1, and a managed virtio queue on CPU 3 (EIO too).
+    fn irqs(&self) {
+        self.file("/proc/irq/default_smp_affinity", "f\n");
+        for (irq, cpus) in IRQS {
+            self.file(
+                &format!("/proc/irq/{irq}/smp_affinity_list"),
+                &format!("{cpus}\n"),
+            );
+        }
+        for irq in REFUSING_IRQS {
+            self.file(&format!("/proc/irq/{irq}/sim_refuse"), "");
+        }
+    }
+
+    /// An MSI vector of a PCI device: `/sys/bus/pci/devices/<addr>/msi_irqs/<irq>` (the kernel's sysfs
+    /// file holds "msi" or "msix") and its `/proc/irq/<irq>` on every CPU.
+    pub fn msi_vector(&self, addr: &str, irq: u32) {
+        self.file(
+            &format!("/sys/bus/pci/devices/{addr}/msi_irqs/{irq}"),
+            "msix\n",
+        );
+        self.file(&format!("/proc/irq/{irq}/smp_affinity_list"), "0-3\n");
+    }
+
+    /// cpufreq for CPUs 0-3 as acpi-cpufreq shows it (`scaling_driver`, `scaling_governor`,
+    /// `scaling_available_governors`), or intel_pstate in active mode (`powersave`/`performance` only, plus
+    /// `energy_performance_preference`).
+    pub fn cpufreq(&self, driver: &str, governor: &str) {
+        for cpu in 0..4 {
+            let dir = format!("/sys/devices/system/cpu/cpu{cpu}/cpufreq");
+            self.file(&format!("{dir}/scaling_driver"), &format!("{driver}\n"));
+            self.file(&format!("{dir}/scaling_governor"), &format!("{governor}\n"));
+            if driver == "intel_pstate" {
+                self.file(
+                    &format!("{dir}/scaling_available_governors"),
+                    "performance powersave\n",
+                );
+                self.file(
+                    &format!("{dir}/energy_performance_preference"),
+                    "balance_performance\n",
+                );
+            } else {
+                self.file(
+                    &format!("{dir}/scaling_available_governors"),
+                    "conservative ondemand userspace powersave performance schedutil\n",
+                );
+            }
+        }
     }
 
     pub fn root(&self) -> &Path {
