@@ -211,3 +211,32 @@ fn test_two_vms_share_the_tuning_in_every_stop_order() {
         }
     }
 }
+
+#[test]
+fn test_vectors_the_guest_enables_later_move_when_another_vm_starts() {
+    // The kernel creates a VFIO device's MSI vectors only when the guest driver enables MSI, after every
+    // hook call of that VM's start; the next vmgpu VM to start or stop moves them onto their VM's pins.
+    let host = FakeHost::new();
+    let before = host.snapshot();
+    let xml = tuned(&domain("gpu-vm.xml"));
+    assert!(host.hook(&PREPARE, &xml).status.success());
+    host.msi_vector(GPU, VECTOR);
+    let other = small_vm("other", 1);
+    let out = host.hook(&["other", "prepare", "begin", "-"], &other);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        affinity(&host, VECTOR),
+        "2-3",
+        "gpu-vm's vector on its pins"
+    );
+    assert_irqs(&host, &[1, 2, 3], "both running");
+    let out = host.hook(&["other", "release", "end", "destroyed"], &other);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(affinity(&host, VECTOR), "2-3", "still gpu-vm's");
+    assert_irqs(&host, &[2, 3], "gpu-vm left");
+    // QEMU closes the device at stop: the kernel frees the vectors before `release end`
+    std::fs::remove_dir_all(host.path(&format!("/proc/irq/{VECTOR}"))).unwrap();
+    std::fs::remove_dir_all(host.path(&format!("/sys/bus/pci/devices/{GPU}/msi_irqs"))).unwrap();
+    assert!(host.hook(&RELEASE, &xml).status.success());
+    assert_same(&before, &host.snapshot(), "after both");
+}
