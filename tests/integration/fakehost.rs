@@ -13,18 +13,31 @@ pub const GPU: &str = "0000:01:00.0";
 pub const AUDIO: &str = "0000:01:00.1";
 pub const PORT: &str = "0000:00:1c.0";
 
-/// The IRQs of the fake host and their `smp_affinity_list`.
-pub const IRQS: [(u32, &str); 7] = [
-    (0, "0"),
-    (1, "0-3"),
-    (4, "0-3"),
-    (9, "0-3"),
-    (24, "2"),
-    (25, "1"),
-    (26, "3"),
-];
-/// The IRQs the kernel refuses to move (the timer, a managed queue).
-pub const REFUSING_IRQS: [u32; 2] = [0, 26];
+/// Where the fake host's IRQs come from: the real q35 guest's (tests/fixtures/hosts/recorded/PROVENANCE.md).
+const RECORDED_IRQS: &str = "tests/fixtures/hosts/recorded/q35-iommu/proc/irq";
+/// IRQs added to the recorded ones for cases the recording lacks: one a user put on a pinned CPU of gpu-vm.xml
+/// (CPU 2) and a managed queue on the other (CPU 3), which the kernel refuses to move (EIO).
+const EXTRA_IRQS: [(u32, &str); 2] = [(48, "2"), (49, "3")];
+/// The IRQs the kernel refuses to move: the timer and the cascade (as the real-kernel harness saw), the
+/// managed queue.
+pub const REFUSING_IRQS: [u32; 3] = [0, 2, 49];
+
+/// Every IRQ of the fake host with its `smp_affinity_list` when the host is created.
+pub fn irqs() -> Vec<(u32, String)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(RECORDED_IRQS);
+    let mut out: Vec<(u32, String)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let irq: u32 = e.file_name().to_str()?.parse().ok()?;
+            let cpus = std::fs::read_to_string(e.path().join("smp_affinity_list")).ok()?;
+            Some((irq, cpus.trim().to_string()))
+        })
+        .collect();
+    out.extend(EXTRA_IRQS.iter().map(|(i, c)| (*i, c.to_string())));
+    out.sort();
+    out
+}
 
 pub struct FakeHost {
     pub dir: tempfile::TempDir,
@@ -99,14 +112,11 @@ impl FakeHost {
         host
     }
 
-    /// `/proc/irq` as the q35 guest's kernel shows it (the layout of kernel/irq/proc.c: one directory per
-    /// IRQ with `smp_affinity_list` printed as a CPU list, plus `default_smp_affinity` as a hex mask): the
-    /// timer (IRQ 0, which the kernel refuses to move: IRQF_NOBALANCING, EIO; `sim_refuse` marks it for the
-    /// simulation), i8042, serial and ACPI on all CPUs, the root port's MSI on CPU 2 (a pinned CPU of
-    /// gpu-vm.xml), a virtio queue the user put on CPU 1, and a managed virtio queue on CPU 3 (EIO too).
+    /// `/proc/irq` as the q35 guest's kernel shows it (recorded, plus [`EXTRA_IRQS`]); `sim_refuse` marks the
+    /// IRQs the simulated kernel refuses to move.
     fn irqs(&self) {
         self.file("/proc/irq/default_smp_affinity", "f\n");
-        for (irq, cpus) in IRQS {
+        for (irq, cpus) in irqs() {
             self.file(
                 &format!("/proc/irq/{irq}/smp_affinity_list"),
                 &format!("{cpus}\n"),

@@ -2,7 +2,7 @@
 //! binary on the simulated host: the governor (or EPP) on the pinned CPUs, host IRQs off them and the GPU's
 //! MSI vectors onto them; release, a crash after each step + restore, and two VMs in every stop order give
 //! the host back exactly.
-use crate::fakehost::{FakeHost, GPU, IRQS, REFUSING_IRQS, Snapshot, assert_same, domain, stderr};
+use crate::fakehost::{FakeHost, GPU, REFUSING_IRQS, Snapshot, assert_same, domain, irqs, stderr};
 
 const PREPARE: [&str; 4] = ["gpu-vm", "prepare", "begin", "-"];
 const RELEASE: [&str; 4] = ["gpu-vm", "release", "end", "destroyed"];
@@ -28,7 +28,7 @@ fn governor(host: &FakeHost, cpu: u32, file: &str) -> String {
 fn assert_irqs(host: &FakeHost, pinned: &[u32], what: &str) {
     let pinned: vmgpu::host::CpuSet = pinned.iter().copied().collect();
     let online: vmgpu::host::CpuSet = (0..4).collect();
-    for (irq, original) in IRQS {
+    for (irq, original) in irqs() {
         let original: vmgpu::host::CpuSet = original.parse().unwrap();
         let want = if REFUSING_IRQS.contains(&irq) {
             original
