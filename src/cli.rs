@@ -143,6 +143,14 @@ pub struct DefineArgs {
     /// Single-GPU mode: the host's only/boot GPU goes to the guest (the desktop stops while it runs).
     #[arg(long)]
     pub single_gpu: bool,
+    /// While the VM runs, the `performance` CPU frequency governor (or energy-performance preference) on
+    /// the pinned vCPU CPUs (`<vmgpu:tuning governor="performance">`; --update keeps it on).
+    #[arg(long)]
+    pub performance_governor: bool,
+    /// While the VM runs, host device IRQs off the pinned CPUs and the GPU's MSI vectors onto them
+    /// (`<vmgpu:tuning irq-affinity="yes">`; --update keeps it on).
+    #[arg(long)]
+    pub irq_affinity: bool,
     /// Hide the hypervisor from NVIDIA drivers older than R465.
     #[arg(long)]
     pub hide_hypervisor: bool,

@@ -89,6 +89,10 @@ fn define_in_libvirt(
         let old = VmgpuConfig::from_domain_xml(&existing)?;
         let old_gpus = old.as_ref().map(|c| c.gpus.clone()).unwrap_or_default();
         spec.clipboard = old.as_ref().is_none_or(|c| c.viewer.clipboard);
+        if let Some(old) = &old {
+            spec.tuning.governor |= old.tuning.governor;
+            spec.tuning.irq_affinity |= old.tuning.irq_affinity;
+        }
         let old_display = old.and_then(|c| c.display);
         carry_display(spec, old_display.as_ref())?;
         check_spice_graphics(&existing, spec.display, &format!("domain {}", spec.name))?;
@@ -260,6 +264,10 @@ fn build_spec(host: &Host, args: &DefineArgs, name: String) -> anyhow::Result<Do
         display,
         recorded_display: None,
         clipboard: true,
+        tuning: crate::domain::metadata::TuningConfig {
+            governor: args.performance_governor,
+            irq_affinity: args.irq_affinity,
+        },
         media,
         old_media: Vec::new(),
         evdev: Evdev {

@@ -115,6 +115,23 @@ pub struct DisplayConfig {
     pub media: Vec<String>,
 }
 
+/// Host tuning while the VM runs (`<vmgpu:tuning governor="performance" irq-affinity="yes"/>`; absent: both
+/// off). Undone at release like every hook step (docs/hook-contract.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct TuningConfig {
+    /// The `performance` cpufreq governor (or energy-performance preference) on the pinned vCPU CPUs.
+    pub governor: bool,
+    /// Host device IRQs off the pinned CPUs, the VFIO device's MSI vectors onto them.
+    pub irq_affinity: bool,
+}
+
+impl TuningConfig {
+    /// True when any switch is on.
+    pub fn any(&self) -> bool {
+        self.governor || self.irq_affinity
+    }
+}
+
 /// The `<vmgpu:config>` of one domain.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct VmgpuConfig {
@@ -135,6 +152,8 @@ pub struct VmgpuConfig {
     pub viewer: ViewerConfig,
     /// Display phase (absent in domains defined before it existed).
     pub display: Option<DisplayConfig>,
+    /// Host tuning while the VM runs.
+    pub tuning: TuningConfig,
 }
 
 impl VmgpuConfig {
@@ -230,6 +249,25 @@ impl VmgpuConfig {
                     }
                     if let Some(v) = child.attr("clipboard") {
                         out.viewer.clipboard = yes_no("viewer", "clipboard", v)?;
+                    }
+                }
+                "tuning" => {
+                    if let Some(v) = child.attr("governor") {
+                        out.tuning.governor = match v.trim() {
+                            "performance" => true,
+                            "no" => false,
+                            other => {
+                                return Err(Error::BadValue {
+                                    element: "tuning",
+                                    attribute: "governor",
+                                    value: cut(other),
+                                    expected: "expected performance or no",
+                                });
+                            }
+                        };
+                    }
+                    if let Some(v) = child.attr("irq-affinity") {
+                        out.tuning.irq_affinity = yes_no("tuning", "irq-affinity", v)?;
                     }
                 }
                 "display" => {
@@ -337,6 +375,19 @@ impl VmgpuConfig {
             "  <{PREFIX}:viewer launch=\"{}\"{user}{clipboard}/>",
             yn(self.viewer.launch)
         );
+        // Written only when a switch is on, so the metadata of a VM that never used it stays as it was.
+        if self.tuning.any() {
+            let governor = if self.tuning.governor {
+                "performance"
+            } else {
+                "no"
+            };
+            let _ = writeln!(
+                out,
+                "  <{PREFIX}:tuning governor=\"{governor}\" irq-affinity=\"{}\"/>",
+                yn(self.tuning.irq_affinity)
+            );
+        }
         if let Some(d) = &self.display {
             let _ = writeln!(
                 out,

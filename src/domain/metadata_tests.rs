@@ -1,4 +1,4 @@
-//! Tests of the vmgpu metadata: parsing, writing, round trips, refusals.
+//! Tests of `domain::metadata`: parsing, writing, round trips, refused values.
 use super::*;
 
 fn domain(config: &str) -> String {
@@ -23,6 +23,35 @@ fn full() -> VmgpuConfig {
             clipboard: true,
         },
         display: None,
+        tuning: TuningConfig::default(),
+    }
+}
+
+#[test]
+fn test_tuning_round_trip_and_absent_means_off() {
+    let mut config = full();
+    assert!(!config.to_xml().contains("tuning"), "not written while off");
+    config.tuning.governor = true;
+    let xml = config.to_xml();
+    assert!(
+        xml.contains("<vmgpu:tuning governor=\"performance\" irq-affinity=\"no\"/>"),
+        "{xml}"
+    );
+    assert_eq!(
+        VmgpuConfig::from_domain_xml(&domain(&xml)).unwrap(),
+        Some(config.clone())
+    );
+    config.tuning.irq_affinity = true;
+    let back = VmgpuConfig::from_domain_xml(&domain(&config.to_xml())).unwrap();
+    assert_eq!(back, Some(config));
+    for bad in [
+        "<v:tuning governor='ondemand'/>",
+        "<v:tuning irq-affinity='on'/>",
+    ] {
+        let xml = domain(&format!(
+            "<v:config xmlns:v='{NAMESPACE}' version='1'>{bad}</v:config>"
+        ));
+        assert!(VmgpuConfig::from_domain_xml(&xml).is_err(), "{bad}");
     }
 }
 

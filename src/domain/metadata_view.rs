@@ -47,6 +47,7 @@ pub fn config_for(spec: &DomainSpec) -> VmgpuConfig {
                     .map(|p| p.to_string_lossy().into_owned())
                     .collect(),
             }),
+        tuning: spec.tuning,
     }
 }
 

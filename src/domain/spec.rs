@@ -309,6 +309,8 @@ pub struct DomainSpec {
     /// The viewer's copy and paste with the guest (`<vmgpu:viewer clipboard>`; `--update` keeps the existing
     /// domain's).
     pub clipboard: bool,
+    /// Host tuning while the VM runs (`<vmgpu:tuning>`; `--update` keeps what the existing domain has on).
+    pub tuning: super::metadata::TuningConfig,
     /// The ISOs vmgpu attached and owns after this run (recorded in the metadata).
     pub media: Vec<PathBuf>,
     /// The ISOs the existing domain's metadata recorded (`--update` replaces or removes exactly those).

@@ -102,6 +102,9 @@ pub enum Error {
     /// CPU isolation cannot be done.
     #[error("host CPU isolation: {0}")]
     Cpus(String),
+    /// Host tuning (governor, IRQ affinity) cannot be done.
+    #[error("host tuning: {0}")]
+    Tuning(String),
     /// Hugepages could not be allocated.
     #[error("hugepages: got {got} of {wanted} pages of {size_kib} KiB{hint}")]
     HugepagesShort {

@@ -34,9 +34,11 @@ use crate::ops::{self, HostOps};
 
 pub mod cpus;
 pub mod error;
+pub mod governor;
 pub mod gpu;
 pub mod holders;
 pub mod hugepages;
+pub mod irqs;
 pub mod run;
 pub mod shared_state;
 pub mod shm;

@@ -4,7 +4,7 @@
 //! missing journal.
 use super::error::{Error, Result};
 use super::step::Step;
-use super::{cpus, gpu, holders, hugepages, shared_state, shm, single_gpu};
+use super::{cpus, governor, gpu, holders, hugepages, irqs, shared_state, shm, single_gpu};
 use crate::domain::VmgpuConfig;
 use crate::domain::hookview::HookView;
 use crate::host::{PciAddress, PciDevice, display};
@@ -89,6 +89,14 @@ pub fn plan(ops: &dyn HostOps, view: &HookView, config: &VmgpuConfig) -> Result<
     shm::check_kvmfr(root, view, config.shmem.as_ref())?;
     if let Some(shmem) = &config.shmem {
         steps.extend(shm::plan(root, view, shmem)?);
+    }
+    // last: tuning is best effort and never the reason a start fails after the real work
+    if config.tuning.governor {
+        steps.extend(governor::plan(root, view)?);
+    }
+    if config.tuning.irq_affinity {
+        let devices: Vec<PciAddress> = endpoints.iter().map(|(d, _)| d.address).collect();
+        steps.extend(irqs::plan(root, view, &devices)?);
     }
     Ok(Plan { endpoints, steps })
 }

@@ -1,4 +1,5 @@
-//! Host state that several running vmgpu VMs share: CPU isolation and hugepage pools.
+//! Host state that several running vmgpu VMs share: CPU isolation and hugepage pools (and the tuning steps,
+//! `hook::governor` and `hook::irqs`, which follow the same rule with this module's [`holders`]).
 //!
 //! The rule (docs/hook.md): host processes get every online CPU except the **union** of the CPUs
 //! every running vmgpu VM reserved, and a hugepage pool holds what it held before the first vmgpu VM plus
@@ -103,14 +104,16 @@ pub fn check_pool(size_kib: u64, node: Option<u32>) -> Result<()> {
 }
 
 /// One VM's shares, from its journal.
-struct Holder {
-    vm: String,
-    steps: Vec<Step>,
+pub(super) struct Holder {
+    /// The VM.
+    pub vm: String,
+    /// Its journaled steps.
+    pub steps: Vec<Step>,
 }
 
 /// Every VM whose journal still holds host state (`Preparing` or `Prepared`). A journal that cannot be read
 /// is skipped with a warning (its owner's share is then unknown; `vmgpu status` shows it).
-fn holders(ops: &dyn HostOps) -> Result<Vec<Holder>> {
+pub(super) fn holders(ops: &dyn HostOps) -> Result<Vec<Holder>> {
     let store = Store::new(ops.root());
     let mut out = Vec::new();
     for vm in store.list()? {
@@ -209,6 +212,18 @@ pub fn adopt(ops: &dyn HostOps, vm: &str, steps: &mut [Step]) -> Result<()> {
                 let total = reserved_pages(&others, *size_kib, *node) + *pages;
                 let target = pool_target(*baseline, total);
                 super::hugepages::check_reachable(ops.root(), *size_kib, *node, target, *pages)?;
+            }
+            Step::PerformanceGovernor { cpus, originals } => {
+                super::governor::check(cpus, originals)?;
+                super::governor::adopt(ops, vm, originals)?;
+            }
+            Step::MoveIrqs {
+                reserved,
+                devices,
+                originals,
+            } => {
+                super::irqs::check(reserved, devices, originals)?;
+                super::irqs::adopt(ops, vm, originals)?;
             }
             _ => {}
         }

@@ -5,8 +5,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::error::Result;
-use super::gpu;
+use super::governor::CpuFreqOriginal;
+use super::irqs::IrqOriginal;
 use super::shared_state::{self, CpuBaseline, PoolBaseline};
+use super::{governor, gpu, irqs};
 use crate::ops::{HostOps, NewFile};
 
 /// One host change.
@@ -105,6 +107,24 @@ pub enum Step {
         /// The pool before the first vmgpu VM grew it.
         baseline: PoolBaseline,
     },
+    /// The `performance` cpufreq policy on the pinned vCPU CPUs (`hook::governor`; shared like
+    /// [`Step::IsolateCpus`]).
+    PerformanceGovernor {
+        /// The pinned vCPU CPUs.
+        cpus: String,
+        /// Each CPU's policy before the first vmgpu VM changed it (only CPUs with cpufreq).
+        originals: Vec<CpuFreqOriginal>,
+    },
+    /// Host IRQs off the pinned CPUs, the VFIO devices' MSI vectors onto them (`hook::irqs`; shared like
+    /// [`Step::IsolateCpus`]).
+    MoveIrqs {
+        /// The CPUs this VM's vCPUs take (vCPU pins minus emulator pins).
+        reserved: String,
+        /// This VM's VFIO devices (their `msi_irqs` are read when the step runs).
+        devices: Vec<String>,
+        /// Every IRQ's affinity before the first vmgpu VM moved any.
+        originals: Vec<IrqOriginal>,
+    },
     /// An IVSHMEM backing file created.
     ShmFile {
         /// The file (`/dev/shm/<name>`).
@@ -159,6 +179,19 @@ impl Step {
                 shared_state::pool_path(*size_kib, *node)
             ),
             Step::ShmFile { path, size, .. } => format!("{path} ({size} bytes)"),
+            Step::PerformanceGovernor { cpus, originals } => format!(
+                "{} on CPUs {cpus} ({} with cpufreq)",
+                governor::PERFORMANCE,
+                originals.len()
+            ),
+            Step::MoveIrqs {
+                reserved,
+                originals,
+                ..
+            } => format!(
+                "IRQs off CPUs {reserved}, VFIO vectors onto them ({} IRQs recorded)",
+                originals.len()
+            ),
         }
     }
 
@@ -200,6 +233,15 @@ impl Step {
                 pages,
                 baseline,
             } => shared_state::apply_pages(ops, *size_kib, *node, *pages, *baseline),
+            Step::PerformanceGovernor { cpus, originals } => governor::apply(ops, cpus, originals),
+            Step::MoveIrqs {
+                reserved,
+                devices,
+                originals,
+            } => {
+                irqs::check(reserved, devices, originals)?;
+                irqs::apply(ops, originals)
+            }
             Step::ShmFile {
                 path,
                 size,
@@ -312,6 +354,15 @@ impl Step {
                 baseline,
                 ..
             } => shared_state::undo_pages(ops, *size_kib, *node, *baseline),
+            Step::PerformanceGovernor { cpus, originals } => governor::undo(ops, cpus, originals),
+            Step::MoveIrqs {
+                reserved,
+                devices,
+                originals,
+            } => {
+                irqs::check(reserved, devices, originals)?;
+                irqs::undo(ops, originals)
+            }
             Step::ShmFile {
                 path,
                 remove_on_stop,

@@ -104,6 +104,29 @@ fn check_step(step: &Step) -> Result<(), String> {
         Step::ReserveHugepages { size_kib, node, .. } => {
             super::shared_state::check_pool(*size_kib, *node).map_err(|e| e.to_string())
         }
+        // the tuning steps name no path either: a CPU or IRQ number and a fixed file name build it
+        // (`/sys/devices/system/cpu/cpuN/cpufreq/{scaling_governor,energy_performance_preference}`,
+        // `/proc/irq/N/smp_affinity_list`); the values are names and CPU lists. Only online CPUs' files are
+        // written (checked against the host when the step runs).
+        Step::PerformanceGovernor { cpus, originals } => {
+            cpu_list(cpus)?;
+            super::governor::check(cpus, originals)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+        Step::MoveIrqs {
+            reserved,
+            devices,
+            originals,
+        } => {
+            cpu_list(reserved)?;
+            for device in devices {
+                pci_address(device)?;
+            }
+            super::irqs::check(reserved, devices, originals)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
         Step::ShmFile { path, .. } => match under(path, SHM_DIR)?.as_slice() {
             [name] if valid_name(name) => Ok(()),
             _ => Err(not_what(path, "/dev/shm/<name>")),
@@ -407,6 +430,48 @@ mod tests {
         ] {
             assert!(bad.check().is_err(), "{bad:?}");
         }
+    }
+
+    fn governor(cpus: &str, cpu: u32, value: &str) -> Step {
+        Step::PerformanceGovernor {
+            cpus: cpus.into(),
+            originals: vec![super::super::governor::CpuFreqOriginal {
+                cpu,
+                knob: super::super::governor::Knob::ScalingGovernor,
+                value: value.into(),
+            }],
+        }
+    }
+
+    fn irqs(devices: &[&str], irq: u32, cpus: &str) -> Step {
+        Step::MoveIrqs {
+            reserved: "2-3".into(),
+            devices: devices.iter().map(|d| d.to_string()).collect(),
+            originals: vec![super::super::irqs::IrqOriginal {
+                irq,
+                cpus: cpus.into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn test_tuning_steps_name_only_cpufreq_values_and_irq_numbers() {
+        assert_eq!(governor("2-3", 2, "schedutil").check(), Ok(()));
+        assert_eq!(irqs(&["0000:01:00.0"], 24, "0-3").check(), Ok(()));
+        for bad in [
+            governor("2-3", 2, "../../../etc/passwd"),
+            governor("2-3", 2, "schedutil\n"),
+            governor("2-3", 9, "schedutil"),
+            governor("2;rm", 2, "schedutil"),
+            irqs(&["0000:01:00.0/../../x"], 24, "0-3"),
+            irqs(&[], 1 << 21, "0-3"),
+            irqs(&[], 24, "/etc"),
+        ] {
+            assert!(bad.check().is_err(), "{bad:?}");
+        }
+        // a knob outside the closed set does not even parse
+        let json = r#"{"step":"performance-governor","cpus":"2","originals":[{"cpu":2,"knob":"../x","value":"a"}]}"#;
+        assert!(serde_json::from_str::<Step>(json).is_err());
     }
 
     #[test]

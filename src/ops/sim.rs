@@ -161,6 +161,38 @@ impl SimOps {
     }
 }
 
+impl SimOps {
+    /// The errno the kernel answers a tuning write with, if any: an IRQ it will not move (per-CPU or
+    /// managed: EIO; the tree marks it with `sim_refuse` beside the file), a CPU list that is not one or
+    /// holds no online CPU (EINVAL), a governor the CPU does not offer (EINVAL).
+    fn refuses(&self, path: &str, value: &str) -> Option<i32> {
+        let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
+        if path.starts_with("/proc/irq/") {
+            if self.root.exists(format!("{dir}/sim_refuse")) {
+                return Some(5);
+            }
+            let online =
+                crate::host::cpu::read_cpu_list(&self.root, "/sys/devices/system/cpu/online");
+            return match (value.trim().parse::<crate::host::cpu::CpuSet>(), online) {
+                (Ok(set), Ok(online)) if !set.intersection(&online).is_empty() => None,
+                _ => Some(22),
+            };
+        }
+        if path.ends_with("/cpufreq/scaling_governor") {
+            let available = self
+                .root
+                .read_optional(format!("{dir}/scaling_available_governors"))
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            if !available.split_whitespace().any(|g| g == value.trim()) {
+                return Some(22);
+            }
+        }
+        None
+    }
+}
+
 impl HostOps for SimOps {
     fn root(&self) -> &HostRoot {
         &self.root
@@ -180,7 +212,17 @@ impl HostOps for SimOps {
         if !full.is_file() {
             return Err(self.write_error(path, value, 2));
         }
-        let content = if path.ends_with("/cgroup.subtree_control") {
+        if let Some(errno) = self.refuses(path, value) {
+            return Err(self.write_error(path, value, errno));
+        }
+        let content = if path.starts_with("/proc/irq/") {
+            // the kernel prints the list it parsed (`0-1`, never `0,1`)
+            value
+                .trim()
+                .parse::<crate::host::cpu::CpuSet>()
+                .map(|s| s.to_string())
+                .unwrap_or_default()
+        } else if path.ends_with("/cgroup.subtree_control") {
             let old = self.root.read_string(path).unwrap_or_default();
             let mut tokens: Vec<String> = old.split_whitespace().map(str::to_string).collect();
             for change in value.split_whitespace() {

@@ -3,10 +3,12 @@
 # hook inside a QEMU q35 guest with the Debian kernel, a real intel-iommu and a two-function "GPU" behind a root
 # port. Boot 1 (vIOMMU): foreign domain, prepare/release with every assertion, second VM refused, busy audio
 # refused, stopped-end vs release-end, a stale journal, 1 TiB of hugepages, device identity (issue 9: 1, 10, 11, 15),
-# crash after every journaled step + `vmgpu restore`. Boot 2 (no vIOMMU): prepare fails, nothing changes. Boot 3
-# (the console lit on the GPU): the boot VGA is the host's display, prepare refused (issue 9 item 4).
+# crash after every journaled step + `vmgpu restore`, host tuning (IRQs off the pinned CPUs and back, also after a
+# crash at each step; the guest has no cpufreq, so the governor is tested on the simulated kernel only:
+# tests/integration/hook_tuning.rs). Boot 2 (no vIOMMU): prepare fails, nothing changes. Boot 3 (the console lit
+# on the GPU): the boot VGA is the host's display, prepare refused (issue 9 item 4).
 # Scenario details: tests/vm/guest/hook-test.sh. Guest consoles are kept in tests/.cache/vm/last-*.log.
-# Env: VM_ACCEL=tcg|kvm (default: KVM only where a probe boot works), VM_SCENARIOS=crash,busy_audio (subset).
+# Env: VM_ACCEL=tcg|kvm (default: KVM only where a probe boot works), VM_SCENARIOS=crash,busy_audio,tuning,crash_tuning (subset).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 . tests/vm/lib.sh

@@ -197,13 +197,15 @@ echo "hook calls:"; sed 's/^/  /' "$W/hook-calls.log"
 # 5) --update: a user edit (made with virsh) survives, only vmgpu's parts change (1440p: 64 MiB)
 sed -e "s#<on_crash>destroy</on_crash>#<on_crash>restart</on_crash>#" "$W/defined.xml" > "$W/user-edit.xml"
 V define "$W/user-edit.xml" >/dev/null || bad "virsh define of the user's edit"
-out=$("$VMGPU" define "$NAME" "${ARGS[@]}" "${GOOD[@]}" --looking-glass 2560x1440 --update --connect "$URI" 2>&1) && ok "updated: $out" || bad "define --update: $out"
+out=$("$VMGPU" define "$NAME" "${ARGS[@]}" "${GOOD[@]}" --looking-glass 2560x1440 --update --irq-affinity --connect "$URI" 2>&1) && ok "updated: $out" || bad "define --update: $out"
 V dumpxml --inactive "$NAME" > "$W/updated.xml"
 grep -q "<on_crash>restart</on_crash>" "$W/updated.xml" && ok "--update kept the user's edit" || bad "--update lost the user's edit"
 grep -A3 "<shmem name='$SHM'>" "$W/updated.xml" | grep -q "<size unit='M'>64</size>" && ok "--update resized Looking Glass to 64 MiB" ||
   bad "--update shmem: $(grep -A3 '<shmem' "$W/updated.xml")"
 [ "$(grep -c '<shmem' "$W/updated.xml")" = 1 ] && ok "--update left one shmem" || bad "--update duplicated the shmem"
 grep -q "<model type='vga'" "$W/updated.xml" && ok "--update without --display kept the install phase" || bad "--update dropped the virtual display"
+grep -q '<vmgpu:tuning governor="no" irq-affinity="yes"/>' "$W/updated.xml" && ok "--update --irq-affinity turned IRQ tuning on" ||
+  bad "no IRQ tuning in the metadata: $(grep 'vmgpu:tuning' "$W/updated.xml")"
 # finishing the install phase: the virtual display and exactly vmgpu's ISOs go, everything else stays
 out=$("$VMGPU" define "$NAME" "${ARGS[@]}" "${GOOD[@]}" --looking-glass 2560x1440 --update --display looking-glass --connect "$URI" 2>&1) && ok "finished the install phase: $(echo "$out" | head -1)" ||
   bad "define --update --display looking-glass: $out"
@@ -214,6 +216,9 @@ V dumpxml --inactive "$NAME" > "$W/updated-lg.xml"
 grep -q "<on_crash>restart</on_crash>" "$W/updated-lg.xml" && grep -q "<source file='$W/disk.qcow2'/>" "$W/updated-lg.xml" &&
   ok "the user's edit and the disk stayed" || bad "--display looking-glass lost the user's edit or the disk"
 grep -q 'display mode="looking-glass"' "$W/updated-lg.xml" && ok "metadata records the looking-glass phase" || bad "phase not recorded"
+# the domain is not started again: the tuning would move this machine's own IRQs
+grep -q 'irq-affinity="yes"' "$W/updated-lg.xml" && ok "a later --update without the flag kept the IRQ tuning" ||
+  bad "--update dropped the IRQ tuning"
 V undefine --nvram "$NAME" >/dev/null 2>&1 || bad "virsh undefine"
 
 # 6) the hook's viewer launch at `started`, for real: a domain whose metadata names a desktop user (define --user)

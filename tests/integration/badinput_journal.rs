@@ -268,6 +268,22 @@ fn hostile_steps() -> Vec<(&'static str, Value)> {
             "restrict-unit-cpus",
             json!({"step": "restrict-unit-cpus", "unit": "user.slice", "cpus": "0", "original": "0 CPUWeight=1"}),
         ),
+        (
+            "performance-governor",
+            json!({"step": "performance-governor", "cpus": "2", "originals": [{"cpu": 2, "knob": "scaling_governor", "value": "../../../canary"}]}),
+        ),
+        (
+            "performance-governor",
+            json!({"step": "performance-governor", "cpus": "2", "originals": [{"cpu": 9, "knob": "scaling_governor", "value": "powersave"}]}),
+        ),
+        (
+            "move-irqs",
+            json!({"step": "move-irqs", "reserved": "2-3", "devices": ["0000:01:00.0/../../../.."], "originals": []}),
+        ),
+        (
+            "move-irqs",
+            json!({"step": "move-irqs", "reserved": "2-3", "devices": [], "originals": [{"irq": 9, "cpus": "0-1 /etc"}]}),
+        ),
     ]
 }
 

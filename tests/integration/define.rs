@@ -495,6 +495,7 @@ fn update_spec() -> DomainSpec {
         display: None,
         recorded_display: None,
         clipboard: true,
+        tuning: Default::default(),
         media: Vec::new(),
         old_media: Vec::new(),
         evdev: Evdev {
@@ -754,4 +755,25 @@ fn test_define_dry_run_says_on_stderr_when_there_is_no_disk_or_iso() {
     assert!(String::from_utf8_lossy(&bare.stdout).contains("<domain"));
     assert!(full.status.success());
     assert!(!String::from_utf8_lossy(&full.stderr).contains("note:"));
+}
+
+#[test]
+fn test_define_tuning_flags_write_the_tuning_element_and_default_is_off() {
+    let off = stdout(&vmgpu(&seed_fixture(), &["--dry-run"]));
+    assert!(!off.contains("vmgpu:tuning"), "off by default");
+    let out = vmgpu(
+        &seed_fixture(),
+        &["--dry-run", "--performance-governor", "--irq-affinity"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let xml = stdout(&out);
+    validate(&xml, "seed windows11 with tuning");
+    assert!(
+        xml.contains(r#"<vmgpu:tuning governor="performance" irq-affinity="yes"/>"#),
+        "{xml}"
+    );
+    let config = vmgpu::domain::VmgpuConfig::from_domain_xml(&xml)
+        .unwrap()
+        .unwrap();
+    assert!(config.tuning.governor && config.tuning.irq_affinity);
 }

@@ -1,7 +1,8 @@
 //! A small host tree for the hook tests (what the real-kernel harness's q35 guest looks like): a root port
 //! 00:1c.0 and a "GPU" behind it (VGA 01:00.0 on bochs-drm + HDA 01:00.1 on snd_hda_intel) in IOMMU group
 //! 3, vfio-pci loaded, 4 CPUs, cgroup v2 without systemd, 2 MiB and 1 GiB hugepage pools, /etc/passwd and
-//! /etc/group, an empty /dev/shm. Plus helpers to run the binary against it and snapshot it.
+//! /etc/group, an empty /dev/shm, the IRQs of `/proc/irq` (no cpufreq, like the q35 guest: `cpufreq` adds
+//! it). Plus helpers to run the binary against it and snapshot it.
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, symlink};
@@ -11,6 +12,32 @@ use std::process::{Command, Output, Stdio};
 pub const GPU: &str = "0000:01:00.0";
 pub const AUDIO: &str = "0000:01:00.1";
 pub const PORT: &str = "0000:00:1c.0";
+
+/// Where the fake host's IRQs come from: the real q35 guest's (tests/fixtures/hosts/recorded/PROVENANCE.md).
+const RECORDED_IRQS: &str = "tests/fixtures/hosts/recorded/q35-iommu/proc/irq";
+/// IRQs added to the recorded ones for cases the recording lacks: one a user put on a pinned CPU of gpu-vm.xml
+/// (CPU 2) and a managed queue on the other (CPU 3), which the kernel refuses to move (EIO).
+const EXTRA_IRQS: [(u32, &str); 2] = [(48, "2"), (49, "3")];
+/// The IRQs the kernel refuses to move: the timer and the cascade (as the real-kernel harness saw), the
+/// managed queue.
+pub const REFUSING_IRQS: [u32; 3] = [0, 2, 49];
+
+/// Every IRQ of the fake host with its `smp_affinity_list` when the host is created.
+pub fn irqs() -> Vec<(u32, String)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(RECORDED_IRQS);
+    let mut out: Vec<(u32, String)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let irq: u32 = e.file_name().to_str()?.parse().ok()?;
+            let cpus = std::fs::read_to_string(e.path().join("smp_affinity_list")).ok()?;
+            Some((irq, cpus.trim().to_string()))
+        })
+        .collect();
+    out.extend(EXTRA_IRQS.iter().map(|(i, c)| (*i, c.to_string())));
+    out.sort();
+    out
+}
 
 pub struct FakeHost {
     pub dir: tempfile::TempDir,
@@ -79,9 +106,61 @@ impl FakeHost {
             "root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000:Alice:/home/alice:/bin/sh\n",
         );
         host.file("/etc/group", "root:x:0:\nkvm:x:992:alice\nalice:x:1000:\n");
+        host.irqs();
         std::fs::create_dir_all(host.path("/dev/shm")).unwrap();
         std::fs::create_dir_all(host.path("/run")).unwrap();
         host
+    }
+
+    /// `/proc/irq` as the q35 guest's kernel shows it (recorded, plus [`EXTRA_IRQS`]); `sim_refuse` marks the
+    /// IRQs the simulated kernel refuses to move.
+    fn irqs(&self) {
+        self.file("/proc/irq/default_smp_affinity", "f\n");
+        for (irq, cpus) in irqs() {
+            self.file(
+                &format!("/proc/irq/{irq}/smp_affinity_list"),
+                &format!("{cpus}\n"),
+            );
+        }
+        for irq in REFUSING_IRQS {
+            self.file(&format!("/proc/irq/{irq}/sim_refuse"), "");
+        }
+    }
+
+    /// An MSI vector of a PCI device: `/sys/bus/pci/devices/<addr>/msi_irqs/<irq>` (the kernel's sysfs
+    /// file holds "msi" or "msix") and its `/proc/irq/<irq>` on every CPU.
+    pub fn msi_vector(&self, addr: &str, irq: u32) {
+        self.file(
+            &format!("/sys/bus/pci/devices/{addr}/msi_irqs/{irq}"),
+            "msix\n",
+        );
+        self.file(&format!("/proc/irq/{irq}/smp_affinity_list"), "0-3\n");
+    }
+
+    /// cpufreq for CPUs 0-3 as acpi-cpufreq shows it (`scaling_driver`, `scaling_governor`,
+    /// `scaling_available_governors`), or intel_pstate in active mode (`powersave`/`performance` only, plus
+    /// `energy_performance_preference`).
+    pub fn cpufreq(&self, driver: &str, governor: &str) {
+        for cpu in 0..4 {
+            let dir = format!("/sys/devices/system/cpu/cpu{cpu}/cpufreq");
+            self.file(&format!("{dir}/scaling_driver"), &format!("{driver}\n"));
+            self.file(&format!("{dir}/scaling_governor"), &format!("{governor}\n"));
+            if driver == "intel_pstate" {
+                self.file(
+                    &format!("{dir}/scaling_available_governors"),
+                    "performance powersave\n",
+                );
+                self.file(
+                    &format!("{dir}/energy_performance_preference"),
+                    "balance_performance\n",
+                );
+            } else {
+                self.file(
+                    &format!("{dir}/scaling_available_governors"),
+                    "conservative ondemand userspace powersave performance schedutil\n",
+                );
+            }
+        }
     }
 
     pub fn root(&self) -> &Path {

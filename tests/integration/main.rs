@@ -31,6 +31,8 @@ mod hook;
 /// Several VMs at once: shared CPU isolation and hugepage pools in every stop order, stale journals,
 /// requests larger than the host.
 mod hook_shared;
+/// Host tuning: governor and IRQ affinity set, shared by two VMs, restored after release and crashes.
+mod hook_tuning;
 /// `vmgpu install` / `uninstall` never touch a foreign hook.
 mod install;
 /// Crash safety: SIGKILL after every prepare step, then restore.

@@ -50,6 +50,21 @@ snapshot() {
   for h in /sys/kernel/mm/hugepages/*; do echo "hugepages ${h##*/} $(cat "$h/nr_hugepages")"; done
   echo "shm [$(ls /dev/shm | tr '\n' ' ')]"
   echo "vfio [$(ls /dev/vfio 2>/dev/null | grep -v '^vfio$' | tr '\n' ' ')]"
+  [ -n "${WITH_IRQS:-}" ] && irq_snapshot
+}
+
+# The IRQs' smp_affinity_list, one "irq N CPUS" line each, without the GPU functions' own IRQs: unbinding
+# frees a function's vectors and rebinding allocates new ones (numbers and affinity are the kernel's choice).
+irq_snapshot() {
+  own=" "
+  for f in $FUNCS; do
+    own="$own$(ls /sys/bus/pci/devices/$f/msi_irqs 2>/dev/null | tr '\n' ' ')"
+  done
+  for d in /proc/irq/[0-9]*; do
+    n=${d##*/}
+    case "$own" in *" $n "*) continue ;; esac
+    echo "irq $n $(cat $d/smp_affinity_list)"
+  done
 }
 
 # same_as FILE WHAT: PASS when the current snapshot equals FILE, else FAIL with the difference
@@ -289,13 +304,14 @@ scenario_crash_bare_cgroups() {
 }
 
 crash_loop() {
+  xml=${CRASH_XML:-$D/gpu-vm.xml}
   snapshot > /tmp/snap.before
   step=1
   while [ $step -le 40 ]; do
-    hook "crash$step" vmtest-gpu prepare begin $D/gpu-vm.xml "$CRASH_VAR=$step"
+    hook "crash$step" vmtest-gpu prepare begin "$xml" "$CRASH_VAR=$step"
     if [ "$RC" = 0 ]; then
       info "prepare completed with $CRASH_VAR=$step: it has $((step - 1)) journaled steps"
-      hook crash-done vmtest-gpu release end $D/gpu-vm.xml
+      hook crash-done vmtest-gpu release end "$xml"
       same_as /tmp/snap.before "release after the last crash step restores everything"
       break
     fi
@@ -308,6 +324,58 @@ crash_loop() {
     step=$((step + 1))
   done
   [ $step -gt 1 ] || fail "$CRASH_VAR=1 did not crash: crash injection is missing"
+}
+
+# Host tuning (<vmgpu:tuning governor="performance" irq-affinity="yes"/>, vCPUs on 2-3, emulator on 0): every IRQ
+# the kernel lets vmgpu move leaves CPUs 2-3 while the VM runs, and every one is back at release. The guest has
+# no cpufreq (QEMU offers no frequency scaling), so the governor step is skipped with one info line here; it is
+# tested on the simulated kernel (tests/integration/hook_tuning.rs).
+# on_pinned LIST: true when the CPU list holds CPU 2 or 3 (the tuned VM's vCPU pins)
+on_pinned() {
+  echo "$1" | awk -F, '{ for (i = 1; i <= NF; i++) { n = split($i, r, "-"); lo = r[1] + 0; hi = (n > 1 ? r[2] : r[1]) + 0
+                         if (lo <= 3 && hi >= 2) f = 1 } } END { exit !f }'
+}
+
+scenario_tuning() {
+  echo "== scenario: host tuning (IRQ affinity; no cpufreq in this guest)"
+  WITH_IRQS=1
+  snapshot > /tmp/snap.before
+  irq_snapshot > /tmp/irq.before
+  hook tuning vmtest-gpu prepare begin $D/tuned-vm.xml VMGPU_LOG=info
+  expect_rc0 "prepare begin with tuning exits 0"
+  grep -q '"move-irqs"' /run/vmgpu/vmtest-gpu.json && pass "the journal holds the move-irqs step" ||
+    fail "no move-irqs step in the journal"
+  if [ -e /sys/devices/system/cpu/cpu2/cpufreq ]; then info "this guest has cpufreq: not the expected q35 guest"
+  else
+    grep -q "have no cpufreq" /tmp/err.tuning && pass "no cpufreq: the governor is skipped with an info line" ||
+      fail "no info line about the missing cpufreq"
+  fi
+  irq_snapshot > /tmp/irq.prepared
+  moved=0 stuck=0 bad=0
+  while read -r _ n cpus; do
+    was=$(sed -n "s/^irq $n //p" /tmp/irq.before)
+    [ -n "$was" ] || continue
+    [ "$cpus" != "$was" ] && moved=$((moved + 1))
+    if on_pinned "$cpus"; then
+      # still on a pinned CPU: only allowed for an IRQ the kernel refused to move (unchanged)
+      if [ "$cpus" = "$was" ]; then stuck=$((stuck + 1)); else bad=$((bad + 1)); info "IRQ $n: $was -> $cpus"; fi
+    fi
+  done < /tmp/irq.prepared
+  info "IRQs moved off CPUs 2-3: $moved, left by the kernel's refusal: $stuck"
+  [ $moved -gt 0 ] && pass "$moved IRQs' smp_affinity_list changed" || fail "no IRQ's smp_affinity_list changed"
+  [ $bad = 0 ] && pass "no moved IRQ is on a pinned CPU" || fail "$bad moved IRQs still on CPUs 2-3"
+  hook tuning-release vmtest-gpu release end $D/tuned-vm.xml
+  expect_rc0 "release end exits 0"
+  same_as /tmp/snap.before "after release every IRQ's smp_affinity_list (and the rest) is as before"
+  unset WITH_IRQS
+}
+
+# kill -9 after each step of a tuned prepare (the move-irqs step included), then vmgpu restore: IRQs as before
+scenario_crash_tuning() {
+  echo "== scenario: crash safety with host tuning on"
+  WITH_IRQS=1 CRASH_XML=$D/tuned-vm.xml
+  crash_loop
+  unset WITH_IRQS CRASH_XML
 }
 
 scenario_noiommu() {
@@ -334,6 +402,8 @@ if [ "$MODE" = noiommu ]; then
 else
   [ "$(drv_of $GPU)" = bochs-drm ] && [ "$(drv_of $AUD)" = snd_hda_intel ] && pass "host drivers bound" ||
     fail "host drivers: $GPU=$(drv_of $GPU) $AUD=$(drv_of $AUD)"
-  for s in ${SCENARIOS:-foreign host_display prepare_release stop_order stale_journal huge_request identity busy_audio crash crash_bare_cgroups}; do "scenario_$s"; done
+  for s in ${SCENARIOS:-foreign host_display prepare_release stop_order stale_journal huge_request identity busy_audio crash tuning crash_tuning crash_bare_cgroups}; do
+    "scenario_$s"
+  done
 fi
 vm_finish

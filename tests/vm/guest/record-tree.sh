@@ -28,6 +28,7 @@ for l in /sys/bus/pci/devices/*; do
   for a in $PCI_ATTRS; do rec_file "$d/$a"; done
   rec_link "$d/driver"
   rec_link "$d/iommu_group"
+  for v in "$d"/msi_irqs/*; do rec_file "$v"; done
 done
 for d in /sys/bus/pci/drivers/*; do
   rec_dir "$d"
@@ -72,6 +73,9 @@ for m in $PARAM_MODULES; do
   for p in "/sys/module/$m"/parameters/*; do rec_file "$p"; done
 done
 for f in cmdline cpuinfo meminfo modules sys/kernel/osrelease; do rec_file "/proc/$f"; done
+# IRQs (the hook's IRQ affinity step): each one's affinity list and the default mask
+rec_file /proc/irq/default_smp_affinity
+for i in /proc/irq/[0-9]*; do rec_file "$i/smp_affinity_list"; done
 rec_file "/lib/modules/$(uname -r)/modules.builtin"
 
 # dangling links (e.g. /sys/class/iommu/dmar0 -> ../../devices/virtual/iommu/dmar0): create their target dir
