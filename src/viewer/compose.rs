@@ -3,8 +3,9 @@
 use std::time::Instant;
 
 use super::feed::{Shared, Shown};
-use super::scale::{Placement, blit};
+use super::scale::{Placement, blit, copy_rects};
 use super::text;
+use crate::lg::kvmfr::Rect;
 
 /// What was composed (the test mode reports it).
 #[derive(Debug, Clone, Copy, Default)]
@@ -23,6 +24,22 @@ pub struct Composed {
     pub shown: Shown,
     /// SPICE display updates applied so far.
     pub spice_updates: u64,
+    /// What the buffer now holds, when a later present may redraw only what changed since (a Looking Glass
+    /// frame at 1:1 with no banner); `None` otherwise.
+    pub drawn: Option<Drawn>,
+}
+
+/// What a presented buffer holds: enough to know what changed since.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Drawn {
+    /// The window size.
+    pub size: (u32, u32),
+    /// The frame size.
+    pub frame: (u32, u32),
+    /// The canvas ingest shown ([`Changes::generation`](super::damage::Changes::generation)).
+    pub generation: u64,
+    /// Where the cursor was drawn, in window pixels.
+    pub cursor: Option<Rect>,
 }
 
 /// The full-screen message when no source has a picture: the LG status, and what to do when the VM has no
@@ -43,6 +60,19 @@ fn message(shared: &Shared, lg: &str) -> String {
 
 /// Fills `out` (`w × h`) from the shared state.
 pub fn compose(shared: &Shared, out: &mut [u32], w: u32, h: u32) -> Composed {
+    compose_since(shared, out, w, h, None).0
+}
+
+/// Brings `out` (`w × h`), which holds `before` (`None`: unknown), up to date with the shared state: only the
+/// pixels that changed since when it can tell (a Looking Glass frame at 1:1, no banner then or now), else all.
+/// Returns what it composed and the window rects it redrew (`None`: all of them).
+pub fn compose_since(
+    shared: &Shared,
+    out: &mut [u32],
+    w: u32,
+    h: u32,
+    before: Option<&Drawn>,
+) -> (Composed, Option<Vec<Rect>>) {
     let info = shared.info().clone();
     let mut composed = Composed {
         serial: None,
@@ -52,6 +82,7 @@ pub fn compose(shared: &Shared, out: &mut [u32], w: u32, h: u32) -> Composed {
         shown: Shown::Message,
         spice_updates: 0,
         banner_height: 0,
+        drawn: None,
     };
     let (shown, _) = shared.shown();
     if shown == Shown::Spice
@@ -71,7 +102,7 @@ pub fn compose(shared: &Shared, out: &mut [u32], w: u32, h: u32) -> Composed {
                 composed.cursor_updates = cursor.state.updates;
             }
             composed.banner_height = draw_banner(&info, out, w, h);
-            return composed;
+            return (composed, None);
         }
     }
     if shown != Shown::LookingGlass {
@@ -81,21 +112,50 @@ pub fn compose(shared: &Shared, out: &mut [u32], w: u32, h: u32) -> Composed {
             .as_deref()
             .unwrap_or("waiting for the first frame");
         text::draw_panel(out, w, h, &message(shared, lg), false);
-        return composed;
+        return (composed, None);
     }
     composed.shown = Shown::LookingGlass;
     let canvas = shared.canvas();
     let frame = (canvas.width, canvas.height);
     let p = Placement::fit(frame, (w, h));
-    blit(&canvas.pixels, canvas.width, canvas.height, out, w, h, p);
-    drop(canvas);
+    let one_to_one = (p.w, p.h) == frame;
     let cursor = shared.cursor();
+    let cursor_box = cursor.bounds(frame, p);
+    let banner = info
+        .banner
+        .as_ref()
+        .is_some_and(|b| b.visible(Instant::now()));
+    let changed = before
+        .filter(|b| one_to_one && !banner && b.size == (w, h) && b.frame == frame)
+        .and_then(|b| {
+            let mut rects = canvas.changes.since(b.generation)?;
+            for r in &mut rects {
+                (r.x, r.y) = (r.x + p.x, r.y + p.y);
+            }
+            rects.extend(b.cursor);
+            rects.extend(cursor_box);
+            Some(rects)
+        });
+    match &changed {
+        Some(rects) => copy_rects(&canvas.pixels, canvas.width, out, w, p, rects),
+        None => blit(&canvas.pixels, canvas.width, canvas.height, out, w, h, p),
+    }
+    let generation = canvas.changes.generation();
+    drop(canvas);
     cursor.draw(out, w, frame, p);
     composed.cursor_updates = cursor.updates;
     drop(cursor);
     composed.serial = info.serial;
     composed.banner_height = draw_banner(&info, out, w, h);
-    composed
+    if one_to_one && composed.banner_height == 0 {
+        composed.drawn = Some(Drawn {
+            size: (w, h),
+            frame,
+            generation,
+            cursor: cursor_box,
+        });
+    }
+    (composed, changed)
 }
 
 /// Draws the banner, if one is visible; returns its height (0 when none).
@@ -126,6 +186,74 @@ mod tests {
         assert!(
             text.contains("no virtual display: `vmgpu define NAME --update --display install`")
         );
+    }
+
+    /// A 64×40 LG frame with the arrow cursor at `cursor`.
+    fn lg_state(cursor: (i32, i32)) -> Shared {
+        let shared = Shared::default();
+        {
+            let mut c = shared.canvas();
+            (c.width, c.height) = (64, 40);
+            c.pixels = (0..64 * 40).collect();
+            c.changes.record(None, 64, 40);
+        }
+        {
+            let mut k = shared.cursor();
+            k.visible = true;
+            k.position = cursor;
+            k.shape = Some(crate::lg::scene::arrow_cursor());
+        }
+        let mut info = shared.info();
+        (info.message, info.serial) = (None, Some(1));
+        drop(info);
+        shared
+    }
+
+    #[test]
+    fn damage_only_compose_equals_a_full_compose() {
+        let shared = lg_state((3, 2));
+        let mut buf = vec![0u32; 64 * 40];
+        let (first, changed) = compose_since(&shared, &mut buf, 64, 40, None);
+        assert_eq!(changed, None);
+        let drawn = first.drawn.expect("1:1, no banner");
+        // A damaged rect and a cursor that moved: only those are redrawn, and the result is the full picture.
+        {
+            let mut c = shared.canvas();
+            for y in 30..35 {
+                for x in 40..50 {
+                    c.pixels[y * 64 + x] = 0xAB_CDEF;
+                }
+            }
+            let rect = Rect {
+                x: 40,
+                y: 30,
+                w: 10,
+                h: 5,
+            };
+            c.changes.record(Some(&[rect]), 64, 40);
+        }
+        shared.cursor().position = (20, 10);
+        let (_, changed) = compose_since(&shared, &mut buf, 64, 40, Some(&drawn));
+        let changed = changed.expect("damage-only");
+        assert!(
+            changed.len() == 3,
+            "the rect and both cursor boxes: {changed:?}"
+        );
+        let mut full = vec![0u32; 64 * 40];
+        compose(&shared, &mut full, 64, 40);
+        assert!(buf == full, "damage-only differs from a full compose");
+        // Another window size, or a banner: everything.
+        assert_eq!(
+            compose_since(&shared, &mut buf, 64, 39, Some(&drawn)).1,
+            None
+        );
+        shared.info().banner = Some(crate::viewer::feed::Banner {
+            text: "hello".into(),
+            since: Instant::now(),
+            sticky: false,
+        });
+        let (c, changed) = compose_since(&shared, &mut buf, 64, 40, Some(&drawn));
+        assert_eq!((changed, c.drawn), (None, None));
     }
 
     #[test]

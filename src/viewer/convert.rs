@@ -4,6 +4,7 @@
 //! through a 64 K-entry table. Only damaged rects are copied when the client says the frame is in order.
 use std::sync::OnceLock;
 
+use super::damage::Changes;
 use crate::lg::frame::{self, RowSink};
 use crate::lg::kvmfr::{FrameInfo, FrameType, Rect, flags};
 use crate::shm::{self, ShmView};
@@ -86,6 +87,8 @@ pub struct Canvas {
     kind: Option<FrameType>,
     pq: bool,
     scratch: Vec<u8>,
+    /// What the last ingests changed (for damage-only presents).
+    pub changes: Changes,
 }
 
 impl Canvas {
@@ -108,7 +111,11 @@ impl Canvas {
         if info.kind == FrameType::Rgba16f {
             half_table();
         }
-        frame::ingest(view, info, if resized { None } else { rects }, self)
+        let rects = if resized { None } else { rects };
+        let result = frame::ingest(view, info, rects, self);
+        // Recorded even when the ingest failed part-way: some of those pixels may have changed.
+        self.changes.record(rects, self.width, self.height);
+        result
     }
 
     /// The pixel at (x, y), if inside.

@@ -1,7 +1,7 @@
 //! The guest cursor drawn over the frame from cursor messages: colour (premultiplied alpha), monochrome
 //! (AND/XOR masks, height doubled on the wire) and masked colour (replace or XOR).
 use super::scale::Placement;
-use crate::lg::kvmfr::{CursorShape, CursorType, CursorUpdate};
+use crate::lg::kvmfr::{CursorShape, CursorType, CursorUpdate, Rect};
 
 /// What the client last heard about the cursor.
 #[derive(Debug, Clone, Default)]
@@ -29,15 +29,12 @@ impl CursorState {
         self.updates += 1;
     }
 
-    /// Draws the cursor into `out` (`ow` wide) where the frame (`frame` size) is placed at `p`.
-    pub fn draw(&self, out: &mut [u32], ow: u32, frame: (u32, u32), p: Placement) {
-        let Some(shape) = self.shape.as_ref().filter(|_| self.visible) else {
-            return;
-        };
+    /// The cursor's box in output pixels (`x0..x1`, `y0..y1`), clipped to the placed frame; `None` when hidden.
+    fn span(&self, frame: (u32, u32), p: Placement) -> Option<(&CursorShape, [i64; 4])> {
+        let shape = self.shape.as_ref().filter(|_| self.visible)?;
         if frame.0 == 0 || frame.1 == 0 || p.w == 0 || p.h == 0 {
-            return;
+            return None;
         }
-        // The cursor's box in output pixels.
         let to_out_x = |fx: i64| p.x as i64 + fx * p.w as i64 / frame.0 as i64;
         let to_out_y = |fy: i64| p.y as i64 + fy * p.h as i64 / frame.1 as i64;
         let (cx, cy) = (self.position.0 as i64, self.position.1 as i64);
@@ -45,6 +42,26 @@ impl CursorState {
         let x1 = to_out_x(cx + shape.width as i64).min((p.x + p.w) as i64);
         let y0 = to_out_y(cy).max(p.y as i64);
         let y1 = to_out_y(cy + shape.height as i64).min((p.y + p.h) as i64);
+        Some((shape, [x0, x1, y0, y1]))
+    }
+
+    /// The output pixels [`draw`](Self::draw) may change, if any (what a damage-only present must redraw).
+    pub fn bounds(&self, frame: (u32, u32), p: Placement) -> Option<Rect> {
+        let (_, [x0, x1, y0, y1]) = self.span(frame, p)?;
+        (x1 > x0 && y1 > y0).then(|| Rect {
+            x: x0 as u32,
+            y: y0 as u32,
+            w: (x1 - x0) as u32,
+            h: (y1 - y0) as u32,
+        })
+    }
+
+    /// Draws the cursor into `out` (`ow` wide) where the frame (`frame` size) is placed at `p`.
+    pub fn draw(&self, out: &mut [u32], ow: u32, frame: (u32, u32), p: Placement) {
+        let Some((shape, [x0, x1, y0, y1])) = self.span(frame, p) else {
+            return;
+        };
+        let (cx, cy) = (self.position.0 as i64, self.position.1 as i64);
         for oy in y0..y1 {
             for ox in x0..x1 {
                 let Some((fx, fy)) = p.to_frame(ox as u32, oy as u32, frame) else {

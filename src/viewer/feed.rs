@@ -318,6 +318,17 @@ pub enum Pacing {
     Plain,
 }
 
+impl Pacing {
+    /// `VMGPU_VIEW_PACING=plain` picks [`Pacing::Plain`] (the benchmarks compare both in the real viewer);
+    /// anything else is the default, [`Pacing::Adaptive`].
+    pub fn from_env() -> Self {
+        match std::env::var("VMGPU_VIEW_PACING").as_deref() {
+            Ok("plain") => Self::Plain,
+            _ => Self::Adaptive,
+        }
+    }
+}
+
 /// Starts the feed thread.
 pub fn spawn(
     source: Source,
@@ -329,7 +340,7 @@ pub fn spawn(
         Source::Path(p) => format!("opening {}", p.display()),
         Source::Region(_) => "waiting for the Looking Glass host".to_string(),
     });
-    spawn_with(source, shared, notify, Pacing::Adaptive)
+    spawn_with(source, shared, notify, Pacing::from_env())
 }
 
 /// Starts the feed thread with the given pacing.

@@ -3,6 +3,7 @@
 //! (winit + softbuffer behind the [`present::Present`] trait) needs the feature.
 pub mod convert;
 pub mod cursor;
+pub mod damage;
 pub mod feed;
 pub mod instance;
 pub mod locate;

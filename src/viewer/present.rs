@@ -4,6 +4,9 @@ use std::rc::Rc;
 
 use winit::window::Window;
 
+use super::damage::clip;
+use crate::lg::kvmfr::Rect;
+
 /// Presentation errors.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -15,11 +18,14 @@ pub enum Error {
 /// Result of this module.
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// Draws into a `w × h` buffer whose content is the picture presented `age` presents ago (0: unknown);
+/// returns the rects it changed, `None` for all of them.
+pub type Draw<'a> = dyn FnMut(&mut [u32], u32, u32, u8) -> Option<Vec<Rect>> + 'a;
+
 /// Something that shows a `w × h` buffer of 0x00RRGGBB pixels.
 pub trait Present {
-    /// Draws through `draw(buffer, w, h)` and shows the result.
-    fn present(&mut self, w: u32, h: u32, draw: &mut dyn FnMut(&mut [u32], u32, u32))
-    -> Result<()>;
+    /// Draws through `draw` and shows the result; only the rects it says changed when it names them.
+    fn present(&mut self, w: u32, h: u32, draw: &mut Draw<'_>) -> Result<()>;
 }
 
 /// winit + softbuffer (X11 via XShm/XPutImage, Wayland via wl_shm): no GL or Vulkan driver needed.
@@ -45,21 +51,36 @@ impl Softbuffer {
 }
 
 impl Present for Softbuffer {
-    fn present(
-        &mut self,
-        w: u32,
-        h: u32,
-        draw: &mut dyn FnMut(&mut [u32], u32, u32),
-    ) -> Result<()> {
+    fn present(&mut self, w: u32, h: u32, draw: &mut Draw<'_>) -> Result<()> {
         let (Some(nw), Some(nh)) = (NonZeroU32::new(w), NonZeroU32::new(h)) else {
             return Ok(());
         };
-        if self.size != (w, h) {
+        let resized = self.size != (w, h);
+        if resized {
             self.surface.resize(nw, nh).map_err(sb)?;
             self.size = (w, h);
         }
         let mut buffer = self.surface.buffer_mut().map_err(sb)?;
-        draw(&mut buffer, w, h);
-        buffer.present().map_err(sb)
+        let age = if resized { 0 } else { buffer.age() };
+        match draw(&mut buffer, w, h, age) {
+            // The server copies only these rects out of the buffer (X11: one XShmPutImage each).
+            Some(rects) => {
+                let damage: Vec<softbuffer::Rect> =
+                    rects.iter().filter_map(|r| to_sb(*r, w, h)).collect();
+                buffer.present_with_damage(&damage).map_err(sb)
+            }
+            None => buffer.present().map_err(sb),
+        }
     }
+}
+
+/// A window rect as softbuffer's, clipped to `w × h`; `None` when empty.
+fn to_sb(r: Rect, w: u32, h: u32) -> Option<softbuffer::Rect> {
+    let r = clip(r, w, h)?;
+    Some(softbuffer::Rect {
+        x: r.x,
+        y: r.y,
+        width: NonZeroU32::new(r.w)?,
+        height: NonZeroU32::new(r.h)?,
+    })
 }

@@ -2,6 +2,7 @@
 //! a plain row copy, an upscale is nearest-neighbour (crisp at integer factors), a downscale is an area
 //! average (each output pixel is the mean of the source pixels it covers), so one-pixel lines of text do not
 //! drop out of a 1080p desktop shown at 1440×810.
+use crate::lg::kvmfr::Rect;
 
 /// Where the frame lands in the output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,10 +49,12 @@ impl Placement {
 
 /// Draws `src` (`sw × sh`) into `out` (`ow × oh`) at `p`, black around it.
 pub fn blit(src: &[u32], sw: u32, sh: u32, out: &mut [u32], ow: u32, oh: u32, p: Placement) {
-    out.fill(0);
     if sw == 0 || sh == 0 || p.w == 0 || p.h == 0 || src.len() < sw as usize * sh as usize {
+        out.fill(0);
         return;
     }
+    // Only the margins are cleared: the frame covers the rest (one pass over the buffer, not two).
+    fill_outside(out, ow, oh, p);
     let (sw_, ow_) = (sw as usize, ow as usize);
     if p.w == sw && p.h == sh {
         for y in 0..sh.min(oh.saturating_sub(p.y)) as usize {
@@ -66,6 +69,52 @@ pub fn blit(src: &[u32], sw: u32, sh: u32, out: &mut [u32], ow: u32, oh: u32, p:
         return;
     }
     nearest(src, sw, sh, out, ow, oh, p);
+}
+
+/// Blackens what lies outside `p` in `out` (`ow × oh`); all of it when `p` does not fit inside.
+fn fill_outside(out: &mut [u32], ow: u32, oh: u32, p: Placement) {
+    let (ow_, oh_) = (ow as usize, oh as usize);
+    let fits = p.x.checked_add(p.w).is_some_and(|r| r <= ow)
+        && p.y.checked_add(p.h).is_some_and(|b| b <= oh)
+        && out.len() >= ow_ * oh_;
+    if !fits {
+        out.fill(0);
+        return;
+    }
+    let (top, bottom) = (p.y as usize * ow_, (p.y + p.h) as usize * ow_);
+    out[..top].fill(0);
+    out[bottom..ow_ * oh_].fill(0);
+    if p.w < ow {
+        let (left, right) = (p.x as usize, (p.x + p.w) as usize);
+        for row in out[top..bottom].chunks_exact_mut(ow_) {
+            row[..left].fill(0);
+            row[right..].fill(0);
+        }
+    }
+}
+
+/// Copies the window rects `rects` (inside `p`, a 1:1 placement of `src`, `sw` wide) from `src` into `out`
+/// (`ow` wide): the damage-only present. Parts outside `p` or the buffers are skipped.
+pub fn copy_rects(src: &[u32], sw: u32, out: &mut [u32], ow: u32, p: Placement, rects: &[Rect]) {
+    let (sw_, ow_) = (sw as usize, ow as usize);
+    for r in rects {
+        let x0 = r.x.max(p.x);
+        let x1 = r.x.saturating_add(r.w).min(p.x.saturating_add(p.w)).min(ow);
+        let y0 = r.y.max(p.y);
+        let y1 = r.y.saturating_add(r.h).min(p.y.saturating_add(p.h));
+        if x0 >= x1 {
+            continue;
+        }
+        let n = (x1 - x0) as usize;
+        for y in y0..y1 {
+            let s = (y - p.y) as usize * sw_ + (x0 - p.x) as usize;
+            let d = y as usize * ow_ + x0 as usize;
+            let (Some(from), Some(to)) = (src.get(s..s + n), out.get_mut(d..d + n)) else {
+                break;
+            };
+            to.copy_from_slice(from);
+        }
+    }
 }
 
 /// Nearest-neighbour at any factor (what [`blit`] does for upscales); public for the benchmark.
@@ -246,6 +295,29 @@ mod tests {
             .filter(|y| out[y * 12..(y + 1) * 12].iter().any(|&p| p & 0xFF > 0x40))
             .count();
         assert!(lit_rows >= 4, "only {lit_rows} rows show a line: {out:x?}");
+    }
+
+    #[test]
+    fn test_blit_letterboxed_clears_only_the_margins_and_copies_rects() {
+        let src: Vec<u32> = (1..=4).collect();
+        let mut out = vec![9u32; 4 * 4];
+        let p = Placement {
+            x: 1,
+            y: 1,
+            w: 2,
+            h: 2,
+        };
+        blit(&src, 2, 2, &mut out, 4, 4, p);
+        assert_eq!(out, [0, 0, 0, 0, 0, 1, 2, 0, 0, 3, 4, 0, 0, 0, 0, 0]);
+        let changed: Vec<u32> = vec![5, 6, 7, 8];
+        let rect = Rect {
+            x: 2,
+            y: 2,
+            w: 100,
+            h: 100,
+        };
+        copy_rects(&changed, 2, &mut out, 4, p, &[rect]);
+        assert_eq!(out, [0, 0, 0, 0, 0, 1, 2, 0, 0, 3, 8, 0, 0, 0, 0, 0]);
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! present prints one line `presented serial=S size=WxH cursor=C connects=N resub=R banner=B source=SRC
 //! spice=U` on stdout, so a harness knows when to take a screenshot. `VMGPU_VIEW_TEST_WINDOW=WxH` keeps the
 //! window at that size instead (to see the frame scaled).
+use std::collections::VecDeque;
 use std::io::Write;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -25,7 +26,7 @@ use winit::event_loop::{ActiveEventLoop, ControlFlow, EventLoop};
 use winit::keyboard::{Key, NamedKey};
 use winit::window::{Fullscreen, UserAttentionType, Window, WindowId};
 
-use super::compose::{Composed, compose};
+use super::compose::{Composed, Drawn, compose_since};
 use super::feed::{self, Banner, Shared, Shown, Source};
 use super::input::{Controller, SpiceConfig};
 use super::instance::Instance;
@@ -84,7 +85,17 @@ struct App {
     banner_height: u32,
     error: Option<String>,
     input: Option<Controller>,
+    /// What the last presents left in their buffers, newest first (a buffer of age N holds entry N − 1).
+    drawn: VecDeque<Option<Drawn>>,
+    /// The next redraw was asked for by the feed (a new frame or cursor), not by the window system (an
+    /// expose wants everything redrawn).
+    feed_redraw: bool,
+    /// When everything was last redrawn.
+    last_full: Instant,
 }
+
+/// A damage-only present happens only within this of a full one: heals an expose that coincided with a frame.
+const FULL_EVERY: Duration = Duration::from_secs(1);
 
 /// `VMGPU_VIEW_TEST_WINDOW=WxH`, read in test mode only.
 fn test_window_size() -> Option<(u32, u32)> {
@@ -201,13 +212,29 @@ impl App {
         let size = window.inner_size();
         let shared = &self.shared;
         let mut composed = Composed::default();
-        let result = presenter.present(size.width, size.height, &mut |buf, w, h| {
-            composed = compose(shared, buf, w, h);
+        let partial =
+            std::mem::take(&mut self.feed_redraw) && self.last_full.elapsed() < FULL_EVERY;
+        let (drawn, mut full) = (&self.drawn, false);
+        let result = presenter.present(size.width, size.height, &mut |buf, w, h, age| {
+            let before = match age {
+                1.. if partial => drawn.get(usize::from(age) - 1).copied().flatten(),
+                _ => None,
+            };
+            let (c, changed) = compose_since(shared, buf, w, h, before.as_ref());
+            composed = c;
+            full = changed.is_none();
+            changed
         });
         if let Err(e) = result {
+            self.drawn.clear();
             tracing::warn!("{e}");
             return;
         }
+        if full {
+            self.last_full = Instant::now();
+        }
+        self.drawn.push_front(composed.drawn);
+        self.drawn.truncate(3);
         self.banner_height = composed.banner_height;
         if self.opts.test_mode {
             let now = (composed, (size.width, size.height));
@@ -343,6 +370,7 @@ impl ApplicationHandler for App {
         self.update_title();
         self.follow_frame_size();
         if let Some(w) = &self.window {
+            self.feed_redraw = true;
             w.request_redraw();
         }
     }
@@ -485,6 +513,9 @@ pub fn run(source: Source, opts: Options) -> Result<(), Error> {
         banner_height: 0,
         error: None,
         input,
+        drawn: VecDeque::new(),
+        feed_redraw: false,
+        last_full: Instant::now(),
     };
     let result = event_loop.run_app(&mut app);
     drop(app.input.take()); // releases held keys, closes the SPICE session
