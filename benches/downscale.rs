@@ -2,6 +2,8 @@
 //! For each frame size shown at 75 % (1080p at 1440×810 and so on): a memcpy of the frame's canvas (what a 1:1
 //! present costs, and about what ingesting the frame costs), the old nearest-neighbour downscale, and the area
 //! average the window uses now; median of interleaved runs, in one process.
+// Tests, benches and the build script may write files and start programs directly (clippy.toml).
+#![allow(clippy::disallowed_methods)]
 use std::time::Instant;
 
 use vmgpu::viewer::scale::{Placement, blit, blit_nearest};

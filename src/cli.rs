@@ -202,6 +202,9 @@ pub struct ViewArgs {
     /// Show the screen only: no keyboard or mouse to the VM.
     #[arg(long, conflicts_with_all = ["spice", "spice_password_file"])]
     pub no_input: bool,
+    /// No copy and paste with the guest (the VM's metadata can also turn it off: `<vmgpu:viewer clipboard="no"/>`).
+    #[arg(long)]
+    pub no_clipboard: bool,
 }
 
 fn parse_spice_target(s: &str) -> Result<crate::spice::Target, String> {

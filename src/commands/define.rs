@@ -88,6 +88,7 @@ fn define_in_libvirt(
         })?;
         let old = VmgpuConfig::from_domain_xml(&existing)?;
         let old_gpus = old.as_ref().map(|c| c.gpus.clone()).unwrap_or_default();
+        spec.clipboard = old.as_ref().is_none_or(|c| c.viewer.clipboard);
         let old_display = old.and_then(|c| c.display);
         carry_display(spec, old_display.as_ref())?;
         check_spice_graphics(&existing, spec.display, &format!("domain {}", spec.name))?;
@@ -258,6 +259,7 @@ fn build_spec(host: &Host, args: &DefineArgs, name: String) -> anyhow::Result<Do
         drivers,
         display,
         recorded_display: None,
+        clipboard: true,
         media,
         old_media: Vec::new(),
         evdev: Evdev {
@@ -424,6 +426,10 @@ fn input_device(
     }
 }
 
+/// How long `qemu-img create` may take (it writes only metadata, even for a raw image).
+#[cfg(feature = "libvirt")]
+const QEMU_IMG_DEADLINE: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Creates a missing disk image with `qemu-img`.
 #[cfg(feature = "libvirt")]
 fn create_disk(disk: Option<&Disk>, size: &str) -> anyhow::Result<()> {
@@ -431,18 +437,21 @@ fn create_disk(disk: Option<&Disk>, size: &str) -> anyhow::Result<()> {
     if disk.path.exists() {
         return Ok(());
     }
+    use crate::ops::process::{Output, Program};
     let kib = spec::parse_size_kib(size)?;
-    let output = std::process::Command::new("qemu-img")
+    let done = Program::new("qemu-img")
         .args(["create", "-q", "-f", disk.format])
         .arg(&disk.path)
         .arg(format!("{kib}K"))
-        .output()
+        .stdout(Output::Capture { max: 4096 })
+        .stderr(Output::Capture { max: 4096 })
+        .run(QEMU_IMG_DEADLINE)
         .context("cannot run qemu-img (install qemu-utils / qemu-img)")?;
-    if !output.status.success() {
+    if !done.status.success() {
         bail!(
             "qemu-img could not create {}: {}",
             disk.path.display(),
-            String::from_utf8_lossy(&output.stderr).trim()
+            done.stderr.trim()
         );
     }
     Ok(())

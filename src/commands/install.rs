@@ -7,14 +7,13 @@
 //! symlink into /usr/local would fail silently). A file is vmgpu's when it contains [`HOOK_MARKER`] (every
 //! vmgpu binary does) or is a symlink to a file named `vmgpu`. libvirt looks for hooks when the daemon
 //! starts: `--restart` restarts it (virtqemud or libvirtd, whichever runs), otherwise the command is printed.
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, bail};
 
 use crate::cli::InstallArgs;
 use crate::host::HostRoot;
+use crate::ops::files;
 use crate::report::Outcome;
 
 /// A string every vmgpu binary contains; it identifies an installed hook as ours.
@@ -148,7 +147,7 @@ pub fn run_uninstall(root: &Path, _args: &InstallArgs) -> anyhow::Result<Outcome
         match slot(&path) {
             Slot::Free => {}
             Slot::Ours => {
-                std::fs::remove_file(&path)
+                files::remove_file(&path)
                     .with_context(|| format!("cannot remove {}", path.display()))?;
                 println!("removed {}", path.display());
                 removed += 1;
@@ -165,21 +164,17 @@ pub fn run_uninstall(root: &Path, _args: &InstallArgs) -> anyhow::Result<Outcome
 /// Copies `from` to `to` as a new executable file (temporary file + rename, so libvirt never runs half of it).
 fn copy_executable(from: &Path, to: &Path) -> anyhow::Result<()> {
     let dir = to.parent().context("hook path has no directory")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    files::create_dir_all(dir, 0o777)
+        .with_context(|| format!("cannot create {}", dir.display()))?;
     let bytes = std::fs::read(from).with_context(|| format!("cannot read {}", from.display()))?;
-    let tmp: PathBuf = dir.join(".vmgpu-install.tmp");
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .mode(0o755)
-        .open(&tmp)
-        .with_context(|| format!("cannot create {}", tmp.display()))?;
-    use std::os::unix::fs::PermissionsExt;
-    file.write_all(&bytes)
-        .and_then(|()| file.set_permissions(std::fs::Permissions::from_mode(0o755)))
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, to).with_context(|| format!("cannot install {}", to.display()))?;
+    let how = files::Replace {
+        temp: dir.join(".vmgpu-install.tmp"),
+        mode: 0o755,
+        owner: None,
+    };
+    let staged = files::Staged::write(to, &bytes, &how)?;
+    staged
+        .commit()
+        .with_context(|| format!("cannot install {}", to.display()))?;
     Ok(())
 }

@@ -209,7 +209,7 @@ mod window {
         let result = window::run(Source::Path(path.clone()), opts);
         stop.store(true, Ordering::Release);
         let _ = scene_thread.join();
-        let _ = std::fs::remove_file(&path);
+        let _ = crate::ops::files::remove_file(&path);
         result.context("vmgpu view --demo")?;
         Ok(Outcome::Ok)
     }

@@ -1,5 +1,6 @@
 //! `vmgpu view`'s SPICE side: which server drives the VM's keyboard and mouse (`--spice`, or the VM's live
-//! domain read again before every connection attempt) and the escape key.
+//! domain read again before every connection attempt), the escape key and whether the clipboard is shared
+//! (`--no-clipboard`; for `view <vm>` also the VM's `<vmgpu:viewer clipboard="no"/>`).
 use std::path::Path;
 use std::sync::Arc;
 
@@ -37,6 +38,7 @@ pub fn config(args: &ViewArgs, vm: Option<&str>) -> anyhow::Result<Option<SpiceC
         return Ok(Some(SpiceConfig {
             resolve: Arc::new(move || Ok(endpoint.clone())),
             escape,
+            clipboard: !args.no_clipboard,
         }));
     }
     let Some(vm) = vm else {
@@ -48,7 +50,37 @@ pub fn config(args: &ViewArgs, vm: Option<&str>) -> anyhow::Result<Option<SpiceC
     Ok(Some(SpiceConfig {
         resolve: live_domain(vm, &args.connect),
         escape,
+        clipboard: !args.no_clipboard && metadata_clipboard(vm, &args.connect),
     }))
+}
+
+/// The VM's `<vmgpu:viewer clipboard>` (on when absent, or when the domain cannot be read: the SPICE lookup
+/// reports that itself).
+#[cfg(feature = "libvirt")]
+fn metadata_clipboard(vm: &str, uri: &str) -> bool {
+    let xml = crate::libvirt::Libvirt::open(uri).and_then(|l| l.inactive_xml(vm));
+    let config = match xml {
+        Ok(Some(xml)) => crate::domain::metadata::VmgpuConfig::from_domain_xml(&xml),
+        _ => return true,
+    };
+    match config {
+        Ok(c) => {
+            let on = c.is_none_or(|c| c.viewer.clipboard);
+            if !on {
+                tracing::info!("{vm}: clipboard off (<vmgpu:viewer clipboard=\"no\"/>)");
+            }
+            on
+        }
+        Err(e) => {
+            tracing::warn!("{vm}: {e}; the clipboard stays on");
+            true
+        }
+    }
+}
+
+#[cfg(not(feature = "libvirt"))]
+fn metadata_clipboard(_vm: &str, _uri: &str) -> bool {
+    true
 }
 
 /// The first line of the password file, which must not be readable by others.

@@ -84,13 +84,25 @@ impl Default for ShmemConfig {
     }
 }
 
-/// Whether and for whom the viewer starts when the guest is up.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+/// Whether and for whom the viewer starts when the guest is up, and what it shares with the guest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ViewerConfig {
     /// Launch `vmgpu view <vm>` at `started`.
     pub launch: bool,
     /// The desktop user whose session gets the viewer.
     pub user: Option<String>,
+    /// Copy and paste between host and guest (`clipboard="no"` turns it off; absent means on).
+    pub clipboard: bool,
+}
+
+impl Default for ViewerConfig {
+    fn default() -> Self {
+        Self {
+            launch: false,
+            user: None,
+            clipboard: true,
+        }
+    }
 }
 
 /// The display phase (`<vmgpu:display mode=…>`) and the install ISOs vmgpu attached (`<vmgpu:media path=…>`),
@@ -216,6 +228,9 @@ impl VmgpuConfig {
                     if let Some(user) = child.attr("user") {
                         out.viewer.user = Some(account_name("viewer", "user", user)?);
                     }
+                    if let Some(v) = child.attr("clipboard") {
+                        out.viewer.clipboard = yes_no("viewer", "clipboard", v)?;
+                    }
                 }
                 "display" => {
                     let mode = required(child, "display", "mode")?;
@@ -311,9 +326,15 @@ impl VmgpuConfig {
             .as_deref()
             .map(|u| format!(" user=\"{}\"", escape(u)))
             .unwrap_or_default();
+        // Written only when off, so the element of a VM that never changed it stays as it was.
+        let clipboard = if self.viewer.clipboard {
+            ""
+        } else {
+            " clipboard=\"no\""
+        };
         let _ = writeln!(
             out,
-            "  <{PREFIX}:viewer launch=\"{}\"{user}/>",
+            "  <{PREFIX}:viewer launch=\"{}\"{user}{clipboard}/>",
             yn(self.viewer.launch)
         );
         if let Some(d) = &self.display {
@@ -431,6 +452,7 @@ mod tests {
             viewer: ViewerConfig {
                 launch: true,
                 user: Some("alice".into()),
+                clipboard: true,
             },
             display: None,
         }
@@ -452,6 +474,30 @@ mod tests {
             "<v:config xmlns:v='{NAMESPACE}' version='1'><v:display mode='vga'/></v:config>"
         ));
         assert!(VmgpuConfig::from_domain_xml(&bad).is_err());
+    }
+
+    #[test]
+    fn test_viewer_clipboard_round_trip() {
+        let mut config = full();
+        assert!(
+            config
+                .to_xml()
+                .contains("<vmgpu:viewer launch=\"yes\" user=\"alice\"/>")
+        );
+        config.viewer.clipboard = false;
+        let xml = config.to_xml();
+        assert!(xml.contains("<vmgpu:viewer launch=\"yes\" user=\"alice\" clipboard=\"no\"/>"));
+        let back = VmgpuConfig::from_domain_xml(&domain(&xml)).unwrap();
+        assert_eq!(back, Some(config));
+        let bad = domain(&format!(
+            "<v:config xmlns:v='{NAMESPACE}' version='1'><v:viewer clipboard='off'/></v:config>"
+        ));
+        assert!(VmgpuConfig::from_domain_xml(&bad).is_err());
+        let absent = domain(&format!(
+            "<v:config xmlns:v='{NAMESPACE}' version='1'><v:viewer/></v:config>"
+        ));
+        let absent = VmgpuConfig::from_domain_xml(&absent).unwrap().unwrap();
+        assert!(absent.viewer.clipboard, "absent means on");
     }
 
     #[test]

@@ -34,6 +34,7 @@ pub fn config_for(spec: &DomainSpec) -> VmgpuConfig {
         viewer: ViewerConfig {
             launch: user.is_some() && spec.looking_glass != LookingGlass::Off,
             user,
+            clipboard: spec.clipboard,
         },
         display: spec
             .display

@@ -306,6 +306,9 @@ pub struct DomainSpec {
     pub display: Option<DisplayMode>,
     /// The phase the metadata records when `display` is `None` (the existing domain's).
     pub recorded_display: Option<DisplayMode>,
+    /// The viewer's copy and paste with the guest (`<vmgpu:viewer clipboard>`; `--update` keeps the existing
+    /// domain's).
+    pub clipboard: bool,
     /// The ISOs vmgpu attached and owns after this run (recorded in the metadata).
     pub media: Vec<PathBuf>,
     /// The ISOs the existing domain's metadata recorded (`--update` replaces or removes exactly those).

@@ -1,6 +1,6 @@
 //! Reading what `explain` matches: the QEMU log (cut to the last start), the kernel log, vmgpu's and libvirt's
 //! log lines, vmgpu's journal and the passed-through devices' vendors. Files are read through [`HostRoot`];
-//! journald is asked through `ops::capture` with a deadline. Every missing source becomes a note, never an
+//! journald is asked through `ops::process` with a deadline. Every missing source becomes a note, never an
 //! error: `explain` works with whatever is there.
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
@@ -214,7 +214,7 @@ fn read_journald(logs: &mut Logs, since: Option<&str>) {
             args.extend(["--since", since]);
         }
         args.extend(extra);
-        crate::ops::capture::run_capture(
+        crate::ops::process::run_capture(
             "journalctl",
             &args,
             JOURNALCTL_DEADLINE,
@@ -258,11 +258,13 @@ fn read_journald(logs: &mut Logs, since: Option<&str>) {
 
 /// The kernel ring buffer from `/dev/kmsg` (non-blocking: stops at the end), as `[seconds] message` lines.
 fn read_kmsg() -> std::io::Result<String> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
-        .open("/dev/kmsg")?;
+    let mut file = crate::ops::files::open_read(
+        Path::new("/dev/kmsg"),
+        crate::ops::files::ReadFlags {
+            no_follow: false,
+            non_block: true,
+        },
+    )?;
     let mut out = String::new();
     let mut record = vec![0u8; 8192];
     loop {

@@ -9,11 +9,11 @@
 //! `started`, also after a VM restart while a viewer is still open: `vmgpu view` allows one viewer per VM and
 //! user (see `viewer::instance`), so the new launch only brings the open window to the front, and that window
 //! has already mapped the restarted VM's new shm file.
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use crate::host::HostRoot;
+use crate::ops::process::{Failure, Program};
 
 /// Set in the intermediate process's environment; `main` checks it first.
 pub const ENV_LAUNCHER: &str = "VMGPU_INTERNAL_LAUNCH_VIEWER";
@@ -105,6 +105,9 @@ pub fn session_env(root: &HostRoot, user: &Account) -> Option<Vec<(String, Strin
     Some(env)
 }
 
+/// How long the launcher may take (it only starts the viewer in a new session and exits).
+const LAUNCHER_DEADLINE: Duration = Duration::from_secs(10);
+
 /// Starts the viewer for `vm` as `user` (live host only). Problems are warnings: the VM runs regardless.
 pub fn launch(root: &HostRoot, vm: &str, user: Option<&str>) {
     let Some(name) = user else {
@@ -127,7 +130,7 @@ pub fn launch(root: &HostRoot, vm: &str, user: Option<&str>) {
         return;
     }
     let exe = viewer_binary();
-    let status = Command::new(&exe)
+    let done = Program::new(&exe)
         .arg0("vmgpu")
         .env_clear()
         .env(ENV_LAUNCHER, "1")
@@ -136,14 +139,14 @@ pub fn launch(root: &HostRoot, vm: &str, user: Option<&str>) {
         .env("VMGPU_VIEWER_VM", vm)
         .env("VMGPU_VIEWER_USER", &account.name)
         .envs(env)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    match status {
-        Ok(s) if s.success() => tracing::info!("started `vmgpu view {vm}` for {name}"),
-        Ok(s) => tracing::warn!("starting the viewer failed: {s}"),
-        Err(e) => tracing::warn!("cannot start the viewer launcher {}: {e}", exe.display()),
+        .run(LAUNCHER_DEADLINE);
+    match done {
+        Ok(d) if d.status.success() => tracing::info!("started `vmgpu view {vm}` for {name}"),
+        Ok(d) => tracing::warn!("starting the viewer failed: {}", d.status),
+        Err(Failure::Start(e)) => {
+            tracing::warn!("cannot start the viewer launcher {}: {e}", exe.display())
+        }
+        Err(e) => tracing::warn!("starting the viewer failed: {e}"),
     }
 }
 
@@ -158,8 +161,7 @@ pub fn launcher_main() -> u8 {
     ) else {
         return 2;
     };
-    // The user's supplementary groups instead of root's (the child inherits them; `uid`/`gid` below set the
-    // rest). Without a name, drop every supplementary group rather than keep root's.
+    // The user's supplementary groups instead of root's (the viewer inherits them). Without a name, drop every supplementary group rather than keep root's.
     let groups = match get("VMGPU_VIEWER_USER").and_then(|n| std::ffi::CString::new(n).ok()) {
         Some(name) => nix::unistd::initgroups(&name, nix::unistd::Gid::from_raw(gid)),
         None => nix::unistd::setgroups(&[nix::unistd::Gid::from_raw(gid)]),
@@ -167,8 +169,20 @@ pub fn launcher_main() -> u8 {
     if groups.is_err() {
         return 1;
     }
-    let mut command = Command::new(viewer_binary());
-    command
+    // This process becomes the user before it starts the viewer: a spawn that sets the uid itself drops every
+    // supplementary group again when it runs as root (std clears them), and the viewer needs the user's `kvm`
+    // (shm file, libvirt socket). gid first: after setuid there is no right to change it.
+    let (uid, gid) = (
+        nix::unistd::Uid::from_raw(uid),
+        nix::unistd::Gid::from_raw(gid),
+    );
+    if nix::unistd::setgid(gid).is_err() || nix::unistd::setuid(uid).is_err() {
+        return 1;
+    }
+    if nix::unistd::getuid() != uid || nix::unistd::geteuid() != uid {
+        return 1;
+    }
+    let viewer = Program::new(viewer_binary())
         .arg0("vmgpu")
         .args(["view", &vm])
         .env_remove(ENV_LAUNCHER)
@@ -176,13 +190,8 @@ pub fn launcher_main() -> u8 {
         .env_remove("VMGPU_VIEWER_GID")
         .env_remove("VMGPU_VIEWER_VM")
         .env_remove("VMGPU_VIEWER_USER")
-        .uid(uid)
-        .gid(gid)
-        .current_dir("/")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    match command.spawn() {
+        .current_dir("/");
+    match viewer.spawn_detached() {
         Ok(_) => 0,
         Err(_) => 1,
     }

@@ -2,13 +2,18 @@
 //! on the live machine (every write that can block runs under a deadline in a helper process, see
 //! [`writer`]), [`sim::SimOps`] simulates the kernel's side on a directory tree (driver links, module
 //! loading, hugepage counts) so the whole state machine runs in tests against a copy of a fixture tree.
+//!
+//! Below the trait sit the primitives every other writer in vmgpu uses: [`files`] (atomic replace, exclusive
+//! create, lock files, removal) and [`process`] (starting programs with a deadline and a fixed stdio
+//! policy). `clippy.toml` rejects the std writers and `Command::new` everywhere else.
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::host::HostRoot;
 
-pub mod capture;
+pub mod files;
 mod fork;
+pub mod process;
 pub mod real;
 pub mod sim;
 pub mod writer;

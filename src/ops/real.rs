@@ -1,12 +1,12 @@
 //! [`RealOps`]: changes the live host. Blocking sysfs writes go through the [`Writer`] helper with a
 //! deadline; helper programs (modprobe, systemctl) run with a deadline too, stdio never inherited.
 use std::cell::RefCell;
-use std::io::Read;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
 
-use super::writer::{self, Start, Writer};
+use super::files;
+use super::process::{Output, Program};
+use super::writer::{Start, Writer};
 use super::{Error, HostOps, NewFile, Result};
 use crate::host::HostRoot;
 
@@ -57,7 +57,7 @@ impl HostOps for RealOps {
                 .borrow_mut()
                 .write(&full, value, self.write_timeout);
         }
-        writer::write_attribute(&full, value).map_err(|source| Error::Write {
+        files::write_attribute(&full, value).map_err(|source| Error::Write {
             path: full,
             value: value.to_string(),
             source,
@@ -78,7 +78,7 @@ impl HostOps for RealOps {
 
     fn create_dir(&self, path: &str) -> Result<()> {
         let full = self.root.path(path);
-        std::fs::create_dir(&full).map_err(|source| Error::File {
+        files::create_dir(&full, 0o777).map_err(|source| Error::File {
             action: "create directory",
             path: full,
             source,
@@ -87,14 +87,11 @@ impl HostOps for RealOps {
 
     fn remove_dir(&self, path: &str) -> Result<()> {
         let full = self.root.path(path);
-        match std::fs::remove_dir(&full) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::File {
-                action: "remove directory",
-                path: full,
-                source: e,
-            }),
-            _ => Ok(()),
-        }
+        files::remove_dir(&full).map_err(|source| Error::File {
+            action: "remove directory",
+            path: full,
+            source,
+        })
     }
 
     fn create_file(&self, file: &NewFile) -> Result<()> {
@@ -111,6 +108,7 @@ impl HostOps for RealOps {
 }
 
 /// Creates a new regular file: `O_CREAT|O_EXCL|O_NOFOLLOW`, size, owner, mode (shared by the simulation).
+#[allow(clippy::disallowed_methods)]
 pub fn create_file_at(root: &HostRoot, file: &NewFile) -> Result<()> {
     let full = root.path(&file.path);
     let err = |action: &'static str| {
@@ -121,13 +119,7 @@ pub fn create_file_at(root: &HostRoot, file: &NewFile) -> Result<()> {
             source,
         }
     };
-    let handle = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(file.mode)
-        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
-        .open(&full)
-        .map_err(err("create"))?;
+    let handle = files::create_new(&full, file.mode).map_err(err("create"))?;
     handle.set_len(file.size).map_err(err("set the size of"))?;
     std::os::unix::fs::fchown(&handle, Some(file.uid), Some(file.gid)).map_err(err("chown"))?;
     handle
@@ -139,14 +131,11 @@ pub fn create_file_at(root: &HostRoot, file: &NewFile) -> Result<()> {
 /// Removes a file if it is there (a directory is an error; a symlink itself is removed, never its target).
 pub fn remove_file_at(root: &HostRoot, path: &str) -> Result<()> {
     let full = root.path(path);
-    match std::fs::remove_file(&full) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::File {
-            action: "remove",
-            path: full,
-            source: e,
-        }),
-        _ => Ok(()),
-    }
+    files::remove_file(&full).map_err(|source| Error::File {
+        action: "remove",
+        path: full,
+        source,
+    })
 }
 
 fn modprobe() -> String {
@@ -158,45 +147,19 @@ fn modprobe() -> String {
 
 /// Runs a program with stdin/stdout on /dev/null and stderr captured, killing it at the deadline.
 pub fn run(program: &str, args: &[&str], timeout: Duration) -> Result<()> {
-    let command = format!("{program} {}", args.join(" "));
-    let fail = |detail: String| Error::Command {
-        command: command.clone(),
-        detail,
-    };
-    let mut child = Command::new(program)
+    let program = Program::new(program)
         .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| fail(format!("cannot start: {e}")))?;
-    let deadline = Instant::now() + timeout;
-    let mut pause = Duration::from_micros(200);
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(fail(format!(
-                    "no answer within {} s, killed",
-                    timeout.as_secs()
-                )));
-            }
-            Ok(None) => {
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(20));
-            }
-            Err(e) => return Err(fail(format!("cannot wait: {e}"))),
-        }
-    };
-    if status.success() {
+        .stderr(Output::Capture { max: 4096 });
+    let command = program.line();
+    let done = program.run(timeout).map_err(|e| Error::Command {
+        command: command.clone(),
+        detail: e.to_string(),
+    })?;
+    if done.status.success() {
         return Ok(());
     }
-    let mut stderr = String::new();
-    if let Some(mut pipe) = child.stderr.take() {
-        let _ = pipe.read_to_string(&mut stderr);
-    }
-    let stderr: String = stderr.trim().chars().take(300).collect();
-    Err(fail(format!("{status}: {stderr}")))
+    Err(Error::Command {
+        command,
+        detail: format!("{}: {}", done.status, done.stderr_head()),
+    })
 }

@@ -7,6 +7,9 @@
 //! `/sys/module/M` and the driver directory), hugepage counts (capped by a `sim_max` file next to
 //! `nr_hugepages`, `free_hugepages` follows), cgroup directories, `systemctl set-property … AllowedCPUs=`
 //! (writes the unit's `cpuset.cpus`) and `systemctl start/stop` (a state file under `/run/vmgpu-sim`).
+// The simulated kernel edits a test tree the way the kernel edits sysfs (driver links, module directories,
+// attribute files); it never runs on `/` (`ops::for_root`), so it writes with std directly.
+#![allow(clippy::disallowed_methods)]
 use std::io;
 use std::path::PathBuf;
 use std::time::Duration;

@@ -16,7 +16,6 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -26,7 +25,8 @@ use nix::sys::stat::Mode;
 use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
 
-use super::{Error, Result, fork};
+use super::process::Program;
+use super::{Error, Result, files, fork};
 
 /// Set in the environment of the helper process; `main` checks it first.
 pub const ENV_WRITER: &str = "VMGPU_INTERNAL_WRITER";
@@ -205,12 +205,7 @@ fn single_threaded() -> bool {
 /// Starts vmgpu again as the helper (stdin/stdout are the pipes, stderr /dev/null).
 fn exec_helper() -> std::io::Result<Helper> {
     let exe = std::env::current_exe()?;
-    let mut child = Command::new(exe)
-        .env(ENV_WRITER, "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
+    let mut child = Program::new(exe).env(ENV_WRITER, "1").spawn_with_pipes()?;
     let pipes = child.stdin.take().zip(child.stdout.take());
     let Some((stdin, stdout)) = pipes else {
         return Err(std::io::Error::other("no pipes to the helper"));
@@ -289,7 +284,7 @@ fn serve_on(mut requests: impl BufRead, mut replies: impl Write) -> u8 {
         let Some((path, value)) = line.trim_end_matches('\n').split_once('\t') else {
             return 2;
         };
-        let reply = match write_attribute(Path::new(path), value) {
+        let reply = match files::write_attribute(Path::new(path), value) {
             Ok(()) => "ok\n".to_string(),
             Err(e) => format!("err {}\n", e.raw_os_error().unwrap_or(libc_eio())),
         };
@@ -301,12 +296,6 @@ fn serve_on(mut requests: impl BufRead, mut replies: impl Write) -> u8 {
             return 0;
         }
     }
-}
-
-/// One `write(2)` of the whole value to an existing attribute (no create, no truncate), as `echo` does.
-pub fn write_attribute(path: &Path, value: &str) -> std::io::Result<()> {
-    let mut file = std::fs::OpenOptions::new().write(true).open(path)?;
-    file.write_all(value.as_bytes())
 }
 
 #[cfg(test)]

@@ -2,9 +2,14 @@
 //! (a prepared distro root in tests), and vmgpu's own subcommands as this binary with `--root`. Their output
 //! goes to stderr; stdout is the plan's.
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use super::plan::{PlanCommand, Runs};
+use crate::ops::process::{Failure, Output, Program};
+
+/// How long one plan command may run (a package install over a slow mirror, an initramfs rebuild for
+/// every kernel) before it is killed.
+pub const COMMAND_DEADLINE: Duration = Duration::from_secs(60 * 60);
 
 /// A command that failed.
 #[derive(Debug, thiserror::Error)]
@@ -50,47 +55,44 @@ impl ProcessRunner {
         }
     }
 
-    fn command(&self, cmd: &PlanCommand) -> Option<Command> {
+    /// The program to start; its output goes to our stderr (stdout is the plan's).
+    fn command(&self, cmd: &PlanCommand) -> Option<Program> {
         let (program, args) = cmd.argv.split_first()?;
-        let mut c = match cmd.runs {
-            Runs::Vmgpu => {
-                let mut c = Command::new(&self.vmgpu);
-                c.arg("--root").arg(&self.root).args(args);
-                c
-            }
-            Runs::InRoot if self.root == Path::new("/") => {
-                let mut c = Command::new(program);
-                c.args(args);
-                c
-            }
-            Runs::InRoot => {
-                let mut c = Command::new("chroot");
-                c.arg(&self.root)
-                    .arg("/usr/bin/env")
-                    .arg("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-                    .arg(program)
-                    .args(args);
-                c
-            }
+        let c = match cmd.runs {
+            Runs::Vmgpu => Program::new(&self.vmgpu)
+                .arg("--root")
+                .arg(&self.root)
+                .args(args),
+            Runs::InRoot if self.root == Path::new("/") => Program::new(program).args(args),
+            Runs::InRoot => Program::new("chroot")
+                .arg(&self.root)
+                .arg("/usr/bin/env")
+                .arg("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+                .arg(program)
+                .args(args),
         };
-        c.stdin(Stdio::null())
-            .stdout(Stdio::from(std::io::stderr()));
-        Some(c)
+        Some(c.stdout(Output::OurStderr).stderr(Output::OurStderr))
     }
 }
 
 impl Runner for ProcessRunner {
     fn run(&self, cmd: &PlanCommand) -> Result<(), Error> {
         let line = cmd.line();
-        let Some(mut c) = self.command(cmd) else {
+        let Some(c) = self.command(cmd) else {
             return Ok(());
         };
         tracing::info!("running {line}");
         eprintln!("vmgpu setup: running {line}");
-        let status = c.status().map_err(|source| Error::Spawn {
-            line: line.clone(),
-            source,
-        })?;
+        let status = match c.run(COMMAND_DEADLINE) {
+            Ok(done) => done.status,
+            Err(Failure::Start(source)) => return Err(Error::Spawn { line, source }),
+            Err(other) => {
+                return Err(Error::Failed {
+                    line,
+                    status: other.to_string(),
+                });
+            }
+        };
         if status.success() {
             Ok(())
         } else {
@@ -112,6 +114,7 @@ mod tests {
         let runner = ProcessRunner::new(Path::new("/srv/deb"), Path::new("/usr/bin/vmgpu"));
         let cmd = PlanCommand::in_root(CommandKind::Regenerate, &["update-grub"], "x");
         let c = runner.command(&cmd).unwrap();
+        let c = c.command();
         assert_eq!(c.get_program(), "chroot");
         let args: Vec<_> = c
             .get_args()
@@ -127,6 +130,7 @@ mod tests {
         let mut cmd = PlanCommand::in_root(CommandKind::Hook, &["vmgpu", "install"], "x");
         cmd.runs = Runs::Vmgpu;
         let c = runner.command(&cmd).unwrap();
+        let c = c.command();
         let args: Vec<_> = c
             .get_args()
             .map(|a| a.to_string_lossy().into_owned())

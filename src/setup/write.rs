@@ -2,9 +2,12 @@
 //! same directory, is flushed to disk, gets the owner, mode (and SELinux label, via `chcon --reference`) of the
 //! file it replaces, and only then is renamed over it.
 use std::fs;
-use std::io::{self, Write};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::ops::{self, files, process::Program};
 
 /// A failed write step, with the path.
 #[derive(Debug, thiserror::Error)]
@@ -44,9 +47,8 @@ pub type Result<T> = std::result::Result<T, Error>;
 /// A temporary file written next to its target, not yet renamed over it. Dropping it removes the temporary.
 #[derive(Debug)]
 pub struct Staged {
-    temp: PathBuf,
+    inner: files::Staged,
     target: PathBuf,
-    committed: bool,
 }
 
 impl Staged {
@@ -63,50 +65,42 @@ impl Staged {
             path: temp.clone(),
             source,
         };
-        fs::create_dir_all(parent).map_err(stage)?;
-        let staged = Self {
-            temp: temp.clone(),
-            target: target.to_path_buf(),
-            committed: false,
-        };
-        let mut file = fs::File::create(&temp).map_err(stage)?;
-        file.write_all(bytes).map_err(stage)?;
+        files::create_dir_all(parent, 0o777).map_err(stage)?;
         let like_meta = like.and_then(|p| fs::metadata(p).ok());
         let (mode, uid, gid) = match &like_meta {
             Some(m) => (m.mode() & 0o7777, m.uid(), m.gid()),
             None => (mode, 0, 0),
         };
-        file.set_permissions(fs::Permissions::from_mode(mode))
-            .map_err(stage)?;
-        std::os::unix::fs::fchown(&file, Some(uid), Some(gid)).map_err(stage)?;
-        file.sync_all().map_err(stage)?;
+        let how = files::Replace {
+            temp: temp.clone(),
+            mode,
+            owner: Some((uid, gid)),
+        };
+        let inner = files::Staged::write(target, bytes, &how).map_err(|e| stage(into_io(e)))?;
         if let Some(like) = like.filter(|_| like_meta.is_some()) {
-            copy_selinux_label(like, &temp);
+            copy_selinux_label(like, inner.temp());
         }
-        Ok(staged)
+        Ok(Self {
+            inner,
+            target: target.to_path_buf(),
+        })
     }
 
     /// Renames the temporary file over the target and syncs the directory.
-    pub fn commit(mut self) -> Result<()> {
-        fs::rename(&self.temp, &self.target).map_err(|source| Error::Replace {
-            path: self.target.clone(),
-            source,
-        })?;
-        self.committed = true;
-        if let Some(parent) = self.target.parent()
-            && let Ok(dir) = fs::File::open(parent)
-        {
-            let _ = dir.sync_all();
-        }
-        Ok(())
+    pub fn commit(self) -> Result<()> {
+        let target = self.target;
+        self.inner.commit().map_err(|e| Error::Replace {
+            path: target,
+            source: into_io(e),
+        })
     }
 }
 
-impl Drop for Staged {
-    fn drop(&mut self) {
-        if !self.committed {
-            let _ = fs::remove_file(&self.temp);
-        }
+/// The I/O error inside a failed file primitive.
+fn into_io(e: ops::Error) -> io::Error {
+    match e {
+        ops::Error::File { source, .. } => source,
+        other => io::Error::other(other.to_string()),
     }
 }
 
@@ -117,27 +111,25 @@ pub fn atomic(target: &Path, bytes: &[u8], like: Option<&Path>, mode: u32) -> Re
 
 /// Removes a file; a missing one is fine.
 pub fn remove(path: &Path) -> Result<()> {
-    match fs::remove_file(path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(Error::Remove {
-            path: path.to_path_buf(),
-            source: e,
-        }),
-        _ => Ok(()),
-    }
+    files::remove_file(path).map_err(|source| Error::Remove {
+        path: path.to_path_buf(),
+        source,
+    })
 }
+
+/// How long `chcon` may take.
+const CHCON_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Gives `target` the SELinux label of `like` where SELinux is active; nothing elsewhere.
 fn copy_selinux_label(like: &Path, target: &Path) {
     if !Path::new("/sys/fs/selinux/enforce").exists() {
         return;
     }
-    let status = std::process::Command::new("chcon")
+    let done = Program::new("chcon")
         .arg(format!("--reference={}", like.display()))
         .arg(target)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status();
-    if !status.is_ok_and(|s| s.success()) {
+        .run(CHCON_DEADLINE);
+    if !done.is_ok_and(|d| d.status.success()) {
         tracing::warn!(
             "could not copy the SELinux label of {} to {}",
             like.display(),
@@ -174,6 +166,7 @@ pub fn timestamp() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn test_atomic_keeps_mode_of_existing_file() {

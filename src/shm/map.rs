@@ -1,13 +1,14 @@
 //! `ShmMap`: a shared-memory file (`/dev/shm/<name>`) or a kvmfr device (`/dev/kvmfrN`) mapped read-write and
 //! shared, sized once at open. It never derefs to a slice: access goes through [`ShmView`].
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::fs::File;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use memmap2::{MmapOptions, MmapRaw};
 
 use super::fault::Guard;
 use super::{Error, Region, Result, ShmView};
+use crate::ops::files;
 
 /// `KVMFR_DMABUF_GETSIZE` = `_IO('u', 0x44)`: the device size is the ioctl's return value.
 const KVMFR_DMABUF_GETSIZE: u64 = 0x7544;
@@ -76,14 +77,10 @@ impl std::fmt::Display for Change {
 impl ShmMap {
     /// Opens and maps an existing file or kvmfr device; refuses one smaller than `min` bytes.
     pub fn open(path: &Path, min: u64) -> Result<Self> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(|source| Error::Open {
-                path: path.to_owned(),
-                source,
-            })?;
+        let file = files::open_existing_rw(path).map_err(|source| Error::Open {
+            path: path.to_owned(),
+            source,
+        })?;
         let size = size_of_file(&file, path)?;
         if size < min {
             return Err(Error::TooSmall {
@@ -98,23 +95,11 @@ impl ShmMap {
     /// Creates (or truncates) a file of `size` bytes, mode 0660 with the caller's group (like the hook's file, so
     /// a Looking Glass client run by another member of the group can read it), and maps it: the producer's side.
     pub fn create(path: &Path, size: u64) -> Result<Self> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o660)
-            .open(path)
-            .map_err(|source| Error::Open {
-                path: path.to_owned(),
-                source,
-            })?;
-        // The umask may have taken the group bits away.
-        file.set_permissions(std::fs::Permissions::from_mode(0o660))
-            .map_err(|source| Error::Open {
-                path: path.to_owned(),
-                source,
-            })?;
+        // Mode set with fchmod: the umask may have taken the group bits away.
+        let file = files::create_truncate(path, 0o660).map_err(|source| Error::Open {
+            path: path.to_owned(),
+            source,
+        })?;
         file.set_len(size).map_err(|source| Error::Size {
             path: path.to_owned(),
             source,

@@ -6,8 +6,8 @@
 //!
 //! One thread per channel connection, each blocking on its own socket:
 //! - `spice-main` ([`session`]) is the supervisor. It resolves the endpoint, links the main channel, reads
-//!   MAIN_INIT, sends ATTACH_CHANNELS, and then serves main messages (mouse mode, agent tokens, NAME) for the
-//!   life of the session. From CHANNELS_LIST it links every other channel it handles and starts a reader
+//!   MAIN_INIT, sends ATTACH_CHANNELS, and then serves main messages (mouse mode, the guest agent's data and
+//!   tokens through [`agent_link`], NAME) for the life of the session. From CHANNELS_LIST it links every other channel it handles and starts a reader
 //!   thread for each. When anything ends the session it closes every channel, waits for their threads and
 //!   reconnects with backoff; only [`session::Session`]'s drop stops it.
 //! - `spice-inputs` reads the inputs channel (PING, MOUSE_MOTION_ACK, the guest's lock keys).
@@ -26,6 +26,9 @@
 //! Everything the server sends is parsed into owned structs through [`wire::Reader`] (checked lengths,
 //! counts checked against the bytes present); a body larger than the channel's limit is refused before any
 //! allocation. A malformed message ends that session with an error, never a panic.
+pub mod agent;
+pub mod agent_link;
+pub mod agent_stream;
 pub mod channel;
 pub mod common;
 pub mod cursor;
@@ -44,9 +47,12 @@ pub mod ticket;
 pub mod transport;
 pub mod wire;
 
+pub use agent_link::{Clipboard, HostClipboard};
 pub use error::{Error, ProtocolError};
 pub use input_sink::{Inputs, KeyCodes};
 pub use session::{Endpoint, Session, State, Status};
 pub use transport::Target;
+#[cfg(test)]
+mod agent_proptests;
 #[cfg(test)]
 mod proptests;

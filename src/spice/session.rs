@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::agent_link::{AgentLink, Clipboard, HostClipboard};
 use super::channel::{Channel, LinkParams, Writer};
 use super::cursor::Cursors;
 use super::error::{Error, ProtocolError};
@@ -71,7 +72,7 @@ pub struct State {
     pub mouse_current: u16,
     /// A guest agent is connected.
     pub agent_connected: bool,
-    /// Tokens for client → agent data (recorded for the agent issue).
+    /// Tokens the server granted for client → agent data (at connect; the agent link counts them down).
     pub agent_tokens: u32,
     /// The VM name the server reported.
     pub name: Option<String>,
@@ -91,6 +92,7 @@ pub(super) struct Shared {
     mouse_current: AtomicU16,
     inputs: Inputs,
     main: Mutex<Option<Writer>>,
+    agent: Arc<AgentLink>,
     pub(super) notify: Notify,
 }
 
@@ -118,8 +120,18 @@ pub struct Session {
 }
 
 impl Session {
-    /// Starts the supervisor thread.
+    /// Starts the supervisor thread (no clipboard).
     pub fn start(resolve: Resolve, notify: Notify) -> std::io::Result<Self> {
+        Self::start_with_clipboard(resolve, notify, None)
+    }
+
+    /// Starts the supervisor thread; `clipboard` is the host side of the guest agent's clipboard (`None`
+    /// turns the clipboard off: the agent is still started, with no clipboard capabilities).
+    pub fn start_with_clipboard(
+        resolve: Resolve,
+        notify: Notify,
+        clipboard: Option<Box<dyn HostClipboard>>,
+    ) -> std::io::Result<Self> {
         let shared = Arc::new(Shared {
             stop: AtomicBool::new(false),
             screen: Arc::default(),
@@ -128,6 +140,7 @@ impl Session {
             mouse_current: AtomicU16::new(mouse_mode::SERVER),
             inputs: Inputs::default(),
             main: Mutex::new(None),
+            agent: Arc::new(AgentLink::new(clipboard)),
             notify,
         });
         let thread = {
@@ -160,6 +173,11 @@ impl Session {
     /// The guest cursor from the cursor channel (drawn over the SPICE display).
     pub fn cursor(&self) -> Arc<Mutex<Cursors>> {
         self.shared.cursor.clone()
+    }
+
+    /// The clipboard side of the guest agent (announce, release, request).
+    pub fn clipboard(&self) -> Clipboard {
+        Clipboard(self.shared.agent.clone())
     }
 
     /// The SPICE display (its primary surface is shown once MARKed).
@@ -250,6 +268,7 @@ fn run_once(shared: &Arc<Shared>, ep: &Endpoint) -> Result<(), String> {
     writer
         .send(main_channel::client::ATTACH_CHANNELS, &[])
         .map_err(chain)?;
+    shared.agent.session_started(writer.clone());
     shared.update(|s| {
         s.init = Some(init);
         s.agent_connected = init.agent_connected != 0;
@@ -263,7 +282,14 @@ fn run_once(shared: &Arc<Shared>, ep: &Endpoint) -> Result<(), String> {
     )
     .map_err(chain)?;
     let mut threads = Threads::default();
-    let result = serve_main(shared, ep, &mut main, init.session_id, &mut threads);
+    let result = if init.agent_connected != 0 {
+        shared.agent.connected(init.agent_tokens)
+    } else {
+        Ok(())
+    };
+    let result =
+        result.and_then(|()| serve_main(shared, ep, &mut main, init.session_id, &mut threads));
+    shared.agent.session_ended();
     shared.inputs.detach();
     shared.close_main();
     threads.display_done.store(true, Ordering::Release);
@@ -335,15 +361,25 @@ fn serve_main(
             MainMsg::MouseMode { supported, current } => {
                 set_mouse_modes(shared, &writer, supported, current)?;
             }
-            MainMsg::AgentConnected => shared.update(|s| s.agent_connected = true),
-            MainMsg::AgentConnectedTokens(n) => shared.update(|s| {
-                s.agent_connected = true;
-                s.agent_tokens = n;
-            }),
-            MainMsg::AgentDisconnected(_) => shared.update(|s| s.agent_connected = false),
-            MainMsg::AgentToken(n) => {
-                shared.update(|s| s.agent_tokens = s.agent_tokens.saturating_add(n))
+            MainMsg::AgentConnected => {
+                // The old form carries no tokens: the server's window (REDS_AGENT_WINDOW_SIZE).
+                let tokens = shared.state().init.map_or(10, |i| i.agent_tokens);
+                shared.update(|s| s.agent_connected = true);
+                shared.agent.connected(tokens)?;
             }
+            MainMsg::AgentConnectedTokens(n) => {
+                shared.update(|s| {
+                    s.agent_connected = true;
+                    s.agent_tokens = n;
+                });
+                shared.agent.connected(n)?;
+            }
+            MainMsg::AgentDisconnected(_) => {
+                shared.update(|s| s.agent_connected = false);
+                shared.agent.disconnected();
+            }
+            MainMsg::AgentToken(n) => shared.agent.tokens(n)?,
+            MainMsg::AgentData(body) => shared.agent.data(&body)?,
             MainMsg::Name(name) => shared.update(|s| s.name = Some(name)),
             MainMsg::Init(_) => {
                 return Err(ProtocolError::Invalid {
@@ -352,10 +388,7 @@ fn serve_main(
                 }
                 .into());
             }
-            MainMsg::AgentData(_)
-            | MainMsg::MultiMediaTime(_)
-            | MainMsg::Uuid(_)
-            | MainMsg::Other(_) => {}
+            MainMsg::MultiMediaTime(_) | MainMsg::Uuid(_) | MainMsg::Other(_) => {}
         }
     }
 }

@@ -7,19 +7,24 @@
 //!   hidden) and raw motion is sent.
 //! - The escape key (default Scroll Lock) toggles the capture; it never reaches the guest. While captured every
 //!   key goes to the guest, F11 included; otherwise F11 stays the viewer's fullscreen key.
-//! - On focus the guest's lock keys are set to the host's (from the keyboard LEDs in sysfs, where there are any).
+//! - On focus the guest's lock keys are set to the host's (from the keyboard LEDs in sysfs, where there are any),
+//!   and the clipboard is synced by demand ([`super::clipboard`]).
 use std::sync::Arc;
 
 use winit::event::{DeviceEvent, ElementState, MouseButton, MouseScrollDelta, WindowEvent};
 use winit::keyboard::{KeyCode, PhysicalKey};
 use winit::window::{CursorGrabMode, Window};
 
+use super::clipboard::HostBoard;
 use super::keymap;
 use super::scale::Placement;
 use crate::host::root::HostRoot;
 use crate::spice::inputs::{Button, modifiers};
 use crate::spice::session::Notify;
 use crate::spice::{Endpoint, Session, Status};
+
+/// The banner when the guest has no SPICE agent.
+pub const NO_AGENT: &str = "no SPICE agent in the guest: copy and paste need spice-vdagent (Linux) or the SPICE guest tools (Windows)";
 
 /// Pixels of a smooth-scroll delta per wheel notch.
 const PIXELS_PER_NOTCH: f64 = 40.0;
@@ -34,11 +39,18 @@ pub struct SpiceConfig {
     pub resolve: Arc<ResolveFn>,
     /// The key that toggles the capture.
     pub escape: KeyCode,
+    /// Copy and paste with the guest through its SPICE agent (`--no-clipboard` or the VM's metadata turn it
+    /// off).
+    pub clipboard: bool,
 }
 
 impl std::fmt::Debug for SpiceConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SpiceConfig {{ escape: {:?} }}", self.escape)
+        write!(
+            f,
+            "SpiceConfig {{ escape: {:?}, clipboard: {} }}",
+            self.escape, self.clipboard
+        )
     }
 }
 
@@ -46,8 +58,14 @@ impl SpiceConfig {
     /// Starts the session; `notify` wakes the window when its state changes.
     pub fn start(&self, notify: Notify) -> std::io::Result<Controller> {
         let resolve = self.resolve.clone();
-        let session = Session::start(Box::new(move || resolve()), notify)?;
-        Ok(Controller::new(session, self.escape))
+        let board = self.clipboard.then(HostBoard::new);
+        let host = board
+            .clone()
+            .map(|b| Box::new(b) as Box<dyn crate::spice::HostClipboard>);
+        let session = Session::start_with_clipboard(Box::new(move || resolve()), notify, host)?;
+        let mut controller = Controller::new(session, self.escape);
+        controller.board = board;
+        Ok(controller)
     }
 }
 
@@ -60,6 +78,10 @@ pub struct Controller {
     focused: bool,
     motion_rest: (f64, f64),
     wheel_rest: f64,
+    /// The host clipboard (`None`: clipboard off).
+    board: Option<HostBoard>,
+    /// The no-agent notice was shown for the current absence.
+    agent_notice_shown: bool,
 }
 
 impl Controller {
@@ -73,6 +95,8 @@ impl Controller {
             focused: false,
             motion_rest: (0.0, 0.0),
             wheel_rest: 0.0,
+            board: None,
+            agent_notice_shown: false,
         }
     }
 
@@ -110,6 +134,22 @@ impl Controller {
         })
     }
 
+    /// Once per absence of the guest agent (clipboard on, session connected, no agent): the hint that copy
+    /// and paste needs the guest tools. Everything else works without the agent.
+    pub fn agent_notice(&mut self) -> Option<String> {
+        self.board.as_ref()?;
+        let state = self.session.state();
+        if state.agent_connected {
+            self.agent_notice_shown = false;
+            return None;
+        }
+        if state.status != Status::Connected || self.agent_notice_shown {
+            return None;
+        }
+        self.agent_notice_shown = true;
+        Some(NO_AGENT.to_string())
+    }
+
     /// Handles a window event; returns true when it was input for the guest (the window must not act on it).
     pub fn window_event(
         &mut self,
@@ -123,10 +163,16 @@ impl Controller {
                 if let Some(flags) = host_lock_keys(&HostRoot::new("/")) {
                     self.session.inputs().sync_locks(flags);
                 }
+                if let Some(board) = &self.board {
+                    board.focus_changed(true, &self.session.clipboard());
+                }
                 false
             }
             WindowEvent::Focused(false) => {
                 self.focused = false;
+                if let Some(board) = &self.board {
+                    board.focus_changed(false, &self.session.clipboard());
+                }
                 self.set_capture(window, false);
                 self.session.inputs().release_all();
                 false

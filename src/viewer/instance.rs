@@ -8,14 +8,16 @@
 //! by every user in the network namespace, and a name in `/tmp` could be taken first by anyone. The directory
 //! is checked (owned by us, no group/other bits); without a usable one, there is no single-instance rule and
 //! the viewer says so on stderr.
-use std::fs::{DirBuilder, File, OpenOptions};
+use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::fcntl::{Flock, FlockArg};
+
+use crate::ops::files;
 
 /// How long a second launch waits for the first one to listen (it may be starting at the same moment).
 const CONNECT_WAIT: Duration = Duration::from_secs(3);
@@ -82,9 +84,7 @@ pub fn claim(key: &str) -> Result<Claim, Error> {
 pub fn claim_in(runtime: &Path, key: &str) -> Result<Claim, Error> {
     check_private(runtime)?;
     let dir = runtime.join("vmgpu");
-    DirBuilder::new()
-        .mode(0o700)
-        .create(&dir)
+    files::create_dir(&dir, 0o700)
         .or_else(|e| {
             if e.kind() == std::io::ErrorKind::AlreadyExists {
                 Ok(())
@@ -99,22 +99,15 @@ pub fn claim_in(runtime: &Path, key: &str) -> Result<Claim, Error> {
     let name = file_key(key);
     let lock_path = dir.join(format!("view-{name}.lock"));
     let socket = dir.join(format!("view-{name}.sock"));
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(&lock_path)
-        .map_err(|source| Error::Io {
-            path: lock_path.clone(),
-            source,
-        })?;
+    let file = files::open_lock_file(&lock_path, 0o600).map_err(|source| Error::Io {
+        path: lock_path.clone(),
+        source,
+    })?;
     match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
         Ok(lock) => {
             // We hold the lock, so a socket file left here is from a viewer that died: replace it.
-            let _ = std::fs::remove_file(&socket);
-            let listener = UnixListener::bind(&socket).map_err(|source| Error::Io {
+            let _ = files::remove_file(&socket);
+            let listener = files::bind_socket(&socket).map_err(|source| Error::Io {
                 path: socket.clone(),
                 source,
             })?;
@@ -215,7 +208,7 @@ use std::io::Read as _;
 
 impl Drop for Instance {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.socket);
+        let _ = files::remove_file(&self.socket);
     }
 }
 

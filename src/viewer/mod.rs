@@ -10,6 +10,8 @@ pub mod scale;
 pub mod wait;
 
 #[cfg(feature = "viewer")]
+pub mod clipboard;
+#[cfg(feature = "viewer")]
 pub mod compose;
 #[cfg(feature = "viewer")]
 pub mod input;

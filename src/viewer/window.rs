@@ -324,7 +324,16 @@ impl ApplicationHandler for App {
         if self.shared.raise.swap(false, Ordering::AcqRel) {
             self.raise();
         }
-        if let Some(hint) = self.input.as_mut().and_then(|i| i.changed_hint()) {
+        let hint = self
+            .input
+            .as_mut()
+            .map(|i| (i.changed_hint(), i.agent_notice()));
+        let hint = match hint {
+            Some((Some(h), Some(n))) => Some(format!("{h} — {n}")),
+            Some((h, n)) => h.or(n),
+            None => None,
+        };
+        if let Some(hint) = hint {
             self.shared.info().banner = Some(Banner {
                 text: hint,
                 since: Instant::now(),
@@ -502,7 +511,7 @@ fn on_termination(shared: &Arc<Shared>, notify: &feed::Notify, remove_on_exit: V
             .spawn(move || {
                 std::thread::sleep(FORCED_EXIT);
                 for path in &remove {
-                    let _ = std::fs::remove_file(path);
+                    let _ = crate::ops::files::remove_file(path);
                 }
                 std::process::exit(143);
             });

@@ -6,7 +6,9 @@
 # the domain ran, release removed the file, `vmgpu status` is empty. The domain is defined in the install phase
 # (--iso/--drivers): the real viewer on Xvfb shows its firmware through SPICE, pixel-identical to `virsh
 # screenshot`; `--update --display looking-glass` then removes the virtual display and the ISOs, keeping a user
-# edit. Also runs virt-xml-validate on every XML define produces here. Exits non-zero and says what failed.
+# edit. The hook's viewer launch at `started`, for real: a second domain for a test user with an Xvfb "desktop
+# session" gets `vmgpu view` started by the hook as that user, connected to the VM's SPICE server. Also runs
+# virt-xml-validate on every XML define produces here. Exits non-zero and says what failed.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$PWD
@@ -28,7 +30,12 @@ chmod 755 "$W"   # QEMU (libvirt-qemu) opens the disk image and the ISO in here
 NAME=vmgpu-h30-$$
 SHM=vmgpu-h30-$$
 B=$W/root
-LP=; VL=
+LP=; VL=; HUSER=; XL=
+# the desktop user of the viewer-launch phase (6): in kvm for the shm file and the private libvirtd's socket
+if command -v useradd >/dev/null && ! id vmgpuh30 >/dev/null 2>&1 &&
+   useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin -G kvm vmgpuh30; then
+  HUSER=vmgpuh30
+fi
 cleanup() {
   if [ -n "$LP" ]; then
     virsh -q -c "$URI" destroy "$NAME" >/dev/null 2>&1
@@ -36,7 +43,9 @@ cleanup() {
     for _ in $(seq 50); do kill -0 "$LP" 2>/dev/null || break; sleep 0.1; done
   fi
   [ -n "$VL" ] && kill -TERM "$VL" 2>/dev/null
-  rm -f "/dev/shm/$SHM"
+  if [ -n "$HUSER" ]; then pkill -u "$HUSER" 2>/dev/null; sleep 0.3; userdel "$HUSER" 2>/dev/null; fi
+  [ -n "$XL" ] && kill "$XL" 2>/dev/null
+  rm -f "/dev/shm/$SHM" "/dev/shm/$SHM-launch"
   rm -rf "$W"
 }
 trap cleanup EXIT
@@ -51,6 +60,9 @@ for d in run var-lib-libvirt var-log-libvirt var-cache-libvirt; do mkdir -p "$B/
 cp -a /etc/libvirt "$B/etc-libvirt"
 rm -rf "$B/etc-libvirt/hooks"/* "$B/etc-libvirt/qemu/networks/autostart"/* "$B/etc-libvirt/qemu/autostart"/* 2>/dev/null || true
 rm -f "$B/etc-libvirt/qemu/"*.xml
+# only this private daemon: the kvm group may use its read-write socket without polkit (the launched viewer runs
+# as a desktop user and reads the domain's SPICE password)
+printf 'unix_sock_group = "kvm"\nunix_sock_rw_perms = "0770"\nauth_unix_rw = "none"\n' >> "$B/etc-libvirt/libvirtd.conf"
 (cd /var/lib/libvirt && find . -type d -print0 | tar --null --no-recursion -cf - -T -) | tar -xpf - -C "$B/var-lib-libvirt"
 (cd /var/log/libvirt && find . -type d -print0 | tar --null --no-recursion -cf - -T -) | tar -xpf - -C "$B/var-log-libvirt"
 mount --bind "$B/etc-libvirt" /etc/libvirt
@@ -204,7 +216,63 @@ grep -q "<on_crash>restart</on_crash>" "$W/updated-lg.xml" && grep -q "<source f
 grep -q 'display mode="looking-glass"' "$W/updated-lg.xml" && ok "metadata records the looking-glass phase" || bad "phase not recorded"
 V undefine --nvram "$NAME" >/dev/null 2>&1 || bad "virsh undefine"
 
-# 6) each Windows template starts in real libvirt (TCG): Secure Boot firmware with enrolled keys, SMM, Hyper-V
+# 6) the hook's viewer launch at `started`, for real: a domain whose metadata names a desktop user (define --user)
+#    and an X "desktop session" of that user (/run/user/<uid> in libvirtd's namespace, an X socket); the hook starts
+#    `vmgpu view` detached as that user, and its window shows the VM's SPICE display. The lowest free X display
+#    number is taken because the hook picks the lowest X socket of the session.
+if [ -n "$HUSER" ] && command -v Xvfb >/dev/null && command -v xwininfo >/dev/null; then
+  N2=$NAME-launch
+  huid=$(id -u "$HUSER")
+  XD=0; while [ -e "/tmp/.X11-unix/X$XD" ] || [ -e "/tmp/.X$XD-lock" ]; do XD=$((XD + 1)); done
+  Xvfb ":$XD" -screen 0 1024x768x24 -nolisten tcp -ac >/dev/null 2>&1 & XL=$!
+  for _ in $(seq 50); do [ -S "/tmp/.X11-unix/X$XD" ] && break; sleep 0.1; done
+  INNS install -d -o "$HUSER" -m 0700 "/run/user/$huid"
+  out=$("$VMGPU" define "$N2" --virt-type qemu --pin off --vcpus 1 --hugepages off --network none \
+        --shm-name "$SHM-launch" --template linux --gpu none --memory 256M --disk "$W/disk-launch.qcow2" \
+        --disk-size 64M --iso "$W/installer.iso" --drivers "$W/virtio-win.iso" --user "$HUSER" --connect "$URI" 2>&1) ||
+    bad "define $N2 --user $HUSER: $out"
+  V dumpxml --inactive "$N2" | grep -q "<vmgpu:viewer launch=\"yes\" user=\"$HUSER\"/>" &&
+    ok "define --user $HUSER turned the viewer launch on" || bad "no viewer launch in $N2's metadata"
+  out=$(V start "$N2" 2>&1) && ok "virsh start $N2" || bad "virsh start $N2: $out"
+  vpid=; title=
+  for _ in $(seq 300); do
+    vpid=$(pgrep -u "$HUSER" -f "view $N2" | head -1)
+    title=$(DISPLAY=":$XD" xwininfo -root -tree 2>/dev/null | grep -o "\"$N2 — [^\"]*\"" | head -1)
+    [ -n "$vpid" ] && echo "$title" | grep -q "SPICE display" && break
+    sleep 0.2
+  done
+  if [ -n "$vpid" ]; then
+    ok "the hook started \`vmgpu view $N2\` as $HUSER (pid $vpid, $(ps -o user=,args= -p "$vpid"))"
+  else
+    # what the same command says when run by hand as that user, in libvirtd's namespace
+    why=$(INNS runuser -u "$HUSER" -- env DISPLAY=":$XD" XDG_RUNTIME_DIR="/run/user/$huid" timeout 5 \
+          bash -c 'exec -a vmgpu /etc/libvirt/hooks/qemu view "$0"' "$N2" 2>&1 | tail -3)
+    V dumpxml "$N2" > "$W/launch-live.xml" 2>/dev/null
+    hook=$(INNS env VMGPU_LOG=debug /etc/libvirt/hooks/qemu "$N2" started begin - < "$W/launch-live.xml" 2>&1 | tail -3)
+    bad "no viewer running as $HUSER after start; by hand: $why; the hook's started by hand: $hook"
+  fi
+  echo "$title" | grep -q "SPICE display" && ok "its window is on $HUSER's display :$XD, showing the SPICE display: $title" ||
+    bad "the launched viewer's window: ${title:-none} ($(DISPLAY=":$XD" xwininfo -root -tree 2>/dev/null | grep -c vmgpu) vmgpu windows)"
+  kvm_gid=$(getent group kvm | cut -d: -f3)
+  [ -n "$vpid" ] && [ "$(stat -c %U "/proc/$vpid")" = "$HUSER" ] && ! grep -qw "^Groups:.*\b0\b" "/proc/$vpid/status" &&
+    grep "^Groups:" "/proc/$vpid/status" | grep -qw "$kvm_gid" &&
+    ok "the viewer runs with $HUSER's ids and groups (kvm, none of root's)" || bad "viewer ids: $(grep -E '^(Uid|Gid|Groups)' "/proc/$vpid/status" 2>/dev/null | tr '\n' ' ')"
+  V destroy "$N2" >/dev/null 2>&1 || bad "virsh destroy $N2"
+  sleep 3
+  if [ -n "$vpid" ] && kill -0 "$vpid" 2>/dev/null; then
+    t2=$(DISPLAY=":$XD" xwininfo -root -tree 2>/dev/null | grep -o "\"$N2 — [^\"]*\"" | head -1)
+    ok "after destroy the viewer is parked, window up: ${t2:-no title}"
+  else
+    ok "after destroy the viewer closed"
+  fi
+  pkill -u "$HUSER" 2>/dev/null
+  V undefine --nvram "$N2" >/dev/null 2>&1 || bad "virsh undefine $N2"
+  kill "$XL" 2>/dev/null; wait "$XL" 2>/dev/null; XL=
+else
+  echo "SKIP: viewer launch (needs useradd, Xvfb and xwininfo, and no user vmgpuh30 left from an earlier run)"
+fi
+
+# 7) each Windows template starts in real libvirt (TCG): Secure Boot firmware with enrolled keys, SMM, Hyper-V
 #    enlightenments, and for windows11 the TPM 2.0 emulator (swtpm)
 for t in windows11 windows10; do
   n=$NAME-$t
@@ -221,7 +289,7 @@ for t in windows11 windows10; do
   V undefine --nvram --tpm "$n" >/dev/null 2>&1 || V undefine --nvram "$n" >/dev/null 2>&1
 done
 
-# 7) schema: every XML define produced here
+# 8) schema: every XML define produced here
 for f in dry-run defined live updated updated-lg windows11 windows11-live windows10 windows10-live; do
   [ -s "$W/$f.xml" ] || continue
   virt-xml-validate "$W/$f.xml" domain >/dev/null 2>&1 && ok "virt-xml-validate $f.xml" || bad "virt-xml-validate $f.xml: $(virt-xml-validate "$W/$f.xml" domain 2>&1 | tail -3)"

@@ -7,9 +7,11 @@
 #   - Lifecycle (tests/integration/viewer_life.rs, docs/viewer.md): a VM restart (file replaced), a second
 #     launch, a file truncated mid-frame, corrupt queues, a stopped host, the truncation banner (xdotool click),
 #     the first picture and title, the filtered downscale, SIGTERM, the demo file's mode, plain messages.
+#   - Clipboard (tests/integration/viewer_clipboard_x11.rs): arboard against `xclip` on Xvfb with a scripted SPICE
+#     agent, both ways byte for byte.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-for tool in Xvfb import compare convert xwininfo weston xdotool; do
+for tool in Xvfb import compare convert xwininfo weston xdotool xclip; do
   command -v "$tool" >/dev/null || { echo "40-viewer-x11: $tool is missing (tests/install-deps.sh installs it)" >&2; exit 1; }
 done
 cargo test --test integration viewer_ -- --ignored --test-threads=2

@@ -1,7 +1,9 @@
 //! What users expect of a command-line tool: `--version` with the git revision, shell completions and a man
-//! page from the clap definitions, and `NO_COLOR` honoured on a terminal.
+//! page from the clap definitions, and `NO_COLOR` honoured on a terminal. And what the code's readers expect:
+//! no source file over [`MAX_SOURCE_LINES`], and the side-effect rule (`clippy.toml`) waived only in `src/ops/`.
 use std::fs::File;
 use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use super::{build_script, fixtures};
@@ -122,4 +124,63 @@ fn test_colour_on_a_terminal_and_none_with_no_color() {
     );
     // no-color.org: an empty NO_COLOR does not count as set.
     assert!(empty_value.contains('\x1b'));
+}
+
+/// The longest a file under `src/` may be: past this it holds more than one job and is split into a module.
+const MAX_SOURCE_LINES: usize = 600;
+
+/// Every `.rs` file under `dir`, sorted.
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            found.push(path);
+        }
+    }
+    found.sort();
+    found
+}
+
+fn src_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
+#[test]
+fn test_no_source_file_is_over_the_line_limit() {
+    let too_long: Vec<String> = rust_files(&src_dir())
+        .into_iter()
+        .filter_map(|path| {
+            let lines = std::fs::read_to_string(&path).unwrap().lines().count();
+            (lines > MAX_SOURCE_LINES).then(|| format!("{} ({lines} lines)", path.display()))
+        })
+        .collect();
+
+    assert!(
+        too_long.is_empty(),
+        "split into modules with one job each (at most {MAX_SOURCE_LINES} lines): {too_long:?}"
+    );
+}
+
+#[test]
+fn test_only_ops_waives_the_side_effect_rule() {
+    let ops = src_dir().join("ops");
+    let waivers: Vec<String> = rust_files(&src_dir())
+        .into_iter()
+        .filter(|path| !path.starts_with(&ops))
+        .filter(|path| {
+            std::fs::read_to_string(path).unwrap().lines().any(|line| {
+                line.contains("allow(clippy::disallowed_methods)")
+                    && !line.contains("cfg_attr(test,")
+            })
+        })
+        .map(|path| path.display().to_string())
+        .collect();
+
+    assert!(
+        waivers.is_empty(),
+        "write files and start programs through ops::files / ops::process instead: {waivers:?}"
+    );
 }

@@ -494,6 +494,7 @@ fn update_spec() -> DomainSpec {
         drivers: None,
         display: None,
         recorded_display: None,
+        clipboard: true,
         media: Vec::new(),
         old_media: Vec::new(),
         evdev: Evdev {

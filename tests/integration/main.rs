@@ -1,4 +1,6 @@
 //! The single integration-test binary: one module per area.
+// Tests, benches and the build script may write files and start programs directly (clippy.toml).
+#![allow(clippy::disallowed_methods)]
 
 /// Hook bad-input corpus: every case refused with its exit code and message, the host tree unchanged.
 mod badinput;
@@ -40,12 +42,17 @@ mod lg;
 /// Property tests of the client against arbitrary and concurrently changing regions.
 mod lg_fuzz;
 
+/// The guest agent (clipboard by demand, tokens) against a scripted server playing the agent.
+mod spice_agent_fake;
 /// The SPICE display channel against a scripted (hostile) server.
 mod spice_display_fake;
 /// The SPICE session against a scripted (hostile) server.
 mod spice_fake;
 /// `vmgpu view` driving a real QEMU guest through SPICE (ignored; run by tests/harness/45-spice-input.sh).
 mod spice_live;
+/// The host clipboard (arboard) against `xclip` on Xvfb, with the scripted agent (ignored; harness 40).
+#[cfg(feature = "viewer")]
+mod viewer_clipboard_x11;
 
 /// Helpers for the recorded and derived host trees.
 mod fixtures;
