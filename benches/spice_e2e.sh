@@ -7,7 +7,7 @@
 #   bash benches/spice_e2e.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for tool in qemu-system-x86_64 Xvfb xdotool remote-viewer gcc python3; do
+for tool in qemu-system-x86_64 Xvfb xdotool remote-viewer gcc python3 ss; do
   command -v "$tool" >/dev/null || { echo "spice_e2e: $tool is missing (tests/install-deps.sh installs it)" >&2; exit 1; }
 done
 . tests/vm/lib.sh
