@@ -36,6 +36,7 @@ fn main() -> ExitCode {
     if let Some(hook_args) = hook_args {
         return report::finish_hook(commands::hook::run_from_libvirt(hook_args));
     }
+    report::quiet_on_closed_stdout();
     let cli = Cli::parse();
     report::init_logging(cli.verbose);
     report::finish(commands::run(cli))

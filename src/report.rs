@@ -138,6 +138,29 @@ pub fn finish_hook(result: anyhow::Result<Outcome>) -> ExitCode {
 /// The journald identifier of every vmgpu log line (`journalctl -t vmgpu`).
 pub const SYSLOG_IDENTIFIER: &str = "vmgpu";
 
+/// Exit code of a command whose reader closed standard output (`vmgpu status | head`), as a shell reports a
+/// process killed by SIGPIPE (128 + 13).
+pub const EXIT_CLOSED_STDOUT: i32 = 141;
+
+/// Makes a closed standard output end the process quietly with [`EXIT_CLOSED_STDOUT`] instead of a panic
+/// message: Rust ignores SIGPIPE, so `println!` to a closed pipe panics ("failed printing to stdout"). The
+/// output was cut short by the reader on purpose; there is nothing to report.
+pub fn quiet_on_closed_stdout() {
+    let report_panic = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let text = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if text.starts_with("failed printing to stdout") && text.contains("Broken pipe") {
+            std::process::exit(EXIT_CLOSED_STDOUT);
+        }
+        report_panic(info);
+    }));
+}
+
 /// Sets up `tracing`: journald when its socket exists, stderr otherwise. Never stdout.
 pub fn init_logging(verbose: u8) {
     use tracing_subscriber::prelude::*;

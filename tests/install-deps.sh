@@ -37,7 +37,7 @@ TEST_CMDS="
   unshare:util-linux nsenter:util-linux chroot:coreutils sha256sum:coreutils tar:tar
   mmdebstrap:mmdebstrap
   Xvfb:xvfb xwininfo:x11-utils xauth:xauth import:imagemagick compare:imagemagick convert:imagemagick weston:weston
-  xdotool:xdotool xclip:xclip"
+  xdotool:xdotool xclip:xclip remote-viewer:virt-viewer python3:python3 ss:iproute2"
 # Packages without a command of their own (libraries, firmware), installed with the rest.
 TEST_PKGS="libvirt-dev ovmf libxkbcommon-x11-0 libx11-xcb1 libxcursor1 libxrandr2 libxi6 libwayland-client0
   libwayland-cursor0 x11-apps"

@@ -30,3 +30,22 @@ fn test_unknown_subcommand_is_usage_error() {
     let out = vmgpu().arg("frobnicate").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn test_closed_stdout_ends_quietly_like_sigpipe() {
+    // `vmgpu status | head -0`: the reader is gone before vmgpu prints.
+    let root = tempfile::tempdir().unwrap();
+    let mut child = vmgpu()
+        .arg("--root")
+        .arg(root.path())
+        .arg("status")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(141), "{err}");
+}
