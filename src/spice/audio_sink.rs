@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 use super::jitter::JitterBuffer;
 use super::playback::PcmFormat;
 
-/// Latency the jitter buffer drains toward.
-pub const TARGET_MS: u32 = 40;
+/// Latency the jitter buffer drains toward (1 ms per 10 ms message while above it).
+pub const TARGET_MS: u32 = 20;
 /// Queued audio above which the buffer drops the oldest frames down to [`TARGET_MS`].
-pub const MAX_MS: u32 = 80;
+pub const MAX_MS: u32 = 60;
 /// Queued audio needed to start (or restart after an underrun).
-pub const PREFILL_MS: u32 = 20;
+pub const PREFILL_MS: u32 = 10;
 /// Audio written to the sound server per write.
 pub const CHUNK_MS: u32 = 10;
 /// Wait before trying a failed sound server again.
@@ -172,7 +172,7 @@ impl Player {
             {
                 st.last_drop_log = Some(Instant::now());
                 tracing::info!(
-                    "SPICE playback: more than {MAX_MS} ms queued, skipped {} frames to get back to {TARGET_MS} ms",
+                    "SPICE playback: more than {TARGET_MS} ms queued, skipped {} frames to drain toward it",
                     pushed.dropped_frames
                 );
             }

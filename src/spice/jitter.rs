@@ -1,10 +1,14 @@
 //! The jitter buffer between the playback channel and the host's sound server: whole frames in arrival order,
-//! bounded. It never grows past `max`: a push that would leave more than `max` queued drops the oldest frames
-//! down to `target` (the latency goes back to the target at once instead of creeping up; the dropped audio is a
-//! short skip). An empty buffer is an underrun: the reader waits for `prefill` before it plays again.
+//! bounded, draining toward a target. Above `target` each push drops [`DRAIN_STEP_MS`] of the oldest audio (a
+//! 1 ms skip per 10 ms message: a backlog left by a stall melts in a few hundred ms instead of staying as
+//! latency); a push that would leave more than `max` queued drops the oldest frames down to `target` at once.
+//! An empty buffer is an underrun: the reader waits for `prefill` before it plays again.
 use std::collections::VecDeque;
 
 use super::playback::PcmFormat;
+
+/// Audio dropped per push while more than the target is queued.
+pub const DRAIN_STEP_MS: u32 = 1;
 
 /// What a push did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -21,6 +25,7 @@ pub struct JitterBuffer {
     target: usize,
     max: usize,
     prefill: usize,
+    drain_step: usize,
     /// Set after an underrun (and at the start) until `prefill` bytes are queued again.
     filling: bool,
 }
@@ -37,6 +42,7 @@ impl JitterBuffer {
             target,
             max,
             prefill: format.bytes_for_ms(prefill_ms).min(target),
+            drain_step: format.bytes_for_ms(DRAIN_STEP_MS).max(format.frame_bytes()),
             filling: true,
         }
     }
@@ -54,14 +60,17 @@ impl JitterBuffer {
         // A single push larger than the bound keeps only its newest `target` bytes.
         let pcm = &pcm[whole.saturating_sub(self.max)..whole];
         self.bytes.extend(pcm);
-        let mut pushed = Pushed::default();
-        if self.bytes.len() > self.max {
-            let excess = self.bytes.len() - self.target;
-            let excess = excess - excess % frame;
-            self.bytes.drain(..excess);
-            pushed.dropped_frames = excess / frame;
+        let excess = self.bytes.len().saturating_sub(self.target);
+        let drop = if self.bytes.len() > self.max {
+            excess
+        } else {
+            excess.min(self.drain_step)
+        };
+        let drop = drop - drop % frame;
+        self.bytes.drain(..drop);
+        Pushed {
+            dropped_frames: drop / frame,
         }
-        pushed
     }
 
     /// Takes up to `max_bytes` (whole frames) into `out`; nothing while refilling after an underrun.
@@ -109,14 +118,18 @@ mod tests {
     }
 
     #[test]
-    fn drains_to_the_target_when_over_the_bound() {
+    fn drains_toward_the_target_and_snaps_back_over_the_bound() {
         let mut j = JitterBuffer::new(stereo48(), 40, 80, 20);
-        for _ in 0..8 {
+        for _ in 0..4 {
             assert_eq!(j.push(&[1; 1920]).dropped_frames, 0);
         }
-        assert_eq!(j.len(), 8 * 1920);
-        // The ninth 10 ms goes over 80 ms: back to 40 ms, 50 ms (2400 frames) dropped.
-        assert_eq!(j.push(&[2; 1920]).dropped_frames, 2400);
+        // Above 40 ms: 1 ms (48 frames) per push.
+        for n in 1..=4 {
+            assert_eq!(j.push(&[1; 1920]).dropped_frames, 48);
+            assert_eq!(j.len(), (4 + n) * 1920 - n * 192);
+        }
+        // 76 ms + 10 ms goes over 80 ms: back to 40 ms at once (46 ms, 2208 frames).
+        assert_eq!(j.push(&[2; 1920]).dropped_frames, 2208);
         assert_eq!(j.len(), 4 * 1920);
         let mut out = Vec::new();
         j.pop(&mut out, usize::MAX);
