@@ -43,8 +43,8 @@ pub trait PcmInput: Send {
     fn read(&mut self, pcm: &mut [u8]) -> Result<(), String>;
 }
 
-/// The guest's volume and mute, applied in software to the samples as they arrive (SPICE volume is 0..=65535 per channel;
-/// we scale linearly, so 65535 leaves samples untouched).
+/// The guest's volume and mute, applied in software to the samples as they arrive (SPICE volume is 0..=65535
+/// per channel; we scale linearly, so 65535 leaves samples untouched).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Gain {
     /// Per-channel volume; empty = full volume.

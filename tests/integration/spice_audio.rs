@@ -4,8 +4,8 @@
 //! sinks, a private socket; ignored, run by tests/harness/42-audio-pulse.sh): a 1 kHz sine with a counter
 //! channel and a marker click comes out of the sink's monitor (`parec`) bit-exact and in order, nothing
 //! repeated, every loss covered by the jitter buffer's count or as much silence, muted when the guest mutes;
-//! the marker's arrival gives the added latency (printed, never asserted); and a tone played into a null sink whose monitor is the default source reaches the scripted
-//! server on the record channel with `--mic`.
+//! the marker's arrival gives the added latency (printed, never asserted); and a tone played into a null sink
+//! whose monitor is the default source reaches the scripted server on the record channel with `--mic`.
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
