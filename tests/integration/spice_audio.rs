@@ -158,6 +158,60 @@ fn spice_audio_hostile_playback_keeps_the_session() {
 }
 
 #[test]
+fn spice_audio_oversized_body_relinks_playback_only() {
+    // A DATA header announcing 64 MiB (over the channel's fixed cap, refused before any allocation), and a
+    // record START with 0 channels: the playback channel is relinked, the session stays, nothing is captured.
+    let record_msgs = Arc::new(AtomicU32::new(u32::MAX));
+    let rm = record_msgs.clone();
+    let (port, mains, playbacks) = serve_audio(
+        Arc::new(|s: &mut TcpStream| {
+            let mut out = start(2, RATE);
+            out.extend_from_slice(&101u16.to_le_bytes());
+            out.extend_from_slice(&(64u32 << 20).to_le_bytes());
+            let _ = s.write_all(&out);
+            while read_msg(s).is_ok() {}
+        }),
+        Arc::new(move |s: &mut TcpStream| {
+            let mut b = 0u32.to_le_bytes().to_vec();
+            b.extend_from_slice(&1u16.to_le_bytes());
+            b.extend_from_slice(&RATE.to_le_bytes());
+            let _ = s.write_all(&msg(101, &b));
+            let _ = s.set_read_timeout(Some(Duration::from_millis(1500)));
+            let mut n = 0;
+            while read_msg(s).is_ok() {
+                n += 1;
+            }
+            rm.store(n, Ordering::SeqCst);
+        }),
+    );
+    let session = audio_session(port, "unix:/nonexistent/vmgpu-test", true, true);
+    wait_for(&session, "connected", |s| *s == Status::Connected);
+    let end = Instant::now() + Duration::from_secs(10);
+    while playbacks.load(Ordering::SeqCst) < 2 {
+        assert!(
+            Instant::now() < end,
+            "the playback channel was not relinked"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(session.state().status, Status::Connected);
+    assert_eq!(
+        mains.load(Ordering::SeqCst),
+        1,
+        "the session was never redone"
+    );
+    while record_msgs.load(Ordering::SeqCst) == u32::MAX {
+        assert!(Instant::now() < end, "the record script did not finish");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        record_msgs.load(Ordering::SeqCst),
+        0,
+        "no capture for a START with 0 channels"
+    );
+}
+
+#[test]
 fn spice_audio_channels_linked_only_when_asked() {
     let records = Arc::new(AtomicU32::new(0));
     let r = records.clone();
