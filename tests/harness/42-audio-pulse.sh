@@ -4,7 +4,7 @@
 #   - playback: a scripted SPICE server sends a 1 kHz sine with a counter channel and a marker click; `parec`
 #     records the sink's monitor; frames in order and bit-exact, none repeated, every loss covered by a counted
 #     jitter-buffer drop or as much silence (a starved writer), the muted tail silent; the added latency is
-#     printed, never asserted;
+#     printed, never asserted (VMGPU_AUDIO_SECONDS=600 plays 10 minutes instead of 3 s, for the drift);
 #   - microphone (--mic): `pacat` plays a 1 kHz tone into a null sink whose monitor is the default source; the
 #     scripted server must receive MODE(raw), START_MARK and DATA at 1 kHz, and no DATA after its STOP.
 set -euo pipefail
