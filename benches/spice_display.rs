@@ -43,6 +43,11 @@ fn draw_copy() -> Vec<u8> {
 }
 
 fn main() {
+    // `cargo test --all-targets` runs this binary with `--bench` absent: keep that quick.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("spice_display: run with `cargo bench --bench spice_display`");
+        return;
+    }
     let body = draw_copy();
     let mut screen = Screen::default();
     let create: Vec<u8> = [0u32, W, H, 32, 1]

@@ -120,6 +120,11 @@ fn percentiles(mut v: Vec<Duration>) -> (f64, f64, f64) {
 }
 
 fn main() {
+    // `cargo test --all-targets` runs this binary with `--bench` absent: keep that quick.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("spice_input: run with `cargo bench --bench spice_input`");
+        return;
+    }
     // The viewer's path.
     let (tx, rx) = mpsc::channel();
     let port = spice_server(tx);

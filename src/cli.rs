@@ -213,6 +213,12 @@ pub struct ViewArgs {
     /// No copy and paste with the guest (the VM's metadata can also turn it off: `<vmgpu:viewer clipboard="no"/>`).
     #[arg(long)]
     pub no_clipboard: bool,
+    /// No sound from the guest (by default the SPICE playback channel goes to the desktop's sound server).
+    #[arg(long)]
+    pub no_audio: bool,
+    /// Send the host's default microphone to the guest (SPICE record channel; off by default).
+    #[arg(long)]
+    pub mic: bool,
 }
 
 fn parse_spice_target(s: &str) -> Result<crate::spice::Target, String> {

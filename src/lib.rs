@@ -36,7 +36,8 @@ pub mod setup;
 /// Guest-shared memory: the mapping and its checked view (the crate's unsafe code lives here).
 #[allow(unsafe_code)]
 pub mod shm;
-/// A SPICE client (link, ticket auth, main and inputs channels) that drives the VM's keyboard and mouse.
+/// A SPICE client (link, ticket auth, main, inputs, display, cursor, playback and record channels) that drives
+/// the VM's keyboard and mouse and carries its screen, clipboard and sound.
 pub mod spice;
 /// The frame viewer: pixel conversion, scaling, cursor and the winit + softbuffer window.
 pub mod viewer;

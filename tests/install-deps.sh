@@ -37,9 +37,10 @@ TEST_CMDS="
   unshare:util-linux nsenter:util-linux chroot:coreutils sha256sum:coreutils tar:tar
   mmdebstrap:mmdebstrap
   Xvfb:xvfb xwininfo:x11-utils xauth:xauth import:imagemagick compare:imagemagick convert:imagemagick weston:weston
-  xdotool:xdotool xclip:xclip remote-viewer:virt-viewer python3:python3 ss:iproute2"
+  xdotool:xdotool xclip:xclip remote-viewer:virt-viewer python3:python3 ss:iproute2
+  pulseaudio:pulseaudio parec:pulseaudio-utils pacat:pulseaudio-utils pactl:pulseaudio-utils"
 # Packages without a command of their own (libraries, firmware), installed with the rest.
-TEST_PKGS="libvirt-dev ovmf libxkbcommon-x11-0 libx11-xcb1 libxcursor1 libxrandr2 libxi6 libwayland-client0
+TEST_PKGS="libvirt-dev libpulse-dev ovmf libxkbcommon-x11-0 libx11-xcb1 libxcursor1 libxrandr2 libxi6 libwayland-client0
   libwayland-cursor0 x11-apps"
 
 missing_cmds() { # prints the "command:package" pairs whose command is not on PATH
@@ -54,19 +55,19 @@ debian_install() { # debian_install PKG...
 
 build_other_distro() { # the build dependencies on openSUSE, Fedora and Arch (README's first command)
   case $1 in
-    suse) zypper --non-interactive install gcc pkg-config libvirt-devel ;;
-    fedora) dnf install -y gcc pkgconf-pkg-config libvirt-devel ;;
-    arch) pacman -S --needed --noconfirm base-devel pkgconf libvirt ;;
-    *) die "unknown distribution (no ID/ID_LIKE in /etc/os-release that vmgpu knows): install a C compiler, pkg-config and libvirt's development files" ;;
+    suse) zypper --non-interactive install gcc pkg-config libvirt-devel libpulse-devel ;;
+    fedora) dnf install -y gcc pkgconf-pkg-config libvirt-devel pulseaudio-libs-devel ;;
+    arch) pacman -S --needed --noconfirm base-devel pkgconf libvirt libpulse ;;
+    *) die "unknown distribution (no ID/ID_LIKE in /etc/os-release that vmgpu knows): install a C compiler, pkg-config and the development files of libvirt and libpulse" ;;
   esac
 }
 
 fam=$(family)
 if [ "$mode" = build ] && [ "$fam" != debian ]; then
-  command -v cc >/dev/null && command -v pkg-config >/dev/null && pkg-config --exists libvirt || build_other_distro "$fam"
+  command -v cc >/dev/null && command -v pkg-config >/dev/null && pkg-config --exists libvirt libpulse-simple || build_other_distro "$fam"
 else
   cmds="$BUILD_CMDS $TEST_CMDS" pkgs="libvirt-dev $TEST_PKGS"
-  [ "$mode" != build ] || { cmds=$BUILD_CMDS; pkgs=libvirt-dev; }
+  [ "$mode" != build ] || { cmds=$BUILD_CMDS; pkgs="libvirt-dev libpulse-dev"; }
   # shellcheck disable=SC2086
   wanted=$(
     for p in $pkgs; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || echo "$p"; done
@@ -87,5 +88,6 @@ else
   fi
 fi
 command -v pkg-config >/dev/null && pkg-config --exists libvirt || die "pkg-config finds no libvirt (libvirt's development package)"
+pkg-config --exists libpulse-simple || die "pkg-config finds no libpulse-simple (libpulse's development package)"
 command -v cargo >/dev/null || die "cargo not found (install rustup's stable toolchain)"
 rustup component list --installed 2>/dev/null | grep -q clippy || rustup component add clippy rustfmt 2>/dev/null || true

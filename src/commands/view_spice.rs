@@ -39,6 +39,8 @@ pub fn config(args: &ViewArgs, vm: Option<&str>) -> anyhow::Result<Option<SpiceC
             resolve: Arc::new(move || Ok(endpoint.clone())),
             escape,
             clipboard: !args.no_clipboard,
+            playback: !args.no_audio,
+            mic: args.mic,
         }));
     }
     let Some(vm) = vm else {
@@ -51,6 +53,8 @@ pub fn config(args: &ViewArgs, vm: Option<&str>) -> anyhow::Result<Option<SpiceC
         resolve: live_domain(vm, &args.connect),
         escape,
         clipboard: !args.no_clipboard && metadata_clipboard(vm, &args.connect),
+        playback: !args.no_audio,
+        mic: args.mic,
     }))
 }
 

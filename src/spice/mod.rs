@@ -14,6 +14,11 @@
 //! - `spice-display` (`display_thread.rs`) links the display channel, draws into the session's
 //!   [`screen::Screen`] and relinks that channel alone for a full refresh; `spice-cursor` does the same for the
 //!   cursor channel ([`cursor::Cursors`]).
+//! - `spice-playback` (`playback_thread.rs`, only with [`session::AudioConfig`]) links the playback channel and
+//!   pushes the guest's PCM into an [`audio_sink::Player`], whose `spice-audio-out` thread drains a bounded
+//!   [`jitter::JitterBuffer`] into the host's sound server; `spice-record` (only with `--mic`) links the
+//!   record channel and, between the guest's START and STOP, a `spice-mic` thread sends the host's default
+//!   source as DATA.
 //! - Senders do not go through a thread: every channel's write half is a [`channel::Writer`] (the socket under
 //!   a mutex, one whole message per lock), so the window thread writes a key straight into the inputs socket
 //!   ([`input_sink::Inputs`]) and a reader thread writes its PONGs and ACKs on the same socket.
@@ -29,6 +34,7 @@
 pub mod agent;
 pub mod agent_link;
 pub mod agent_stream;
+pub mod audio_sink;
 pub mod channel;
 pub mod common;
 pub mod cursor;
@@ -38,9 +44,16 @@ mod display_thread;
 pub mod error;
 pub mod input_sink;
 pub mod inputs;
+pub mod jitter;
 pub mod link;
 pub mod locate;
 pub mod main_channel;
+pub mod playback;
+mod playback_thread;
+#[cfg(feature = "audio")]
+pub mod pulse;
+pub mod record;
+mod record_thread;
 pub mod screen;
 pub mod session;
 pub mod ticket;
@@ -48,11 +61,16 @@ pub mod transport;
 pub mod wire;
 
 pub use agent_link::{Clipboard, HostClipboard};
+pub use audio_sink::{HostAudio, PlayerStats};
 pub use error::{Error, ProtocolError};
 pub use input_sink::{Inputs, KeyCodes};
-pub use session::{Endpoint, Session, State, Status};
+#[cfg(feature = "audio")]
+pub use pulse::PulseAudio;
+pub use session::{AudioConfig, Endpoint, Session, State, Status};
 pub use transport::Target;
 #[cfg(test)]
 mod agent_proptests;
+#[cfg(test)]
+mod audio_proptests;
 #[cfg(test)]
 mod proptests;

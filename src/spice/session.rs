@@ -8,6 +8,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::agent_link::{AgentLink, Clipboard, HostClipboard};
+use super::audio_sink::{HostAudio, PlayerStats};
 use super::channel::{Channel, LinkParams, Writer};
 use super::cursor::Cursors;
 use super::error::{Error, ProtocolError};
@@ -17,7 +18,7 @@ use super::link::ChannelType;
 use super::main_channel::{self, Init, MainMsg, mouse_mode};
 use super::screen::Screen;
 use super::transport::Target;
-use super::{cursor_thread, display_thread};
+use super::{cursor_thread, display_thread, playback_thread, record_thread};
 
 /// Largest main channel message (the bandwidth-test PING is 256 012 bytes; agent data ≤ 2 KiB per message).
 pub const MAIN_MAX_BODY: u32 = 1 << 20;
@@ -29,6 +30,17 @@ const BACKOFF_MIN: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(8);
 /// A session that lasted this long resets the backoff.
 const STABLE: Duration = Duration::from_secs(10);
+
+/// The guest's sound on the host: which channels to link and the sound server they use.
+#[derive(Clone)]
+pub struct AudioConfig {
+    /// The host's sound server.
+    pub host: Arc<dyn HostAudio>,
+    /// Link the playback channel (the guest's output) when offered.
+    pub playback: bool,
+    /// Link the record channel (the host's default source to the guest) when offered.
+    pub mic: bool,
+}
 
 /// Where to connect and with which password; asked again before every attempt (the port of a restarted
 /// QEMU may change).
@@ -93,6 +105,8 @@ pub(super) struct Shared {
     inputs: Inputs,
     main: Mutex<Option<Writer>>,
     agent: Arc<AgentLink>,
+    audio: Option<AudioConfig>,
+    pub(super) playback_stats: Mutex<PlayerStats>,
     pub(super) notify: Notify,
 }
 
@@ -132,6 +146,17 @@ impl Session {
         notify: Notify,
         clipboard: Option<Box<dyn HostClipboard>>,
     ) -> std::io::Result<Self> {
+        Self::start_with(resolve, notify, clipboard, None)
+    }
+
+    /// Starts the supervisor thread with the clipboard as in [`Self::start_with_clipboard`] and the guest's
+    /// sound as `audio` says (`None`: neither audio channel is linked).
+    pub fn start_with(
+        resolve: Resolve,
+        notify: Notify,
+        clipboard: Option<Box<dyn HostClipboard>>,
+        audio: Option<AudioConfig>,
+    ) -> std::io::Result<Self> {
         let shared = Arc::new(Shared {
             stop: AtomicBool::new(false),
             screen: Arc::default(),
@@ -141,6 +166,8 @@ impl Session {
             inputs: Inputs::default(),
             main: Mutex::new(None),
             agent: Arc::new(AgentLink::new(clipboard)),
+            audio,
+            playback_stats: Mutex::default(),
             notify,
         });
         let thread = {
@@ -178,6 +205,15 @@ impl Session {
     /// The clipboard side of the guest agent (announce, release, request).
     pub fn clipboard(&self) -> Clipboard {
         Clipboard(self.shared.agent.clone())
+    }
+
+    /// The playback counters (frames played, dropped by the jitter buffer, dropped without a sound server).
+    pub fn playback_stats(&self) -> PlayerStats {
+        *self
+            .shared
+            .playback_stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// The SPICE display (its primary surface is shown once MARKed).
@@ -293,9 +329,15 @@ fn run_once(shared: &Arc<Shared>, ep: &Endpoint) -> Result<(), String> {
     shared.inputs.detach();
     shared.close_main();
     threads.display_done.store(true, Ordering::Release);
-    for t in [threads.inputs, threads.display, threads.cursor]
-        .into_iter()
-        .flatten()
+    for t in [
+        threads.inputs,
+        threads.display,
+        threads.cursor,
+        threads.playback,
+        threads.record,
+    ]
+    .into_iter()
+    .flatten()
     {
         let _ = t.join();
     }
@@ -308,7 +350,9 @@ struct Threads {
     inputs: Option<JoinHandle<()>>,
     display: Option<JoinHandle<()>>,
     cursor: Option<JoinHandle<()>>,
-    /// Ends the display and cursor threads (it relinks on its own until then).
+    playback: Option<JoinHandle<()>>,
+    record: Option<JoinHandle<()>>,
+    /// Ends the display, cursor, playback and record threads (each relinks on its own until then).
     display_done: Arc<AtomicBool>,
 }
 
@@ -344,6 +388,7 @@ fn serve_main(
                         threads.display_done.clone(),
                     )?);
                 }
+                open_audio(shared, ep, session_id, &list, threads)?;
                 if has_inputs && threads.inputs.is_none() {
                     threads.inputs = Some(open_inputs(shared, ep, session_id)?);
                     shared.update(|s| {
@@ -391,6 +436,39 @@ fn serve_main(
             MainMsg::MultiMediaTime(_) | MainMsg::Uuid(_) | MainMsg::Other(_) => {}
         }
     }
+}
+
+/// Starts the playback and record threads for the channels the server offers and the user wants.
+fn open_audio(
+    shared: &Arc<Shared>,
+    ep: &Endpoint,
+    session_id: u32,
+    list: &[(ChannelType, u8)],
+    threads: &mut Threads,
+) -> Result<(), Error> {
+    let Some(audio) = shared.audio.clone() else {
+        return Ok(());
+    };
+    let offered = |t| list.iter().any(|(c, _)| *c == t);
+    if audio.playback && offered(ChannelType::Playback) && threads.playback.is_none() {
+        threads.playback = Some(playback_thread::spawn(
+            shared.clone(),
+            audio.host.clone(),
+            ep.clone(),
+            session_id,
+            threads.display_done.clone(),
+        )?);
+    }
+    if audio.mic && offered(ChannelType::Record) && threads.record.is_none() {
+        threads.record = Some(record_thread::spawn(
+            shared.clone(),
+            audio.host,
+            ep.clone(),
+            session_id,
+            threads.display_done.clone(),
+        )?);
+    }
+    Ok(())
 }
 
 /// Records the modes and asks for client (absolute) mode whenever the server offers it.

@@ -42,14 +42,18 @@ pub struct SpiceConfig {
     /// Copy and paste with the guest through its SPICE agent (`--no-clipboard` or the VM's metadata turn it
     /// off).
     pub clipboard: bool,
+    /// Play the guest's sound on the desktop's sound server (`--no-audio` turns it off).
+    pub playback: bool,
+    /// Send the host's default microphone to the guest (`--mic`).
+    pub mic: bool,
 }
 
 impl std::fmt::Debug for SpiceConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "SpiceConfig {{ escape: {:?}, clipboard: {} }}",
-            self.escape, self.clipboard
+            "SpiceConfig {{ escape: {:?}, clipboard: {}, playback: {}, mic: {} }}",
+            self.escape, self.clipboard, self.playback, self.mic
         )
     }
 }
@@ -62,7 +66,12 @@ impl SpiceConfig {
         let host = board
             .clone()
             .map(|b| Box::new(b) as Box<dyn crate::spice::HostClipboard>);
-        let session = Session::start_with_clipboard(Box::new(move || resolve()), notify, host)?;
+        let audio = (self.playback || self.mic).then(|| crate::spice::AudioConfig {
+            host: Arc::new(crate::spice::PulseAudio::default()),
+            playback: self.playback,
+            mic: self.mic,
+        });
+        let session = Session::start_with(Box::new(move || resolve()), notify, host, audio)?;
         let mut controller = Controller::new(session, self.escape);
         controller.board = board;
         Ok(controller)

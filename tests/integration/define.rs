@@ -289,7 +289,14 @@ fn test_define_every_template_and_option_combination_validates() {
             args.extend_from_slice(combo);
             let out = vmgpu(host.path(), &args);
             assert!(out.status.success(), "{args:?}: {}", stderr(&out));
-            validate(&stdout(&out), &format!("{args:?}"));
+            let xml = stdout(&out);
+            validate(&xml, &format!("{args:?}"));
+            // The guest's sound card on the SPICE audiodev (the viewer plays it).
+            assert!(
+                xml.contains("<sound model='ich9'>\n      <audio id='1'/>\n    </sound>")
+                    && xml.contains("<audio id='1' type='spice'/>"),
+                "{args:?}: no ich9 sound on the SPICE audiodev"
+            );
         }
     }
 }

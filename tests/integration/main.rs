@@ -46,6 +46,9 @@ mod lg_fuzz;
 
 /// The guest agent (clipboard by demand, tokens) against a scripted server playing the agent.
 mod spice_agent_fake;
+/// SPICE audio: hostile playback, channels linked only when asked; with a real PulseAudio daemon (ignored; run
+/// by tests/harness/42-audio-pulse.sh) the sine played sample-exact and the microphone sent.
+mod spice_audio;
 /// The SPICE display channel against a scripted (hostile) server.
 mod spice_display_fake;
 /// The SPICE session against a scripted (hostile) server.

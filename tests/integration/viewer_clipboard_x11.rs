@@ -167,6 +167,8 @@ fn viewer_clipboard_x11_inner() {
         resolve: Arc::new(move || Ok(ep.clone())),
         escape: winit::keyboard::KeyCode::ScrollLock,
         clipboard: true,
+        playback: false,
+        mic: false,
     };
     let mut c = config.start(Arc::new(|| {})).unwrap();
     let end = Instant::now() + Duration::from_secs(20);
