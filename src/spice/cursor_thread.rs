@@ -5,17 +5,16 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
 use super::channel::{Channel, LinkParams};
 use super::cursor::{self, Cursors};
 use super::error::Error;
 use super::link::ChannelType;
-use super::session::{Endpoint, Shared, chain};
+use super::relink::{FailureLog, RELINK_AFTER_ERROR, pause, spawn_channel_thread};
+use super::session::{Endpoint, Shared};
 
 /// Largest cursor channel message: a 256×256 ALPHA cursor plus headers.
 pub const CURSOR_MAX_BODY: u32 = 256 * 256 * 4 + 4096;
-const RELINK_AFTER_ERROR: Duration = Duration::from_secs(1);
 const MAX_LOGGED: usize = 32;
 
 fn lock(m: &Mutex<Cursors>) -> MutexGuard<'_, Cursors> {
@@ -29,32 +28,22 @@ pub(super) fn spawn(
     session_id: u32,
     done: Arc<AtomicBool>,
 ) -> Result<JoinHandle<()>, Error> {
-    std::thread::Builder::new()
-        .name("spice-cursor".into())
-        .spawn(move || run(&shared, &ep, session_id, &done))
-        .map_err(|e| Error::io("cannot start the cursor thread", e))
+    spawn_channel_thread("cursor", move || run(&shared, &ep, session_id, &done))
 }
 
 fn run(shared: &Shared, ep: &Endpoint, session_id: u32, done: &AtomicBool) {
     let mut logged = HashSet::new();
-    let mut last_error = String::new();
+    let mut failures = FailureLog::new("cursor");
     while !done.load(Ordering::Acquire) && !shared.stop.load(Ordering::Acquire) {
         match serve(shared, ep, session_id, done, &mut logged) {
             Error::Stopped => break,
             e => {
-                let reason = chain(e);
-                if reason != last_error {
-                    tracing::warn!("SPICE cursor: {reason} (reconnecting the cursor)");
-                    last_error = reason;
-                }
+                failures.failed(e);
                 *lock(&shared.cursor) = Cursors::default();
                 (shared.notify)();
             }
         }
-        let until = Instant::now() + RELINK_AFTER_ERROR;
-        while Instant::now() < until && !done.load(Ordering::Acquire) {
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        pause(RELINK_AFTER_ERROR, done);
     }
     *lock(&shared.cursor) = Cursors::default();
 }

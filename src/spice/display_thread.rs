@@ -14,13 +14,12 @@ use super::channel::{Channel, LinkParams};
 use super::display::{self, client};
 use super::error::Error;
 use super::link::ChannelType;
+use super::relink::{FailureLog, RELINK_AFTER_ERROR, pause, spawn_channel_thread};
 use super::screen::{Applied, Screen};
-use super::session::{DISPLAY_MAX_BODY, Endpoint, Shared, chain};
+use super::session::{DISPLAY_MAX_BODY, Endpoint, Shared};
 
 /// Least time between two refreshes (relinks) asked for by undecodable messages.
 pub const REFRESH_MIN: Duration = Duration::from_secs(5);
-/// Wait before relinking after the channel failed.
-const RELINK_AFTER_ERROR: Duration = Duration::from_secs(1);
 /// Distinct "cannot draw" lines logged per session (a hostile server cannot flood the log).
 const MAX_LOGGED_KINDS: usize = 32;
 
@@ -35,37 +34,26 @@ pub(super) fn spawn(
     session_id: u32,
     done: Arc<AtomicBool>,
 ) -> Result<JoinHandle<()>, Error> {
-    std::thread::Builder::new()
-        .name("spice-display".into())
-        .spawn(move || run(&shared, &ep, session_id, &done))
-        .map_err(|e| Error::io("cannot start the display thread", e))
+    spawn_channel_thread("display", move || run(&shared, &ep, session_id, &done))
 }
 
 fn run(shared: &Shared, ep: &Endpoint, session_id: u32, done: &AtomicBool) {
     let mut logged = HashSet::new();
     let mut last_refresh: Option<Instant> = None;
-    let mut last_error = String::new();
+    let mut failures = FailureLog::new("display");
     while !done.load(Ordering::Acquire) && !shared.stop.load(Ordering::Acquire) {
         let end = serve(shared, ep, session_id, done, &mut logged, &mut last_refresh);
         let wait = match end {
             End::Refresh => Duration::ZERO,
             End::Failed(Error::Stopped) => break,
             End::Failed(e) => {
-                // One line per distinct reason: a server that keeps refusing does not flood the log.
-                let reason = chain(e);
-                if reason != last_error {
-                    tracing::warn!("SPICE display: {reason} (reconnecting the display)");
-                    last_error = reason;
-                }
+                failures.failed(e);
                 lock(&shared.screen).clear();
                 (shared.notify)();
                 RELINK_AFTER_ERROR
             }
         };
-        let until = Instant::now() + wait;
-        while Instant::now() < until && !done.load(Ordering::Acquire) {
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        pause(wait, done);
     }
     lock(&shared.screen).clear();
     (shared.notify)();

@@ -54,6 +54,7 @@ mod playback_thread;
 pub mod pulse;
 pub mod record;
 mod record_thread;
+mod relink;
 pub mod screen;
 pub mod session;
 pub mod ticket;

@@ -6,18 +6,17 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
 use super::audio_sink::{HostAudio, Player};
 use super::channel::{Channel, LinkParams};
 use super::error::Error;
 use super::link::ChannelType;
 use super::playback::{self, PcmFormat, PlaybackMsg, mode};
-use super::session::{Endpoint, Shared, chain};
+use super::relink::{FailureLog, RELINK_AFTER_ERROR, pause, spawn_channel_thread};
+use super::session::{Endpoint, Shared};
 
 /// Largest playback channel message: the largest DATA we take, plus room.
 pub const PLAYBACK_MAX_BODY: u32 = playback::MAX_DATA_BYTES as u32 + 1024;
-const RELINK_AFTER_ERROR: Duration = Duration::from_secs(1);
 /// Distinct dropped-item lines logged per session (a hostile server cannot flood the log).
 pub(super) const MAX_LOGGED: usize = 32;
 
@@ -41,40 +40,30 @@ pub(super) fn spawn(
     session_id: u32,
     done: Arc<AtomicBool>,
 ) -> Result<JoinHandle<()>, Error> {
-    std::thread::Builder::new()
-        .name("spice-playback".into())
-        .spawn(move || {
-            let player = match Player::new(host) {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::warn!("SPICE playback: cannot start the audio thread: {e}");
-                    return;
-                }
-            };
-            run(&shared, &player, &ep, session_id, &done);
-            publish(&shared, &player);
-        })
-        .map_err(|e| Error::io("cannot start the playback thread", e))
+    spawn_channel_thread("playback", move || {
+        let player = match Player::new(host) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!("SPICE playback: cannot start the audio thread: {e}");
+                return;
+            }
+        };
+        run(&shared, &player, &ep, session_id, &done);
+        publish(&shared, &player);
+    })
 }
 
 fn run(shared: &Shared, player: &Player, ep: &Endpoint, session_id: u32, done: &AtomicBool) {
     let mut log = OnceLog::default();
-    let mut last_error = String::new();
+    let mut failures = FailureLog::new("playback");
     while !done.load(Ordering::Acquire) && !shared.stop.load(Ordering::Acquire) {
         let err = serve(shared, player, ep, session_id, done, &mut log);
         player.stop();
         if matches!(err, Error::Stopped) {
             break;
         }
-        let reason = chain(err);
-        if reason != last_error {
-            tracing::warn!("SPICE playback: {reason} (reconnecting the playback channel)");
-            last_error = reason;
-        }
-        let until = Instant::now() + RELINK_AFTER_ERROR;
-        while Instant::now() < until && !done.load(Ordering::Acquire) {
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        failures.failed(err);
+        pause(RELINK_AFTER_ERROR, done);
     }
 }
 

@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::audio_sink::{CHUNK_MS, Gain, HostAudio};
 use super::channel::{Channel, LinkParams, Writer};
@@ -14,11 +14,11 @@ use super::link::ChannelType;
 use super::playback::PcmFormat;
 use super::playback_thread::OnceLog;
 use super::record::{self, RecordMsg, client};
+use super::relink::{FailureLog, RELINK_AFTER_ERROR, pause, spawn_channel_thread};
 use super::session::{Endpoint, Shared, chain};
 
 /// Largest record channel message (the server sends only small control messages).
 pub const RECORD_MAX_BODY: u32 = 4096;
-const RELINK_AFTER_ERROR: Duration = Duration::from_secs(1);
 
 /// Starts the record thread; it relinks on its own until `done` is set.
 pub(super) fn spawn(
@@ -28,10 +28,9 @@ pub(super) fn spawn(
     session_id: u32,
     done: Arc<AtomicBool>,
 ) -> Result<JoinHandle<()>, Error> {
-    std::thread::Builder::new()
-        .name("spice-record".into())
-        .spawn(move || run(&shared, &host, &ep, session_id, &done))
-        .map_err(|e| Error::io("cannot start the record thread", e))
+    spawn_channel_thread("record", move || {
+        run(&shared, &host, &ep, session_id, &done)
+    })
 }
 
 fn run(
@@ -42,21 +41,14 @@ fn run(
     done: &AtomicBool,
 ) {
     let mut log = OnceLog::default();
-    let mut last_error = String::new();
+    let mut failures = FailureLog::new("record");
     while !done.load(Ordering::Acquire) && !shared.stop.load(Ordering::Acquire) {
         let err = serve(host, ep, session_id, done, &mut log);
         if matches!(err, Error::Stopped) {
             break;
         }
-        let reason = chain(err);
-        if reason != last_error {
-            tracing::warn!("SPICE record: {reason} (reconnecting the record channel)");
-            last_error = reason;
-        }
-        let until = Instant::now() + RELINK_AFTER_ERROR;
-        while Instant::now() < until && !done.load(Ordering::Acquire) {
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        failures.failed(err);
+        pause(RELINK_AFTER_ERROR, done);
     }
 }
 
