@@ -78,6 +78,11 @@ run_case() {
   kver=$(ls "$R/usr/lib/modules" | head -1)
   host_tree "$FX" "$kver"
   cp -a "$FX/sys" "$R/"
+  # the desktop user setup is given (--user alice): setup refuses a user the root does not have
+  grep -q '^alice:' "$R/etc/passwd" || {
+    echo 'alice:x:1000:1000:alice:/home/alice:/bin/sh' >> "$R/etc/passwd"
+    echo 'alice:x:1000:' >> "$R/etc/group"
+  }
   # Everything below runs in a private mount namespace: real /proc and /dev for the tools in the chroot, with
   # the host tree's files mounted over the /proc files vmgpu reads.
   cat > "$W/$name.sh" <<EOF

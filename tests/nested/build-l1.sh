@@ -5,7 +5,8 @@
 # Usage: build-l1.sh OUTDIR   -> OUTDIR/{rootfs.img,vmlinuz,initrd.img}   (about 90 s plus the download)
 set -euo pipefail
 OUT=$1
-PKGS=systemd-sysv,udev,kmod,linux-image-amd64,libvirt-daemon-system,libvirt-clients,qemu-system-x86,ovmf,pciutils,procps,iproute2
+# libpulse0: the default vmgpu build links libpulse-simple (the viewer's guest audio), as a desktop host has it
+PKGS=systemd-sysv,udev,kmod,linux-image-amd64,libvirt-daemon-system,libvirt-clients,qemu-system-x86,ovmf,pciutils,procps,iproute2,libpulse0
 W=$(mktemp -d "${TMPDIR:-/tmp}/vmgpu-l1.XXXXXX")
 trap 'rm -rf "$W"' EXIT
 R=$W/rootfs
