@@ -43,6 +43,64 @@ fn env_path(k: &str) -> PathBuf {
     )
 }
 
+/// The viewer's password file (its first line is the password).
+fn password_file(dir: &Path) -> PathBuf {
+    let path = dir.join("pw");
+    std::fs::write(&path, format!("{PASSWORD}\n")).unwrap();
+    path
+}
+
+/// Boots the harness guest (Debian kernel + busybox, std VGA, USB tablet) with QEMU's SPICE server on a loopback
+/// port that asks for [`PASSWORD`]; its serial console goes to `serial`. `extra` QEMU arguments, `append` extra
+/// kernel arguments.
+fn harness_guest(dir: &Path, port: u16, serial: &Path, extra: &[&str], append: &str) -> Killed {
+    // QEMU's secret takes the whole file (a newline would be part of the password).
+    let secret = dir.join("qemu-secret");
+    std::fs::write(&secret, PASSWORD).unwrap();
+    let accel = std::env::var("VMGPU_SPICE_ACCEL").unwrap_or_else(|_| "-accel tcg -cpu max".into());
+    Killed(
+        Command::new("qemu-system-x86_64")
+            .args(accel.split_whitespace())
+            .args(["-machine", "q35", "-m", "512", "-smp", "2"])
+            .args([
+                "-nodefaults",
+                "-no-user-config",
+                "-no-reboot",
+                "-display",
+                "none",
+            ])
+            .args([
+                "-device",
+                "VGA",
+                "-device",
+                "qemu-xhci",
+                "-device",
+                "usb-tablet",
+            ])
+            .arg("-serial")
+            .arg(format!("file:{}", serial.display()))
+            .args(extra)
+            .arg("-object")
+            .arg(format!("secret,id=spicepw,file={}", secret.display()))
+            .arg("-spice")
+            .arg(format!(
+                "port={port},addr=127.0.0.1,password-secret=spicepw"
+            ))
+            .arg("-kernel")
+            .arg(env_path("VMGPU_SPICE_KERNEL"))
+            .arg("-initrd")
+            .arg(env_path("VMGPU_SPICE_INITRD"))
+            .arg("-append")
+            .arg(format!(
+                "console=ttyS0 panic=-1 loglevel=4 no_timer_check {append}"
+            ))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("qemu.err")).unwrap())
+            .spawn()
+            .unwrap(),
+    )
+}
+
 /// The guest's serial console, read incrementally.
 struct Console {
     path: PathBuf,
@@ -159,58 +217,9 @@ fn keys(evs: &[Ev]) -> Vec<(u32, i32)> {
 fn spice_live_keyboard_mouse_and_passwords() {
     let dir = shm_dir();
     let port = free_port();
-    let pwfile = dir.path().join("pw");
-    std::fs::write(&pwfile, format!("{PASSWORD}\n")).unwrap();
-    // QEMU's secret takes the whole file (a newline would be part of the password); the viewer's first line.
-    let qemu_secret = dir.path().join("qemu-secret");
-    std::fs::write(&qemu_secret, PASSWORD).unwrap();
+    let pwfile = password_file(dir.path());
     let serial = dir.path().join("serial.log");
-    let accel = std::env::var("VMGPU_SPICE_ACCEL").unwrap_or_else(|_| "-accel tcg -cpu max".into());
-    let _qemu = Killed(
-        Command::new("qemu-system-x86_64")
-            .args(accel.split_whitespace())
-            .args([
-                "-machine",
-                "q35",
-                "-m",
-                "512",
-                "-smp",
-                "2",
-                "-nodefaults",
-                "-no-user-config",
-                "-no-reboot",
-            ])
-            .args([
-                "-display",
-                "none",
-                "-device",
-                "VGA",
-                "-device",
-                "qemu-xhci",
-                "-device",
-                "usb-tablet",
-            ])
-            .arg("-serial")
-            .arg(format!("file:{}", serial.display()))
-            .arg("-object")
-            .arg(format!("secret,id=spicepw,file={}", qemu_secret.display()))
-            .arg("-spice")
-            .arg(format!(
-                "port={port},addr=127.0.0.1,password-secret=spicepw"
-            ))
-            .arg("-kernel")
-            .arg(env_path("VMGPU_SPICE_KERNEL"))
-            .arg("-initrd")
-            .arg(env_path("VMGPU_SPICE_INITRD"))
-            .args([
-                "-append",
-                "console=ttyS0 panic=-1 loglevel=4 no_timer_check",
-            ])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("qemu.err")).unwrap())
-            .spawn()
-            .unwrap(),
-    );
+    let _qemu = harness_guest(dir.path(), port, &serial, &[], "");
     let mut con = Console {
         path: serial,
         seen: 0,
@@ -469,51 +478,17 @@ fn spice_live_display_matches_qemu_screendump() {
     use super::viewer_x11::{Viewer, differing_pixels, screenshot};
     let dir = shm_dir();
     let port = free_port();
+    let pwfile = password_file(dir.path());
     let serial = dir.path().join("serial.log");
     let monitor = dir.path().join("monitor.sock");
-    let accel = std::env::var("VMGPU_SPICE_ACCEL").unwrap_or_else(|_| "-accel tcg -cpu max".into());
-    let _qemu = Killed(
-        Command::new("qemu-system-x86_64")
-            .args(accel.split_whitespace())
-            .args([
-                "-machine",
-                "q35",
-                "-m",
-                "512",
-                "-smp",
-                "2",
-                "-nodefaults",
-                "-no-user-config",
-            ])
-            .args([
-                "-display",
-                "none",
-                "-device",
-                "VGA",
-                "-device",
-                "qemu-xhci",
-                "-device",
-                "usb-tablet",
-            ])
-            .arg("-serial")
-            .arg(format!("file:{}", serial.display()))
-            .arg("-monitor")
-            .arg(format!("unix:{},server=on,wait=off", monitor.display()))
-            .arg("-spice")
-            .arg(format!("port={port},addr=127.0.0.1,disable-ticketing=on"))
-            .arg("-kernel")
-            .arg(env_path("VMGPU_SPICE_KERNEL"))
-            .arg("-initrd")
-            .arg(env_path("VMGPU_SPICE_INITRD"))
-            // The kernel writes only to the serial line and hides the VGA cursor: a still screen to compare.
-            .args([
-                "-append",
-                "console=ttyS0 panic=-1 loglevel=4 no_timer_check vt.global_cursor_default=0",
-            ])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("qemu.err")).unwrap())
-            .spawn()
-            .unwrap(),
+    let monitor_arg = format!("unix:{},server=on,wait=off", monitor.display());
+    // The kernel writes only to the serial line and hides the VGA cursor: a still screen to compare.
+    let _qemu = harness_guest(
+        dir.path(),
+        port,
+        &serial,
+        &["-monitor", &monitor_arg],
+        "vt.global_cursor_default=0",
     );
     let con = Console {
         path: serial,
@@ -529,7 +504,12 @@ fn spice_live_display_matches_qemu_screendump() {
         &lg,
         dir.path(),
         &[("DISPLAY", x.display.as_str())],
-        &["--spice", &spice],
+        &[
+            "--spice",
+            &spice,
+            "--spice-password-file",
+            pwfile.to_str().unwrap(),
+        ],
     );
     v.wait("the guest's SPICE display", |p| {
         p.source == "spice" && p.size == (GW, GH)
