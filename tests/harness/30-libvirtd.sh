@@ -266,7 +266,9 @@ if [ -n "$HUSER" ] && command -v Xvfb >/dev/null && command -v xwininfo >/dev/nu
   sleep 3
   if [ -n "$vpid" ] && kill -0 "$vpid" 2>/dev/null; then
     t2=$(DISPLAY=":$XD" xwininfo -root -tree 2>/dev/null | grep -o "\"$N2 — [^\"]*\"" | head -1)
-    ok "after destroy the viewer is parked, window up: ${t2:-no title}"
+    # parked: the process runs on with its window up, no longer showing the VM
+    [ -n "$t2" ] && ! echo "$t2" | grep -q "SPICE display (" && ok "after destroy the viewer is parked, window up: $t2" ||
+      bad "after destroy the viewer runs but its window is ${t2:-gone}"
   else
     ok "after destroy the viewer closed"
   fi

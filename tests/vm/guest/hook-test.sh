@@ -9,6 +9,7 @@ MODE=$(tr ' ' '\n' < /proc/cmdline | sed -n 's/^vmtest.mode=//p')
 CRASH_VAR=$(tr ' ' '\n' < /proc/cmdline | sed -n 's/^vmtest.crashvar=//p')
 : "${MODE:=iommu}" "${CRASH_VAR:=VMGPU_CRASH_AFTER_STEP}"
 SCENARIOS=$(tr ' ' '\n' < /proc/cmdline | sed -n 's/^vmtest.scenarios=//p' | tr ',' ' ')
+EXPECT_LIT=$(tr ' ' '\n' < /proc/cmdline | sed -n 's/^vmtest.expect_lit=//p')
 D=/etc/vmtest        # domain XMLs
 GPU=0000:01:00.0
 AUD=0000:01:00.1
@@ -205,6 +206,10 @@ scenario_host_display() {
   [ -n "$out" ] || { fail "no DRM output of $GPU"; return; }
   info "$out: boot_vga=$(cat /sys/bus/pci/devices/$GPU/boot_vga) status=$(cat $out/status) enabled=$(cat $out/enabled)"
   snapshot > /tmp/snap.before
+  # boot 'lit' says the console must be lit on it: a dark output there would turn the refusal check into a pass
+  if [ "$EXPECT_LIT" = 1 ] && [ "$(cat "$out/enabled")" != enabled ]; then
+    fail "boot 'lit': the output of $GPU is not lit, nothing to refuse"; return
+  fi
   hook lit vmtest-gpu prepare begin $D/gpu-vm.xml
   if [ "$(cat "$out/enabled")" = enabled ]; then
     expect_refusal lit "with its output lit, the boot VGA is the host's display: refused" "host's display GPU .*is lit"
