@@ -123,6 +123,38 @@ pub fn finish(result: anyhow::Result<Outcome>) -> ExitCode {
     }
 }
 
+/// Ends a command line clap refused. A value its parser refused is bad input like any other: one line that
+/// names the option and the fix, exit 2. Help, version and the other usage errors (an unknown option, a
+/// missing value) print as clap prints them, with the usage and the tips.
+pub fn refused_command_line(err: clap::Error) -> ExitCode {
+    match value_error_line(&err) {
+        Some(line) => {
+            eprintln!("vmgpu: {line}");
+            ExitCode::from(EXIT_ERROR)
+        }
+        None => err.exit(),
+    }
+}
+
+/// `--looking-glass: resolution 0x0 is out of range (…)` for a value its parser refused.
+fn value_error_line(err: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if err.kind() != ErrorKind::ValueValidation {
+        return None;
+    }
+    let why = std::error::Error::source(err)?;
+    // clap names the argument as `--looking-glass <MODE>` (an option) or `[NAME]` (a positional).
+    let arg = match err.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) => arg.split_whitespace().next().unwrap_or_default(),
+        _ => "",
+    };
+    Some(if arg.starts_with('-') {
+        format!("{arg}: {}", one_line(why))
+    } else {
+        one_line(why)
+    })
+}
+
 /// Like [`finish`] for hook mode: always one line (libvirt passes stderr on to the API caller), and any error
 /// vetoes the operation with exit 1.
 pub fn finish_hook(result: anyhow::Result<Outcome>) -> ExitCode {
@@ -197,6 +229,21 @@ pub fn init_logging(verbose: u8) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn test_a_refused_value_is_one_line_naming_its_option() {
+        use clap::Parser;
+        let err = crate::cli::Cli::try_parse_from(["vmgpu", "define", "--looking-glass", "0x0"]).unwrap_err();
+        assert_eq!(
+            value_error_line(&err).as_deref(),
+            Some("--looking-glass: resolution 0x0 is out of range (each side 64..=16384 pixels)")
+        );
+        let err = crate::cli::Cli::try_parse_from(["vmgpu", "check", "--gpu", "banana"]).unwrap_err();
+        let line = value_error_line(&err).unwrap();
+        assert!(line.starts_with("--gpu: \"banana\" is not a PCI address"), "{line}");
+        let unknown = crate::cli::Cli::try_parse_from(["vmgpu", "check", "--frob"]).unwrap_err();
+        assert_eq!(value_error_line(&unknown), None);
+    }
 
     #[test]
     fn test_chain_one_line_joins_causes() {

@@ -111,6 +111,14 @@ impl FromStr for Resolution {
     }
 }
 
+impl FromStr for LookingGlass {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        Self::parse(s)
+    }
+}
+
 impl LookingGlass {
     /// Parses `off`, `kvmfr`, `kvmfr:WIDTHxHEIGHT[,hdr]` or `WIDTHxHEIGHT[,hdr]`. A bare `kvmfr` is sized for 1080p.
     pub fn parse(s: &str) -> Result<Self, Error> {
