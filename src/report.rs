@@ -233,14 +233,19 @@ mod tests {
     #[test]
     fn test_a_refused_value_is_one_line_naming_its_option() {
         use clap::Parser;
-        let err = crate::cli::Cli::try_parse_from(["vmgpu", "define", "--looking-glass", "0x0"]).unwrap_err();
+        let err = crate::cli::Cli::try_parse_from(["vmgpu", "define", "--looking-glass", "0x0"])
+            .unwrap_err();
         assert_eq!(
             value_error_line(&err).as_deref(),
             Some("--looking-glass: resolution 0x0 is out of range (each side 64..=16384 pixels)")
         );
-        let err = crate::cli::Cli::try_parse_from(["vmgpu", "check", "--gpu", "banana"]).unwrap_err();
+        let err =
+            crate::cli::Cli::try_parse_from(["vmgpu", "check", "--gpu", "banana"]).unwrap_err();
         let line = value_error_line(&err).unwrap();
-        assert!(line.starts_with("--gpu: \"banana\" is not a PCI address"), "{line}");
+        assert!(
+            line.starts_with("--gpu: \"banana\" is not a PCI address"),
+            "{line}"
+        );
         let unknown = crate::cli::Cli::try_parse_from(["vmgpu", "check", "--frob"]).unwrap_err();
         assert_eq!(value_error_line(&unknown), None);
     }

@@ -396,7 +396,13 @@ mod tests {
 
     #[test]
     fn test_size_shows_its_largest_exact_unit() {
-        for (given, shown) in [("16G", "16G"), ("8192M", "8G"), ("1536", "1536M"), ("3k", "3K"), ("2T", "2T")] {
+        for (given, shown) in [
+            ("16G", "16G"),
+            ("8192M", "8G"),
+            ("1536", "1536M"),
+            ("3k", "3K"),
+            ("2T", "2T"),
+        ] {
             assert_eq!(given.parse::<Size>().unwrap().to_string(), shown, "{given}");
         }
     }

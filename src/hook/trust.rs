@@ -498,7 +498,10 @@ mod tests {
         let mut all = Step::KINDS.to_vec();
         all.sort_unstable();
         assert_eq!(kinds, all, "one step of every kind");
-        assert_eq!(Step::known_kind(&serde_json::json!({"step": "format-disk"})), None);
+        assert_eq!(
+            Step::known_kind(&serde_json::json!({"step": "format-disk"})),
+            None
+        );
     }
 
     #[test]

@@ -95,7 +95,9 @@ impl<'de> Deserialize<'de> for PciAddress {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
         PciAddress::parse_canonical(&text).map_err(|BadPciAddress(shown)| {
-            serde::de::Error::custom(format_args!("{shown:?} is not a PCI address (DDDD:BB:SS.F)"))
+            serde::de::Error::custom(format_args!(
+                "{shown:?} is not a PCI address (DDDD:BB:SS.F)"
+            ))
         })
     }
 }
@@ -330,9 +332,19 @@ mod tests {
     fn test_pci_address_deserializes_only_the_form_it_serializes() {
         let a: PciAddress = serde_json::from_str("\"0000:04:00.1\"").unwrap();
         assert_eq!(serde_json::to_string(&a).unwrap(), "\"0000:04:00.1\"");
-        for bad in ["04:00.1", "0000:04:00.1/..", "0000:04:0.1", "0000:4A:00.1", " 0000:04:00.1", "7"] {
+        for bad in [
+            "04:00.1",
+            "0000:04:00.1/..",
+            "0000:04:0.1",
+            "0000:4A:00.1",
+            " 0000:04:00.1",
+            "7",
+        ] {
             let err = serde_json::from_str::<PciAddress>(&format!("{bad:?}")).unwrap_err();
-            assert!(err.to_string().contains("is not a PCI address"), "{bad}: {err}");
+            assert!(
+                err.to_string().contains("is not a PCI address"),
+                "{bad}: {err}"
+            );
         }
         assert!(serde_json::from_str::<PciAddress>("4").is_err());
     }

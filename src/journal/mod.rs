@@ -267,7 +267,11 @@ mod tests {
         write_journal(&dir, "vm.json", &text.to_string());
         let err = store.load::<String>("vm").unwrap_err();
         assert!(matches!(err, Error::Untrusted { .. }), "{err}");
-        assert!(err.to_string().contains("holds: \"../../etc\" is not a PCI address"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("holds: \"../../etc\" is not a PCI address"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -37,7 +37,9 @@ pub(super) fn typed<S: Entry>(path: &Path, bytes: &[u8]) -> Result<Journal<S>> {
     let holds = raw
         .holds
         .iter()
-        .map(|held| PciAddress::deserialize(held).map_err(|e| untrusted("holds".into(), e.to_string())))
+        .map(|held| {
+            PciAddress::deserialize(held).map_err(|e| untrusted("holds".into(), e.to_string()))
+        })
         .collect::<Result<Vec<_>>>()?;
     let mut steps = Vec::with_capacity(raw.steps.len());
     for (index, value) in raw.steps.iter().enumerate() {
