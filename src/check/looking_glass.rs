@@ -4,7 +4,7 @@
 //! start); present, it must be readable and writable by its group (the viewer user's).
 use super::{Context, Finding};
 use crate::domain::hookview::HookView;
-use crate::domain::looking_glass::DEFAULT_SHM_FILE;
+use crate::domain::looking_glass::{DEFAULT_SHM_FILE, DEFAULT_SHM_NAME};
 use crate::host::virtstack::Node;
 
 const ID: &str = "looking_glass.shm";
@@ -69,15 +69,16 @@ fn configured(ctx: &Context) -> Vec<(String, String)> {
 }
 
 fn shm_name(ctx: &Context, vm: &str, name: &str) -> Finding {
-    let plain = !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\0']);
-    if !plain {
+    if !crate::hook::shm::valid_name(name) {
         return Finding::fail(
             ID,
             format!(
                 "VM {vm}: its <shmem> name {:?} is not a file name in /dev/shm (the hook refuses to start it)",
                 name.chars().take(64).collect::<String>()
             ),
-            format!("vmgpu define {vm} --update --shm-name looking-glass-{vm}"),
+            format!(
+                "`virsh edit {vm}`: give its <shmem> a plain name such as {DEFAULT_SHM_NAME} (no `/`)"
+            ),
         );
     }
     shm_file(ctx, Some(vm), &format!("/dev/shm/{name}"))
