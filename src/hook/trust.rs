@@ -465,6 +465,49 @@ mod tests {
     }
 
     #[test]
+    fn test_a_journal_an_earlier_build_wrote_loads_typed_and_saves_the_same() {
+        let text = r#"{
+  "format": 1,
+  "vm": "vm",
+  "phase": "prepared",
+  "pid": 7,
+  "started_unix": 0,
+  "holds": [
+    "0000:01:00.0",
+    "0000:01:00.1"
+  ],
+  "steps": [
+    {
+      "step": "bind-vfio",
+      "address": "0000:01:00.1",
+      "original_driver": "snd_hda_intel",
+      "original_override": null
+    },
+    {
+      "step": "move-irqs",
+      "reserved": "2-3",
+      "devices": [
+        "0000:01:00.0"
+      ],
+      "originals": []
+    }
+  ]
+}"#;
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("run/vmgpu");
+        std::fs::create_dir_all(&run).unwrap();
+        std::fs::write(run.join("vm.json"), text).unwrap();
+        let store = crate::journal::Store::new(&crate::host::HostRoot::new(dir.path()));
+        let journal = store.load::<Step>("vm").unwrap().unwrap();
+        let gpu: crate::host::PciAddress = "0000:01:00.0".parse().unwrap();
+        assert_eq!(journal.holds, [gpu, gpu.with_function(1)]);
+        assert_eq!(journal.steps[0].bound_address(), Some(gpu.with_function(1)));
+        let _lock = store.lock().unwrap();
+        store.save(&journal).unwrap();
+        assert_eq!(std::fs::read_to_string(run.join("vm.json")).unwrap(), text);
+    }
+
+    #[test]
     fn test_every_kind_is_its_journal_tag() {
         let mut steps = vec![
             shm("/dev/shm/a"),
