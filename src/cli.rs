@@ -258,13 +258,10 @@ impl FromStr for GpuChoice {
     }
 }
 
-/// `--shm-name`: a name that stays a file directly in `/dev/shm` and needs no quoting in the domain XML.
+/// `--shm-name`: a name the hook accepts as a file directly in `/dev/shm` (its one rule), and that needs no
+/// quoting in the domain XML.
 fn shm_name(name: &str) -> Result<String, String> {
-    let ok = !name.is_empty()
-        && name.len() <= 255
-        && name != "."
-        && name != ".."
-        && !name.contains(['/', '\0', '\'', '"', '<', '&']);
+    let ok = crate::hook::shm::valid_name(name) && !name.contains(['\'', '"', '<', '&']);
     if ok {
         Ok(name.to_string())
     } else {
