@@ -184,7 +184,7 @@ pub struct DefineArgs {
     #[arg(long, default_value = DEFAULT_SHM_NAME, value_name = "NAME", value_parser = shm_name)]
     pub shm_name: String,
     /// Key combination that switches evdev keyboard and mouse between host and guest.
-    #[arg(long, default_value = "ctrl-ctrl", value_name = "KEYS")]
+    #[arg(long, default_value = "ctrl-ctrl", value_name = "KEYS", value_parser = GRAB_TOGGLES)]
     pub grab_toggle: String,
 }
 
@@ -227,6 +227,16 @@ pub struct ViewArgs {
     #[arg(long)]
     pub mic: bool,
 }
+
+/// libvirt's `grabToggle` values for evdev input.
+const GRAB_TOGGLES: [&str; 6] = [
+    "ctrl-ctrl",
+    "alt-alt",
+    "shift-shift",
+    "meta-meta",
+    "scrolllock",
+    "ctrl-scrolllock",
+];
 
 fn parse_spice_target(s: &str) -> Result<crate::spice::Target, String> {
     s.parse()
