@@ -81,7 +81,11 @@ fn shm_name(ctx: &Context, vm: &str, name: &str) -> Finding {
             ),
         );
     }
-    shm_file(ctx, Some(vm), &format!("/dev/shm/{name}"))
+    shm_file(
+        ctx,
+        Some(vm),
+        &format!("{}/{name}", crate::hook::shm::SHM_DIR),
+    )
 }
 
 fn shm_file(ctx: &Context, vm: Option<&str>, path: &str) -> Finding {
