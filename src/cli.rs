@@ -1,8 +1,15 @@
-//! Command-line definitions: flags as the user typed them, validated by clap only. Deriving plans from them
-//! (with the host model) is the job of `commands/`.
+//! Command-line definitions: flags as typed values, parsed by clap's value parsers (a value that does not
+//! parse is refused before any command runs). Deriving plans from them (with the host model) is the job of
+//! `commands/`.
 use std::path::PathBuf;
+use std::str::FromStr;
 
 use clap::{Args, Parser, Subcommand};
+
+use crate::domain::looking_glass::{DEFAULT_SHM_NAME, LookingGlass};
+use crate::domain::pinning::PinRequest;
+use crate::domain::spec::{DisplayMode, Hugepages, Network, Size, VirtType};
+use crate::host::PciAddress;
 
 /// vmgpu: a Windows VM with its own GPU, shown in a window on the host desktop.
 #[derive(Debug, Parser)]
@@ -65,7 +72,7 @@ pub enum Command {
 pub struct CheckArgs {
     /// The guest GPU (PCI address such as 0000:04:00.0) when more than one qualifies.
     #[arg(long, value_name = "ADDR")]
-    pub gpu: Option<String>,
+    pub gpu: Option<PciAddress>,
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
@@ -101,22 +108,22 @@ pub struct DefineArgs {
     /// The guest GPU's PCI address; every function of its IOMMU group is passed. Without it the one
     /// passable GPU that is not the host's display is taken; `none` defines a domain without a GPU.
     #[arg(long, value_name = "ADDR")]
-    pub gpu: Option<String>,
+    pub gpu: Option<GpuChoice>,
     /// Guest memory, e.g. 16G or 8192M.
-    #[arg(long, default_value = "8G")]
-    pub memory: String,
+    #[arg(long, default_value = "8G", value_name = "SIZE")]
+    pub memory: Size,
     /// Number of vCPUs (default: what --pin gives, or 4).
     #[arg(long)]
     pub vcpus: Option<u32>,
     /// CPU pinning: `auto`, `off` or a host CPU list such as 2-7,14-19.
-    #[arg(long, default_value = "auto")]
-    pub pin: String,
+    #[arg(long, default_value = "auto", value_name = "CPUS")]
+    pub pin: PinRequest,
     /// Hugepages backing guest RAM: 2M, 1G or off.
-    #[arg(long, default_value = "2M")]
-    pub hugepages: String,
-    /// Looking Glass: WIDTHxHEIGHT[,hdr], `kvmfr` or `off`.
-    #[arg(long, default_value = "1920x1080")]
-    pub looking_glass: String,
+    #[arg(long, default_value = "2M", value_name = "SIZE")]
+    pub hugepages: Hugepages,
+    /// Looking Glass: WIDTHxHEIGHT[,hdr], `kvmfr[:WIDTHxHEIGHT[,hdr]]` or `off`.
+    #[arg(long, default_value = "1920x1080", value_name = "MODE")]
+    pub looking_glass: LookingGlass,
     /// Installer ISO to attach as a SATA CD-ROM (and boot from, in the install display mode).
     #[arg(long, value_name = "PATH")]
     pub iso: Option<PathBuf>,
@@ -127,13 +134,13 @@ pub struct DefineArgs {
     /// `looking-glass` (no virtual display; with --update also detaches the ISOs) or `both`. Default: install
     /// with --iso, else looking-glass; --update without it leaves the display as it is.
     #[arg(long, value_name = "MODE")]
-    pub display: Option<String>,
+    pub display: Option<DisplayMode>,
     /// Disk image path (created with qemu-img when missing).
     #[arg(long, value_name = "PATH")]
     pub disk: Option<PathBuf>,
     /// Size of a new disk, e.g. 128G.
-    #[arg(long, default_value = "128G")]
-    pub disk_size: String,
+    #[arg(long, default_value = "128G", value_name = "SIZE")]
+    pub disk_size: Size,
     /// Keyboard for evdev passthrough (a /dev/input/by-id path); `auto` picks the first keyboard.
     #[arg(long, value_name = "DEV")]
     pub keyboard: Option<String>,
@@ -168,16 +175,16 @@ pub struct DefineArgs {
     pub update: bool,
     /// Domain type: `kvm`, or `qemu` for emulation (TCG) on machines without usable KVM.
     #[arg(long, default_value = "kvm", value_name = "TYPE")]
-    pub virt_type: String,
+    pub virt_type: VirtType,
     /// Guest network: `default` (the template's, libvirt network "default"), `network:NAME`, `bridge:NAME` or
     /// `none`.
     #[arg(long, default_value = "default", value_name = "NET")]
-    pub network: String,
+    pub network: Network,
     /// Name of the Looking Glass shared-memory file under /dev/shm.
-    #[arg(long, default_value = "looking-glass", value_name = "NAME")]
+    #[arg(long, default_value = DEFAULT_SHM_NAME, value_name = "NAME", value_parser = shm_name)]
     pub shm_name: String,
     /// Key combination that switches evdev keyboard and mouse between host and guest.
-    #[arg(long, default_value = "ctrl-ctrl", value_name = "KEYS")]
+    #[arg(long, default_value = "ctrl-ctrl", value_name = "KEYS", value_parser = GRAB_TOGGLES)]
     pub grab_toggle: String,
 }
 
@@ -221,8 +228,58 @@ pub struct ViewArgs {
     pub mic: bool,
 }
 
+/// libvirt's `grabToggle` values for evdev input.
+const GRAB_TOGGLES: [&str; 6] = [
+    "ctrl-ctrl",
+    "alt-alt",
+    "shift-shift",
+    "meta-meta",
+    "scrolllock",
+    "ctrl-scrolllock",
+];
+
 fn parse_spice_target(s: &str) -> Result<crate::spice::Target, String> {
     s.parse()
+}
+
+/// `define --gpu`: a PCI address, or `none` for a domain without a GPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GpuChoice {
+    /// No GPU.
+    None,
+    /// This GPU.
+    At(PciAddress),
+}
+
+impl FromStr for GpuChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "none" => Ok(Self::None),
+            address => address.parse().map(Self::At).map_err(|_| {
+                format!(
+                    "{:?} is not a PCI address (expected the form 0000:04:00.0 or 04:00.0, or `none` for a \
+                     domain without a GPU)",
+                    s.chars().take(64).collect::<String>()
+                )
+            }),
+        }
+    }
+}
+
+/// `--shm-name`: a name the hook accepts as a file directly in `/dev/shm` (its one rule), and that needs no
+/// quoting in the domain XML.
+fn shm_name(name: &str) -> Result<String, String> {
+    let ok = crate::hook::shm::valid_name(name) && !name.contains(['\'', '"', '<', '&']);
+    if ok {
+        Ok(name.to_string())
+    } else {
+        Err(format!(
+            "{:?} is not a file name under /dev/shm (give a plain name such as {DEFAULT_SHM_NAME})",
+            name.chars().take(64).collect::<String>()
+        ))
+    }
 }
 
 /// `vmgpu setup`.
@@ -230,7 +287,7 @@ fn parse_spice_target(s: &str) -> Result<crate::spice::Target, String> {
 pub struct SetupArgs {
     /// The guest GPU's PCI address.
     #[arg(long, value_name = "ADDR")]
-    pub gpu: Option<String>,
+    pub gpu: Option<PciAddress>,
     /// Show the plan (diff + commands) and change nothing.
     #[arg(long)]
     pub dry_run: bool,

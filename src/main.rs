@@ -37,7 +37,10 @@ fn main() -> ExitCode {
         return report::finish_hook(commands::hook::run_from_libvirt(hook_args));
     }
     report::quiet_on_closed_stdout();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return report::refused_command_line(err),
+    };
     report::init_logging(cli.verbose);
     report::finish(commands::run(cli))
 }

@@ -123,6 +123,48 @@ pub fn finish(result: anyhow::Result<Outcome>) -> ExitCode {
     }
 }
 
+/// Ends a command line clap refused. A value its parser refused (or one outside a closed set) is bad input
+/// like any other: one line that names the option and the fix, exit 2. Help, version and the other usage errors (an unknown option, a
+/// missing value) print as clap prints them, with the usage and the tips.
+pub fn refused_command_line(err: clap::Error) -> ExitCode {
+    match value_error_line(&err) {
+        Some(line) => {
+            eprintln!("vmgpu: {line}");
+            ExitCode::from(EXIT_ERROR)
+        }
+        None => err.exit(),
+    }
+}
+
+/// `--looking-glass: resolution 0x0 is out of range (…)` for a value its parser refused, `--grab-toggle:
+/// "x" is not one of ctrl-ctrl, alt-alt, …` for one outside a closed set.
+fn value_error_line(err: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let why = match err.kind() {
+        ErrorKind::ValueValidation => one_line(std::error::Error::source(err)?),
+        ErrorKind::InvalidValue => {
+            let (Some(ContextValue::String(value)), Some(ContextValue::Strings(valid))) = (
+                err.get(ContextKind::InvalidValue),
+                err.get(ContextKind::ValidValue),
+            ) else {
+                return None;
+            };
+            format!("{value:?} is not one of {}", valid.join(", "))
+        }
+        _ => return None,
+    };
+    // clap names the argument as `--looking-glass <MODE>` (an option) or `<SHELL>` (a positional).
+    let arg = match err.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) => arg.split_whitespace().next().unwrap_or_default(),
+        _ => "",
+    };
+    Some(if arg.is_empty() {
+        why
+    } else {
+        format!("{arg}: {why}")
+    })
+}
+
 /// Like [`finish`] for hook mode: always one line (libvirt passes stderr on to the API caller), and any error
 /// vetoes the operation with exit 1.
 pub fn finish_hook(result: anyhow::Result<Outcome>) -> ExitCode {
@@ -197,6 +239,34 @@ pub fn init_logging(verbose: u8) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn test_a_refused_value_is_one_line_naming_its_option() {
+        use clap::Parser;
+        let err = crate::cli::Cli::try_parse_from(["vmgpu", "define", "--looking-glass", "0x0"])
+            .unwrap_err();
+        assert_eq!(
+            value_error_line(&err).as_deref(),
+            Some("--looking-glass: resolution 0x0 is out of range (each side 64..=16384 pixels)")
+        );
+        let err =
+            crate::cli::Cli::try_parse_from(["vmgpu", "check", "--gpu", "banana"]).unwrap_err();
+        let line = value_error_line(&err).unwrap();
+        assert!(
+            line.starts_with("--gpu: \"banana\" is not a PCI address"),
+            "{line}"
+        );
+        let err = crate::cli::Cli::try_parse_from(["vmgpu", "define", "--grab-toggle", "f12"])
+            .unwrap_err();
+        assert_eq!(
+            value_error_line(&err).as_deref(),
+            Some(
+                "--grab-toggle: \"f12\" is not one of ctrl-ctrl, alt-alt, shift-shift, meta-meta, scrolllock, ctrl-scrolllock"
+            )
+        );
+        let unknown = crate::cli::Cli::try_parse_from(["vmgpu", "check", "--frob"]).unwrap_err();
+        assert_eq!(value_error_line(&unknown), None);
+    }
 
     #[test]
     fn test_chain_one_line_joins_causes() {

@@ -130,6 +130,27 @@ impl<'a> Context<'a> {
     }
 }
 
+/// Where libvirt keeps the persistent domains' XML.
+const DOMAIN_DIR: &str = "/etc/libvirt/qemu";
+
+/// The vmgpu domains (those with vmgpu metadata) as `(name, XML)`, sorted: read from the persistent domain
+/// files (never from libvirt); without read access there are none.
+pub(crate) fn vmgpu_domains(root: &crate::host::HostRoot) -> Vec<(String, String)> {
+    let Ok(mut names) = root.list_dir(DOMAIN_DIR) else {
+        return Vec::new();
+    };
+    names.sort();
+    names
+        .iter()
+        .filter_map(|n| {
+            let vm = n.strip_suffix(".xml")?;
+            let xml = root.read_string(format!("{DOMAIN_DIR}/{n}")).ok()?;
+            xml.contains(crate::domain::metadata::NAMESPACE)
+                .then(|| (vm.to_string(), xml))
+        })
+        .collect()
+}
+
 /// One area of checks.
 pub type Area = fn(&Context) -> Vec<Finding>;
 

@@ -2,6 +2,7 @@
 //! `/var/lib/vmgpu/backup/` and checks each promise against the host snapshot. No record, no findings.
 use super::{Context, Finding};
 use crate::host::HostRoot;
+use crate::host::virtstack::Node;
 use crate::setup::Promise;
 use crate::setup::record::{Record, State, Store};
 
@@ -167,7 +168,7 @@ fn single(ctx: &Context, promise: &Promise) -> Option<Finding> {
         }
         Promise::ShmFile { path, user, group } => {
             let id = "setup.shm_file";
-            Some(match &virt.shm_file {
+            Some(match &Node::read(&ctx.host.root, path).ok().flatten() {
                 Some(n)
                     if n.owner.as_deref() == Some(user) && n.group.as_deref() == Some(group) =>
                 {
@@ -185,7 +186,10 @@ fn single(ctx: &Context, promise: &Promise) -> Option<Finding> {
                 None => Finding::fail(
                     id,
                     format!("{path} does not exist"),
-                    "systemd-tmpfiles --create /etc/tmpfiles.d/10-looking-glass.conf",
+                    format!(
+                        "systemd-tmpfiles --create {}",
+                        crate::setup::guide::TMPFILES
+                    ),
                 ),
             })
         }

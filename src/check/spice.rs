@@ -2,29 +2,16 @@
 //! warning; and the display phase `define` recorded (install, looking-glass, both) with how to finish it. Reads the persistent domain files under /etc/libvirt/qemu (never libvirt itself); without read
 //! access there is nothing to say.
 use super::{Context, Finding};
-use crate::domain::metadata::{NAMESPACE, VmgpuConfig};
+use crate::domain::metadata::VmgpuConfig;
 use crate::domain::spice_graphics;
-
-const DIR: &str = "/etc/libvirt/qemu";
 
 /// Runs the SPICE check: one finding per vmgpu domain.
 pub fn check(ctx: &Context) -> Vec<Finding> {
-    let root = &ctx.host.root;
-    let Ok(mut names) = root.list_dir(DIR) else {
-        return Vec::new();
-    };
-    names.sort();
-    names
-        .iter()
-        .filter(|n| n.ends_with(".xml"))
-        .filter_map(|n| {
-            let xml = root.read_string(format!("{DIR}/{n}")).ok()?;
-            xml.contains(NAMESPACE)
-                .then_some((n.trim_end_matches(".xml"), xml))
-        })
+    super::vmgpu_domains(&ctx.host.root)
+        .into_iter()
         .flat_map(|(vm, xml)| {
-            let phase = display_phase(vm, &xml);
-            std::iter::once(ticket(vm, &xml)).chain(phase)
+            let phase = display_phase(&vm, &xml);
+            std::iter::once(ticket(&vm, &xml)).chain(phase)
         })
         .collect()
 }
@@ -75,6 +62,7 @@ fn ticket(vm: &str, xml: &str) -> Finding {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::metadata::NAMESPACE;
 
     fn domain(display: &str) -> String {
         format!(

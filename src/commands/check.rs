@@ -8,18 +8,12 @@ use anyhow::Context as _;
 use crate::check::render::Style;
 use crate::check::{Context, Report, Severity};
 use crate::cli::CheckArgs;
-use crate::host::{Host, HostRoot, PciAddress};
-use crate::report::{EXIT_ERROR, ExitError, Outcome};
+use crate::host::{Host, HostRoot};
+use crate::report::Outcome;
 
 /// Runs `vmgpu check`.
 pub fn run(root: &Path, args: &CheckArgs) -> anyhow::Result<Outcome> {
-    let wanted = match &args.gpu {
-        Some(text) => Some(
-            text.parse::<PciAddress>()
-                .map_err(|e| ExitError::new(EXIT_ERROR, format!("--gpu: {e}")))?,
-        ),
-        None => None,
-    };
+    let wanted = args.gpu;
     let host = Host::read(&HostRoot::new(root)).context("reading the host")?;
     let ctx = Context::new(&host, wanted);
     let report = Report::build(&ctx);

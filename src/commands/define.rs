@@ -5,19 +5,17 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow, bail};
 
-use crate::cli::DefineArgs;
+use crate::cli::{DefineArgs, GpuChoice};
 use crate::domain::identity::FunctionIdentity;
 use crate::domain::looking_glass::LookingGlass;
-use crate::domain::pinning::{Cpus, PinRequest};
+use crate::domain::pinning::Cpus;
 use crate::domain::render::{self, Scope};
-use crate::domain::spec::{
-    self, Disk, DisplayMode, DomainSpec, Evdev, GpuPassthrough, Hugepages, Network, VirtType,
-};
+use crate::domain::spec::{self, Disk, DisplayMode, DomainSpec, Evdev, GpuPassthrough};
 use crate::domain::spice_graphics;
 use crate::domain::template;
 use crate::host::display;
 use crate::host::gpu::{CandidateError, guest_candidate};
-use crate::host::{Host, HostRoot, PciAddress};
+use crate::host::{Host, HostRoot};
 use crate::report::Outcome;
 
 /// Where keyboards and mice have stable names.
@@ -121,7 +119,7 @@ fn define_in_libvirt(
                 spec.name
             );
         }
-        create_disk(spec.disk.as_ref(), &args.disk_size)?;
+        create_disk(spec.disk.as_ref(), args.disk_size)?;
         let xml = render::render(template_xml, spec, Scope::Define, &[])?;
         spice_graphics::secure(&xml, &new_spice_password()?)?
     };
@@ -208,8 +206,7 @@ fn missing_media(spec: &DomainSpec) -> Vec<&'static str> {
 /// Everything about the domain, checked against the host.
 fn build_spec(host: &Host, args: &DefineArgs, name: String) -> anyhow::Result<DomainSpec> {
     super::check_user(&host.root, args.user.as_deref())?;
-    let virt_type = VirtType::parse(&args.virt_type)?;
-    let memory_kib = spec::parse_size_kib(&args.memory)?;
+    let memory_kib = args.memory.kib;
     if memory_kib > host.memory.total_kib {
         bail!(
             "--memory {} ({} MiB) is more than this host has ({} MiB in total)",
@@ -218,17 +215,14 @@ fn build_spec(host: &Host, args: &DefineArgs, name: String) -> anyhow::Result<Do
             host.memory.total_kib / 1024
         );
     }
-    let hugepages = Hugepages::parse(&args.hugepages)?;
+    let hugepages = args.hugepages;
     hugepages.check(memory_kib)?;
-    let looking_glass = LookingGlass::parse(&args.looking_glass)?;
+    let looking_glass = args.looking_glass;
     let cpus = Cpus::from_topology(&host.cpu);
-    let pins = cpus.plan(&PinRequest::parse(&args.pin)?, args.vcpus)?;
+    let pins = cpus.plan(&args.pin, args.vcpus)?;
     let gpu = choose_gpu(host, args)?;
-    if looking_glass != LookingGlass::Off {
-        check_shm_name(&args.shm_name)?;
-    }
-    let display = match args.display.as_deref() {
-        Some(text) => Some(DisplayMode::parse(text)?),
+    let display = match args.display {
+        Some(mode) => Some(mode),
         None if args.update => None,
         None if args.iso.is_some() => Some(DisplayMode::Install),
         // No Looking Glass and no ISO: the template's own video device stays.
@@ -250,7 +244,7 @@ fn build_spec(host: &Host, args: &DefineArgs, name: String) -> anyhow::Result<Do
     let media: Vec<PathBuf> = iso.iter().chain(&drivers).cloned().collect();
     Ok(DomainSpec {
         name,
-        virt_type,
+        virt_type: args.virt_type,
         memory_kib,
         pins,
         amd: cpus.amd,
@@ -278,17 +272,16 @@ fn build_spec(host: &Host, args: &DefineArgs, name: String) -> anyhow::Result<Do
         hide_hypervisor: args.hide_hypervisor,
         single_gpu: args.single_gpu,
         user: args.user.clone(),
-        network: Network::parse(&args.network)?,
+        network: args.network.clone(),
     })
 }
 
 /// The GPU for `--gpu` (or the one candidate), refused when it is the host's display (without
 /// `--single-gpu`) or its IOMMU group holds devices that are not part of the card.
 fn choose_gpu(host: &Host, args: &DefineArgs) -> anyhow::Result<Option<GpuPassthrough>> {
-    let wanted = match args.gpu.as_deref() {
-        Some("none") => return Ok(None),
-        Some(text) => {
-            let address: PciAddress = text.parse()?;
+    let wanted = match args.gpu {
+        Some(GpuChoice::None) => return Ok(None),
+        Some(GpuChoice::At(address)) => {
             let device = host.device(address).ok_or_else(|| {
                 anyhow!("there is no PCI device {address} on this host (see `vmgpu gpus`)")
             })?;
@@ -363,19 +356,6 @@ fn choose_gpu(host: &Host, args: &DefineArgs) -> anyhow::Result<Option<GpuPassth
     }))
 }
 
-/// A name that stays inside `/dev/shm`.
-fn check_shm_name(name: &str) -> anyhow::Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 255
-        && name != "."
-        && name != ".."
-        && !name.contains(['/', '\0', '\'', '"', '<', '&']);
-    if !ok {
-        bail!("--shm-name {name:?} is not a file name under /dev/shm");
-    }
-    Ok(())
-}
-
 /// An existing ISO 9660 / UDF image (the "CD001" / "BEA01" volume descriptor at 32 KiB), as an absolute path.
 fn check_iso(path: &Path, option: &str) -> anyhow::Result<PathBuf> {
     use std::io::{Read, Seek, SeekFrom};
@@ -440,13 +420,13 @@ const QEMU_IMG_DEADLINE: std::time::Duration = std::time::Duration::from_secs(12
 
 /// Creates a missing disk image with `qemu-img`.
 #[cfg(feature = "libvirt")]
-fn create_disk(disk: Option<&Disk>, size: &str) -> anyhow::Result<()> {
+fn create_disk(disk: Option<&Disk>, size: spec::Size) -> anyhow::Result<()> {
     let Some(disk) = disk else { return Ok(()) };
     if disk.path.exists() {
         return Ok(());
     }
     use crate::ops::process::{Output, Program};
-    let kib = spec::parse_size_kib(size)?;
+    let kib = size.kib;
     let done = Program::new("qemu-img")
         .args(["create", "-q", "-f", disk.format])
         .arg(&disk.path)

@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::Context;
 
 use crate::cli::SetupArgs;
-use crate::host::{Host, HostRoot, PciAddress};
+use crate::host::{Host, HostRoot};
 use crate::report::{EXIT_ERROR, ExitError, Outcome};
 use crate::setup::apply;
 use crate::setup::inputs::SetupOptions;
@@ -36,12 +36,7 @@ pub fn run(root: &Path, args: &SetupArgs) -> anyhow::Result<Outcome> {
 
     super::check_user(&host_root, args.user.as_deref())?;
     let host = Host::read(&host_root).context("reading the host")?;
-    let gpu = args
-        .gpu
-        .as_deref()
-        .map(str::parse::<PciAddress>)
-        .transpose()
-        .map_err(|e| ExitError::new(EXIT_ERROR, e.to_string()))?;
+    let gpu = args.gpu;
     let options = SetupOptions {
         install_packages: args.install_packages,
         kvmfr: args.kvmfr,

@@ -84,7 +84,9 @@ fn print_text(root: &HostRoot, entries: &[Entry]) {
                     if journal.holds.is_empty() {
                         "no PCI devices".to_string()
                     } else {
-                        journal.holds.join(" ")
+                        let holds: Vec<String> =
+                            journal.holds.iter().map(ToString::to_string).collect();
+                        holds.join(" ")
                     }
                 );
                 for (i, step) in journal.steps.iter().enumerate() {

@@ -133,7 +133,8 @@ mod window {
         let shown = path.display();
         if path.is_dir() {
             let text = format!(
-                "--shm {shown} is a directory; give the shared-memory file (e.g. /dev/shm/looking-glass) or /dev/kvmfrN"
+                "--shm {shown} is a directory; give the shared-memory file (e.g. {}) or /dev/kvmfrN",
+                crate::domain::looking_glass::DEFAULT_SHM_FILE
             );
             return Err(ExitError::new(EXIT_ERROR, text).into());
         }

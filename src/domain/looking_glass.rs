@@ -10,8 +10,16 @@ use std::str::FromStr;
 pub const MAX_DIMENSION: u32 = 16384;
 /// The smallest width or height accepted.
 pub const MIN_DIMENSION: u32 = 64;
-/// The default name of the shared-memory file (`/dev/shm/looking-glass`), as the Looking Glass docs use.
-pub const DEFAULT_SHM_NAME: &str = "looking-glass";
+/// The one spelling of the default name, so that the name and its path below cannot drift apart.
+macro_rules! default_shm_name {
+    () => {
+        "looking-glass"
+    };
+}
+/// The default name of the shared-memory file, as the Looking Glass docs use.
+pub const DEFAULT_SHM_NAME: &str = default_shm_name!();
+/// The default shared-memory file.
+pub const DEFAULT_SHM_FILE: &str = concat!("/dev/shm/", default_shm_name!());
 
 /// A `--looking-glass` value that is not understood.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -108,6 +116,14 @@ impl FromStr for Resolution {
             height: height as u32,
             hdr,
         })
+    }
+}
+
+impl FromStr for LookingGlass {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        Self::parse(s)
     }
 }
 

@@ -100,6 +100,14 @@ impl PinRequest {
     }
 }
 
+impl std::str::FromStr for PinRequest {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Self::parse(s)
+    }
+}
+
 /// Parses a kernel-style CPU list such as `0-3,8,10-11`, keeping the order given.
 pub fn parse_cpu_list(s: &str) -> Result<Vec<u32>> {
     let syntax = || Error::Syntax(s.chars().take(64).collect());

@@ -3,7 +3,7 @@
 //! input, disks). The same rules fill a template (`define`) and edit an existing domain (`define --update`).
 use quick_xml::escape::escape;
 
-use super::looking_glass::{LookingGlass, Resolution};
+use super::looking_glass::{DEFAULT_SHM_NAME, LookingGlass, Resolution};
 use super::metadata_view;
 use super::pinning::format_cpu_list;
 use super::rewrite::{self, Rule};
@@ -524,7 +524,7 @@ fn looking_glass_rules(spec: &DomainSpec) -> Vec<Rule> {
             "shmem",
             move |_, n| {
                 n.attr("name")
-                    .is_some_and(|name| name == shm_name || name.starts_with("looking-glass"))
+                    .is_some_and(|name| name == shm_name || name.starts_with(DEFAULT_SHM_NAME))
             },
             shmem,
         )

@@ -2,6 +2,7 @@
 //! written into a template. The value types here parse the command-line forms (`16G`, `2M`, `kvm`).
 use std::fmt;
 use std::path::PathBuf;
+use std::str::FromStr;
 
 use super::looking_glass::LookingGlass;
 use super::pinning::PinPlan;
@@ -35,7 +36,8 @@ pub enum Error {
     /// `--virt-type` other than kvm or qemu.
     #[error("{0:?} is not a domain type (expected kvm, or qemu for emulation without KVM)")]
     VirtType(String),
-    #[error("--display {0:?} is not a display mode (expected install, looking-glass or both)")]
+    /// `--display` other than install, looking-glass or both.
+    #[error("{0:?} is not a display mode (expected install, looking-glass or both)")]
     Display(String),
 }
 
@@ -62,6 +64,35 @@ pub fn parse_size_kib(s: &str) -> Result<u64> {
         _ => return Err(bad()),
     };
     n.checked_mul(factor).filter(|kib| *kib > 0).ok_or_else(bad)
+}
+
+/// A size as the command line gives it (`16G`, `8192M`; a bare number is MiB), in KiB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Size {
+    /// The size in KiB (never 0).
+    pub kib: u64,
+}
+
+impl FromStr for Size {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        parse_size_kib(s).map(|kib| Self { kib })
+    }
+}
+
+/// The largest unit that shows the size exactly: `16G`, `1536M`.
+impl fmt::Display for Size {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (mut value, mut unit) = (self.kib, 'K');
+        for bigger in ['M', 'G', 'T'] {
+            if value == 0 || !value.is_multiple_of(1024) {
+                break;
+            }
+            (value, unit) = (value / 1024, bigger);
+        }
+        write!(f, "{value}{unit}")
+    }
 }
 
 /// Hugepages backing guest RAM.
@@ -108,6 +139,14 @@ impl Hugepages {
     }
 }
 
+impl FromStr for Hugepages {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Self::parse(s)
+    }
+}
+
 impl fmt::Display for Hugepages {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -146,6 +185,14 @@ impl VirtType {
     }
 }
 
+impl FromStr for VirtType {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Self::parse(s)
+    }
+}
+
 /// The guest's network interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Network {
@@ -178,6 +225,14 @@ impl Network {
                 _ => Err(bad()),
             },
         }
+    }
+}
+
+impl FromStr for Network {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Self::parse(s)
     }
 }
 
@@ -228,6 +283,14 @@ impl DisplayMode {
     /// True when the domain has a virtual display.
     pub fn virtual_display(self) -> bool {
         self != Self::LookingGlass
+    }
+}
+
+impl FromStr for DisplayMode {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Self::parse(s)
     }
 }
 
@@ -330,6 +393,19 @@ pub struct DomainSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn test_size_shows_its_largest_exact_unit() {
+        for (given, shown) in [
+            ("16G", "16G"),
+            ("8192M", "8G"),
+            ("1536", "1536M"),
+            ("3k", "3K"),
+            ("2T", "2T"),
+        ] {
+            assert_eq!(given.parse::<Size>().unwrap().to_string(), shown, "{given}");
+        }
+    }
 
     #[test]
     fn test_parse_size_units() {

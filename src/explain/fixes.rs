@@ -126,10 +126,12 @@ pub fn kvm(c: &FixContext<'_>) -> String {
 /// AppArmor: where local rules go on this distro.
 pub fn apparmor(c: &FixContext<'_>) -> String {
     let _ = c;
-    "AppArmor refused QEMU a path: add it to /etc/apparmor.d/local/abstractions/libvirt-qemu (e.g. \
-     `/dev/shm/looking-glass rw,` or `/dev/kvmfr0 rw,`), then `systemctl reload apparmor` and start the VM \
-     again; `journalctl -k -g apparmor` shows every denial"
-        .to_string()
+    format!(
+        "AppArmor refused QEMU a path: add it to /etc/apparmor.d/local/abstractions/libvirt-qemu (e.g. \
+         `{} rw,` or `/dev/kvmfr0 rw,`), then `systemctl reload apparmor` and start the VM again; \
+         `journalctl -k -g apparmor` shows every denial",
+        crate::domain::looking_glass::DEFAULT_SHM_FILE
+    )
 }
 
 /// SELinux: labels and booleans.

@@ -13,12 +13,6 @@ pub const VFIO: &str = "vfio-pci";
 /// How long to wait for a driver to appear after `drivers_probe` (drivers may probe asynchronously).
 pub const PROBE_WAIT: Duration = Duration::from_secs(5);
 
-/// Parses a journaled address.
-pub fn parse_address(text: &str) -> Result<PciAddress> {
-    text.parse()
-        .map_err(|e: crate::host::pci::BadPciAddress| Error::Usage(e.to_string()))
-}
-
 /// Reads a device, mapping "no such directory" to [`Error::NoSuchDevice`].
 pub fn read_device(root: &HostRoot, address: PciAddress) -> Result<PciDevice> {
     if !root.exists(format!("{PCI_DEVICES}/{address}")) {

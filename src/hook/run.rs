@@ -70,7 +70,7 @@ pub fn plan(ops: &dyn HostOps, view: &HookView, config: &VmgpuConfig) -> Result<
     for (device, _) in &endpoints {
         if device.driver.as_deref() != Some(gpu::VFIO) {
             steps.push(Step::BindVfio {
-                address: device.address.to_string(),
+                address: device.address,
                 original_driver: device.driver.clone(),
                 original_override: device.driver_override.clone(),
             });
@@ -184,7 +184,7 @@ pub fn prepare(ops: &dyn HostOps, vm: &str, view: &HookView, config: &VmgpuConfi
         .ok()
         .and_then(|v| v.parse().ok());
     let mut journal = VmJournal::new(vm);
-    journal.holds = holds.iter().map(ToString::to_string).collect();
+    journal.holds = holds.clone();
     if !plan.endpoints.is_empty() && !ops.root().exists("/sys/bus/pci/drivers/vfio-pci") {
         // Without the module, drivers_probe leaves the device with no driver at all.
         ops.load_module("vfio-pci")?;
@@ -254,7 +254,7 @@ fn check_gpu_lock(store: &Store, vm: &str, holds: &[PciAddress]) -> Result<()> {
             continue;
         };
         for held in &journal.holds {
-            if let Some(address) = holds.iter().find(|a| a.to_string() == *held) {
+            if let Some(address) = holds.iter().find(|a| *a == held) {
                 return Err(Error::GpuHeld {
                     address: *address,
                     holder: other,

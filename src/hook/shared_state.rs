@@ -219,10 +219,10 @@ pub fn adopt(ops: &dyn HostOps, vm: &str, steps: &mut [Step]) -> Result<()> {
             }
             Step::MoveIrqs {
                 reserved,
-                devices,
                 originals,
+                ..
             } => {
-                super::irqs::check(reserved, devices, originals)?;
+                super::irqs::check(reserved, originals)?;
                 super::irqs::adopt(ops, vm, originals)?;
             }
             _ => {}

@@ -9,6 +9,7 @@ use super::governor::CpuFreqOriginal;
 use super::irqs::IrqOriginal;
 use super::shared_state::{self, CpuBaseline, PoolBaseline};
 use super::{governor, gpu, irqs};
+use crate::host::PciAddress;
 use crate::ops::{HostOps, NewFile};
 
 /// One host change.
@@ -18,7 +19,7 @@ pub enum Step {
     /// A PCI endpoint moved to vfio-pci.
     BindVfio {
         /// The device.
-        address: String,
+        address: PciAddress,
         /// The driver it had (`None`: none).
         original_driver: Option<String>,
         /// Its `driver_override` before (`None`: none).
@@ -121,7 +122,7 @@ pub enum Step {
         /// The CPUs this VM's vCPUs take (vCPU pins minus emulator pins).
         reserved: String,
         /// This VM's VFIO devices (their `msi_irqs` are read when the step runs).
-        devices: Vec<String>,
+        devices: Vec<PciAddress>,
         /// Every IRQ's affinity before the first vmgpu VM moved any.
         originals: Vec<IrqOriginal>,
     },
@@ -198,7 +199,7 @@ impl Step {
     /// Makes the change.
     pub fn apply(&self, ops: &dyn HostOps) -> Result<()> {
         match self {
-            Step::BindVfio { address, .. } => gpu::bind_vfio(ops, &gpu::parse_address(address)?),
+            Step::BindVfio { address, .. } => gpu::bind_vfio(ops, address),
             Step::StopUnit { unit } => Ok(ops.systemctl(&["stop", unit])?),
             Step::UnbindVtconsole { path } => Ok(ops.write(path, "0")?),
             Step::UnbindPlatform { driver, device } => Ok(ops.write(
@@ -236,10 +237,10 @@ impl Step {
             Step::PerformanceGovernor { cpus, originals } => governor::apply(ops, cpus, originals),
             Step::MoveIrqs {
                 reserved,
-                devices,
                 originals,
+                ..
             } => {
-                irqs::check(reserved, devices, originals)?;
+                irqs::check(reserved, originals)?;
                 irqs::apply(ops, originals)
             }
             Step::ShmFile {
@@ -272,7 +273,7 @@ impl Step {
                 original_override,
             } => gpu::restore_driver(
                 ops,
-                &gpu::parse_address(address)?,
+                address,
                 original_driver.as_deref(),
                 original_override.as_deref(),
             ),
@@ -357,10 +358,10 @@ impl Step {
             Step::PerformanceGovernor { cpus, originals } => governor::undo(ops, cpus, originals),
             Step::MoveIrqs {
                 reserved,
-                devices,
                 originals,
+                ..
             } => {
-                irqs::check(reserved, devices, originals)?;
+                irqs::check(reserved, originals)?;
                 irqs::undo(ops, originals)
             }
             Step::ShmFile {
@@ -377,10 +378,50 @@ impl Step {
     }
 
     /// The PCI address for a `BindVfio` step.
-    pub fn bound_address(&self) -> Option<&str> {
+    pub fn bound_address(&self) -> Option<PciAddress> {
         match self {
-            Step::BindVfio { address, .. } => Some(address),
+            Step::BindVfio { address, .. } => Some(*address),
             _ => None,
+        }
+    }
+
+    /// Every kind of step this build writes: the `step` tags of the journal.
+    pub const KINDS: &[&str] = &[
+        "bind-vfio",
+        "stop-unit",
+        "unbind-vtconsole",
+        "unbind-platform",
+        "unload-module",
+        "enable-controller",
+        "create-cgroup",
+        "restrict-unit-cpus",
+        "restrict-cgroup-cpus",
+        "hugepages",
+        "isolate-cpus",
+        "reserve-hugepages",
+        "performance-governor",
+        "move-irqs",
+        "shm-file",
+    ];
+
+    /// The step's kind: its `step` tag in the journal.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Step::BindVfio { .. } => "bind-vfio",
+            Step::StopUnit { .. } => "stop-unit",
+            Step::UnbindVtconsole { .. } => "unbind-vtconsole",
+            Step::UnbindPlatform { .. } => "unbind-platform",
+            Step::UnloadModule { .. } => "unload-module",
+            Step::EnableController { .. } => "enable-controller",
+            Step::CreateCgroup { .. } => "create-cgroup",
+            Step::RestrictUnitCpus { .. } => "restrict-unit-cpus",
+            Step::RestrictCgroupCpus { .. } => "restrict-cgroup-cpus",
+            Step::Hugepages { .. } => "hugepages",
+            Step::IsolateCpus { .. } => "isolate-cpus",
+            Step::ReserveHugepages { .. } => "reserve-hugepages",
+            Step::PerformanceGovernor { .. } => "performance-governor",
+            Step::MoveIrqs { .. } => "move-irqs",
+            Step::ShmFile { .. } => "shm-file",
         }
     }
 }

@@ -7,34 +7,31 @@ use super::cpus::CGROUP;
 use super::hugepages::POOLS;
 use super::shm::{SHM_DIR, valid_name};
 use super::step::Step;
-use crate::host::PciAddress;
 use crate::journal::Entry;
 
 /// The longest name or path accepted from a journal.
 const MAX_LEN: usize = 4096;
 
 impl Entry for Step {
-    fn check(&self) -> Result<(), String> {
-        let kind = kind(self);
-        check_step(self).map_err(|problem| format!("({kind}) {problem}"))
+    fn known_kind(raw: &serde_json::Value) -> Option<&str> {
+        raw.get("step")?
+            .as_str()
+            .filter(|kind| Step::KINDS.contains(kind))
     }
-}
 
-fn kind(step: &Step) -> String {
-    serde_json::to_value(step)
-        .ok()
-        .and_then(|v| v.get("step").and_then(|s| s.as_str().map(str::to_string)))
-        .unwrap_or_default()
+    fn check(&self) -> Result<(), String> {
+        check_step(self).map_err(|problem| format!("({}) {problem}", self.kind()))
+    }
 }
 
 fn check_step(step: &Step) -> Result<(), String> {
     match step {
+        // PCI addresses are typed: a journal whose address is not one does not even parse.
         Step::BindVfio {
-            address,
             original_driver,
             original_override,
+            ..
         } => {
-            pci_address(address)?;
             if let Some(driver) = original_driver {
                 plain_name("driver", driver)?;
             }
@@ -116,14 +113,11 @@ fn check_step(step: &Step) -> Result<(), String> {
         }
         Step::MoveIrqs {
             reserved,
-            devices,
             originals,
+            ..
         } => {
             cpu_list(reserved)?;
-            for device in devices {
-                pci_address(device)?;
-            }
-            super::irqs::check(reserved, devices, originals)
+            super::irqs::check(reserved, originals)
                 .map(|_| ())
                 .map_err(|e| e.to_string())
         }
@@ -187,16 +181,6 @@ fn hugepage_pool(path: &str, size_kib: u64) -> Result<(), String> {
             path,
             &format!("the nr_hugepages of a {size_kib} KiB hugepage pool"),
         ))
-    }
-}
-
-fn pci_address(address: &str) -> Result<(), String> {
-    match address.parse::<PciAddress>() {
-        Ok(parsed) if parsed.to_string() == address => Ok(()),
-        _ => Err(format!(
-            "{:?} is not a PCI address (DDDD:BB:SS.F)",
-            cut(address)
-        )),
     }
 }
 
@@ -324,7 +308,7 @@ mod tests {
                 original: 0,
             },
             Step::BindVfio {
-                address: "0000:01:00.0".into(),
+                address: "0000:01:00.0".parse().unwrap(),
                 original_driver: Some("snd_hda_intel".into()),
                 original_override: None,
             },
@@ -364,12 +348,7 @@ mod tests {
             cgroup_cpus("/sys/fs/cgroup/cpuset.cpus"),
             cgroup_cpus("/sys/fs/cgroupx/a/cpuset.cpus"),
             Step::BindVfio {
-                address: "0000:01:00.0/../../../../etc".into(),
-                original_driver: None,
-                original_override: None,
-            },
-            Step::BindVfio {
-                address: "0000:01:00.0".into(),
+                address: "0000:01:00.0".parse().unwrap(),
                 original_driver: Some("../../../../etc".into()),
                 original_override: None,
             },
@@ -446,7 +425,7 @@ mod tests {
     fn irqs(devices: &[&str], irq: u32, cpus: &str) -> Step {
         Step::MoveIrqs {
             reserved: "2-3".into(),
-            devices: devices.iter().map(|d| d.to_string()).collect(),
+            devices: devices.iter().map(|d| d.parse().unwrap()).collect(),
             originals: vec![super::super::irqs::IrqOriginal {
                 irq,
                 cpus: cpus.into(),
@@ -463,7 +442,6 @@ mod tests {
             governor("2-3", 2, "schedutil\n"),
             governor("2-3", 9, "schedutil"),
             governor("2;rm", 2, "schedutil"),
-            irqs(&["0000:01:00.0/../../x"], 24, "0-3"),
             irqs(&[], 1 << 21, "0-3"),
             irqs(&[], 24, "/etc"),
         ] {
@@ -472,6 +450,101 @@ mod tests {
         // a knob outside the closed set does not even parse
         let json = r#"{"step":"performance-governor","cpus":"2","originals":[{"cpu":2,"knob":"../x","value":"a"}]}"#;
         assert!(serde_json::from_str::<Step>(json).is_err());
+    }
+
+    #[test]
+    fn test_an_address_that_is_not_one_does_not_parse() {
+        for json in [
+            r#"{"step":"bind-vfio","address":"0000:01:00.0/../../../../etc","original_driver":null,"original_override":null}"#,
+            r#"{"step":"bind-vfio","address":"1:00.0","original_driver":null,"original_override":null}"#,
+            r#"{"step":"move-irqs","reserved":"2-3","devices":["0000:01:00.0/../../x"],"originals":[]}"#,
+        ] {
+            let err = serde_json::from_str::<Step>(json).unwrap_err();
+            assert!(err.to_string().contains("is not a PCI address"), "{err}");
+        }
+    }
+
+    #[test]
+    fn test_a_journal_an_earlier_build_wrote_loads_typed_and_saves_the_same() {
+        let text = r#"{
+  "format": 1,
+  "vm": "vm",
+  "phase": "prepared",
+  "pid": 7,
+  "started_unix": 0,
+  "holds": [
+    "0000:01:00.0",
+    "0000:01:00.1"
+  ],
+  "steps": [
+    {
+      "step": "bind-vfio",
+      "address": "0000:01:00.1",
+      "original_driver": "snd_hda_intel",
+      "original_override": null
+    },
+    {
+      "step": "move-irqs",
+      "reserved": "2-3",
+      "devices": [
+        "0000:01:00.0"
+      ],
+      "originals": []
+    }
+  ]
+}"#;
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("run/vmgpu");
+        std::fs::create_dir_all(&run).unwrap();
+        std::fs::write(run.join("vm.json"), text).unwrap();
+        let store = crate::journal::Store::new(&crate::host::HostRoot::new(dir.path()));
+        let journal = store.load::<Step>("vm").unwrap().unwrap();
+        let gpu: crate::host::PciAddress = "0000:01:00.0".parse().unwrap();
+        assert_eq!(journal.holds, [gpu, gpu.with_function(1)]);
+        assert_eq!(journal.steps[0].bound_address(), Some(gpu.with_function(1)));
+        let _lock = store.lock().unwrap();
+        store.save(&journal).unwrap();
+        assert_eq!(std::fs::read_to_string(run.join("vm.json")).unwrap(), text);
+    }
+
+    #[test]
+    fn test_every_kind_is_its_journal_tag() {
+        let mut steps = vec![
+            shm("/dev/shm/a"),
+            cgroup_cpus("/sys/fs/cgroup/a/cpuset.cpus"),
+            isolate("system.slice", "2"),
+            reserve(2048, None),
+            governor("2", 2, "schedutil"),
+            irqs(&["0000:01:00.0"], 24, "0-3"),
+        ];
+        steps.extend(
+            [
+                r#"{"step":"bind-vfio","address":"0000:01:00.0","original_driver":null,"original_override":null}"#,
+                r#"{"step":"stop-unit","unit":"a.service"}"#,
+                r#"{"step":"unbind-vtconsole","path":"/sys/class/vtconsole/vtcon1/bind"}"#,
+                r#"{"step":"unbind-platform","driver":"a","device":"b"}"#,
+                r#"{"step":"unload-module","module":"a"}"#,
+                r#"{"step":"enable-controller","path":"/sys/fs/cgroup/cgroup.subtree_control","controller":"cpuset"}"#,
+                r#"{"step":"create-cgroup","path":"/sys/fs/cgroup/a"}"#,
+                r#"{"step":"restrict-unit-cpus","unit":"a.slice","cpus":"0","original":""}"#,
+                r#"{"step":"hugepages","path":"/x","size_kib":2048,"needed":1,"original":0}"#,
+            ]
+            .map(|json| serde_json::from_str::<Step>(json).unwrap()),
+        );
+        let mut kinds: Vec<&str> = steps.iter().map(Step::kind).collect();
+        for step in &steps {
+            let value = serde_json::to_value(step).unwrap();
+            assert_eq!(value["step"], step.kind(), "{step:?}");
+            assert_eq!(Step::known_kind(&value), Some(step.kind()));
+        }
+        kinds.sort_unstable();
+        let mut all = Step::KINDS.to_vec();
+        all.sort_unstable();
+        assert_eq!(kinds, all, "one step of every kind");
+        assert_eq!(
+            Step::known_kind(&serde_json::json!({"step": "format-disk"})),
+            None
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::root::{self, HostRoot};
 
@@ -86,6 +86,29 @@ impl fmt::Display for PciAddress {
 impl Serialize for PciAddress {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
+    }
+}
+
+/// Only the form [`Serialize`] writes (`0000:04:00.0`): what vmgpu stores (the journal) it reads back as it
+/// wrote it, and anything else there was not written by vmgpu.
+impl<'de> Deserialize<'de> for PciAddress {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        PciAddress::parse_canonical(&text).map_err(|BadPciAddress(shown)| {
+            serde::de::Error::custom(format_args!(
+                "{shown:?} is not a PCI address (DDDD:BB:SS.F)"
+            ))
+        })
+    }
+}
+
+impl PciAddress {
+    /// Parses only the canonical form `DDDD:BB:SS.F` (lower-case hex, every field at full width).
+    pub fn parse_canonical(text: &str) -> Result<Self, BadPciAddress> {
+        match text.parse::<PciAddress>() {
+            Ok(address) if address.to_string() == text => Ok(address),
+            _ => Err(BadPciAddress(text.chars().take(64).collect())),
+        }
     }
 }
 
@@ -303,6 +326,27 @@ mod tests {
         assert_eq!(a.to_string(), "0000:04:00.1");
         let short: PciAddress = "04:00.0".parse().unwrap();
         assert_eq!(short.to_string(), "0000:04:00.0");
+    }
+
+    #[test]
+    fn test_pci_address_deserializes_only_the_form_it_serializes() {
+        let a: PciAddress = serde_json::from_str("\"0000:04:00.1\"").unwrap();
+        assert_eq!(serde_json::to_string(&a).unwrap(), "\"0000:04:00.1\"");
+        for bad in [
+            "04:00.1",
+            "0000:04:00.1/..",
+            "0000:04:0.1",
+            "0000:4A:00.1",
+            " 0000:04:00.1",
+            "7",
+        ] {
+            let err = serde_json::from_str::<PciAddress>(&format!("{bad:?}")).unwrap_err();
+            assert!(
+                err.to_string().contains("is not a PCI address"),
+                "{bad}: {err}"
+            );
+        }
+        assert!(serde_json::from_str::<PciAddress>("4").is_err());
     }
 
     #[test]

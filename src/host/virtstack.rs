@@ -1,8 +1,9 @@
 //! The virtualization stack as files under the root: the QEMU binary, OVMF firmware descriptors
 //! (`/usr/share/qemu/firmware/*.json`) and the files they name, the libvirt daemon (libvirtd or the modular
 //! virtqemud; installed, enabled, running — from binaries, systemd `.wants` links, sockets and `/proc/*/comm`,
-//! never by calling libvirt), `/dev/kvm`, the qemu hook, `libvirt-guests`, Looking Glass shared memory and the
-//! MAC (AppArmor / SELinux) state.
+//! never by calling libvirt), `/dev/kvm`, the qemu hook, `libvirt-guests`, the kvmfr device and the MAC
+//! (AppArmor / SELinux) state. (A VM's Looking Glass file in `/dev/shm` is named by its domain: `check`
+//! reads it with [`Node::read`].)
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -126,6 +127,23 @@ pub struct Node {
     pub group: Option<String>,
 }
 
+impl Node {
+    /// The file or node at a host path, with its owner's and group's names (`None`: it does not exist).
+    /// For a file outside the snapshot, such as a VM's Looking Glass file in `/dev/shm`.
+    pub fn read(root: &HostRoot, path: &str) -> root::Result<Option<Node>> {
+        let Some(stat) = root.stat(path)? else {
+            return Ok(None);
+        };
+        let names = Accounts::read(root)?;
+        Ok(Some(Node {
+            path: path.to_string(),
+            owner: names.users.get(&stat.uid).cloned(),
+            group: names.groups.get(&stat.gid).cloned(),
+            stat,
+        }))
+    }
+}
+
 /// The qemu hook as installed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Hook {
@@ -176,8 +194,6 @@ pub struct VirtStack {
     pub guests_on_shutdown: Option<String>,
     /// The libvirt-guests config file found, if any.
     pub guests_config: Option<String>,
-    /// `/dev/shm/looking-glass`.
-    pub shm_file: Option<Node>,
     /// `/dev/kvmfr0`.
     pub kvmfr: Option<Node>,
     /// `swtpm` is installed (TPM 2.0 for Windows 11).
@@ -214,7 +230,6 @@ impl VirtStack {
             hook: read_hook(root, nixos, &node)?,
             guests_on_shutdown,
             guests_config,
-            shm_file: node("/dev/shm/looking-glass")?,
             kvmfr: node("/dev/kvmfr0")?,
             swtpm: root.exists("/usr/bin/swtpm") || root.exists("/run/current-system/sw/bin/swtpm"),
             mac: read_mac(root)?,

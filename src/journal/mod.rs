@@ -10,8 +10,9 @@
 //! # Trust
 //! A journal is data, never an order. Loading one checks, before any step is acted on: the file is a regular
 //! file (not a symlink), its `format` is [`FORMAT`], its `vm` is the VM its file is named after, every held
-//! address is a PCI address, and every step passes [`Entry::check`] (it names only the kind of object that
-//! step owns). The directory is vmgpu's own (owned by the running user, mode 0700) and temporaries are
+//! address parses as a [`PciAddress`] (in the one form vmgpu writes), every step parses as a step of a kind
+//! this build writes (its typed fields included), and passes [`Entry::check`] (it names only the kind of
+//! object that step owns). The directory is vmgpu's own (owned by the running user, mode 0700) and temporaries are
 //! created exclusively, never through a link.
 use std::fs::File;
 use std::io::Read;
@@ -38,6 +39,10 @@ pub const MAX_BYTES: u64 = 1 << 20;
 
 /// A journaled step: what [`Store::load`] checks before anything acts on it.
 pub trait Entry: Serialize + DeserializeOwned {
+    /// The kind a step read from a journal says it is, when it is a kind this build writes (`None`: not a
+    /// step of this build; the journal is then corrupt rather than untrusted).
+    fn known_kind(raw: &serde_json::Value) -> Option<&str>;
+
     /// Refuses a step that names anything but the kind of object it owns (a path outside its place, a
     /// name that is not a plain name); the message says what is wrong.
     fn check(&self) -> std::result::Result<(), String>;
@@ -146,7 +151,7 @@ pub struct Journal<S> {
     /// Seconds since the epoch when `prepare` started.
     pub started_unix: u64,
     /// PCI addresses this VM holds (the per-GPU lock).
-    pub holds: Vec<String>,
+    pub holds: Vec<PciAddress>,
     /// The steps, each written before it was applied.
     pub steps: Vec<S>,
 }
@@ -175,6 +180,10 @@ mod tests {
 
     /// A test step: "bad" is refused.
     impl Entry for String {
+        fn known_kind(raw: &serde_json::Value) -> Option<&str> {
+            raw.as_str()
+        }
+
         fn check(&self) -> std::result::Result<(), String> {
             if self == "bad" {
                 Err("bad step".into())
@@ -253,10 +262,16 @@ mod tests {
         let err = store.load::<String>("vm").unwrap_err();
         assert!(err.to_string().contains("step 2: bad step"), "{err}");
         journal.steps.clear();
-        journal.holds = vec!["../../etc".into()];
-        write_journal(&dir, "vm.json", &serde_json::to_string(&journal).unwrap());
+        let mut text = serde_json::to_value(&journal).unwrap();
+        text["holds"] = serde_json::json!(["../../etc"]);
+        write_journal(&dir, "vm.json", &text.to_string());
         let err = store.load::<String>("vm").unwrap_err();
-        assert!(err.to_string().contains("holds"), "{err}");
+        assert!(matches!(err, Error::Untrusted { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .contains("holds: \"../../etc\" is not a PCI address"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The journal directory: the lock, and loading, saving, removing and listing journals.
-use super::trust::{Header, cut, own_dir, read_journal};
+use super::trust::{Header, own_dir, read_journal, typed};
 use super::*;
 
 /// The journal directory of one host root.
@@ -83,24 +83,7 @@ impl Store {
                 inside: header.vm.chars().take(64).collect(),
             });
         }
-        let journal: Journal<S> = serde_json::from_slice(&bytes).map_err(corrupt)?;
-        let untrusted = |what: String, problem: String| Error::Untrusted {
-            path: path.clone(),
-            what,
-            problem,
-        };
-        for held in &journal.holds {
-            if held.parse::<PciAddress>().map(|a| a.to_string()).as_deref() != Ok(held.as_str()) {
-                return Err(untrusted(
-                    "holds".into(),
-                    format!("{:?} is not a PCI address", cut(held)),
-                ));
-            }
-        }
-        for (index, step) in journal.steps.iter().enumerate() {
-            step.check()
-                .map_err(|problem| untrusted(format!("step {}", index + 1), problem))?;
-        }
+        let journal = typed(&path, &bytes)?;
         Ok(Some(journal))
     }
 

@@ -1,4 +1,5 @@
-//! Checks before a journal is read: the file is no link and not oversized, the directory is vmgpu's own.
+//! Checks before a journal is read: the file is no link and not oversized, the directory is vmgpu's own;
+//! then the typed read, which names the held address or the step that is not what vmgpu writes.
 use super::*;
 
 /// What is read of a journal before its steps.
@@ -6,6 +7,62 @@ use super::*;
 pub(super) struct Header {
     pub(super) format: serde_json::Value,
     pub(super) vm: String,
+}
+
+/// A journal whose held addresses and steps are not parsed yet, so that a bad one can be named.
+#[derive(Deserialize)]
+struct Raw {
+    vm: String,
+    phase: Phase,
+    pid: u32,
+    started_unix: u64,
+    holds: Vec<serde_json::Value>,
+    steps: Vec<serde_json::Value>,
+}
+
+/// The typed journal (its header already checked): a broken structure or a step of a kind this build does
+/// not write is corrupt; a held address or a step of a known kind that does not parse, or fails
+/// [`Entry::check`], is untrusted, and the message names it.
+pub(super) fn typed<S: Entry>(path: &Path, bytes: &[u8]) -> Result<Journal<S>> {
+    let corrupt = |source| Error::Corrupt {
+        path: path.to_path_buf(),
+        source,
+    };
+    let untrusted = |what: String, problem: String| Error::Untrusted {
+        path: path.to_path_buf(),
+        what,
+        problem,
+    };
+    let raw: Raw = serde_json::from_slice(bytes).map_err(corrupt)?;
+    let holds = raw
+        .holds
+        .iter()
+        .map(|held| {
+            PciAddress::deserialize(held).map_err(|e| untrusted("holds".into(), e.to_string()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut steps = Vec::with_capacity(raw.steps.len());
+    for (index, value) in raw.steps.iter().enumerate() {
+        let what = || format!("step {}", index + 1);
+        let step = match S::deserialize(value) {
+            Ok(step) => step,
+            Err(e) => match S::known_kind(value) {
+                Some(kind) => return Err(untrusted(what(), format!("({}) {e}", cut(kind)))),
+                None => return Err(corrupt(e)),
+            },
+        };
+        step.check().map_err(|problem| untrusted(what(), problem))?;
+        steps.push(step);
+    }
+    Ok(Journal {
+        format: FORMAT,
+        vm: raw.vm,
+        phase: raw.phase,
+        pid: raw.pid,
+        started_unix: raw.started_unix,
+        holds,
+        steps,
+    })
 }
 
 /// The journal's bytes (`None`: no journal). A link, a non-regular file or an oversized file is refused.

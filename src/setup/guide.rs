@@ -9,8 +9,9 @@ use super::plan::{CommandKind, Plan, PlanCommand, Promise, Runs};
 pub const KVM_CONF: &str = "/etc/modprobe.d/kvm.conf";
 /// The tmpfiles.d entry for the shared-memory file.
 pub const TMPFILES: &str = "/etc/tmpfiles.d/10-looking-glass.conf";
-/// The shared-memory file.
-pub const SHM_FILE: &str = "/dev/shm/looking-glass";
+/// The shared-memory file (the default name; a domain defined with another `--shm-name` gets its file from
+/// the hook).
+pub const SHM_FILE: &str = crate::domain::looking_glass::DEFAULT_SHM_FILE;
 
 const HEADER: &str = "# vmgpu setup:";
 
@@ -160,11 +161,9 @@ fn daemon(inputs: &SetupInputs, plan: &mut Plan) {
 
 fn groups(inputs: &SetupInputs, plan: &mut Plan) {
     let Some(user) = &inputs.user else {
-        plan.notes.push(
-            "no desktop user given (--user or sudo): skipped the libvirt/kvm groups and the owner of \
-             /dev/shm/looking-glass"
-                .to_string(),
-        );
+        plan.notes.push(format!(
+            "no desktop user given (--user or sudo): skipped the libvirt/kvm groups and the owner of {SHM_FILE}"
+        ));
         return;
     };
     let wanted: &[&str] = if inputs.family == Family::NixOs {

@@ -236,6 +236,12 @@ fn hostile_steps() -> Vec<(&'static str, Value)> {
         ("bind-vfio", bind("../../../../../tmp/x", None, None)),
         ("bind-vfio", bind("0000:01:00.0/../../../..", None, None)),
         ("bind-vfio", bind("1:00.0", None, None)),
+        // typed addresses take only the form vmgpu writes
+        ("bind-vfio", bind("0000:0A:00.0", None, None)),
+        (
+            "bind-vfio",
+            json!({"step": "bind-vfio", "address": 7, "original_driver": null, "original_override": null}),
+        ),
         (
             "bind-vfio",
             bind("0000:01:00.0", Some("../../../../../tmp/x"), None),
@@ -284,6 +290,10 @@ fn hostile_steps() -> Vec<(&'static str, Value)> {
             "move-irqs",
             json!({"step": "move-irqs", "reserved": "2-3", "devices": [], "originals": [{"irq": 9, "cpus": "0-1 /etc"}]}),
         ),
+        (
+            "move-irqs",
+            json!({"step": "move-irqs", "reserved": "2-3", "devices": ["01:00.0"], "originals": []}),
+        ),
     ]
 }
 
@@ -318,6 +328,8 @@ fn broken_journals() -> Vec<(String, String, &'static str)> {
         json!(["../../etc"]),
         json!(["0000:01:00.0/.."]),
         json!([""]),
+        json!(["01:00.0"]),
+        json!([7]),
     ] {
         out.push((format!("holds {holds}"), with("holds", holds), "holds"));
     }

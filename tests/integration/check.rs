@@ -183,3 +183,70 @@ fn test_check_amd_reset_bug_card_warns_vendor_reset() {
     assert_eq!(f["severity"], "WARN", "{f}");
     assert!(f["fix"].as_str().unwrap().contains("vendor-reset"), "{f}");
 }
+
+/// The `looking_glass.shm` findings of a check report.
+fn shm_findings(report: &serde_json::Value) -> Vec<serde_json::Value> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["id"] == "looking_glass.shm")
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn test_check_inspects_the_shm_file_its_domain_names() {
+    // The fixture's /dev/shm/looking-glass is 0644 (a WARN while no domain names another file); its one vmgpu
+    // domain is defined with `--shm-name lg-gpu-vm`.
+    let root = fixtures::copy_of("ubuntu-builtin-vfio-twins");
+    let (_, before) = json(root.path(), &[]);
+    let default = shm_findings(&before);
+    assert_eq!(default.len(), 1);
+    assert_eq!(default[0]["severity"], "WARN", "{default:?}");
+    assert!(
+        default[0]["what"]
+            .as_str()
+            .unwrap()
+            .starts_with("/dev/shm/looking-glass is")
+    );
+
+    let xml = crate::fakehost::domain("gpu-vm.xml")
+        .replace("<shmem name='looking-glass'>", "<shmem name='lg-gpu-vm'>");
+    assert!(xml.contains("lg-gpu-vm"));
+    std::fs::create_dir_all(root.path().join("etc/libvirt/qemu")).unwrap();
+    std::fs::write(root.path().join("etc/libvirt/qemu/gpu-vm.xml"), xml).unwrap();
+    let (_, absent) = json(root.path(), &[]);
+    let shm = shm_findings(&absent);
+    assert_eq!(shm.len(), 1, "{shm:?}");
+    assert_eq!(shm[0]["severity"], "PASS");
+    assert!(
+        shm[0]["what"]
+            .as_str()
+            .unwrap()
+            .starts_with("VM gpu-vm: /dev/shm/lg-gpu-vm does not exist yet"),
+        "{shm:?}"
+    );
+
+    std::fs::write(root.path().join("dev/shm/lg-gpu-vm"), "").unwrap();
+    let stat = root.path().join("node-stat.txt");
+    let mut lines = std::fs::read_to_string(&stat).unwrap();
+    lines.push_str("/dev/shm/lg-gpu-vm f 0640 107 107 1727003000\n");
+    std::fs::write(&stat, lines).unwrap();
+    let (_, present) = json(root.path(), &[]);
+    let shm = shm_findings(&present);
+    assert_eq!(shm.len(), 1, "{shm:?}");
+    assert_eq!(shm[0]["severity"], "WARN");
+    let what = shm[0]["what"].as_str().unwrap();
+    assert!(
+        what.starts_with("VM gpu-vm: /dev/shm/lg-gpu-vm is") && what.contains("0640"),
+        "{what}"
+    );
+    assert!(
+        shm[0]["fix"]
+            .as_str()
+            .unwrap()
+            .contains("chmod 0660 /dev/shm/lg-gpu-vm"),
+        "{shm:?}"
+    );
+}
