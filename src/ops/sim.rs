@@ -13,7 +13,8 @@
 //! Programs ([`HostOps::run`]): a root that brings its own (an executable at the usual places, as in the
 //! setup harness's distro roots) runs them for real inside it (`chroot`); otherwise the command line is
 //! appended to `/run/vmgpu-sim/commands` and its effect on what vmgpu reads back is simulated
-//! (`systemctl`, `usermod --append --groups` edits `/etc/group`); everything else is only recorded.
+//! (`systemctl`, `usermod --append --groups` edits `/etc/group`, `setsebool -P` sets the boolean); everything
+//! else is only recorded.
 // The simulated kernel edits a test tree the way the kernel edits sysfs (driver links, module directories,
 // attribute files); it never runs on `/` (`ops::for_root`), so it writes with std directly.
 #![allow(clippy::disallowed_methods)]
@@ -365,6 +366,12 @@ impl HostOps for SimOps {
                     command: line,
                     detail: e.to_string(),
                 }),
+            ("setsebool", ["-P", name, value]) => {
+                self.set_boolean(name, value).map_err(|e| Error::Command {
+                    command: line,
+                    detail: e.to_string(),
+                })
+            }
             _ => Ok(()),
         }
     }
@@ -486,6 +493,16 @@ impl SimOps {
             return Ok(());
         }
         std::os::unix::fs::symlink(format!("/usr/lib/systemd/system/{unit}"), link)
+    }
+
+    /// `setsebool -P NAME on|off`: the boolean's current and pending value, where the tree has it.
+    fn set_boolean(&self, name: &str, value: &str) -> io::Result<()> {
+        let path = self.full(&format!("/sys/fs/selinux/booleans/{name}"));
+        if !path.is_file() {
+            return Ok(());
+        }
+        let bit = u8::from(matches!(value, "on" | "1" | "true"));
+        std::fs::write(path, format!("{bit} {bit}"))
     }
 
     /// `usermod --append --groups A,B user`: the user joins the member lists in `/etc/group`.
