@@ -89,7 +89,7 @@ impl Observer for PresentLines {
 /// The placement and observer the environment asks for: [`Placement::Fit`] and none, unless
 /// `VMGPU_VIEW_TEST` is set (and not `0`).
 pub fn from_env() -> (Placement, Option<Box<dyn Observer>>) {
-    if !std::env::var_os("VMGPU_VIEW_TEST").is_some_and(|v| v != "0") {
+    if std::env::var_os("VMGPU_VIEW_TEST").is_none_or(|v| v == "0") {
         return (Placement::Fit, None);
     }
     let size = std::env::var("VMGPU_VIEW_TEST_WINDOW")
