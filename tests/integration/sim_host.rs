@@ -105,6 +105,13 @@ fn test_install_on_the_seed_tree_writes_the_hook_and_a_rerun_changes_nothing() {
     assert!(stdout(&again).contains("up to date"), "{}", stdout(&again));
     assert_eq!(snapshot(root), after);
     assert_eq!(hook.metadata().unwrap().modified().unwrap(), mtime);
+
+    let gone = run(root, &["uninstall"]);
+    assert!(gone.status.success(), "{}", stderr(&gone));
+    assert_eq!(
+        changed(&before, &snapshot(root)),
+        ["run/vmgpu-sim/units/libvirtd.service"]
+    );
 }
 
 /// What setup writes on the seed host for its second GPU: the guide's files corrected, the initramfs
