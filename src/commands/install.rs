@@ -13,7 +13,6 @@ use anyhow::{Context, bail};
 
 use crate::cli::InstallArgs;
 use crate::host::HostRoot;
-use crate::ops::files;
 use crate::report::Outcome;
 
 /// A string every vmgpu binary contains; it identifies an installed hook as ours.
@@ -87,38 +86,47 @@ pub fn daemon(root: &HostRoot) -> &'static str {
     "libvirtd"
 }
 
-/// Runs `vmgpu install`.
+/// Runs `vmgpu install`. Every change goes through the root's operations (`ops::for_root`): under a
+/// `--root` tree the simulated kernel's, so nothing outside the tree changes.
 pub fn run_install(root: &Path, args: &InstallArgs) -> anyhow::Result<Outcome> {
     let root = HostRoot::new(root);
+    let ops = crate::ops::for_root(&root);
     let dir = hooks_dir(&root);
-    let main = root.path(format!("{dir}/qemu"));
-    let dropin = root.path(format!("{dir}/qemu.d/vmgpu"));
-    let target = match (slot(&main), slot(&dropin)) {
+    let main = format!("{dir}/qemu");
+    let dropin = format!("{dir}/qemu.d/vmgpu");
+    let target = match (slot(&root.path(&main)), slot(&root.path(&dropin))) {
         (Slot::Free | Slot::Ours, _) => main,
         (Slot::Foreign, Slot::Foreign) => bail!(
             "both {} and {} belong to another program; vmgpu leaves them alone (move one away and run \
              `vmgpu install` again)",
-            main.display(),
-            dropin.display()
+            root.path(&main).display(),
+            root.path(&dropin).display()
         ),
         (Slot::Foreign, _) => {
             eprintln!(
                 "vmgpu: {} is another program's hook; installing as {} (libvirt runs it after qemu)",
-                main.display(),
-                dropin.display()
+                root.path(&main).display(),
+                root.path(&dropin).display()
             );
             dropin
         }
     };
     let exe = std::env::current_exe().context("cannot find the vmgpu binary to install")?;
-    copy_executable(&exe, &target)?;
-    println!("installed the vmgpu hook as {}", target.display());
+    let bytes = std::fs::read(&exe).with_context(|| format!("cannot read {}", exe.display()))?;
+    let shown = root.path(&target);
+    if std::fs::read(&shown).is_ok_and(|old| old == bytes) {
+        println!("the vmgpu hook {} is up to date", shown.display());
+    } else {
+        // Temporary file + rename, so libvirt never runs half of it.
+        ops.replace_file(&target, &bytes, 0o755)
+            .with_context(|| format!("cannot install {}", shown.display()))?;
+        println!("installed the vmgpu hook as {}", shown.display());
+    }
     let daemon = daemon(&root);
     if args.restart {
         if !crate::hook::cpus::systemd_booted(&root) {
             bail!("systemd is not running: restart {daemon} by hand so it sees the hook");
         }
-        let ops = crate::ops::for_root(&root);
         ops.systemctl(&["restart", &format!("{daemon}.service")])
             .with_context(|| format!("cannot restart {daemon}"))?;
         println!("restarted {daemon}: the hook is active");
@@ -138,43 +146,24 @@ pub fn run_install(root: &Path, args: &InstallArgs) -> anyhow::Result<Outcome> {
 /// Runs `vmgpu uninstall`.
 pub fn run_uninstall(root: &Path, _args: &InstallArgs) -> anyhow::Result<Outcome> {
     let root = HostRoot::new(root);
+    let ops = crate::ops::for_root(&root);
     let dir = hooks_dir(&root);
     let mut removed = 0;
-    for path in [
-        root.path(format!("{dir}/qemu")),
-        root.path(format!("{dir}/qemu.d/vmgpu")),
-    ] {
-        match slot(&path) {
+    for path in [format!("{dir}/qemu"), format!("{dir}/qemu.d/vmgpu")] {
+        let shown = root.path(&path);
+        match slot(&shown) {
             Slot::Free => {}
             Slot::Ours => {
-                files::remove_file(&path)
-                    .with_context(|| format!("cannot remove {}", path.display()))?;
-                println!("removed {}", path.display());
+                ops.remove_file(&path)
+                    .with_context(|| format!("cannot remove {}", shown.display()))?;
+                println!("removed {}", shown.display());
                 removed += 1;
             }
-            Slot::Foreign => println!("left {} alone: it is not vmgpu's", path.display()),
+            Slot::Foreign => println!("left {} alone: it is not vmgpu's", shown.display()),
         }
     }
     if removed == 0 {
         println!("no vmgpu hook installed under {}", root.path(dir).display());
     }
     Ok(Outcome::Ok)
-}
-
-/// Copies `from` to `to` as a new executable file (temporary file + rename, so libvirt never runs half of it).
-fn copy_executable(from: &Path, to: &Path) -> anyhow::Result<()> {
-    let dir = to.parent().context("hook path has no directory")?;
-    files::create_dir_all(dir, 0o777)
-        .with_context(|| format!("cannot create {}", dir.display()))?;
-    let bytes = std::fs::read(from).with_context(|| format!("cannot read {}", from.display()))?;
-    let how = files::Replace {
-        temp: dir.join(".vmgpu-install.tmp"),
-        mode: 0o755,
-        owner: None,
-    };
-    let staged = files::Staged::write(to, &bytes, &how)?;
-    staged
-        .commit()
-        .with_context(|| format!("cannot install {}", to.display()))?;
-    Ok(())
 }

@@ -11,14 +11,16 @@ use crate::report::{EXIT_ERROR, ExitError, Outcome};
 use crate::setup::apply;
 use crate::setup::inputs::SetupOptions;
 use crate::setup::record::{BACKUP_DIR, Store};
-use crate::setup::runner::ProcessRunner;
+use crate::setup::runner::OpsRunner;
 use crate::setup::{plan, probe, render};
 
 /// Runs `vmgpu setup`.
 pub fn run(root: &Path, args: &SetupArgs) -> anyhow::Result<Outcome> {
     let host_root = HostRoot::new(root);
     let exe = std::env::current_exe().context("finding the vmgpu executable")?;
-    let runner = ProcessRunner::new(root, &exe);
+    // Under a root other than `/` the operations are the simulation's (`ops::sim`): nothing outside it changes.
+    let ops = crate::ops::for_root(&host_root);
+    let runner = OpsRunner::new(ops.as_ref(), &exe);
     if args.undo {
         let record = apply::undo(&host_root, &runner, args.force).context("undoing vmgpu setup")?;
         println!(

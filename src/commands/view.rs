@@ -64,12 +64,12 @@ mod window {
     use crate::shm::ShmMap;
     use crate::viewer::feed::Source;
     use crate::viewer::instance::{self, Claim};
+    use crate::viewer::observe;
     use crate::viewer::window::{self, Options};
 
     pub fn run(args: &ViewArgs) -> anyhow::Result<Outcome> {
-        let test_mode = std::env::var_os("VMGPU_VIEW_TEST").is_some_and(|v| v != "0");
         if args.demo {
-            return demo(args, test_mode);
+            return demo(args);
         }
         let (path, name) = match (&args.shm, &args.vm) {
             (Some(p), vm) => (
@@ -113,10 +113,13 @@ mod window {
                 None
             }
         };
+        // A harness's view of the window (VMGPU_VIEW_TEST), or none.
+        let (placement, observer) = observe::from_env();
         let opts = Options {
             name,
             fullscreen: args.fullscreen,
-            test_mode,
+            placement,
+            observer,
             vm: args.vm.clone(),
             instance,
             remove_on_exit: Vec::new(),
@@ -160,7 +163,7 @@ mod window {
         dir.join(format!("vmgpu-demo-{}", std::process::id()))
     }
 
-    fn demo(args: &ViewArgs, test_mode: bool) -> anyhow::Result<Outcome> {
+    fn demo(args: &ViewArgs) -> anyhow::Result<Outcome> {
         let path = demo_path();
         let map = Arc::new(
             ShmMap::create(&path, 32 << 20).context("cannot create the demo shared memory")?,
@@ -198,10 +201,12 @@ mod window {
         };
         // Ctrl+C or SIGTERM close the window cleanly (the file is removed below), or, should that hang, the
         // forced exit removes it.
+        let (placement, observer) = observe::from_env();
         let opts = Options {
             name: "demo".into(),
             fullscreen: args.fullscreen,
-            test_mode,
+            placement,
+            observer,
             vm: None,
             instance: None,
             remove_on_exit: vec![path.clone()],

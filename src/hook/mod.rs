@@ -138,7 +138,7 @@ pub fn run(root: &HostRoot, args: &[String], stdin: &mut dyn Read) -> Result<()>
                 return Ok(());
             };
             if config.viewer.launch {
-                viewer::launch(root, &event.vm, config.viewer.user.as_deref());
+                viewer::launch(ops.as_ref(), &event.vm, config.viewer.user.as_deref());
             }
             Ok(())
         }

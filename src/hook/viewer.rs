@@ -13,7 +13,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::host::HostRoot;
-use crate::ops::process::{Failure, Program};
+use crate::ops::HostOps;
+use crate::ops::process::Program;
 
 /// Set in the intermediate process's environment; `main` checks it first.
 pub const ENV_LAUNCHER: &str = "VMGPU_INTERNAL_LAUNCH_VIEWER";
@@ -108,8 +109,10 @@ pub fn session_env(root: &HostRoot, user: &Account) -> Option<Vec<(String, Strin
 /// How long the launcher may take (it only starts the viewer in a new session and exits).
 const LAUNCHER_DEADLINE: Duration = Duration::from_secs(10);
 
-/// Starts the viewer for `vm` as `user` (live host only). Problems are warnings: the VM runs regardless.
-pub fn launch(root: &HostRoot, vm: &str, user: Option<&str>) {
+/// Starts the viewer for `vm` as `user` (under a test root the simulation records the launcher's command
+/// line instead). Problems are warnings: the VM runs regardless.
+pub fn launch(ops: &dyn HostOps, vm: &str, user: Option<&str>) {
+    let root = ops.root();
     let Some(name) = user else {
         tracing::warn!("viewer launch is on but <vmgpu:viewer> names no user: not starting it");
         return;
@@ -125,12 +128,8 @@ pub fn launch(root: &HostRoot, vm: &str, user: Option<&str>) {
         );
         return;
     };
-    if !root.is_live() {
-        tracing::info!("would start `vmgpu view {vm}` as {name} with {env:?}");
-        return;
-    }
     let exe = viewer_binary();
-    let done = Program::new(&exe)
+    let launcher = Program::new(&exe)
         .arg0("vmgpu")
         .env_clear()
         .env(ENV_LAUNCHER, "1")
@@ -138,14 +137,9 @@ pub fn launch(root: &HostRoot, vm: &str, user: Option<&str>) {
         .env("VMGPU_VIEWER_GID", account.gid.to_string())
         .env("VMGPU_VIEWER_VM", vm)
         .env("VMGPU_VIEWER_USER", &account.name)
-        .envs(env)
-        .run(LAUNCHER_DEADLINE);
-    match done {
-        Ok(d) if d.status.success() => tracing::info!("started `vmgpu view {vm}` for {name}"),
-        Ok(d) => tracing::warn!("starting the viewer failed: {}", d.status),
-        Err(Failure::Start(e)) => {
-            tracing::warn!("cannot start the viewer launcher {}: {e}", exe.display())
-        }
+        .envs(env);
+    match ops.run(launcher, LAUNCHER_DEADLINE) {
+        Ok(()) => tracing::info!("started `vmgpu view {vm}` for {name}"),
         Err(e) => tracing::warn!("starting the viewer failed: {e}"),
     }
 }

@@ -7,9 +7,10 @@
 //! create, lock files, removal) and [`process`] (starting programs with a deadline and a fixed stdio
 //! policy). `clippy.toml` rejects the std writers and `Command::new` everywhere else.
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::host::HostRoot;
+use process::Program;
 
 pub mod files;
 mod fork;
@@ -103,8 +104,32 @@ pub trait HostOps {
     fn create_file(&self, file: &NewFile) -> Result<()>;
     /// Removes a file (not a directory); a missing file is not an error.
     fn remove_file(&self, path: &str) -> Result<()>;
-    /// Waits (a real sleep live, nothing in the simulation).
+    /// Runs one of the host's programs (a `vmgpu setup` command, the viewer launcher) under `deadline`,
+    /// with the stdio `program` was given; a non-zero exit is an error.
+    fn run(&self, program: Program, deadline: Duration) -> Result<()>;
+    /// Replaces (or creates) a regular file atomically and durably: a temporary beside it, fsync, rename.
+    /// Missing parent directories are created.
+    fn replace_file(&self, path: &str, bytes: &[u8], mode: u32) -> Result<()> {
+        let full = self.root().path(path);
+        let dir = full.parent().unwrap_or(std::path::Path::new("/"));
+        files::create_dir_all(dir, 0o777).map_err(|source| Error::File {
+            action: "create directory",
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let name = full.file_name().map(|n| n.to_string_lossy().into_owned());
+        let how = files::Replace {
+            temp: dir.join(format!(".{}.vmgpu-new", name.unwrap_or_default())),
+            mode,
+            owner: None,
+        };
+        files::replace(&full, bytes, &how)
+    }
+    /// Waits (a real sleep live; the simulation only moves its clock).
     fn pause(&self, duration: Duration);
+    /// The time deadlines are measured on: the real clock live, the simulation's own clock (which
+    /// [`HostOps::pause`] advances) in tests, so waiting for the kernel takes no real time there.
+    fn now(&self) -> Instant;
 }
 
 /// The operations for a root: the real ones for `/`, the simulation for any other directory.

@@ -2,7 +2,7 @@
 //! deadline; helper programs (modprobe, systemctl) run with a deadline too, stdio never inherited.
 use std::cell::RefCell;
 use std::os::unix::fs::PermissionsExt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::files;
 use super::process::{Output, Program};
@@ -65,15 +65,19 @@ impl HostOps for RealOps {
     }
 
     fn load_module(&self, module: &str) -> Result<()> {
-        run(&modprobe(), &[module], COMMAND_TIMEOUT)
+        run_program(captured(&modprobe(), &[module]), COMMAND_TIMEOUT)
     }
 
     fn unload_module(&self, module: &str) -> Result<()> {
-        run(&modprobe(), &["-r", module], COMMAND_TIMEOUT)
+        run_program(captured(&modprobe(), &["-r", module]), COMMAND_TIMEOUT)
     }
 
     fn systemctl(&self, args: &[&str]) -> Result<()> {
-        run("systemctl", args, COMMAND_TIMEOUT)
+        run_program(captured("systemctl", args), COMMAND_TIMEOUT)
+    }
+
+    fn run(&self, program: Program, deadline: Duration) -> Result<()> {
+        run_program(program, deadline)
     }
 
     fn create_dir(&self, path: &str) -> Result<()> {
@@ -104,6 +108,10 @@ impl HostOps for RealOps {
 
     fn pause(&self, duration: Duration) {
         std::thread::sleep(duration);
+    }
+
+    fn now(&self) -> Instant {
+        Instant::now()
     }
 }
 
@@ -145,11 +153,16 @@ fn modprobe() -> String {
         .map_or_else(|| "modprobe".to_string(), |p| p.to_string())
 }
 
-/// Runs a program with stdin/stdout on /dev/null and stderr captured, killing it at the deadline.
-pub fn run(program: &str, args: &[&str], timeout: Duration) -> Result<()> {
-    let program = Program::new(program)
+/// A helper program with stdin/stdout on /dev/null and stderr captured (for the error message).
+fn captured(program: &str, args: &[&str]) -> Program {
+    Program::new(program)
         .args(args)
-        .stderr(Output::Capture { max: 4096 });
+        .stderr(Output::Capture { max: 4096 })
+}
+
+/// Runs a program to its end, killing it at the deadline; a failure names the command and its status
+/// (and the start of its stderr, when captured).
+pub fn run_program(program: Program, timeout: Duration) -> Result<()> {
     let command = program.line();
     let done = program.run(timeout).map_err(|e| Error::Command {
         command: command.clone(),
@@ -158,8 +171,11 @@ pub fn run(program: &str, args: &[&str], timeout: Duration) -> Result<()> {
     if done.status.success() {
         return Ok(());
     }
-    Err(Error::Command {
-        command,
-        detail: format!("{}: {}", done.status, done.stderr_head()),
-    })
+    let head = done.stderr_head();
+    let detail = if head.is_empty() {
+        done.status.to_string()
+    } else {
+        format!("{}: {head}", done.status)
+    };
+    Err(Error::Command { command, detail })
 }

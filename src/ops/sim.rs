@@ -6,26 +6,44 @@
 //! file, a device with a `sim_busy` file blocks its unbind → timeout), `modprobe` (creates
 //! `/sys/module/M` and the driver directory), hugepage counts (capped by a `sim_max` file next to
 //! `nr_hugepages`, `free_hugepages` follows), cgroup directories, `systemctl set-property … AllowedCPUs=`
-//! (writes the unit's `cpuset.cpus`) and `systemctl start/stop` (a state file under `/run/vmgpu-sim`).
+//! (writes the unit's `cpuset.cpus`), `systemctl start/stop/restart` (a state file under `/run/vmgpu-sim`)
+//! and `systemctl enable` (the `*.target.wants` link), and time: [`HostOps::pause`] moves the simulation's
+//! clock instead of sleeping.
+//!
+//! Programs ([`HostOps::run`]): a root that brings its own (an executable at the usual places, as in the
+//! setup harness's distro roots) runs them for real inside it (`chroot`); otherwise the command line is
+//! appended to `/run/vmgpu-sim/commands` and its effect on what vmgpu reads back is simulated
+//! (`systemctl`, `usermod --append --groups` edits `/etc/group`, `setsebool -P` sets the boolean); everything
+//! else is only recorded.
 // The simulated kernel edits a test tree the way the kernel edits sysfs (driver links, module directories,
 // attribute files); it never runs on `/` (`ops::for_root`), so it writes with std directly.
 #![allow(clippy::disallowed_methods)]
+use std::cell::Cell;
 use std::io;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use super::process::{Output, Program};
 use super::{Error, HostOps, NewFile, Result};
 use crate::host::HostRoot;
+
+/// Where the simulation records the programs it was asked to run, one command line each.
+pub const COMMANDS: &str = "/run/vmgpu-sim/commands";
 
 /// The simulated kernel on a tree.
 pub struct SimOps {
     root: HostRoot,
+    /// Starts at the real time; only [`HostOps::pause`] moves it.
+    clock: Cell<Instant>,
 }
 
 impl SimOps {
     /// Simulation on `root`.
     pub fn new(root: HostRoot) -> Self {
-        Self { root }
+        Self {
+            root,
+            clock: Cell::new(Instant::now()),
+        }
     }
 
     fn full(&self, path: &str) -> PathBuf {
@@ -293,15 +311,66 @@ impl HostOps for SimOps {
                 let path = self.full(&format!("/sys/fs/cgroup/{unit}/cpuset.cpus"));
                 std::fs::write(path, format!("{cpus}\n")).map_err(fail)
             }
-            [verb @ ("start" | "stop"), unit] => {
-                let dir = self.full("/run/vmgpu-sim/units");
-                std::fs::create_dir_all(&dir).map_err(fail)?;
-                let state = if *verb == "start" {
-                    "active"
-                } else {
+            [verb @ ("start" | "restart" | "stop"), unit] => {
+                let state = if *verb == "stop" {
                     "inactive"
+                } else {
+                    "active"
                 };
-                std::fs::write(dir.join(unit), state).map_err(fail)
+                self.unit_state(unit, state).map_err(fail)
+            }
+            ["enable", rest @ ..] => {
+                let units = rest.iter().filter(|a| !a.starts_with("--"));
+                for unit in units {
+                    self.enable(unit).map_err(fail)?;
+                    if rest.contains(&"--now") {
+                        self.unit_state(unit, "active").map_err(fail)?;
+                    }
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn run(&self, program: Program, deadline: Duration) -> Result<()> {
+        let command = program.command();
+        let name = command.get_program().to_string_lossy().into_owned();
+        let args: Vec<String> = command
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        if self.has_own_program(&name) {
+            let chrooted = Program::new("chroot")
+                .arg(self.root.base())
+                .arg("/usr/bin/env")
+                .arg("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+                .arg(&name)
+                .args(&args)
+                .stdout(Output::OurStderr)
+                .stderr(Output::OurStderr);
+            return super::real::run_program(chrooted, deadline);
+        }
+        let line = program.line();
+        tracing::info!("simulated: {line}");
+        self.record(&line).map_err(|e| Error::Command {
+            command: line.clone(),
+            detail: e.to_string(),
+        })?;
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        match (name.as_str(), args.as_slice()) {
+            ("systemctl", args) => self.systemctl(args),
+            ("usermod", ["--append", "--groups", groups, user]) => self
+                .add_to_groups(user, groups)
+                .map_err(|e| Error::Command {
+                    command: line,
+                    detail: e.to_string(),
+                }),
+            ("setsebool", ["-P", name, value]) => {
+                self.set_boolean(name, value).map_err(|e| Error::Command {
+                    command: line,
+                    detail: e.to_string(),
+                })
             }
             _ => Ok(()),
         }
@@ -356,5 +425,104 @@ impl HostOps for SimOps {
         super::real::remove_file_at(&self.root, path)
     }
 
-    fn pause(&self, _duration: Duration) {}
+    fn pause(&self, duration: Duration) {
+        self.clock.set(self.clock.get() + duration);
+    }
+
+    fn now(&self) -> Instant {
+        self.clock.get()
+    }
+}
+
+/// The userland side of the simulation: programs, units, groups.
+impl SimOps {
+    /// True when the root has its own `program` to run: an executable file (or a link, as busybox
+    /// installs them) in one of the usual binary directories.
+    fn has_own_program(&self, program: &str) -> bool {
+        use std::os::unix::fs::PermissionsExt;
+        if program.contains('/') {
+            return false;
+        }
+        let dirs = [
+            "/usr/local/sbin",
+            "/usr/local/bin",
+            "/usr/sbin",
+            "/usr/bin",
+            "/sbin",
+            "/bin",
+        ];
+        dirs.iter().any(|dir| {
+            match std::fs::symlink_metadata(self.full(&format!("{dir}/{program}"))) {
+                Ok(m) if m.file_type().is_symlink() => true,
+                Ok(m) => m.is_file() && m.permissions().mode() & 0o111 != 0,
+                Err(_) => false,
+            }
+        })
+    }
+
+    fn record(&self, line: &str) -> io::Result<()> {
+        use std::io::Write;
+        let path = self.full(COMMANDS);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        writeln!(file, "{line}")
+    }
+
+    fn unit_state(&self, unit: &str, state: &str) -> io::Result<()> {
+        let dir = self.full("/run/vmgpu-sim/units");
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join(unit), state)
+    }
+
+    /// `systemctl enable`: the link in the target's `.wants` directory, as the unit's `[Install]` would.
+    fn enable(&self, unit: &str) -> io::Result<()> {
+        let target = if unit.ends_with(".socket") {
+            "sockets.target"
+        } else {
+            "multi-user.target"
+        };
+        let dir = self.full(&format!("/etc/systemd/system/{target}.wants"));
+        std::fs::create_dir_all(&dir)?;
+        let link = dir.join(unit);
+        if link.symlink_metadata().is_ok() {
+            return Ok(());
+        }
+        std::os::unix::fs::symlink(format!("/usr/lib/systemd/system/{unit}"), link)
+    }
+
+    /// `setsebool -P NAME on|off`: the boolean's current and pending value, where the tree has it.
+    fn set_boolean(&self, name: &str, value: &str) -> io::Result<()> {
+        let path = self.full(&format!("/sys/fs/selinux/booleans/{name}"));
+        if !path.is_file() {
+            return Ok(());
+        }
+        let bit = u8::from(matches!(value, "on" | "1" | "true"));
+        std::fs::write(path, format!("{bit} {bit}"))
+    }
+
+    /// `usermod --append --groups A,B user`: the user joins the member lists in `/etc/group`.
+    fn add_to_groups(&self, user: &str, groups: &str) -> io::Result<()> {
+        let path = self.full("/etc/group");
+        let text = std::fs::read_to_string(&path)?;
+        let wanted: Vec<&str> = groups.split(',').collect();
+        let mut out = String::new();
+        for line in text.lines() {
+            let fields: Vec<&str> = line.splitn(4, ':').collect();
+            match fields.as_slice() {
+                [name, _, _, members]
+                    if wanted.contains(name) && !members.split(',').any(|m| m == user) =>
+                {
+                    let sep = if members.is_empty() { "" } else { "," };
+                    out.push_str(&format!("{line}{sep}{user}\n"));
+                }
+                _ => out.push_str(&format!("{line}\n")),
+            }
+        }
+        std::fs::write(&path, out)
+    }
 }

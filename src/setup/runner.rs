@@ -1,36 +1,26 @@
-//! Running a plan's commands: in the host root directly when it is `/`, through `chroot <root>` otherwise
-//! (a prepared distro root in tests), and vmgpu's own subcommands as this binary with `--root`. Their output
-//! goes to stderr; stdout is the plan's.
+//! Running a plan's commands through the host's operations ([`HostOps::run`]): on `/` the programs run as
+//! they are; under another root the simulation runs the root's own programs inside it (`chroot`) or
+//! simulates them (see `ops::sim`). vmgpu's own subcommands run as this binary with the same `--root`.
+//! Their output goes to stderr; stdout is the plan's.
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::plan::{PlanCommand, Runs};
-use crate::ops::process::{Failure, Output, Program};
+use crate::ops::HostOps;
+use crate::ops::process::{Output, Program};
 
 /// How long one plan command may run (a package install over a slow mirror, an initramfs rebuild for
 /// every kernel) before it is killed.
 pub const COMMAND_DEADLINE: Duration = Duration::from_secs(60 * 60);
 
-/// A command that failed.
+/// A command that failed (to start, in time, or with a non-zero exit).
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// It could not be started.
-    #[error("cannot run `{line}`")]
-    Spawn {
-        /// The command.
-        line: String,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// It exited unsuccessfully.
-    #[error("`{line}` failed ({status})")]
-    Failed {
-        /// The command.
-        line: String,
-        /// Its exit status.
-        status: String,
-    },
+#[error("`{line}` failed: {detail}")]
+pub struct Error {
+    /// The command.
+    pub line: String,
+    /// Why: the exit status, the deadline, or why it could not start.
+    pub detail: String,
 }
 
 /// Runs plan commands.
@@ -39,18 +29,17 @@ pub trait Runner {
     fn run(&self, command: &PlanCommand) -> Result<(), Error>;
 }
 
-/// Runs real processes.
-#[derive(Debug, Clone)]
-pub struct ProcessRunner {
-    root: PathBuf,
+/// Runs plan commands through the host's operations.
+pub struct OpsRunner<'a> {
+    ops: &'a dyn HostOps,
     vmgpu: PathBuf,
 }
 
-impl ProcessRunner {
-    /// A runner for `root`, using `vmgpu` (normally this executable) for vmgpu's own subcommands.
-    pub fn new(root: &Path, vmgpu: &Path) -> Self {
+impl<'a> OpsRunner<'a> {
+    /// A runner on `ops`, using `vmgpu` (normally this executable) for vmgpu's own subcommands.
+    pub fn new(ops: &'a dyn HostOps, vmgpu: &Path) -> Self {
         Self {
-            root: root.to_path_buf(),
+            ops,
             vmgpu: vmgpu.to_path_buf(),
         }
     }
@@ -61,21 +50,15 @@ impl ProcessRunner {
         let c = match cmd.runs {
             Runs::Vmgpu => Program::new(&self.vmgpu)
                 .arg("--root")
-                .arg(&self.root)
+                .arg(self.ops.root().base())
                 .args(args),
-            Runs::InRoot if self.root == Path::new("/") => Program::new(program).args(args),
-            Runs::InRoot => Program::new("chroot")
-                .arg(&self.root)
-                .arg("/usr/bin/env")
-                .arg("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-                .arg(program)
-                .args(args),
+            Runs::InRoot => Program::new(program).args(args),
         };
         Some(c.stdout(Output::OurStderr).stderr(Output::OurStderr))
     }
 }
 
-impl Runner for ProcessRunner {
+impl Runner for OpsRunner<'_> {
     fn run(&self, cmd: &PlanCommand) -> Result<(), Error> {
         let line = cmd.line();
         let Some(c) = self.command(cmd) else {
@@ -83,50 +66,43 @@ impl Runner for ProcessRunner {
         };
         tracing::info!("running {line}");
         eprintln!("vmgpu setup: running {line}");
-        let status = match c.run(COMMAND_DEADLINE) {
-            Ok(done) => done.status,
-            Err(Failure::Start(source)) => return Err(Error::Spawn { line, source }),
-            Err(other) => {
-                return Err(Error::Failed {
-                    line,
-                    status: other.to_string(),
-                });
-            }
+        let done = match cmd.runs {
+            // Our own binary on the same root (it picks that root's operations itself).
+            Runs::Vmgpu => crate::ops::real::run_program(c, COMMAND_DEADLINE),
+            Runs::InRoot => self.ops.run(c, COMMAND_DEADLINE),
         };
-        if status.success() {
-            Ok(())
-        } else {
-            Err(Error::Failed {
-                line,
-                status: status.to_string(),
-            })
-        }
+        done.map_err(|e| {
+            let detail = match e {
+                crate::ops::Error::Command { detail, .. } => detail,
+                other => other.to_string(),
+            };
+            Error { line, detail }
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host::HostRoot;
+    use crate::ops::sim::{COMMANDS, SimOps};
     use crate::setup::plan::CommandKind;
 
     #[test]
-    fn test_command_in_other_root_goes_through_chroot() {
-        let runner = ProcessRunner::new(Path::new("/srv/deb"), Path::new("/usr/bin/vmgpu"));
+    fn test_command_in_a_tree_without_the_program_is_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let ops = SimOps::new(HostRoot::new(dir.path()));
+        let runner = OpsRunner::new(&ops, Path::new("/usr/bin/vmgpu"));
         let cmd = PlanCommand::in_root(CommandKind::Regenerate, &["update-grub"], "x");
-        let c = runner.command(&cmd).unwrap();
-        let c = c.command();
-        assert_eq!(c.get_program(), "chroot");
-        let args: Vec<_> = c
-            .get_args()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect();
-        assert_eq!(args.first().map(String::as_str), Some("/srv/deb"));
-        assert_eq!(args.last().map(String::as_str), Some("update-grub"));
+        runner.run(&cmd).unwrap();
+        let log = std::fs::read_to_string(HostRoot::new(dir.path()).path(COMMANDS)).unwrap();
+        assert_eq!(log, "update-grub\n");
     }
 
     #[test]
     fn test_vmgpu_command_gets_root_flag() {
-        let runner = ProcessRunner::new(Path::new("/srv/deb"), Path::new("/usr/bin/vmgpu"));
+        let ops = SimOps::new(HostRoot::new("/srv/deb"));
+        let runner = OpsRunner::new(&ops, Path::new("/usr/bin/vmgpu"));
         let mut cmd = PlanCommand::in_root(CommandKind::Hook, &["vmgpu", "install"], "x");
         cmd.runs = Runs::Vmgpu;
         let c = runner.command(&cmd).unwrap();

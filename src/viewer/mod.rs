@@ -19,6 +19,8 @@ pub mod input;
 #[cfg(feature = "viewer")]
 pub mod keymap;
 #[cfg(feature = "viewer")]
+pub mod observe;
+#[cfg(feature = "viewer")]
 pub mod present;
 #[cfg(feature = "viewer")]
 pub mod text;

@@ -7,12 +7,9 @@
 //! display: firmware, installer, a guest without the LG host app), else the waiting message. The switch is
 //! decided at every present ([`Shared::shown`]), so it costs no more than one frame.
 //!
-//! Test mode (`VMGPU_VIEW_TEST=1`): the window opens at (0, 0), follows the frame size exactly, and after each
-//! present prints one line `presented serial=S size=WxH cursor=C connects=N resub=R banner=B source=SRC
-//! spice=U` on stdout, so a harness knows when to take a screenshot. `VMGPU_VIEW_TEST_WINDOW=WxH` keeps the
-//! window at that size instead (to see the frame scaled).
+//! Where the window opens and how it follows the frame size is its [`Placement`]; what test harnesses see of
+//! it is an [`Observer`] told about every present (both in [`super::observe`]).
 use std::collections::VecDeque;
-use std::io::Write;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -30,6 +27,7 @@ use super::compose::{Composed, Drawn, compose_since};
 use super::feed::{self, Banner, Shared, Shown, Source};
 use super::input::{Controller, SpiceConfig};
 use super::instance::Instance;
+use super::observe::{Observer, Placement, Presented};
 use super::present::{Present, Softbuffer};
 
 /// Window errors.
@@ -52,14 +50,16 @@ pub enum Error {
 }
 
 /// How to open the window.
-#[derive(Debug, Clone, Default)]
+#[derive(Default)]
 pub struct Options {
     /// Shown in the title (the VM name or the shm path).
     pub name: String,
     /// Start fullscreen.
     pub fullscreen: bool,
-    /// Deterministic test mode (see the module docs).
-    pub test_mode: bool,
+    /// Where it opens and how it follows the frame size.
+    pub placement: Placement,
+    /// Told about every present (a test harness's view of the window).
+    pub observer: Option<Box<dyn Observer>>,
     /// The VM, for the fixes the viewer suggests.
     pub vm: Option<String>,
     /// The single-instance slot: second launches for this VM raise this window.
@@ -77,7 +77,6 @@ struct App {
     window: Option<Rc<Window>>,
     presenter: Option<Box<dyn Present>>,
     frame_size: (u32, u32),
-    last_report: Option<(Composed, (u32, u32))>,
     ups_since: (Instant, u64),
     ups: Option<f64>,
     title: String,
@@ -97,11 +96,19 @@ struct App {
 /// A damage-only present happens only within this of a full one: heals an expose that coincided with a frame.
 const FULL_EVERY: Duration = Duration::from_secs(1);
 
-/// `VMGPU_VIEW_TEST_WINDOW=WxH`, read in test mode only.
-fn test_window_size() -> Option<(u32, u32)> {
-    let v = std::env::var("VMGPU_VIEW_TEST_WINDOW").ok()?;
-    let (w, h) = v.split_once('x')?;
-    Some((w.parse().ok()?, h.parse().ok()?))
+/// The inner size the window asks for to show a `frame`: its placement's fixed size; else the frame size,
+/// shrunk (never grown) to fit 90 % of the `monitor` when the placement fits.
+fn inner_size(placement: Placement, frame: (u32, u32), monitor: Option<(u32, u32)>) -> (u32, u32) {
+    match (placement, monitor) {
+        (Placement::Exact { size: Some(size) }, _) => size,
+        (Placement::Exact { size: None }, _) | (Placement::Fit, None) => frame,
+        (Placement::Fit, Some((mw, mh))) => {
+            let k = (mw as f64 * 0.9 / frame.0 as f64)
+                .min(mh as f64 * 0.9 / frame.1 as f64)
+                .min(1.0);
+            ((frame.0 as f64 * k) as u32, (frame.1 as f64 * k) as u32)
+        }
+    }
 }
 
 /// Longest waiting reason put in the title.
@@ -185,23 +192,16 @@ impl App {
             return;
         }
         self.frame_size = size;
-        let size = test_window_size()
-            .filter(|_| self.opts.test_mode)
-            .unwrap_or(size);
         if let Some(window) = &self.window
             && window.fullscreen().is_none()
         {
-            let mut target = PhysicalSize::new(size.0, size.1);
-            if !self.opts.test_mode
-                && let Some(m) = window.current_monitor()
-            {
-                let ms = m.size();
-                let k = (ms.width as f64 * 0.9 / size.0 as f64)
-                    .min(ms.height as f64 * 0.9 / size.1 as f64)
-                    .min(1.0);
-                target = PhysicalSize::new((size.0 as f64 * k) as u32, (size.1 as f64 * k) as u32);
-            }
-            let _ = window.request_inner_size(target);
+            let monitor = window.current_monitor().map(|m| m.size());
+            let (w, h) = inner_size(
+                self.opts.placement,
+                size,
+                monitor.map(|m| (m.width, m.height)),
+            );
+            let _ = window.request_inner_size(PhysicalSize::new(w, h));
         }
     }
 
@@ -236,44 +236,17 @@ impl App {
         self.drawn.push_front(composed.drawn);
         self.drawn.truncate(3);
         self.banner_height = composed.banner_height;
-        if self.opts.test_mode {
-            let now = (composed, (size.width, size.height));
-            let key = |c: &Composed, s: (u32, u32)| {
-                (
-                    c.serial,
-                    c.cursor_updates,
-                    c.connects,
-                    c.resubscribes,
-                    c.banner_height > 0,
-                    c.shown,
-                    c.spice_updates,
-                    s,
-                )
-            };
-            let changed = self
-                .last_report
-                .as_ref()
-                .is_none_or(|(c, s)| key(c, *s) != key(&now.0, now.1));
-            if changed {
-                let serial = composed
-                    .serial
-                    .map_or("none".to_string(), |s| s.to_string());
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(
-                    out,
-                    "presented serial={serial} size={}x{} cursor={} connects={} resub={} banner={} source={} spice={}",
-                    size.width,
-                    size.height,
-                    composed.cursor_updates,
-                    composed.connects,
-                    composed.resubscribes,
-                    u8::from(composed.banner_height > 0),
-                    composed.shown.name(),
-                    composed.spice_updates
-                );
-                let _ = out.flush();
-                self.last_report = Some(now);
-            }
+        if let Some(observer) = &mut self.opts.observer {
+            observer.presented(&Presented {
+                serial: composed.serial,
+                size: (size.width, size.height),
+                cursor_updates: composed.cursor_updates,
+                connects: composed.connects,
+                resubscribes: composed.resubscribes,
+                banner: composed.banner_height > 0,
+                shown: composed.shown,
+                spice_updates: composed.spice_updates,
+            });
         }
     }
 
@@ -303,7 +276,7 @@ impl ApplicationHandler for App {
         let mut attrs = Window::default_attributes()
             .with_title(self.title.clone())
             .with_inner_size(PhysicalSize::new(1280u32, 720u32));
-        if self.opts.test_mode {
+        if let Placement::Exact { .. } = self.opts.placement {
             attrs = attrs
                 .with_position(PhysicalPosition::new(0, 0))
                 .with_decorations(false);
@@ -505,7 +478,6 @@ pub fn run(source: Source, opts: Options) -> Result<(), Error> {
         window: None,
         presenter: None,
         frame_size: (0, 0),
-        last_report: None,
         ups_since: (Instant::now(), 0),
         ups: None,
         title: String::new(),
@@ -566,6 +538,27 @@ mod tests {
             without_source_location(text),
             "neither WAYLAND_DISPLAY nor WAYLAND_SOCKET nor DISPLAY is set"
         );
+    }
+
+    #[test]
+    fn test_inner_size_follows_the_placement() {
+        let frame = (3840, 2160);
+        assert_eq!(
+            inner_size(Placement::Fit, frame, Some((1920, 1080))),
+            (1728, 972)
+        );
+        assert_eq!(
+            inner_size(Placement::Fit, (800, 600), Some((1920, 1080))),
+            (800, 600)
+        );
+        assert_eq!(
+            inner_size(Placement::Exact { size: None }, frame, Some((1920, 1080))),
+            frame
+        );
+        let fixed = Placement::Exact {
+            size: Some((720, 405)),
+        };
+        assert_eq!(inner_size(fixed, frame, None), (720, 405));
     }
 
     #[test]

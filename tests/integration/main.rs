@@ -85,6 +85,9 @@ mod setup;
 mod setup_golden;
 /// Host trees for the setup tests (with a busybox userland for chroot).
 mod setup_tree;
+/// `vmgpu install` and `setup` on recorded host trees through the simulated kernel: the files they write, a
+/// second run changing nothing.
+mod sim_host;
 /// The viewer's lifecycle: VM restart, second launch, truncation, corrupt queues, banner, SIGTERM (ignored; run
 /// by the viewer harness).
 mod viewer_life;
