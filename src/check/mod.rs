@@ -15,9 +15,9 @@ pub mod libvirt;
 pub mod looking_glass;
 pub mod memory;
 pub mod packages;
-pub mod render;
 pub mod setup;
 pub mod spice;
+pub mod style;
 pub mod vfio;
 pub mod virt;
 

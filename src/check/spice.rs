@@ -2,8 +2,8 @@
 //! warning; and the display phase `define` recorded (install, looking-glass, both) with how to finish it. Reads the persistent domain files under /etc/libvirt/qemu (never libvirt itself); without read
 //! access there is nothing to say.
 use super::{Context, Finding};
-use crate::domain::metadata::{NAMESPACE, VmgpuConfig};
-use crate::domain::spice_graphics;
+use crate::domain::read::metadata::{NAMESPACE, VmgpuConfig};
+use crate::domain::write::spice_graphics;
 
 const DIR: &str = "/etc/libvirt/qemu";
 

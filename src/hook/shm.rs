@@ -8,7 +8,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use super::error::{Error, Result};
 use super::step::Step;
 use crate::domain::ShmemConfig;
-use crate::domain::hookview::HookView;
+use crate::domain::read::hook_view::HookView;
 use crate::host::HostRoot;
 
 /// Where POSIX shared memory lives.
@@ -39,7 +39,7 @@ pub fn lookup_id(root: &HostRoot, kind: &'static str, name: &str) -> Result<u32>
         "/etc/group"
     };
     if kind == "user" {
-        return super::viewer::account(root, name)
+        return super::launch_viewer::account(root, name)
             .map(|a| a.uid)
             .ok_or_else(|| Error::NoAccount {
                 kind,

@@ -1,4 +1,4 @@
-//! Tests of `domain::metadata`: parsing, writing, round trips, refused values.
+//! Tests of `domain::read::metadata`: parsing, writing, round trips, refused values.
 use super::*;
 
 fn domain(config: &str) -> String {

@@ -4,11 +4,11 @@
 use quick_xml::escape::escape;
 
 use super::looking_glass::{LookingGlass, Resolution};
-use super::metadata_view;
+use super::metadata;
 use super::pinning::format_cpu_list;
 use super::rewrite::{self, Rule};
 use super::spec::{DisplayMode, DomainSpec, Hugepages, Network, VirtType};
-use super::xml_index::{Index, Node};
+use crate::domain::read::xml::{Index, Node};
 use crate::host::PciAddress;
 
 /// libvirt's namespace for `<qemu:commandline>`.
@@ -257,7 +257,7 @@ fn hide_rules(hide: bool) -> Vec<Rule> {
 }
 
 fn metadata_rules(spec: &DomainSpec) -> Vec<Rule> {
-    let config = metadata_view::config_xml(spec);
+    let config = metadata::config_xml(spec);
     vec![
         Rule::ensure(
             &["domain"],
@@ -273,7 +273,7 @@ fn metadata_rules(spec: &DomainSpec) -> Vec<Rule> {
         Rule::replace_where(
             &["domain", "metadata"],
             "config",
-            |_, n| metadata_view::is_vmgpu_config(n),
+            |_, n| metadata::is_vmgpu_config(n),
             vec![config],
         ),
     ]

@@ -1,9 +1,11 @@
 //! The define side of the vmgpu metadata (schema v1, docs/metadata.md): the [`VmgpuConfig`] `define` writes for a
 //! [`DomainSpec`], and how the rewrite recognises the existing `<vmgpu:config>` element.
 use super::looking_glass::LookingGlass;
-use super::metadata::{DisplayConfig, NAMESPACE, ShmemConfig, ViewerConfig, VmgpuConfig};
 use super::spec::{DomainSpec, Hugepages};
-use super::xml_index::Node;
+use crate::domain::read::metadata::{
+    DisplayConfig, NAMESPACE, ShmemConfig, ViewerConfig, VmgpuConfig,
+};
+use crate::domain::read::xml::Node;
 
 /// True for a `<…:config>` element in vmgpu's namespace (whatever its prefix).
 pub fn is_vmgpu_config(node: &Node) -> bool {
