@@ -50,7 +50,7 @@ pub mod trust;
 pub use error::{Error, Result};
 
 /// The most stdin the hook reads.
-pub const MAX_STDIN: usize = crate::domain::read::element::MAX_BYTES;
+pub const MAX_STDIN: usize = crate::domain::read::xml::MAX_BYTES;
 
 /// One hook call.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,64 +1,10 @@
-//! A small read-only element tree of a domain XML, built with quick-xml's namespace-aware reader.
+//! A small read-only element tree of a domain XML, built from the one reader's [`Index`] (`read/xml.rs`).
 //!
 //! Domain XMLs are a few KiB, so a tree is cheap (tens of µs) and makes the lookups the hook needs (by path,
-//! by namespace URI) simple. Input is untrusted (the hook's stdin): size and depth are bounded and nothing
-//! here panics on it. Comments, processing instructions and the prolog are dropped: this is a *view*, never
-//! written back.
-use quick_xml::NsReader;
-use quick_xml::XmlVersion;
-use quick_xml::events::{BytesStart, Event};
-use quick_xml::name::ResolveResult;
-
-/// The largest document accepted (libvirt's own limit for a domain XML is 10 MiB).
-pub const MAX_BYTES: usize = 10 * 1024 * 1024;
-/// The deepest nesting accepted (real domain XMLs are under 10 levels deep).
-pub const MAX_DEPTH: usize = 64;
-
-/// Why a document could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// quick-xml rejected the document.
-    #[error("malformed XML at byte {position}")]
-    Syntax {
-        /// Byte offset where the reader stopped.
-        position: u64,
-        /// Why.
-        #[source]
-        source: quick_xml::Error,
-    },
-    /// An attribute could not be read or unescaped.
-    #[error("malformed attribute in <{element}> at byte {position}")]
-    Attribute {
-        /// The element's name as written.
-        element: String,
-        /// Byte offset.
-        position: u64,
-        /// Why.
-        #[source]
-        source: quick_xml::Error,
-    },
-    /// An element's prefix is not declared.
-    #[error("undeclared namespace prefix in <{0}>")]
-    UnknownPrefix(String),
-    /// The document ended inside an element, or had no element at all.
-    #[error("XML document is incomplete: {0}")]
-    Incomplete(&'static str),
-    /// An entity reference XML does not define (no DTDs are read).
-    #[error("malformed XML: unknown entity &{0};")]
-    UnknownEntity(String),
-    /// More than one top-level element.
-    #[error("XML document has more than one top-level element")]
-    SeveralRoots,
-    /// Too large.
-    #[error("XML document is {0} bytes, more than the {MAX_BYTES} accepted")]
-    TooLarge(usize),
-    /// Too deep.
-    #[error("XML document nests deeper than {MAX_DEPTH} levels")]
-    TooDeep,
-}
-
-/// Result of reading a document.
-pub type Result<T> = std::result::Result<T, Error>;
+//! by namespace URI) simple. Input is untrusted (the hook's stdin): the reader bounds size and depth and
+//! nothing here panics on it. Comments, processing instructions and the prolog are dropped: this is a *view*,
+//! never written back.
+use super::xml::{Index, Node, Result};
 
 /// One element: its namespace URI, local name, unprefixed attributes, text and children.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -78,79 +24,26 @@ pub struct Element {
 impl Element {
     /// Parses a whole document and returns its root element.
     pub fn parse(xml: &str) -> Result<Element> {
-        if xml.len() > MAX_BYTES {
-            return Err(Error::TooLarge(xml.len()));
-        }
-        let mut reader = NsReader::from_str(xml);
-        reader.config_mut().check_end_names = true;
-        let mut stack: Vec<Element> = Vec::new();
-        let mut root: Option<Element> = None;
-        loop {
-            let position = reader.buffer_position();
-            let (ns, event) = reader
-                .read_resolved_event()
-                .map_err(|source| Error::Syntax { position, source })?;
-            let namespace = match ns {
-                ResolveResult::Bound(ns) => Some(ns.0.to_string()),
-                ResolveResult::Unbound => None,
-                ResolveResult::Unknown(p) => return Err(Error::UnknownPrefix(p)),
+        Ok(Self::tree(&Index::parse(xml)?))
+    }
+
+    /// The tree of an indexed document: its root element.
+    pub fn tree(index: &Index<'_>) -> Element {
+        // Nodes are in document order, so every node's descendants come after it: walking backwards, a node's
+        // children are complete (in reverse order) when it is reached.
+        let mut built: Vec<Option<Element>> = index.nodes.iter().map(|n| Some(of(n))).collect();
+        let mut root = Element::default();
+        for (i, node) in index.nodes.iter().enumerate().rev() {
+            let Some(mut element) = built.get_mut(i).and_then(Option::take) else {
+                continue;
             };
-            match event {
-                Event::Start(_) | Event::Empty(_) if root.is_some() => {
-                    return Err(Error::SeveralRoots);
-                }
-                Event::Start(start) => {
-                    if stack.len() >= MAX_DEPTH {
-                        return Err(Error::TooDeep);
-                    }
-                    stack.push(element_of(&start, namespace, position)?);
-                }
-                Event::Empty(start) => {
-                    if stack.len() >= MAX_DEPTH {
-                        return Err(Error::TooDeep);
-                    }
-                    let element = element_of(&start, namespace, position)?;
-                    close(&mut stack, &mut root, element);
-                }
-                Event::End(_) => {
-                    let element = stack.pop().ok_or(Error::Incomplete("unmatched end tag"))?;
-                    close(&mut stack, &mut root, element);
-                }
-                Event::Text(text) => {
-                    if let Some(top) = stack.last_mut() {
-                        top.text.push_str(&text.xml10_content());
-                    }
-                }
-                Event::CData(data) => {
-                    if let Some(top) = stack.last_mut() {
-                        top.text.push_str(&data.xml10_content());
-                    }
-                }
-                Event::GeneralRef(reference) => {
-                    let Some(top) = stack.last_mut() else {
-                        continue;
-                    };
-                    let resolved = match reference.resolve_char_ref() {
-                        Ok(Some(ch)) => Some(ch.to_string()),
-                        Ok(None) => quick_xml::escape::resolve_predefined_entity(&reference)
-                            .map(str::to_string),
-                        Err(source) => return Err(Error::Syntax { position, source }),
-                    };
-                    match resolved {
-                        Some(text) => top.text.push_str(&text),
-                        None => {
-                            return Err(Error::UnknownEntity(reference.chars().take(32).collect()));
-                        }
-                    }
-                }
-                Event::Eof => break,
-                Event::Comment(_) | Event::Decl(_) | Event::PI(_) | Event::DocType(_) => {}
+            element.children.reverse();
+            match node.parent.and_then(|p| built.get_mut(p)) {
+                Some(Some(parent)) => parent.children.push(element),
+                _ => root = element,
             }
         }
-        if !stack.is_empty() {
-            return Err(Error::Incomplete("the document ends inside an element"));
-        }
-        root.ok_or(Error::Incomplete("no element"))
+        root
     }
 
     /// True when this element has local name `name` and no namespace (libvirt's own elements).
@@ -187,43 +80,20 @@ impl Element {
     }
 }
 
-fn element_of(start: &BytesStart<'_>, namespace: Option<String>, position: u64) -> Result<Element> {
-    let qname = start.name();
-    let element_name = qname.0.to_string();
-    let mut attributes = Vec::new();
-    for attribute in start.attributes() {
-        let attribute = attribute.map_err(|e| Error::Attribute {
-            element: element_name.clone(),
-            position,
-            source: e.into(),
-        })?;
-        let key = attribute.key;
-        if key.as_namespace_binding().is_some() || key.prefix().is_some() {
-            // Namespace declarations are resolved by the reader; prefixed attributes are not ours.
-            continue;
-        }
-        let value = attribute
-            .normalized_value(XmlVersion::Implicit1_0)
-            .map_err(|source| Error::Attribute {
-                element: element_name.clone(),
-                position,
-                source,
-            })?;
-        attributes.push((key.0.to_string(), value.into_owned()));
-    }
-    Ok(Element {
-        namespace,
-        name: start.local_name().as_ref().to_string(),
-        attributes,
-        text: String::new(),
+/// One node as an element: local name, unprefixed attributes (namespace declarations are resolved by the reader;
+/// prefixed attributes are not ours), no children yet.
+fn of(node: &Node) -> Element {
+    Element {
+        namespace: node.namespace.clone(),
+        name: node.local_name().to_string(),
+        attributes: node
+            .attrs
+            .iter()
+            .filter(|(k, _)| !k.contains(':') && k != "xmlns")
+            .cloned()
+            .collect(),
+        text: node.text.clone(),
         children: Vec::new(),
-    })
-}
-
-fn close(stack: &mut [Element], root: &mut Option<Element>, element: Element) {
-    match stack.last_mut() {
-        Some(parent) => parent.children.push(element),
-        None => *root = Some(element),
     }
 }
 
@@ -239,7 +109,7 @@ mod tests {
         let config = &root.path(&["metadata"]).unwrap().children[0];
         assert_eq!(config.namespace.as_deref(), Some("urn:a"));
         assert_eq!(config.name, "config");
-        assert_eq!(config.attr("version"), Some("1"));
+        assert_eq!(config.attributes, vec![("version".into(), "1".into())]);
     }
 
     #[test]
@@ -251,31 +121,21 @@ mod tests {
     }
 
     #[test]
-    fn test_parse_unclosed_element_is_error() {
+    fn test_tree_keeps_document_order() {
+        let root = Element::parse("<d><a><x/><y/></a><b/><a/></d>").unwrap();
+        let names: Vec<&str> = root.children.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["a", "b", "a"]);
+        let inner: Vec<&str> = root.children[0]
+            .children
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(inner, ["x", "y"]);
+    }
+
+    #[test]
+    fn test_parse_refuses_what_the_reader_refuses() {
         assert!(Element::parse("<domain><name>x</name>").is_err());
-    }
-
-    #[test]
-    fn test_parse_mismatched_end_is_error() {
-        assert!(Element::parse("<domain><name>x</nome></domain>").is_err());
-    }
-
-    #[test]
-    fn test_parse_two_roots_is_error() {
-        assert!(matches!(
-            Element::parse("<a/><b/>"),
-            Err(Error::SeveralRoots)
-        ));
-    }
-
-    #[test]
-    fn test_parse_deep_nesting_is_error() {
-        let xml = "<a>".repeat(MAX_DEPTH + 1) + &"</a>".repeat(MAX_DEPTH + 1);
-        assert!(matches!(Element::parse(&xml), Err(Error::TooDeep)));
-    }
-
-    #[test]
-    fn test_parse_undeclared_prefix_is_error() {
         assert!(Element::parse("<domain><v:config/></domain>").is_err());
     }
 }

@@ -1,41 +1,67 @@
-//! A read-only index of an XML document's elements with their byte ranges, so that `rewrite.rs` can replace
-//! exactly the elements vmgpu owns and copy every other byte through unchanged (comments, quotes, entities,
-//! whitespace and elements vmgpu does not know).
+//! The one XML reader: a read-only index of a document's elements, built in one pass with quick-xml's
+//! namespace-aware reader. Each element keeps its byte ranges (so `write::rewrite` replaces exactly the elements
+//! vmgpu owns and copies every other byte through: comments, quotes, entities, whitespace, elements vmgpu does
+//! not know), its namespace URI, attributes and own text (so [`super::element::Element`], the tree the hook,
+//! `check` and `explain` walk, is built from the same index).
+//!
+//! Input may be hostile (the hook's stdin): size and depth are bounded, entities other than XML's own are
+//! refused, and nothing here panics on it.
 use std::ops::Range;
 
-use quick_xml::Reader;
+use quick_xml::NsReader;
+use quick_xml::XmlVersion;
 use quick_xml::events::{BytesStart, Event};
+use quick_xml::name::ResolveResult;
 
-/// XML that cannot be indexed.
+/// The largest document accepted (libvirt's own limit for a domain XML is 10 MiB).
+pub const MAX_BYTES: usize = 10 * 1024 * 1024;
+/// The deepest nesting accepted (real domain XMLs are under 10 levels deep).
+pub const MAX_DEPTH: usize = 64;
+
+/// Why a document could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// quick-xml refused the document.
+    /// quick-xml rejected the document.
     #[error("malformed XML at byte {position}")]
-    Malformed {
-        /// Byte offset of the error.
+    Syntax {
+        /// Byte offset where the reader stopped.
         position: u64,
         /// Why.
         #[source]
         source: quick_xml::Error,
     },
-    /// An attribute could not be read.
-    #[error("malformed attribute in <{element}>")]
+    /// An attribute could not be read or unescaped.
+    #[error("malformed attribute in <{element}> at byte {position}")]
     Attribute {
-        /// The element.
+        /// The element's name as written.
         element: String,
+        /// Byte offset.
+        position: u64,
         /// Why.
         #[source]
-        source: quick_xml::events::attributes::AttrError,
+        source: quick_xml::Error,
     },
-    /// The document ended inside an element.
-    #[error("XML ends inside <{0}>")]
-    Unclosed(String),
-    /// No root element.
-    #[error("XML has no root element")]
-    Empty,
+    /// An element's prefix is not declared.
+    #[error("undeclared namespace prefix in <{0}>")]
+    UnknownPrefix(String),
+    /// The document ended inside an element, or had no element at all.
+    #[error("XML document is incomplete: {0}")]
+    Incomplete(&'static str),
+    /// An entity reference XML does not define (no DTDs are read).
+    #[error("malformed XML: unknown entity &{0};")]
+    UnknownEntity(String),
+    /// More than one top-level element.
+    #[error("XML document has more than one top-level element")]
+    SeveralRoots,
+    /// Too large.
+    #[error("XML document is {0} bytes, more than the {MAX_BYTES} accepted")]
+    TooLarge(usize),
+    /// Too deep.
+    #[error("XML document nests deeper than {MAX_DEPTH} levels")]
+    TooDeep,
 }
 
-/// Result of indexing.
+/// Result of reading a document.
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// One element of the document.
@@ -43,8 +69,15 @@ pub type Result<T> = std::result::Result<T, Error>;
 pub struct Node {
     /// Qualified names from the root to this element (`["domain", "devices", "hostdev"]`).
     pub path: Vec<String>,
-    /// Attributes in document order, values unescaped.
+    /// The namespace URI the element's prefix (or the default namespace) resolves to.
+    pub namespace: Option<String>,
+    /// Attributes in document order with their qualified names (`xmlns` declarations included), values
+    /// unescaped.
     pub attrs: Vec<(String, String)>,
+    /// The element's own text (its text, CDATA and character references joined), unescaped.
+    pub text: String,
+    /// The enclosing element (an index into [`Index::nodes`]); `None` for the root.
+    pub parent: Option<usize>,
     /// From `<` of the start tag to after `>` of the end tag.
     pub range: Range<usize>,
     /// Where the end tag `</…>` starts; `None` for `<empty/>` elements.
@@ -96,52 +129,104 @@ pub struct Index<'a> {
 }
 
 impl<'a> Index<'a> {
-    /// Indexes `text`.
+    /// Reads `text`: one well-formed element tree, at most [`MAX_BYTES`] long and [`MAX_DEPTH`] deep.
     pub fn parse(text: &'a str) -> Result<Self> {
-        let mut reader = Reader::from_str(text);
+        if text.len() > MAX_BYTES {
+            return Err(Error::TooLarge(text.len()));
+        }
+        let mut reader = NsReader::from_str(text);
+        reader.config_mut().check_end_names = true;
         let mut nodes: Vec<Node> = Vec::new();
-        // Open elements: index into `nodes`.
+        // Open elements: indexes into `nodes`.
         let mut open: Vec<usize> = Vec::new();
         let mut path: Vec<String> = Vec::new();
         let mut last_space: Option<Range<usize>> = None;
         loop {
             let before = reader.buffer_position() as usize;
-            let event = reader.read_event().map_err(|source| Error::Malformed {
-                position: reader.error_position(),
-                source,
-            })?;
+            let (ns, event) = reader
+                .read_resolved_event()
+                .map_err(|source| Error::Syntax {
+                    position: before as u64,
+                    source,
+                })?;
+            // Owned before the reader is asked anything else (the resolved name borrows it).
+            let namespace = match ns {
+                ResolveResult::Bound(ns) => Ok(Some(ns.0.to_string())),
+                ResolveResult::Unbound => Ok(None),
+                ResolveResult::Unknown(_) => Err(()),
+            };
             let after = reader.buffer_position() as usize;
             match event {
-                Event::Start(start) => {
+                Event::Start(ref start) | Event::Empty(ref start) => {
+                    if open.is_empty() && !nodes.is_empty() {
+                        return Err(Error::SeveralRoots);
+                    }
+                    if open.len() >= MAX_DEPTH {
+                        return Err(Error::TooDeep);
+                    }
+                    let namespace =
+                        namespace.map_err(|()| Error::UnknownPrefix(start.name().0.to_string()))?;
                     path.push(start.name().as_ref().to_string());
-                    nodes.push(node(&start, &path, before..after, last_space.take())?);
-                    open.push(nodes.len() - 1);
-                }
-                Event::Empty(start) => {
-                    path.push(start.name().as_ref().to_string());
-                    nodes.push(node(&start, &path, before..after, last_space.take())?);
-                    path.pop();
+                    let placed = Placed {
+                        path: &path,
+                        namespace,
+                        parent: open.last().copied(),
+                        range: before..after,
+                        space: last_space.take(),
+                    };
+                    nodes.push(node(start, placed)?);
+                    if matches!(event, Event::Start(_)) {
+                        open.push(nodes.len() - 1);
+                    } else {
+                        path.pop();
+                    }
                 }
                 Event::End(_) => {
-                    if let Some(n) = open.pop().and_then(|i| nodes.get_mut(i)) {
-                        n.range.end = after;
-                        n.end_tag = Some(before);
-                    }
+                    let n = open
+                        .pop()
+                        .and_then(|i| nodes.get_mut(i))
+                        .ok_or(Error::Incomplete("unmatched end tag"))?;
+                    n.range.end = after;
+                    n.end_tag = Some(before);
                     path.pop();
                     last_space = None;
                 }
-                Event::Text(t) if t.as_ref().trim().is_empty() => {
-                    last_space = Some(before..after);
+                Event::Text(text) => {
+                    let content = text.xml10_content();
+                    push_text(&mut nodes, &open, &content);
+                    last_space = content.trim().is_empty().then_some(before..after);
+                }
+                Event::CData(data) => {
+                    push_text(&mut nodes, &open, &data.xml10_content());
+                    last_space = None;
+                }
+                Event::GeneralRef(reference) => {
+                    let resolved = match reference.resolve_char_ref() {
+                        Ok(Some(ch)) => Some(ch.to_string()),
+                        Ok(None) => quick_xml::escape::resolve_predefined_entity(&reference)
+                            .map(str::to_string),
+                        Err(source) => {
+                            let position = before as u64;
+                            return Err(Error::Syntax { position, source });
+                        }
+                    };
+                    let Some(resolved) = resolved else {
+                        return Err(Error::UnknownEntity(reference.chars().take(32).collect()));
+                    };
+                    push_text(&mut nodes, &open, &resolved);
+                    last_space = None;
                 }
                 Event::Eof => break,
-                _ => last_space = None,
+                Event::Comment(_) | Event::Decl(_) | Event::PI(_) | Event::DocType(_) => {
+                    last_space = None;
+                }
             }
         }
-        if let Some(name) = path.pop() {
-            return Err(Error::Unclosed(name));
+        if !open.is_empty() {
+            return Err(Error::Incomplete("the document ends inside an element"));
         }
         if nodes.is_empty() {
-            return Err(Error::Empty);
+            return Err(Error::Incomplete("no element"));
         }
         Ok(Self { text, nodes })
     }
@@ -175,12 +260,11 @@ impl<'a> Index<'a> {
         self.text.get(node.range.clone()).unwrap_or("")
     }
 
-    /// The character content of a simple element such as `<name>win11</name>`, unescaped and trimmed.
+    /// The character content of a simple element such as `<name>win11</name>`, unescaped and trimmed; `None`
+    /// for an `<empty/>` element.
     pub fn text_of(&self, node: &Node) -> Option<String> {
-        let inner = self.text.get(node.start_tag_end..node.end_tag?)?;
-        quick_xml::escape::unescape(inner.trim())
-            .ok()
-            .map(|s| s.into_owned())
+        node.end_tag?;
+        Some(node.text.trim().to_string())
     }
 
     /// The leading whitespace of the line `node` starts on (its indentation).
@@ -193,33 +277,51 @@ impl<'a> Index<'a> {
     }
 }
 
-fn node(
-    start: &BytesStart<'_>,
-    path: &[String],
+/// Where a new element stands, for [`node`].
+struct Placed<'p> {
+    path: &'p [String],
+    namespace: Option<String>,
+    parent: Option<usize>,
     range: Range<usize>,
     space: Option<Range<usize>>,
-) -> Result<Node> {
+}
+
+fn node(start: &BytesStart<'_>, at: Placed<'_>) -> Result<Node> {
+    let position = at.range.start as u64;
     let element = start.name().as_ref().to_string();
     let mut attrs = Vec::new();
     for attr in start.attributes() {
-        let attr = attr.map_err(|source| Error::Attribute {
+        let attr = attr.map_err(|e| Error::Attribute {
             element: element.clone(),
-            source,
+            position,
+            source: e.into(),
         })?;
         let value = attr
-            .normalized_value(quick_xml::XmlVersion::Implicit1_0)
-            .map(|v| v.into_owned())
-            .unwrap_or_else(|_| attr.value.clone().into_owned());
-        attrs.push((attr.key.as_ref().to_string(), value));
+            .normalized_value(XmlVersion::Implicit1_0)
+            .map_err(|source| Error::Attribute {
+                element: element.clone(),
+                position,
+                source,
+            })?;
+        attrs.push((attr.key.as_ref().to_string(), value.into_owned()));
     }
     Ok(Node {
-        path: path.to_vec(),
+        path: at.path.to_vec(),
+        namespace: at.namespace,
         attrs,
-        start_tag_end: range.end,
-        range,
+        text: String::new(),
+        parent: at.parent,
+        start_tag_end: at.range.end,
+        range: at.range,
         end_tag: None,
-        space_before: space,
+        space_before: at.space,
     })
+}
+
+fn push_text(nodes: &mut [Node], open: &[usize], text: &str) {
+    if let Some(top) = open.last().and_then(|&i| nodes.get_mut(i)) {
+        top.text.push_str(text);
+    }
 }
 
 #[cfg(test)]
@@ -235,6 +337,7 @@ mod tests {
         assert_eq!(index.source(hostdev), "<hostdev mode='subsystem'/>");
         assert_eq!(hostdev.attr("mode"), Some("subsystem"));
         assert_eq!(index.indent_of(hostdev), "    ");
+        assert_eq!(hostdev.space_before, Some(65..70));
     }
 
     #[test]
@@ -245,13 +348,49 @@ mod tests {
     }
 
     #[test]
+    fn test_parse_resolves_namespace_not_prefix() {
+        let xml = r#"<domain><metadata><x:config xmlns:x="urn:a"/></metadata></domain>"#;
+        let index = Index::parse(xml).unwrap();
+        let config = index
+            .at(&["domain", "metadata", "x:config"])
+            .next()
+            .unwrap();
+        assert_eq!(config.namespace.as_deref(), Some("urn:a"));
+        assert_eq!(config.local_name(), "config");
+        assert_eq!(config.parent, Some(1));
+    }
+
+    #[test]
     fn test_unclosed_element_is_error() {
         let err = Index::parse("<domain><name>x</name>").unwrap_err();
-        assert!(matches!(err, Error::Unclosed(_)), "{err}");
+        assert!(matches!(err, Error::Incomplete(_)), "{err}");
     }
 
     #[test]
     fn test_mismatched_end_tag_is_error() {
         assert!(Index::parse("<domain><name>x</nam></domain>").is_err());
+    }
+
+    #[test]
+    fn test_two_roots_is_error() {
+        assert!(matches!(Index::parse("<a/><b/>"), Err(Error::SeveralRoots)));
+    }
+
+    #[test]
+    fn test_deep_nesting_is_error() {
+        let xml = "<a>".repeat(MAX_DEPTH + 1) + &"</a>".repeat(MAX_DEPTH + 1);
+        assert!(matches!(Index::parse(&xml), Err(Error::TooDeep)));
+    }
+
+    #[test]
+    fn test_undeclared_prefix_is_error() {
+        let err = Index::parse("<domain><v:config/></domain>").unwrap_err();
+        assert!(matches!(err, Error::UnknownPrefix(_)), "{err}");
+    }
+
+    #[test]
+    fn test_unknown_entity_is_error() {
+        let err = Index::parse("<domain>&bogus;</domain>").unwrap_err();
+        assert!(matches!(err, Error::UnknownEntity(_)), "{err}");
     }
 }

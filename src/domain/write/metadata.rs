@@ -1,9 +1,12 @@
 //! The define side of the vmgpu metadata (schema v1, docs/metadata.md): the [`VmgpuConfig`] `define` writes for a
-//! [`DomainSpec`], and how the rewrite recognises the existing `<vmgpu:config>` element.
+//! [`DomainSpec`], its `<vmgpu:config>` element, and how the rewrite recognises the existing one.
 use super::looking_glass::LookingGlass;
 use super::spec::{DomainSpec, Hugepages};
+use std::fmt::Write as _;
+
+use crate::domain::read::identity::FunctionIdentity;
 use crate::domain::read::metadata::{
-    DisplayConfig, NAMESPACE, ShmemConfig, ViewerConfig, VmgpuConfig,
+    DisplayConfig, NAMESPACE, PREFIX, ShmemConfig, VERSION, ViewerConfig, VmgpuConfig,
 };
 use crate::domain::read::xml::Node;
 
@@ -55,5 +58,107 @@ pub fn config_for(spec: &DomainSpec) -> VmgpuConfig {
 
 /// The `<vmgpu:config>` element for `spec`.
 pub fn config_xml(spec: &DomainSpec) -> String {
-    config_for(spec).to_xml()
+    to_xml(&config_for(spec))
+}
+
+/// Renders the `<vmgpu:config xmlns:vmgpu=… version="1">` element (indented by two spaces per level,
+/// starting at column 0, no trailing newline), ready to go inside `<metadata>`.
+pub fn to_xml(config: &VmgpuConfig) -> String {
+    use quick_xml::escape::escape;
+    let yn = |b: bool| if b { "yes" } else { "no" };
+    let mut out =
+        format!("<{PREFIX}:config xmlns:{PREFIX}=\"{NAMESPACE}\" version=\"{VERSION}\">\n");
+    for gpu in &config.gpus {
+        let functions: Vec<&FunctionIdentity> = config
+            .functions
+            .iter()
+            .filter(|f| f.address.same_slot(gpu))
+            .collect();
+        if functions.is_empty() {
+            let _ = writeln!(out, "  <{PREFIX}:gpu address=\"{gpu}\"/>");
+            continue;
+        }
+        let _ = writeln!(out, "  <{PREFIX}:gpu address=\"{gpu}\">");
+        for f in functions {
+            let _ = writeln!(
+                out,
+                "    <{PREFIX}:function address=\"{}\" id=\"{}\" subsystem=\"{}\" class=\"{}\"/>",
+                f.address,
+                f.id_text(),
+                f.subsystem_text(),
+                f.class_text()
+            );
+        }
+        let _ = writeln!(out, "  </{PREFIX}:gpu>");
+    }
+    let _ = writeln!(
+        out,
+        "  <{PREFIX}:isolate-cpus enabled=\"{}\"/>",
+        yn(config.isolate_cpus)
+    );
+    let _ = writeln!(
+        out,
+        "  <{PREFIX}:hugepages enabled=\"{}\"/>",
+        yn(config.hugepages)
+    );
+    if let Some(shmem) = &config.shmem {
+        let user = shmem
+            .user
+            .as_deref()
+            .map(|u| format!(" user=\"{}\"", escape(u)))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  <{PREFIX}:shmem{user} group=\"{}\" remove-on-stop=\"{}\"/>",
+            escape(shmem.group.as_str()),
+            yn(shmem.remove_on_stop)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  <{PREFIX}:single-gpu enabled=\"{}\"/>",
+        yn(config.single_gpu)
+    );
+    let user = config
+        .viewer
+        .user
+        .as_deref()
+        .map(|u| format!(" user=\"{}\"", escape(u)))
+        .unwrap_or_default();
+    // Written only when off, so the element of a VM that never changed it stays as it was.
+    let clipboard = if config.viewer.clipboard {
+        ""
+    } else {
+        " clipboard=\"no\""
+    };
+    let _ = writeln!(
+        out,
+        "  <{PREFIX}:viewer launch=\"{}\"{user}{clipboard}/>",
+        yn(config.viewer.launch)
+    );
+    // Written only when a switch is on, so the metadata of a VM that never used it stays as it was.
+    if config.tuning.any() {
+        let governor = if config.tuning.governor {
+            "performance"
+        } else {
+            "no"
+        };
+        let _ = writeln!(
+            out,
+            "  <{PREFIX}:tuning governor=\"{governor}\" irq-affinity=\"{}\"/>",
+            yn(config.tuning.irq_affinity)
+        );
+    }
+    if let Some(d) = &config.display {
+        let _ = writeln!(
+            out,
+            "  <{PREFIX}:display mode=\"{}\"/>",
+            escape(d.mode.as_str())
+        );
+        for m in &d.media {
+            let _ = writeln!(out, "  <{PREFIX}:media path=\"{}\"/>", escape(m.as_str()));
+        }
+    }
+    out.push_str(&format!("</{PREFIX}:config>"));
+    out
 }

@@ -36,12 +36,13 @@ pub fn render(
     scope: Scope,
     old_gpus: &[PciAddress],
 ) -> rewrite::Result<String> {
-    let xml = rewrite::apply(xml, &rules(spec, scope, old_gpus))?;
-    let xml = rewrite::set_root_attribute(&xml, "type", spec.virt_type.as_str())?;
-    match spec.looking_glass {
-        LookingGlass::Kvmfr(_) => rewrite::set_root_attribute(&xml, "xmlns:qemu", QEMU_NS),
-        _ => Ok(xml),
-    }
+    // The root's attributes first: the reader refuses a `qemu:` element before its prefix is declared.
+    let xml = rewrite::set_root_attribute(xml, "type", spec.virt_type.as_str())?;
+    let xml = match spec.looking_glass {
+        LookingGlass::Kvmfr(_) => rewrite::set_root_attribute(&xml, "xmlns:qemu", QEMU_NS)?,
+        _ => xml,
+    };
+    rewrite::apply(&xml, &rules(spec, scope, old_gpus))
 }
 
 /// The rules for `spec`.
