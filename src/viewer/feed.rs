@@ -386,7 +386,7 @@ fn open_failure(e: &shm::Error) -> String {
                 path.display()
             )
         }
-        e => format!("{}; waiting", error_chain(e)),
+        e => format!("{}; waiting", crate::report::one_line(e)),
     }
 }
 
@@ -464,16 +464,4 @@ fn pump(
         }
     }
     client.shutdown(view);
-}
-
-/// `error: cause: cause` on one line.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
