@@ -8,10 +8,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::convert::Canvas;
-use super::cursor::CursorState;
 use super::wait::{self, Next, Pacer, WaitStats};
 use crate::lg::client::{Client, Handler, Status};
 use crate::lg::frame;
+use crate::lg::kvmfr::CursorState;
 use crate::lg::kvmfr::{CursorUpdate, FrameInfo, FrameType, HostInfo, Rect, flags};
 use crate::lg::layout::HEADER_SIZE;
 use crate::shm::{self, Region, ShmMap, ShmView};
