@@ -6,9 +6,9 @@ use std::str::FromStr;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::domain::looking_glass::{DEFAULT_SHM_NAME, LookingGlass};
-use crate::domain::pinning::PinRequest;
-use crate::domain::spec::{DisplayMode, Hugepages, Network, Size, VirtType};
+use crate::domain::write::looking_glass::{DEFAULT_SHM_NAME, LookingGlass};
+use crate::domain::write::pinning::PinRequest;
+use crate::domain::write::spec::{DisplayMode, Hugepages, Network, Size, VirtType};
 use crate::host::PciAddress;
 
 /// vmgpu: a Windows VM with its own GPU, shown in a window on the host desktop.

@@ -14,8 +14,8 @@ fn main() -> ExitCode {
     if std::env::var_os(vmgpu::ops::writer::ENV_WRITER).is_some() {
         return ExitCode::from(vmgpu::ops::writer::serve());
     }
-    if std::env::var_os(vmgpu::hook::viewer::ENV_LAUNCHER).is_some() {
-        return ExitCode::from(vmgpu::hook::viewer::launcher_main());
+    if std::env::var_os(vmgpu::hook::launch_viewer::ENV_LAUNCHER).is_some() {
+        return ExitCode::from(vmgpu::hook::launch_viewer::launcher_main());
     }
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let hook_args = commands::hook::argv_if_invoked_as_hook(&args);

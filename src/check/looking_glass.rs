@@ -3,8 +3,8 @@
 //! default `/dev/shm/looking-glass` when no domain names one. A file may be absent (the hook creates it at VM
 //! start); present, it must be readable and writable by its group (the viewer user's).
 use super::{Context, Finding};
-use crate::domain::hookview::HookView;
-use crate::domain::looking_glass::{DEFAULT_SHM_FILE, DEFAULT_SHM_NAME};
+use crate::domain::read::hook_view::HookView;
+use crate::domain::write::looking_glass::{DEFAULT_SHM_FILE, DEFAULT_SHM_NAME};
 use crate::host::virtstack::Node;
 
 const ID: &str = "looking_glass.shm";

@@ -15,9 +15,9 @@ pub mod libvirt;
 pub mod looking_glass;
 pub mod memory;
 pub mod packages;
-pub mod render;
 pub mod setup;
 pub mod spice;
+pub mod style;
 pub mod vfio;
 pub mod virt;
 
@@ -145,7 +145,7 @@ pub(crate) fn vmgpu_domains(root: &crate::host::HostRoot) -> Vec<(String, String
         .filter_map(|n| {
             let vm = n.strip_suffix(".xml")?;
             let xml = root.read_string(format!("{DOMAIN_DIR}/{n}")).ok()?;
-            xml.contains(crate::domain::metadata::NAMESPACE)
+            xml.contains(crate::domain::read::metadata::NAMESPACE)
                 .then(|| (vm.to_string(), xml))
         })
         .collect()

@@ -221,17 +221,9 @@ fn groups(root: &HostRoot, record: &Record) -> Option<Finding> {
         Promise::UserInGroup { user, group } => Some((user.as_str(), group.as_str())),
         _ => None,
     });
-    let text = root
-        .read_optional("/etc/group")
-        .ok()
-        .flatten()
-        .unwrap_or_default();
-    let member = |(user, group): (&str, &str)| {
-        text.lines().any(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            f.first() == Some(&group) && f.get(3).is_some_and(|m| m.split(',').any(|u| u == user))
-        })
-    };
+    let groups = crate::host::accounts::groups(root).unwrap_or_default();
+    let member =
+        |(user, group): (&str, &str)| groups.iter().any(|g| g.name == group && g.has_member(user));
     all_hold(
         "setup.groups",
         &wanted,

@@ -2,8 +2,8 @@
 //! warning; and the display phase `define` recorded (install, looking-glass, both) with how to finish it. Reads the persistent domain files under /etc/libvirt/qemu (never libvirt itself); without read
 //! access there is nothing to say.
 use super::{Context, Finding};
-use crate::domain::metadata::VmgpuConfig;
-use crate::domain::spice_graphics;
+use crate::domain::read::metadata::VmgpuConfig;
+use crate::domain::write::spice_graphics;
 
 /// Runs the SPICE check: one finding per vmgpu domain.
 pub fn check(ctx: &Context) -> Vec<Finding> {
@@ -62,7 +62,7 @@ fn ticket(vm: &str, xml: &str) -> Finding {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::metadata::NAMESPACE;
+    use crate::domain::read::metadata::NAMESPACE;
 
     fn domain(display: &str) -> String {
         format!(

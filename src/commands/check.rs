@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::Context as _;
 
-use crate::check::render::Style;
+use crate::check::style::Style;
 use crate::check::{Context, Report, Severity};
 use crate::cli::CheckArgs;
 use crate::host::{Host, HostRoot};

@@ -6,13 +6,13 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, anyhow, bail};
 
 use crate::cli::{DefineArgs, GpuChoice};
-use crate::domain::identity::FunctionIdentity;
-use crate::domain::looking_glass::LookingGlass;
-use crate::domain::pinning::Cpus;
-use crate::domain::render::{self, Scope};
-use crate::domain::spec::{self, Disk, DisplayMode, DomainSpec, Evdev, GpuPassthrough};
-use crate::domain::spice_graphics;
-use crate::domain::template;
+use crate::domain::read::identity::FunctionIdentity;
+use crate::domain::write::looking_glass::LookingGlass;
+use crate::domain::write::pinning::Cpus;
+use crate::domain::write::spec::{self, Disk, DisplayMode, DomainSpec, Evdev, GpuPassthrough};
+use crate::domain::write::spec_xml::{self, Scope};
+use crate::domain::write::spice_graphics;
+use crate::domain::write::template;
 use crate::host::display;
 use crate::host::gpu::{CandidateError, guest_candidate};
 use crate::host::{Host, HostRoot};
@@ -56,7 +56,7 @@ pub fn run(root: &Path, args: &DefineArgs) -> anyhow::Result<Outcome> {
                 "--update reads the existing domain from libvirt; it cannot be combined with --dry-run"
             )
         } else {
-            render::render(&template.xml, &spec, Scope::Define, &[])?
+            spec_xml::render(&template.xml, &spec, Scope::Define, &[])?
         };
         let xml = spice_graphics::secure(&xml, spice_graphics::DRY_RUN_PASSWORD)?;
         print!("{xml}");
@@ -75,7 +75,7 @@ fn define_in_libvirt(
     template_xml: &str,
     spec: &mut DomainSpec,
 ) -> anyhow::Result<Outcome> {
-    use crate::domain::metadata::VmgpuConfig;
+    use crate::domain::read::metadata::VmgpuConfig;
     let libvirt = crate::libvirt::Libvirt::open(&args.connect)?;
     let xml = if args.update {
         let existing = libvirt.inactive_xml(&spec.name)?.ok_or_else(|| {
@@ -97,10 +97,10 @@ fn define_in_libvirt(
         if let Some(gpu) = spec.gpu.as_mut() {
             let mut known = old_gpus.clone();
             known.extend(gpu.functions.iter().copied());
-            gpu.guest_bus = render::guest_bus_for_update(&existing, &known)?
+            gpu.guest_bus = spec_xml::guest_bus_for_update(&existing, &known)?
                 .ok_or_else(|| anyhow!("no free PCI bus left in {} for the GPU", spec.name))?;
         }
-        let xml = render::render(&existing, spec, Scope::Update, &old_gpus)?;
+        let xml = spec_xml::render(&existing, spec, Scope::Update, &old_gpus)?;
         let password = match spice_graphics::existing_password(&existing) {
             Some(p) => p,
             None => new_spice_password()?,
@@ -120,7 +120,7 @@ fn define_in_libvirt(
             );
         }
         create_disk(spec.disk.as_ref(), args.disk_size)?;
-        let xml = render::render(template_xml, spec, Scope::Define, &[])?;
+        let xml = spec_xml::render(template_xml, spec, Scope::Define, &[])?;
         spice_graphics::secure(&xml, &new_spice_password()?)?
     };
     let defined = libvirt.define(&xml)?;
@@ -144,7 +144,7 @@ fn check_spice_graphics(
     if !display.is_some_and(DisplayMode::virtual_display) {
         return Ok(());
     }
-    let index = crate::domain::xml_index::Index::parse(xml)?;
+    let index = crate::domain::read::xml::Index::parse(xml)?;
     let spice = index
         .at(&["domain", "devices", "graphics"])
         .any(|g| g.attr("type") == Some("spice"));
@@ -164,7 +164,7 @@ fn check_spice_graphics(
 /// when none is given).
 fn carry_display(
     spec: &mut DomainSpec,
-    old: Option<&crate::domain::metadata::DisplayConfig>,
+    old: Option<&crate::domain::read::metadata::DisplayConfig>,
 ) -> anyhow::Result<()> {
     let old_media: Vec<PathBuf> = old
         .map(|d| d.media.iter().map(PathBuf::from).collect())
@@ -258,7 +258,7 @@ fn build_spec(host: &Host, args: &DefineArgs, name: String) -> anyhow::Result<Do
         display,
         recorded_display: None,
         clipboard: true,
-        tuning: crate::domain::metadata::TuningConfig {
+        tuning: crate::domain::read::metadata::TuningConfig {
             governor: args.performance_governor,
             irq_affinity: args.irq_affinity,
         },

@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::Context as _;
 
 use crate::cli::ExplainArgs;
-use crate::explain::{self, FixContext, render, sources};
+use crate::explain::{self, FixContext, diagnosis_text, sources};
 use crate::host::{Distro, HostRoot};
 use crate::report::{EXIT_ERROR, ExitError, Outcome};
 
@@ -86,7 +86,7 @@ pub fn run(root: &Path, args: &ExplainArgs) -> anyhow::Result<Outcome> {
         serde_json::to_writer_pretty(&mut out, &diagnosis).context("writing JSON")?;
         writeln!(out)?;
     } else {
-        out.write_all(render::text(&diagnosis).as_bytes())?;
+        out.write_all(diagnosis_text::text(&diagnosis).as_bytes())?;
     }
     Ok(Outcome::Ok)
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use crate::check::render::Style;
+use crate::check::style::Style;
 use crate::cli::GpusArgs;
 use crate::host::{GpuCard, Host, HostRoot, PciDevice, Verdict};
 use crate::report::Outcome;

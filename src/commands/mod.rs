@@ -20,7 +20,7 @@ pub fn check_user(root: &crate::host::HostRoot, user: Option<&str>) -> anyhow::R
     let Some(user) = user else {
         return Ok(());
     };
-    if crate::hook::viewer::account(root, user).is_none() {
+    if crate::host::accounts::user(root, user).is_none() {
         anyhow::bail!(
             "--user {:?} does not exist on this host (not in {}); pass the desktop user who runs the viewer",
             user.chars().take(64).collect::<String>(),

@@ -12,7 +12,7 @@ use crate::setup::apply;
 use crate::setup::inputs::SetupOptions;
 use crate::setup::record::{BACKUP_DIR, Store};
 use crate::setup::runner::OpsRunner;
-use crate::setup::{plan, probe, render};
+use crate::setup::{plan, plan_text, probe};
 
 /// Runs `vmgpu setup`.
 pub fn run(root: &Path, args: &SetupArgs) -> anyhow::Result<Outcome> {
@@ -72,7 +72,7 @@ pub fn run(root: &Path, args: &SetupArgs) -> anyhow::Result<Outcome> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&plan)?);
     } else {
-        print!("{}", render::text(&plan));
+        print!("{}", plan_text::text(&plan));
     }
     if args.dry_run || plan.is_noop() {
         return Ok(Outcome::Ok);

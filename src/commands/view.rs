@@ -137,7 +137,7 @@ mod window {
         if path.is_dir() {
             let text = format!(
                 "--shm {shown} is a directory; give the shared-memory file (e.g. {}) or /dev/kvmfrN",
-                crate::domain::looking_glass::DEFAULT_SHM_FILE
+                crate::domain::write::looking_glass::DEFAULT_SHM_FILE
             );
             return Err(ExitError::new(EXIT_ERROR, text).into());
         }

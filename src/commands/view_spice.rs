@@ -64,7 +64,7 @@ pub fn config(args: &ViewArgs, vm: Option<&str>) -> anyhow::Result<Option<SpiceC
 fn metadata_clipboard(vm: &str, uri: &str) -> bool {
     let xml = crate::libvirt::Libvirt::open(uri).and_then(|l| l.inactive_xml(vm));
     let config = match xml {
-        Ok(Some(xml)) => crate::domain::metadata::VmgpuConfig::from_domain_xml(&xml),
+        Ok(Some(xml)) => crate::domain::read::metadata::VmgpuConfig::from_domain_xml(&xml),
         _ => return true,
     };
     match config {

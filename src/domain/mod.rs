@@ -1,19 +1,10 @@
-//! Domain XML: vmgpu's metadata model and read-side views of what libvirt hands the hook; templates, the spec
-//! vmgpu derives from the command line and the host, CPU pinning, Looking Glass sizing, and the byte-preserving
-//! rewrite that fills a template or updates an existing domain.
-pub mod element;
-pub mod hookview;
-pub mod identity;
-pub mod looking_glass;
-pub mod metadata;
-pub mod metadata_view;
-pub mod pinning;
-pub mod render;
-pub mod rewrite;
-pub mod spec;
-pub mod spice_graphics;
-pub mod template;
-pub mod xml_index;
+//! Domain XML in two halves. [`read`]: the one bounded XML reader and what the hook, `check` and `explain` read
+//! from a domain (its devices, pinning, memory, the vmgpu metadata schema). [`write`]: what `define` writes —
+//! templates, the spec derived from the command line and the host, CPU pinning, Looking Glass sizing, the
+//! metadata it records and the byte-preserving rewrite that fills a template or updates an existing domain.
+//! `write` uses `read`, never the other way round.
+pub mod read;
+pub mod write;
 
-pub use element::Element;
-pub use metadata::{ShmemConfig, ViewerConfig, VmgpuConfig};
+pub use read::element::Element;
+pub use read::metadata::{ShmemConfig, ViewerConfig, VmgpuConfig};

@@ -2,7 +2,7 @@
 //! inputs, shared memory and the NVIDIA-hiding features. Read with the bounded [`Element`] parser.
 use serde::Serialize;
 
-use crate::domain::element::Element;
+use crate::domain::read::element::Element;
 
 /// What the domain XML says.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

@@ -130,7 +130,7 @@ pub fn apparmor(c: &FixContext<'_>) -> String {
         "AppArmor refused QEMU a path: add it to /etc/apparmor.d/local/abstractions/libvirt-qemu (e.g. \
          `{} rw,` or `/dev/kvmfr0 rw,`), then `systemctl reload apparmor` and start the VM again; \
          `journalctl -k -g apparmor` shows every denial",
-        crate::domain::looking_glass::DEFAULT_SHM_FILE
+        crate::domain::write::looking_glass::DEFAULT_SHM_FILE
     )
 }
 

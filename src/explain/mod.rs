@@ -6,9 +6,9 @@ use serde::Serialize;
 
 use crate::host::Distro;
 
+pub mod diagnosis_text;
 pub mod domain_facts;
 pub mod fixes;
-pub mod render;
 pub mod signatures;
 pub mod sources;
 

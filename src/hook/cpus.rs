@@ -8,7 +8,7 @@
 use super::error::{Error, Result};
 use super::shared_state::{CpuBaseline, UnitBaseline};
 use super::step::Step;
-use crate::domain::hookview::HookView;
+use crate::domain::read::hook_view::HookView;
 use crate::host::HostRoot;
 use crate::host::cpu::{CpuSet, read_cpu_list};
 

@@ -17,7 +17,7 @@ pub enum Error {
     StdinTooLarge(usize),
     /// The domain XML is unusable.
     #[error(transparent)]
-    Domain(#[from] crate::domain::hookview::Error),
+    Domain(#[from] crate::domain::read::hook_view::Error),
     /// argv and stdin disagree.
     #[error("the hook was called for VM {argv:?} but the XML on stdin is domain {xml:?}")]
     NameMismatch {

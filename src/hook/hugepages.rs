@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use super::error::{Error, Result};
 use super::shared_state::{self, PoolBaseline};
 use super::step::Step;
-use crate::domain::hookview::HookView;
+use crate::domain::read::hook_view::HookView;
 use crate::host::HostRoot;
 use crate::ops::HostOps;
 
@@ -274,7 +274,7 @@ pub fn allocate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::hookview::HugePage;
+    use crate::domain::read::hook_view::HugePage;
 
     #[test]
     fn test_pages_needed_default_size_rounds_up() {

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::error::{Error, Result};
 use super::shared_state;
 use super::step::Step;
-use crate::domain::hookview::HookView;
+use crate::domain::read::hook_view::HookView;
 use crate::host::cpu::{CpuSet, read_cpu_list};
 use crate::host::{HostRoot, PciAddress};
 use crate::ops::HostOps;

@@ -27,8 +27,8 @@
 //!   is simulated (driver links, modules, hugepage counts: see `ops::sim`); with `/` it is real.
 use std::io::Read;
 
-use crate::domain::hookview::HookView;
-use crate::domain::metadata;
+use crate::domain::read::hook_view::HookView;
+use crate::domain::read::metadata;
 use crate::host::HostRoot;
 use crate::ops::{self, HostOps};
 
@@ -39,18 +39,18 @@ pub mod gpu;
 pub mod holders;
 pub mod hugepages;
 pub mod irqs;
+pub mod launch_viewer;
 pub mod run;
 pub mod shared_state;
 pub mod shm;
 pub mod single_gpu;
 pub mod step;
 pub mod trust;
-pub mod viewer;
 
 pub use error::{Error, Result};
 
 /// The most stdin the hook reads.
-pub const MAX_STDIN: usize = crate::domain::element::MAX_BYTES;
+pub const MAX_STDIN: usize = crate::domain::read::xml::MAX_BYTES;
 
 /// One hook call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,7 +138,7 @@ pub fn run(root: &HostRoot, args: &[String], stdin: &mut dyn Read) -> Result<()>
                 return Ok(());
             };
             if config.viewer.launch {
-                viewer::launch(ops.as_ref(), &event.vm, config.viewer.user.as_deref());
+                launch_viewer::launch(ops.as_ref(), &event.vm, config.viewer.user.as_deref());
             }
             Ok(())
         }

@@ -6,7 +6,7 @@ use super::error::{Error, Result};
 use super::step::Step;
 use super::{cpus, governor, gpu, holders, hugepages, irqs, shared_state, shm, single_gpu};
 use crate::domain::VmgpuConfig;
-use crate::domain::hookview::HookView;
+use crate::domain::read::hook_view::HookView;
 use crate::host::{PciAddress, PciDevice, display};
 use crate::journal::{Journal, Phase, Store};
 use crate::ops::HostOps;

@@ -8,8 +8,9 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use super::error::{Error, Result};
 use super::step::Step;
 use crate::domain::ShmemConfig;
-use crate::domain::hookview::HookView;
+use crate::domain::read::hook_view::HookView;
 use crate::host::HostRoot;
+use crate::host::accounts;
 
 /// Where POSIX shared memory lives.
 pub const SHM_DIR: &str = "/dev/shm";
@@ -33,34 +34,20 @@ pub fn lookup_id(root: &HostRoot, kind: &'static str, name: &str) -> Result<u32>
     if let Ok(id) = name.parse::<u32>() {
         return Ok(id);
     }
-    let file = if kind == "user" {
-        "/etc/passwd"
+    let (file, id) = if kind == "user" {
+        let users = accounts::users(root)?;
+        let id = users.iter().find(|u| u.name == name).map(|u| u.uid);
+        ("/etc/passwd", id)
     } else {
-        "/etc/group"
+        let groups = accounts::groups(root)?;
+        let id = groups.iter().find(|g| g.name == name).map(|g| g.gid);
+        ("/etc/group", id)
     };
-    if kind == "user" {
-        return super::viewer::account(root, name)
-            .map(|a| a.uid)
-            .ok_or_else(|| Error::NoAccount {
-                kind,
-                name: name.to_string(),
-                path: root.path(file),
-            });
-    }
-    let text = root.read_optional(file)?.unwrap_or_default();
-    text.lines()
-        .filter_map(|line| {
-            let mut fields = line.split(':');
-            let entry = fields.next()?;
-            let id = fields.nth(1)?.parse::<u32>().ok()?;
-            (entry == name).then_some(id)
-        })
-        .next()
-        .ok_or_else(|| Error::NoAccount {
-            kind,
-            name: name.to_string(),
-            path: root.path(file),
-        })
+    id.ok_or_else(|| Error::NoAccount {
+        kind,
+        name: name.to_string(),
+        path: root.path(file),
+    })
 }
 
 /// The steps that create the shm files.

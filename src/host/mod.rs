@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+pub mod accounts;
 pub mod cpu;
 pub mod display;
 pub mod distro;

@@ -4,10 +4,9 @@
 //! never by calling libvirt), `/dev/kvm`, the qemu hook, `libvirt-guests`, the kvmfr device and the MAC
 //! (AppArmor / SELinux) state. (A VM's Looking Glass file in `/dev/shm` is named by its domain: `check`
 //! reads it with [`Node::read`].)
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
+use super::accounts::Accounts;
 use super::distro::Family;
 use super::parse;
 use super::root::{self, FileStat, HostRoot};
@@ -137,8 +136,8 @@ impl Node {
         let names = Accounts::read(root)?;
         Ok(Some(Node {
             path: path.to_string(),
-            owner: names.users.get(&stat.uid).cloned(),
-            group: names.groups.get(&stat.gid).cloned(),
+            owner: names.user_name(stat.uid).map(str::to_string),
+            group: names.group_name(stat.gid).map(str::to_string),
             stat,
         }))
     }
@@ -211,8 +210,8 @@ impl VirtStack {
         let node = |path: &str| -> root::Result<Option<Node>> {
             Ok(root.stat(path)?.map(|stat| Node {
                 path: path.to_string(),
-                owner: names.users.get(&stat.uid).cloned(),
-                group: names.groups.get(&stat.gid).cloned(),
+                owner: names.user_name(stat.uid).map(str::to_string),
+                group: names.group_name(stat.gid).map(str::to_string),
                 stat,
             }))
         };
@@ -241,33 +240,6 @@ impl VirtStack {
         self.firmware
             .iter()
             .filter(|f| f.is_uefi() && f.files_present)
-    }
-}
-
-/// uid → user and gid → group names from `/etc/passwd` and `/etc/group`.
-struct Accounts {
-    users: BTreeMap<u32, String>,
-    groups: BTreeMap<u32, String>,
-}
-
-impl Accounts {
-    fn read(root: &HostRoot) -> root::Result<Self> {
-        let table = |path: &str| -> root::Result<BTreeMap<u32, String>> {
-            let text = root.read_optional(path)?.unwrap_or_default();
-            Ok(text
-                .lines()
-                .filter_map(|l| {
-                    let mut f = l.split(':');
-                    let name = f.next()?;
-                    let id = f.nth(1)?.parse().ok()?;
-                    Some((id, name.to_string()))
-                })
-                .collect())
-        };
-        Ok(Self {
-            users: table("/etc/passwd")?,
-            groups: table("/etc/group")?,
-        })
     }
 }
 

@@ -249,7 +249,7 @@ impl Client {
                     h,
                     &format!(
                         "lost the guest's Looking Glass host ({}); waiting",
-                        one_line(&e)
+                        crate::report::one_line(&e)
                     ),
                 );
                 // Bad data from a host that is still beating would only be found again at once: try once a
@@ -304,14 +304,20 @@ impl Client {
                         }
                         Err(e) => {
                             live.last_serial = None;
-                            h.bad_frame(format!("a frame was skipped: {}", one_line(&e)));
+                            h.bad_frame(format!(
+                                "a frame was skipped: {}",
+                                crate::report::one_line(&e)
+                            ));
                         }
                     }
                 }
             }
             Err(e) => {
                 live.last_serial = None;
-                h.bad_frame(format!("a frame was skipped: {}", one_line(&e)));
+                h.bad_frame(format!(
+                    "a frame was skipped: {}",
+                    crate::report::one_line(&e)
+                ));
             }
         }
         sub.message_done(view)?;
@@ -340,18 +346,6 @@ impl Client {
             }
         }
     }
-}
-
-/// `error: cause: cause` on one line.
-fn one_line(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// How long to wait before subscribing again after `e`.

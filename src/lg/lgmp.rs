@@ -8,6 +8,10 @@ use std::time::{Duration, Instant};
 use super::layout::*;
 use crate::shm::{self, ShmView};
 
+/// Largest udata (the host's session data, KVMFR's header and records) we copy; the real one is a few hundred
+/// bytes.
+pub const MAX_UDATA: usize = 64 * 1024;
+
 /// How long a client waits for a queue lock a peer holds before giving up (the host holds it for microseconds;
 /// a guest holding it forever must not hang us).
 const LOCK_DEADLINE: Duration = Duration::from_millis(100);
@@ -239,10 +243,7 @@ impl LgmpClient {
         }
         let session_id = ld32(view, OFF_SESSION)?;
         let udata_size = ld32(view, OFF_UDATA_SIZE)? as usize;
-        let max = view
-            .len()
-            .saturating_sub(OFF_UDATA)
-            .min(super::kvmfr::MAX_UDATA);
+        let max = view.len().saturating_sub(OFF_UDATA).min(MAX_UDATA);
         if udata_size > max {
             return Err(Error::Corrupt(format!(
                 "udata size {udata_size} exceeds {max}"

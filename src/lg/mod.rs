@@ -12,9 +12,9 @@
 pub mod client;
 pub mod clock;
 pub mod frame;
-pub mod host;
 pub mod kvmfr;
 pub mod layout;
 pub mod lgmp;
+pub mod lgmp_producer;
 pub mod producer;
 pub mod scene;

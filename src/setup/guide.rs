@@ -11,7 +11,7 @@ pub const KVM_CONF: &str = "/etc/modprobe.d/kvm.conf";
 pub const TMPFILES: &str = "/etc/tmpfiles.d/10-looking-glass.conf";
 /// The shared-memory file (the default name; a domain defined with another `--shm-name` gets its file from
 /// the hook).
-pub const SHM_FILE: &str = crate::domain::looking_glass::DEFAULT_SHM_FILE;
+pub const SHM_FILE: &str = crate::domain::write::looking_glass::DEFAULT_SHM_FILE;
 
 const HEADER: &str = "# vmgpu setup:";
 

@@ -112,20 +112,13 @@ pub fn from_host(
 
 /// The groups `user` is in (as a supplementary member) and every group name, from `/etc/group`.
 fn groups(root: &HostRoot, user: Option<&str>) -> (Vec<String>, Vec<String>) {
-    let text = root.read("/etc/group").unwrap_or_default();
-    let mut member = Vec::new();
-    let mut all = Vec::new();
-    for line in text.lines() {
-        let fields: Vec<&str> = line.split(':').collect();
-        let (Some(name), Some(members)) = (fields.first(), fields.get(3)) else {
-            continue;
-        };
-        all.push(name.to_string());
-        if user.is_some_and(|u| members.split(',').any(|m| m.trim() == u)) {
-            member.push(name.to_string());
-        }
-    }
-    (member, all)
+    let groups = crate::host::accounts::groups(root).unwrap_or_default();
+    let member = groups
+        .iter()
+        .filter(|g| user.is_some_and(|u| g.has_member(u)))
+        .map(|g| g.name.clone())
+        .collect();
+    (member, groups.into_iter().map(|g| g.name).collect())
 }
 
 #[cfg(test)]

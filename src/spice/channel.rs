@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use super::common::{self, CommonMsg};
-use super::error::{Error, ProtocolError};
+use super::error::{self, Error, ProtocolError};
 use super::link::{self, Caps, ChannelType, LinkRequest, common_caps};
 use super::ticket;
 use super::transport::{Stream, Target};
@@ -138,7 +138,7 @@ impl Channel {
                 }
                 Some(CommonMsg::Disconnecting { reason }) => {
                     return Err(Error::Disconnecting(
-                        common::disconnect_reason(reason).unwrap_or(link::LinkError::Error),
+                        common::disconnect_reason(reason).unwrap_or(error::LinkError::Error),
                     ));
                 }
                 Some(CommonMsg::Skipped(_)) => {}
@@ -201,7 +201,7 @@ fn handshake(
     stream.send(&ticket)?;
     let mut result = [0u8; 4];
     stream.read_full(&mut result, stop, "link result")?;
-    if let Some(reason) = link::LinkError::from_code(u32::from_le_bytes(result)) {
+    if let Some(reason) = error::LinkError::from_code(u32::from_le_bytes(result)) {
         return Err(refused(reason));
     }
     Ok(reply.channel_caps)

@@ -1,7 +1,7 @@
 //! Messages every channel receives (types 1–99): SET_ACK, PING, NOTIFY, DISCONNECTING and the migration and
 //! wait messages this client skips; and the client's answers (ACK_SYNC, ACK, PONG, DISCONNECTING).
+use super::error::LinkError;
 use super::error::ProtocolError;
-use super::link::LinkError;
 use super::wire::Reader;
 
 /// Longest NOTIFY text kept (the rest is cut).

@@ -6,8 +6,7 @@ use std::collections::BTreeMap;
 
 use super::error::ProtocolError;
 use super::wire::Reader;
-use crate::lg::kvmfr::{CursorShape, CursorType};
-use crate::viewer::cursor::CursorState;
+use crate::lg::kvmfr::{CursorShape, CursorState, CursorType};
 
 /// Server message types.
 pub mod server {

@@ -1,6 +1,5 @@
 //! Errors of the SPICE client: what a hostile or broken server did ([`ProtocolError`]) and what ended a
 //! connection ([`Error`]). Each message is one line a user can act on.
-use super::link::LinkError;
 
 /// A server message that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -110,5 +109,59 @@ impl Error {
                 ..
             }
         )
+    }
+}
+
+/// `SpiceLinkErr`: the server's link result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LinkError {
+    /// Generic error.
+    #[error("error")]
+    Error,
+    /// Bad magic.
+    #[error("invalid magic")]
+    InvalidMagic,
+    /// Bad data.
+    #[error("invalid data")]
+    InvalidData,
+    /// Protocol version.
+    #[error("version mismatch")]
+    VersionMismatch,
+    /// TLS required.
+    #[error("the channel needs TLS")]
+    NeedSecured,
+    /// TLS refused.
+    #[error("the channel refuses TLS")]
+    NeedUnsecured,
+    /// Wrong or missing password (or an expired ticket).
+    #[error("permission denied: wrong or missing SPICE password")]
+    PermissionDenied,
+    /// Unknown session id.
+    #[error("bad connection id")]
+    BadConnectionId,
+    /// No such channel.
+    #[error("channel not available")]
+    ChannelNotAvailable,
+    /// A code this client does not know.
+    #[error("link error {0}")]
+    Unknown(u32),
+}
+
+impl LinkError {
+    /// From the wire value; `None` for 0 (OK).
+    pub fn from_code(n: u32) -> Option<Self> {
+        Some(match n {
+            0 => return None,
+            1 => Self::Error,
+            2 => Self::InvalidMagic,
+            3 => Self::InvalidData,
+            4 => Self::VersionMismatch,
+            5 => Self::NeedSecured,
+            6 => Self::NeedUnsecured,
+            7 => Self::PermissionDenied,
+            8 => Self::BadConnectionId,
+            9 => Self::ChannelNotAvailable,
+            n => Self::Unknown(n),
+        })
     }
 }

@@ -534,14 +534,7 @@ fn open_inputs(
         .map_err(|e| Error::io("cannot start the inputs thread", e))
 }
 
-/// The error with its causes on one line.
+/// The error with its causes on one line (`report::one_line`, by value for `map_err`).
 pub(super) fn chain(e: Error) -> String {
-    let mut out = e.to_string();
-    let mut src = std::error::Error::source(&e);
-    while let Some(s) = src {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        src = s.source();
-    }
-    out
+    crate::report::one_line(&e)
 }

@@ -1,34 +1,10 @@
 //! The guest cursor drawn over the frame from cursor messages: colour (premultiplied alpha), monochrome
 //! (AND/XOR masks, height doubled on the wire) and masked colour (replace or XOR).
 use super::scale::Placement;
-use crate::lg::kvmfr::{CursorShape, CursorType, CursorUpdate, Rect};
+use crate::lg::kvmfr::{CursorShape, CursorState, CursorType, Rect};
 
-/// What the client last heard about the cursor.
-#[derive(Debug, Clone, Default)]
-pub struct CursorState {
-    /// Visible.
-    pub visible: bool,
-    /// Top-left of the image in guest pixels.
-    pub position: (i32, i32),
-    /// Current shape.
-    pub shape: Option<CursorShape>,
-    /// Updates received (for the test mode's report).
-    pub updates: u64,
-}
-
+/// Drawing the state the Looking Glass and SPICE clients keep ([`CursorState`], `lg::kvmfr`).
 impl CursorState {
-    /// Applies an update.
-    pub fn apply(&mut self, u: CursorUpdate) {
-        self.visible = u.visible;
-        if let Some((x, y)) = u.position {
-            self.position = (x as i32, y as i32);
-        }
-        if let Some(s) = u.shape {
-            self.shape = Some(s);
-        }
-        self.updates += 1;
-    }
-
     /// The cursor's box in output pixels (`x0..x1`, `y0..y1`), clipped to the placed frame; `None` when hidden.
     fn span(&self, frame: (u32, u32), p: Placement) -> Option<(&CursorShape, [i64; 4])> {
         let shape = self.shape.as_ref().filter(|_| self.visible)?;

@@ -8,10 +8,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::convert::Canvas;
-use super::cursor::CursorState;
 use super::wait::{self, Next, Pacer, WaitStats};
 use crate::lg::client::{Client, Handler, Status};
 use crate::lg::frame;
+use crate::lg::kvmfr::CursorState;
 use crate::lg::kvmfr::{CursorUpdate, FrameInfo, FrameType, HostInfo, Rect, flags};
 use crate::lg::layout::HEADER_SIZE;
 use crate::shm::{self, Region, ShmMap, ShmView};
@@ -386,7 +386,7 @@ fn open_failure(e: &shm::Error) -> String {
                 path.display()
             )
         }
-        e => format!("{}; waiting", error_chain(e)),
+        e => format!("{}; waiting", crate::report::one_line(e)),
     }
 }
 
@@ -464,16 +464,4 @@ fn pump(
         }
     }
     client.shutdown(view);
-}
-
-/// `error: cause: cause` on one line.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }

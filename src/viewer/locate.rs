@@ -9,7 +9,7 @@ use crate::domain::Element;
 pub enum Error {
     /// The XML could not be read.
     #[error("cannot read the domain XML")]
-    Xml(#[from] crate::domain::element::Error),
+    Xml(#[from] crate::domain::read::xml::Error),
     /// No Looking Glass memory in the domain.
     #[error(
         "the domain has no ivshmem-plain <shmem> device and no /dev/kvmfr memory backend (run `vmgpu define --looking-glass ...`, or pass --shm PATH)"

@@ -184,3 +184,63 @@ fn test_only_ops_waives_the_side_effect_rule() {
         "write files and start programs through ops::files / ops::process instead: {waivers:?}"
     );
 }
+
+/// The top-level module a file under `src/` belongs to (`hook` for `src/hook/run.rs`, `report` for
+/// `src/report.rs`).
+fn top_module(path: &Path) -> String {
+    let rel = path.strip_prefix(src_dir()).unwrap();
+    let first = rel
+        .components()
+        .next()
+        .unwrap()
+        .as_os_str()
+        .to_string_lossy();
+    first.trim_end_matches(".rs").to_string()
+}
+
+/// The top-level modules a file's code names as `crate::…` (comments and its `mod tests` left out).
+fn crate_imports(text: &str) -> Vec<String> {
+    let code = text.split("#[cfg(test)]\nmod tests").next().unwrap_or("");
+    let mut found = Vec::new();
+    for line in code.lines() {
+        let line = line.split("//").next().unwrap_or("");
+        for (at, _) in line.match_indices("crate::") {
+            let name: String = line[at + "crate::".len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect();
+            if !name.is_empty() {
+                found.push(name);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn test_no_two_top_level_modules_import_each_other() {
+    let mut edges = std::collections::BTreeMap::<(String, String), String>::new();
+    for path in rust_files(&src_dir()) {
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if name.ends_with("tests.rs") || name == "test_tree.rs" {
+            continue;
+        }
+        let from = top_module(&path);
+        for to in crate_imports(&std::fs::read_to_string(&path).unwrap()) {
+            if to != from {
+                edges
+                    .entry((from.clone(), to))
+                    .or_insert_with(|| path.display().to_string());
+            }
+        }
+    }
+    let circles: Vec<String> = edges
+        .iter()
+        .filter(|((a, b), _)| a < b && edges.contains_key(&(b.clone(), a.clone())))
+        .map(|((a, b), at)| format!("{a} <-> {b} ({at}, {})", edges[&(b.clone(), a.clone())]))
+        .collect();
+    assert!(
+        circles.is_empty(),
+        "imports go one way (docs/architecture.md's table): {circles:?}"
+    );
+}

@@ -5,13 +5,13 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use vmgpu::domain::looking_glass::LookingGlass;
+use vmgpu::domain::write::looking_glass::LookingGlass;
 
-use vmgpu::domain::pinning::{Cpus, PinRequest};
-use vmgpu::domain::render::{self, Scope};
-use vmgpu::domain::spec::{
+use vmgpu::domain::write::pinning::{Cpus, PinRequest};
+use vmgpu::domain::write::spec::{
     DisplayMode, DomainSpec, Evdev, GpuPassthrough, Hugepages, Network, VirtType,
 };
+use vmgpu::domain::write::spec_xml::{self, Scope};
 
 use crate::fixtures::{stderr, stdout};
 
@@ -522,7 +522,7 @@ const HAND_EDITED: &str = include_str!("../fixtures/domains/hand-edited.xml");
 #[test]
 fn test_update_keeps_user_edits_byte_for_byte() {
     let old_gpus = vec!["0000:04:00.0".parse().unwrap()];
-    let out = render::render(HAND_EDITED, &update_spec(), Scope::Update, &old_gpus).unwrap();
+    let out = spec_xml::render(HAND_EDITED, &update_spec(), Scope::Update, &old_gpus).unwrap();
     validate(&out, "updated hand-edited domain");
     for kept in [
         "<!-- my gaming VM: do not touch the USB controller -->",
@@ -541,8 +541,8 @@ fn test_update_keeps_user_edits_byte_for_byte() {
 #[test]
 fn test_update_twice_changes_nothing_more() {
     let old_gpus = vec!["0000:04:00.0".parse().unwrap()];
-    let once = render::render(HAND_EDITED, &update_spec(), Scope::Update, &old_gpus).unwrap();
-    let twice = render::render(&once, &update_spec(), Scope::Update, &old_gpus).unwrap();
+    let once = spec_xml::render(HAND_EDITED, &update_spec(), Scope::Update, &old_gpus).unwrap();
+    let twice = spec_xml::render(&once, &update_spec(), Scope::Update, &old_gpus).unwrap();
     assert_eq!(once, twice);
 }
 
@@ -565,21 +565,21 @@ fn test_define_tcg_drops_hyperv_and_kvm_features() {
 #[test]
 fn test_update_keeps_the_gpus_guest_bus() {
     let bus =
-        render::guest_bus_for_update(HAND_EDITED, &["0000:04:00.1".parse().unwrap()]).unwrap();
+        spec_xml::guest_bus_for_update(HAND_EDITED, &["0000:04:00.1".parse().unwrap()]).unwrap();
     assert_eq!(bus, Some(6));
 }
 
 #[test]
 fn test_update_new_gpu_gets_a_bus_after_the_highest_controller() {
     let bus =
-        render::guest_bus_for_update(HAND_EDITED, &["0000:0b:00.0".parse().unwrap()]).unwrap();
+        spec_xml::guest_bus_for_update(HAND_EDITED, &["0000:0b:00.0".parse().unwrap()]).unwrap();
     assert_eq!(bus, Some(7));
 }
 
 #[test]
 fn test_define_uses_a_system_template_from_etc() {
     let host = seed_host(false);
-    let custom = vmgpu::domain::template::BUILTIN[0]
+    let custom = vmgpu::domain::write::template::BUILTIN[0]
         .1
         .replace("<devices>", "<devices>\n    <!-- gaming rig -->");
     write(host.path(), "etc/vmgpu/templates/gaming.xml", &custom);
@@ -715,20 +715,20 @@ fn test_update_display_phase_round_trip_keeps_user_edits() {
     let mut install = update_spec();
     install.display = Some(DisplayMode::Install);
     install.media = media.clone();
-    let installing = render::render(&start, &install, Scope::Update, &old_gpus).unwrap();
+    let installing = spec_xml::render(&start, &install, Scope::Update, &old_gpus).unwrap();
     validate(&installing, "update to install");
     assert!(installing.contains("<model type='vga' vram='16384' heads='1' primary='yes'/>"));
     assert!(installing.contains("<source file='/srv/iso/virtio-win.iso'/>"));
     assert!(installing.contains("<vmgpu:display mode=\"install\"/>"));
-    let again = render::render(&installing, &install, Scope::Update, &old_gpus).unwrap();
+    let again = spec_xml::render(&installing, &install, Scope::Update, &old_gpus).unwrap();
     assert_eq!(installing, again, "a second update changes nothing");
 
     let mut lg = update_spec();
     lg.display = Some(DisplayMode::LookingGlass);
     lg.old_media = media;
-    let finished = render::render(&installing, &lg, Scope::Update, &old_gpus).unwrap();
+    let finished = spec_xml::render(&installing, &lg, Scope::Update, &old_gpus).unwrap();
     validate(&finished, "update to looking-glass");
-    let direct = render::render(&start, &lg, Scope::Update, &old_gpus).unwrap();
+    let direct = spec_xml::render(&start, &lg, Scope::Update, &old_gpus).unwrap();
     assert_eq!(finished, direct, "nothing of the install phase is left");
     assert!(
         finished.contains("/home/me/games.iso"),

@@ -81,7 +81,7 @@ fn test_unknown_failure_shows_its_lines_not_a_guess() {
         "{:?}",
         d.unknown
     );
-    let text = explain::render::text(&d);
+    let text = explain::diagnosis_text::text(&d);
     assert!(text.contains("unknown"), "{text}");
     assert!(text.contains("opengl is not available"), "{text}");
 }

@@ -288,7 +288,7 @@ fn spice_cursor_set_move_and_hostile_shape() {
     let s = session(port);
     wait_for(&s, "connected", |st| *st == Status::Connected);
     let cursor = s.cursor();
-    let wait = |what: &str, want: &dyn Fn(&vmgpu::viewer::cursor::CursorState) -> bool| {
+    let wait = |what: &str, want: &dyn Fn(&vmgpu::lg::kvmfr::CursorState) -> bool| {
         let end = Instant::now() + Duration::from_secs(20);
         loop {
             let state = cursor.lock().unwrap().state.clone();

@@ -1,6 +1,34 @@
 //! Cursor messages: position, visibility and shape, each field checked against the region.
 use super::*;
 
+/// What a client last heard about the cursor (from LGMP cursor messages or the SPICE cursor channel); the viewer
+/// draws it (`viewer::cursor`).
+#[derive(Debug, Clone, Default)]
+pub struct CursorState {
+    /// Visible.
+    pub visible: bool,
+    /// Top-left of the image in guest pixels.
+    pub position: (i32, i32),
+    /// Current shape.
+    pub shape: Option<CursorShape>,
+    /// Updates received (for the test mode's report).
+    pub updates: u64,
+}
+
+impl CursorState {
+    /// Applies an update.
+    pub fn apply(&mut self, u: CursorUpdate) {
+        self.visible = u.visible;
+        if let Some((x, y)) = u.position {
+            self.position = (x as i32, y as i32);
+        }
+        if let Some(s) = u.shape {
+            self.shape = Some(s);
+        }
+        self.updates += 1;
+    }
+}
+
 /// Cursor image kinds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CursorType {

@@ -7,7 +7,7 @@ use crate::shm::{self, ShmView};
 mod cursor;
 mod frame;
 mod udata;
-pub use cursor::{CursorShape, CursorType, CursorUpdate, parse_cursor};
+pub use cursor::{CursorShape, CursorState, CursorType, CursorUpdate, parse_cursor};
 pub use frame::{FrameInfo, FrameType, Rect, parse_frame};
 pub use udata::{HostInfo, encode_udata, parse_udata};
 
@@ -23,8 +23,6 @@ pub const QUEUE_POINTER: u32 = 1;
 pub const QUEUE_FRAME: u32 = 2;
 /// Size of the KVMFR header in udata.
 pub const HEADER_SIZE: usize = 48;
-/// Largest udata we copy (the real one is a few hundred bytes).
-pub const MAX_UDATA: usize = 64 * 1024;
 /// Damage rects in a frame.
 pub const MAX_DAMAGE_RECTS: usize = 64;
 /// Size of a B7 KVMFRFrame.

@@ -8,11 +8,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::clock::now_ms;
-use super::host::{LgmpHost, Posted};
 use super::kvmfr::{
     self, CURSOR_SIZE, CursorShape, CursorType, FrameType, Rect, cursor_flags, flags,
 };
 use super::lgmp;
+use super::lgmp_producer::{LgmpHost, Posted};
 use crate::shm::{Region, ShmView};
 
 mod heartbeat;

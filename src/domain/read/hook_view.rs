@@ -3,8 +3,9 @@
 //! parts of the domain are ignored.
 use std::collections::BTreeSet;
 
-use super::element::{self, Element};
+use super::element::Element;
 use super::metadata::{self, VmgpuConfig};
+use super::xml;
 use crate::host::PciAddress;
 use crate::host::cpu::CpuSet;
 
@@ -16,7 +17,7 @@ pub const MAX_BYTES: u64 = 1 << 50;
 pub enum Error {
     /// Not well-formed XML.
     #[error("cannot read the domain XML")]
-    Xml(#[source] element::Error),
+    Xml(#[source] xml::Error),
     /// The root is not `<domain>`.
     #[error("the XML on stdin is not a libvirt domain (root element <{0}>)")]
     NotADomain(String),

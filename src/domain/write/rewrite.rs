@@ -8,14 +8,14 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 
-use super::xml_index::{self, Index, Node};
+use crate::domain::read::xml::{Index, Node};
 
 /// A rewrite that could not be done.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The input is not well-formed XML.
     #[error("cannot read the domain XML")]
-    Index(#[source] xml_index::Error),
+    Index(#[source] crate::domain::read::xml::Error),
     /// Two rules touched the same bytes (a bug in the rule set).
     #[error("rules overlap at byte {0}")]
     Overlap(usize),

@@ -307,7 +307,7 @@ pub struct GpuPassthrough {
     /// Guest PCI bus (the index of the `pcie-root-port` the card sits behind).
     pub guest_bus: u8,
     /// What each function is (recorded in the metadata; the hook refuses another device at the address).
-    pub identities: Vec<super::identity::FunctionIdentity>,
+    pub identities: Vec<crate::domain::read::identity::FunctionIdentity>,
 }
 
 impl GpuPassthrough {
@@ -373,7 +373,7 @@ pub struct DomainSpec {
     /// domain's).
     pub clipboard: bool,
     /// Host tuning while the VM runs (`<vmgpu:tuning>`; `--update` keeps what the existing domain has on).
-    pub tuning: super::metadata::TuningConfig,
+    pub tuning: crate::domain::read::metadata::TuningConfig,
     /// The ISOs vmgpu attached and owns after this run (recorded in the metadata).
     pub media: Vec<PathBuf>,
     /// The ISOs the existing domain's metadata recorded (`--update` replaces or removes exactly those).

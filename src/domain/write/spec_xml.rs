@@ -4,11 +4,11 @@
 use quick_xml::escape::escape;
 
 use super::looking_glass::{DEFAULT_SHM_NAME, LookingGlass, Resolution};
-use super::metadata_view;
+use super::metadata;
 use super::pinning::format_cpu_list;
 use super::rewrite::{self, Rule};
 use super::spec::{DisplayMode, DomainSpec, Hugepages, Network, VirtType};
-use super::xml_index::{Index, Node};
+use crate::domain::read::xml::{Index, Node};
 use crate::host::PciAddress;
 
 /// libvirt's namespace for `<qemu:commandline>`.
@@ -36,12 +36,13 @@ pub fn render(
     scope: Scope,
     old_gpus: &[PciAddress],
 ) -> rewrite::Result<String> {
-    let xml = rewrite::apply(xml, &rules(spec, scope, old_gpus))?;
-    let xml = rewrite::set_root_attribute(&xml, "type", spec.virt_type.as_str())?;
-    match spec.looking_glass {
-        LookingGlass::Kvmfr(_) => rewrite::set_root_attribute(&xml, "xmlns:qemu", QEMU_NS),
-        _ => Ok(xml),
-    }
+    // The root's attributes first: the reader refuses a `qemu:` element before its prefix is declared.
+    let xml = rewrite::set_root_attribute(xml, "type", spec.virt_type.as_str())?;
+    let xml = match spec.looking_glass {
+        LookingGlass::Kvmfr(_) => rewrite::set_root_attribute(&xml, "xmlns:qemu", QEMU_NS)?,
+        _ => xml,
+    };
+    rewrite::apply(&xml, &rules(spec, scope, old_gpus))
 }
 
 /// The rules for `spec`.
@@ -257,7 +258,7 @@ fn hide_rules(hide: bool) -> Vec<Rule> {
 }
 
 fn metadata_rules(spec: &DomainSpec) -> Vec<Rule> {
-    let config = metadata_view::config_xml(spec);
+    let config = metadata::config_xml(spec);
     vec![
         Rule::ensure(
             &["domain"],
@@ -273,7 +274,7 @@ fn metadata_rules(spec: &DomainSpec) -> Vec<Rule> {
         Rule::replace_where(
             &["domain", "metadata"],
             "config",
-            |_, n| metadata_view::is_vmgpu_config(n),
+            |_, n| metadata::is_vmgpu_config(n),
             vec![config],
         ),
     ]

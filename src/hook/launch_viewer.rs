@@ -13,45 +13,16 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::host::HostRoot;
+use crate::host::accounts::{self, User};
 use crate::ops::HostOps;
 use crate::ops::process::Program;
 
 /// Set in the intermediate process's environment; `main` checks it first.
 pub const ENV_LAUNCHER: &str = "VMGPU_INTERNAL_LAUNCH_VIEWER";
 
-/// A user from `/etc/passwd`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Account {
-    /// Name.
-    pub name: String,
-    /// Uid.
-    pub uid: u32,
-    /// Primary gid.
-    pub gid: u32,
-    /// Home directory.
-    pub home: String,
-}
-
-/// Looks a user up in `/etc/passwd` under the root.
-pub fn account(root: &HostRoot, name: &str) -> Option<Account> {
-    let text = root.read_optional("/etc/passwd").ok().flatten()?;
-    text.lines().find_map(|line| {
-        let f: Vec<&str> = line.split(':').collect();
-        match f.as_slice() {
-            [n, _, uid, gid, _, home, ..] if *n == name => Some(Account {
-                name: name.to_string(),
-                uid: uid.parse().ok()?,
-                gid: gid.parse().ok()?,
-                home: home.to_string(),
-            }),
-            _ => None,
-        }
-    })
-}
-
 /// The session environment of a user: `XDG_RUNTIME_DIR`, `WAYLAND_DISPLAY`, `DISPLAY`, `XAUTHORITY`,
 /// plus `HOME`, `USER`, `PATH`. `None` when the user has no graphical session.
-pub fn session_env(root: &HostRoot, user: &Account) -> Option<Vec<(String, String)>> {
+pub fn session_env(root: &HostRoot, user: &User) -> Option<Vec<(String, String)>> {
     let runtime = format!("/run/user/{}", user.uid);
     let mut env = vec![
         ("HOME".to_string(), user.home.clone()),
@@ -117,7 +88,7 @@ pub fn launch(ops: &dyn HostOps, vm: &str, user: Option<&str>) {
         tracing::warn!("viewer launch is on but <vmgpu:viewer> names no user: not starting it");
         return;
     };
-    let Some(account) = account(root, name) else {
+    let Some(account) = accounts::user(root, name) else {
         tracing::warn!("viewer user {name:?} does not exist: not starting the viewer");
         return;
     };
@@ -211,7 +182,7 @@ mod tests {
         std::fs::write(dir.path().join("run/user/1000/wayland-0"), "").unwrap();
         std::fs::create_dir_all(dir.path().join("tmp/.X11-unix")).unwrap();
         std::fs::write(dir.path().join("tmp/.X11-unix/X1"), "").unwrap();
-        let user = Account {
+        let user = User {
             name: "alice".into(),
             uid: 1000,
             gid: 1000,
@@ -226,7 +197,7 @@ mod tests {
     #[test]
     fn test_session_env_without_session_is_none() {
         let dir = tempfile::tempdir().unwrap();
-        let user = Account {
+        let user = User {
             name: "bob".into(),
             uid: 1001,
             gid: 1001,

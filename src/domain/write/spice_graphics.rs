@@ -6,8 +6,8 @@ use std::io::Read;
 
 use quick_xml::escape::escape;
 
-use super::Element;
 use super::rewrite::{self, Rule};
+use crate::domain::read::element::Element;
 
 /// Characters of a generated password (alphanumeric: no quoting or shell trouble; 24 × ~5.95 bits = 143 bits).
 pub const PASSWORD_LEN: usize = 24;

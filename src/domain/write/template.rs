@@ -12,9 +12,15 @@ pub const SYSTEM_DIR: &str = "/etc/vmgpu/templates";
 
 /// The templates compiled into vmgpu.
 pub const BUILTIN: [(&str, &str); 3] = [
-    ("linux", include_str!("../../templates/linux.xml")),
-    ("windows10", include_str!("../../templates/windows10.xml")),
-    ("windows11", include_str!("../../templates/windows11.xml")),
+    ("linux", include_str!("../../../templates/linux.xml")),
+    (
+        "windows10",
+        include_str!("../../../templates/windows10.xml"),
+    ),
+    (
+        "windows11",
+        include_str!("../../../templates/windows11.xml"),
+    ),
 ];
 
 /// Template lookup errors.

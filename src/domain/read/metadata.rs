@@ -1,14 +1,14 @@
 //! vmgpu's per-VM configuration: the `<vmgpu:config>` element in a domain's `<metadata>` (schema version 1,
-//! see docs/metadata.md).
+//! see docs/metadata.md): the types and how they are read; `write::metadata` writes them.
 //!
 //! Matching is by namespace URI ([`NAMESPACE`]), never by prefix. Unknown elements and attributes are
 //! ignored (a newer vmgpu may add some); an unknown `version` is refused.
-use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::element::{self, Element};
+use super::element::Element;
 use super::identity::FunctionIdentity;
+use super::xml;
 use crate::host::PciAddress;
 
 /// vmgpu's XML namespace (schema version 1).
@@ -25,7 +25,7 @@ pub const DEFAULT_SHM_GROUP: &str = "kvm";
 pub enum Error {
     /// The domain XML itself is malformed.
     #[error("cannot read the domain XML")]
-    Xml(#[source] element::Error),
+    Xml(#[source] xml::Error),
     /// More than one `<vmgpu:config>` in the domain.
     #[error("the domain has more than one <vmgpu:config> element")]
     Duplicate,
@@ -298,108 +298,6 @@ impl VmgpuConfig {
             }
         }
         Ok(out)
-    }
-
-    /// Renders the `<vmgpu:config xmlns:vmgpu=… version="1">` element (indented by two spaces per level,
-    /// starting at column 0, no trailing newline), ready to go inside `<metadata>`.
-    pub fn to_xml(&self) -> String {
-        use quick_xml::escape::escape;
-        let yn = |b: bool| if b { "yes" } else { "no" };
-        let mut out =
-            format!("<{PREFIX}:config xmlns:{PREFIX}=\"{NAMESPACE}\" version=\"{VERSION}\">\n");
-        for gpu in &self.gpus {
-            let functions: Vec<&FunctionIdentity> = self
-                .functions
-                .iter()
-                .filter(|f| f.address.same_slot(gpu))
-                .collect();
-            if functions.is_empty() {
-                let _ = writeln!(out, "  <{PREFIX}:gpu address=\"{gpu}\"/>");
-                continue;
-            }
-            let _ = writeln!(out, "  <{PREFIX}:gpu address=\"{gpu}\">");
-            for f in functions {
-                let _ = writeln!(
-                    out,
-                    "    <{PREFIX}:function address=\"{}\" id=\"{}\" subsystem=\"{}\" class=\"{}\"/>",
-                    f.address,
-                    f.id_text(),
-                    f.subsystem_text(),
-                    f.class_text()
-                );
-            }
-            let _ = writeln!(out, "  </{PREFIX}:gpu>");
-        }
-        let _ = writeln!(
-            out,
-            "  <{PREFIX}:isolate-cpus enabled=\"{}\"/>",
-            yn(self.isolate_cpus)
-        );
-        let _ = writeln!(
-            out,
-            "  <{PREFIX}:hugepages enabled=\"{}\"/>",
-            yn(self.hugepages)
-        );
-        if let Some(shmem) = &self.shmem {
-            let user = shmem
-                .user
-                .as_deref()
-                .map(|u| format!(" user=\"{}\"", escape(u)))
-                .unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "  <{PREFIX}:shmem{user} group=\"{}\" remove-on-stop=\"{}\"/>",
-                escape(shmem.group.as_str()),
-                yn(shmem.remove_on_stop)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "  <{PREFIX}:single-gpu enabled=\"{}\"/>",
-            yn(self.single_gpu)
-        );
-        let user = self
-            .viewer
-            .user
-            .as_deref()
-            .map(|u| format!(" user=\"{}\"", escape(u)))
-            .unwrap_or_default();
-        // Written only when off, so the element of a VM that never changed it stays as it was.
-        let clipboard = if self.viewer.clipboard {
-            ""
-        } else {
-            " clipboard=\"no\""
-        };
-        let _ = writeln!(
-            out,
-            "  <{PREFIX}:viewer launch=\"{}\"{user}{clipboard}/>",
-            yn(self.viewer.launch)
-        );
-        // Written only when a switch is on, so the metadata of a VM that never used it stays as it was.
-        if self.tuning.any() {
-            let governor = if self.tuning.governor {
-                "performance"
-            } else {
-                "no"
-            };
-            let _ = writeln!(
-                out,
-                "  <{PREFIX}:tuning governor=\"{governor}\" irq-affinity=\"{}\"/>",
-                yn(self.tuning.irq_affinity)
-            );
-        }
-        if let Some(d) = &self.display {
-            let _ = writeln!(
-                out,
-                "  <{PREFIX}:display mode=\"{}\"/>",
-                escape(d.mode.as_str())
-            );
-            for m in &d.media {
-                let _ = writeln!(out, "  <{PREFIX}:media path=\"{}\"/>", escape(m.as_str()));
-            }
-        }
-        out.push_str(&format!("</{PREFIX}:config>"));
-        out
     }
 }
 
