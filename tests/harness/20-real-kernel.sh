@@ -20,7 +20,7 @@ vm_build_vmgpu || exit 1
 mapfile -t files < <(vm_hook_guest_files)
 initrd=$VM_CACHE/hook-test.initrd
 vm_initramfs "$initrd" "$VM_DIR/guest/hook-test.sh" "${files[@]}" || exit 1
-echo "real-kernel: kernel $VM_KVER, accelerator: $(vm_accel_args)"
+echo "real-kernel: kernel $VM_KVER, accelerator: $(vm_accel_args) (boot 'iommu', with cpufreq: $(VM_CPUFREQ=1 vm_accel_args))"
 status=0
 run_boot() { # run_boot NAME [env...]
   local name=$1 log=$VM_CACHE/last-$1.log t=$SECONDS
