@@ -31,7 +31,7 @@ family() {
 BUILD_CMDS="cc:build-essential pkg-config:pkg-config"
 TEST_CMDS="
   qemu-system-x86_64:qemu-system-x86 qemu-img:qemu-utils busybox:busybox-static cpio:cpio modprobe:kmod depmod:kmod
-  mkfs.ext4:e2fsprogs bc:bc jq:jq gcc:build-essential
+  mkfs.ext4:e2fsprogs bc:bc jq:jq gcc:build-essential iasl:acpica-tools
   libvirtd:libvirt-daemon-system virtlogd:libvirt-daemon-system virsh:libvirt-clients
   virt-xml-validate:libvirt-clients xmllint:libxml2-utils swtpm:swtpm swtpm_setup:swtpm-tools
   unshare:util-linux nsenter:util-linux chroot:coreutils sha256sum:coreutils tar:tar

@@ -3,10 +3,11 @@
 # hook inside a QEMU q35 guest with the Debian kernel, a real intel-iommu and a two-function "GPU" behind a root
 # port. Boot 1 (vIOMMU): foreign domain, prepare/release with every assertion, second VM refused, busy audio
 # refused, stopped-end vs release-end, a stale journal, 1 TiB of hugepages, device identity (issue 9: 1, 10, 11, 15),
-# crash after every journaled step + `vmgpu restore`, host tuning (IRQs off the pinned CPUs and back, also after a
-# crash at each step; the guest has no cpufreq, so the governor is tested on the simulated kernel only:
-# tests/integration/hook_tuning.rs). Boot 2 (no vIOMMU): prepare fails, nothing changes. Boot 3 (the console lit
-# on the GPU): the boot VGA is the host's display, prepare refused (issue 9 item 4).
+# crash after every journaled step + `vmgpu restore`, host tuning (the performance governor on the pinned CPUs
+# and IRQs off them, both put back at release and by `vmgpu restore` after a crash at each step). Boot 1 also
+# gives the guest a real cpufreq driver: QEMU gets an SSDT with ACPI P-states, acpi-cpufreq drives every vCPU
+# (tests/vm/lib.sh vm_cpufreq_ssdt, VM_CPUFREQ). Boot 2 (no vIOMMU): prepare fails, nothing changes. Boot 3
+# (the console lit on the GPU): the boot VGA is the host's display, prepare refused (issue 9 item 4).
 # Scenario details: tests/vm/guest/hook-test.sh. Guest consoles are kept in tests/.cache/vm/last-*.log.
 # Env: VM_ACCEL=tcg|kvm (default: KVM only where a probe boot works), VM_SCENARIOS=crash,busy_audio,tuning,crash_tuning (subset).
 set -uo pipefail
@@ -19,7 +20,7 @@ vm_build_vmgpu || exit 1
 mapfile -t files < <(vm_hook_guest_files)
 initrd=$VM_CACHE/hook-test.initrd
 vm_initramfs "$initrd" "$VM_DIR/guest/hook-test.sh" "${files[@]}" || exit 1
-echo "real-kernel: kernel $VM_KVER, accelerator: $(vm_accel_args)"
+echo "real-kernel: kernel $VM_KVER, accelerator: $(vm_accel_args) (boot 'iommu', with cpufreq: $(VM_CPUFREQ=1 vm_accel_args))"
 status=0
 run_boot() { # run_boot NAME [env...]
   local name=$1 log=$VM_CACHE/last-$1.log t=$SECONDS
@@ -30,7 +31,7 @@ run_boot() { # run_boot NAME [env...]
   if vm_report "$log"; then echo "--- boot '$name': ALL PASS"
   else echo "--- boot '$name': FAILED"; status=1; fi
 }
-run_boot iommu VM_APPEND="vmtest.mode=iommu ${VM_SCENARIOS:+vmtest.scenarios=$VM_SCENARIOS}"
+run_boot iommu VM_CPUFREQ=1 VM_APPEND="vmtest.mode=iommu vmtest.cpufreq=1 ${VM_SCENARIOS:+vmtest.scenarios=$VM_SCENARIOS}"
 run_boot noiommu NOIOMMU=1 VM_APPEND="vmtest.mode=noiommu"
 # the console lit on the test GPU (no video=Virtual-1:d): the boot VGA is the host's display and is refused
 [ -z "${VM_SCENARIOS:-}" ] && run_boot lit VM_VIDEO= VM_APPEND="vmtest.mode=iommu vmtest.scenarios=host_display vmtest.expect_lit=1"

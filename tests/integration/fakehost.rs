@@ -1,8 +1,8 @@
 //! A small host tree for the hook tests (what the real-kernel harness's q35 guest looks like): a root port
 //! 00:1c.0 and a "GPU" behind it (VGA 01:00.0 on bochs-drm + HDA 01:00.1 on snd_hda_intel) in IOMMU group
 //! 3, vfio-pci loaded, 4 CPUs, cgroup v2 without systemd, 2 MiB and 1 GiB hugepage pools, /etc/passwd and
-//! /etc/group, an empty /dev/shm, the IRQs of `/proc/irq` (no cpufreq, like the q35 guest: `cpufreq` adds
-//! it). Plus helpers to run the binary against it and snapshot it.
+//! /etc/group, an empty /dev/shm, the IRQs of `/proc/irq` (no cpufreq, like a VM without ACPI
+//! P-states: `cpufreq` adds it). Plus helpers to run the binary against it and snapshot it.
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, symlink};

@@ -14,13 +14,14 @@
 #                                  VM_VIDEO (default video=Virtual-1:d: the test GPU's output stays dark, the
 #                                  guest is a headless host whose boot VGA is not its display; with the console
 #                                  lit on it the hook refuses the GPU as the host's display, src/host/display.rs)
+#                                  VM_CPUFREQ=1: the guest gets a real cpufreq driver (acpi-cpufreq), see vm_cpufreq_ssdt
 # Everything downloaded or built lives under tests/.cache/vm (git-ignored), so re-runs only rebuild the initramfs.
 VM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 VM_REPO=$(cd "$VM_DIR/../.." && pwd)
 VM_CACHE=${VM_CACHE:-$VM_REPO/tests/.cache/vm}
 # Modules the guest needs: the "GPU" host drivers, vfio, 9p, kvm (for /sys/module/kvm*), xhci for extra devices.
 VM_MODULES="vfio vfio_pci vfio_iommu_type1 bochs snd_hda_intel snd_hda_codec_generic 9p 9pnet_virtio virtio_pci
-  kvm kvm_intel kvm_amd xhci_pci ${VM_EXTRA_MODULES:-}"
+  kvm kvm_intel kvm_amd xhci_pci acpi_cpufreq cpufreq_powersave ${VM_EXTRA_MODULES:-}"
 
 vm_log() { echo "vm: $*" >&2; }
 
@@ -117,9 +118,61 @@ vm_accel_args() {
   fi
   case $mode in
     kvm) echo "-accel kvm -cpu host" ;;
-    *) echo "-accel tcg,thread=multi -cpu max" ;;
+    # acpi-cpufreq refuses AMD family 0xf ("K8 systems must use native drivers"), which is what TCG's `max`
+    # CPU says it is; for VM_CPUFREQ the guest sees family 6 (no family-specific AMD code on x86-64)
+    *) echo "-accel tcg,thread=multi -cpu max${VM_CPUFREQ:+,family=6}" ;;
   esac
 }
+
+# vm_cpufreq_ssdt CPUS: prints the path of an SSDT (compiled with iasl, cached in VM_CACHE) that gives QEMU's
+# q35 processor objects \_SB.CPUS.C000..C<CPUS-1> (see QEMU's DSDT) ACPI P-states: _PCT with SystemIO
+# registers at an unused port, a _PSS of three states and _PPC 0. acpi-cpufreq then drives every vCPU: QEMU
+# drops the writes to the control port and reads of the status port give 0xff, the status value of P0, so
+# the driver always reads the top frequency back. One cpufreq policy per CPU (no _PSD), like most desktops'.
+vm_cpufreq_ssdt() {
+  local n=$1 asl=$VM_CACHE/cpufreq-ssdt-$1.asl i
+  case $n in '' | *[!0-9]*) vm_log "vm_cpufreq_ssdt: $n is not a CPU count"; return 1 ;; esac
+  if [ ! -s "${asl%.asl}.aml" ] || [ "${BASH_SOURCE[0]}" -nt "${asl%.asl}.aml" ]; then
+    command -v iasl >/dev/null || { vm_log "no iasl: install acpica-tools (tests/install-deps.sh)"; return 1; }
+    mkdir -p "$VM_CACHE"
+    {
+      echo 'DefinitionBlock ("", "SSDT", 2, "VMGPU", "CPUFREQ", 1)'
+      echo '{'
+      for ((i = 0; i < n; i++)); do printf '    External (\_SB.CPUS.C%03X, ProcessorObj)
+' "$i"; done
+      cat <<'ASL'
+    Scope (\_SB)
+    {
+        Name (VPCT, Package (0x02)
+        {
+            ResourceTemplate () { Register (SystemIO, 0x08, 0x00, 0x0000000000000A00, ,) },
+            ResourceTemplate () { Register (SystemIO, 0x08, 0x00, 0x0000000000000A00, ,) }
+        })
+        // MHz, mW, latency us, bus master latency us, control, status (0xff: what the unused port reads)
+        Name (VPSS, Package (0x03)
+        {
+            Package (0x06) { 2000, 10000, 10, 10, 0xFF, 0xFF },
+            Package (0x06) { 1500, 7000, 10, 10, 0x01, 0x01 },
+            Package (0x06) { 1000, 4000, 10, 10, 0x02, 0x02 }
+        })
+    }
+ASL
+      for ((i = 0; i < n; i++)); do
+        printf '    Scope (\_SB.CPUS.C%03X)
+    {
+' "$i"
+        echo '        Method (_PCT, 0, NotSerialized) { Return (\_SB.VPCT) }'
+        echo '        Method (_PSS, 0, NotSerialized) { Return (\_SB.VPSS) }'
+        echo '        Method (_PPC, 0, NotSerialized) { Return (Zero) }'
+        echo '    }'
+      done
+      echo '}'
+    } > "$asl"
+    iasl -p "${asl%.asl}" "$asl" > "$asl.log" 2>&1 || { vm_log "iasl failed on $asl: $(tail -5 "$asl.log")"; return 1; }
+  fi
+  echo "${asl%.asl}.aml"
+}
+
 
 vm_kvm_probe() {
   local d rc
@@ -140,14 +193,18 @@ vm_kvm_probe() {
 # ("timer doesn't work through Interrupt-remapped IO-APIC" → panic); VMs routinely skip that check.
 vm_qemu() {
   local log=$1 limit=$2 initrd=$3; shift 3
-  local iommu=(-device intel-iommu,intremap=on)
+  local iommu=(-device intel-iommu,intremap=on) cpufreq=() aml smp=${VM_SMP:-4}
   [ -n "${NOIOMMU:-}" ] && iommu=()
+  if [ -n "${VM_CPUFREQ:-}" ]; then
+    aml=$(vm_cpufreq_ssdt "${smp%%,*}") || return 1
+    cpufreq=(-acpitable "file=$aml")
+  fi
   # shellcheck disable=SC2046 # accel args are words on purpose
   timeout --foreground -k 5 "$limit" qemu-system-x86_64 $(vm_accel_args) \
     -machine q35,kernel-irqchip=split -smp "${VM_SMP:-4}" -m "${VM_MEM:-2048}" \
     -audiodev none,id=snd0 -nodefaults -no-user-config -display none -no-reboot \
     -serial "file:$log" \
-    "${iommu[@]}" \
+    "${iommu[@]}" "${cpufreq[@]}" \
     -device pcie-root-port,id=rp1,bus=pcie.0,chassis=1,addr=1c.0 \
     -device VGA,bus=rp1,addr=00.0,multifunction=on \
     -device ich9-intel-hda,id=hda,bus=rp1,addr=00.1 -device hda-duplex,bus=hda.0,audiodev=snd0 \
