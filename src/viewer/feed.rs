@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::convert::Canvas;
 use super::cursor::CursorState;
-use super::wait::{self, Next, Pacer, WaitStats};
+use super::wait::{self, Pacer, WaitStats};
 use crate::lg::client::{Client, Handler, Status};
 use crate::lg::frame;
 use crate::lg::kvmfr::{CursorUpdate, FrameInfo, FrameType, HostInfo, Rect, flags};
@@ -17,7 +17,7 @@ use crate::lg::layout::HEADER_SIZE;
 use crate::shm::{self, Region, ShmMap, ShmView};
 
 /// Poll interval while frames or cursor updates are flowing and no frame is due (near the expected next frame
-/// of a steady stream the feed spins instead, see [`Pacer`]): bounds the latency of an unexpected frame.
+/// of a steady stream the feed polls every [`wait::FINE`], see [`Pacer`]): bounds an unexpected frame's latency.
 pub const POLL_ACTIVE: Duration = Duration::from_micros(500);
 /// Poll interval once nothing arrived for [`ACTIVE_WINDOW`] (a still guest desktop): keeps the idle CPU low.
 pub const POLL_IDLE: Duration = Duration::from_millis(5);
@@ -312,7 +312,7 @@ fn truncated_text(fi: &FrameInfo, vm: Option<&str>) -> String {
 /// How the feed waits for the next frame while frames flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pacing {
-    /// Learns the frame interval and spins near the expected next frame ([`Pacer`]); the default.
+    /// Learns the frame interval and polls finely near the expected next frame ([`Pacer`]); the default.
     Adaptive,
     /// Polls every [`POLL_ACTIVE`] (the benchmark's baseline).
     Plain,
@@ -449,19 +449,16 @@ fn pump(
         }
         let now = Instant::now();
         let next = if !client.connected() {
-            Next::SleepUntil(now + POLL_WAITING)
+            now + POLL_WAITING
         } else if now.duration_since(last_activity) < ACTIVE_WINDOW {
             match pacing {
                 Pacing::Adaptive => pacer.next(now, POLL_ACTIVE),
-                Pacing::Plain => Next::SleepUntil(now + POLL_ACTIVE),
+                Pacing::Plain => now + POLL_ACTIVE,
             }
         } else {
-            Next::SleepUntil(now + POLL_IDLE)
+            now + POLL_IDLE
         };
-        match next {
-            Next::Spin => std::thread::yield_now(),
-            Next::SleepUntil(at) => wait::sleep_until(at, &shared.waits),
-        }
+        wait::sleep_until(next, &shared.waits);
     }
     client.shutdown(view);
 }
