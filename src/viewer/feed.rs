@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::convert::Canvas;
 use super::cursor::CursorState;
+use super::handoff::{Handoff, Job};
 use super::wait::{self, Pacer, WaitStats};
 use crate::lg::client::{Client, Handler, Status};
 use crate::lg::frame;
@@ -105,6 +106,8 @@ pub struct Shared {
     pub vm: std::sync::OnceLock<String>,
     /// How late the feed thread's sleeps woke up (the benchmark prints it).
     pub waits: WaitStats,
+    /// Frames handed to the window to copy straight into its buffer.
+    pub handoff: Handoff,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -193,6 +196,8 @@ struct FeedHandler {
     last_said: String,
     /// When the last frame was ingested (the pacer learns the frame rate from it).
     last_frame_at: Option<Instant>,
+    /// The mapping being read, for frames handed to the window.
+    region: Option<Arc<dyn Region>>,
 }
 
 impl FeedHandler {
@@ -243,7 +248,32 @@ impl Handler for FeedHandler {
         fi: &FrameInfo,
         rects: Option<&[Rect]>,
     ) -> frame::Result<()> {
-        self.shared.canvas().ingest(view, fi, rects)?;
+        let handed = match &self.region {
+            Some(region) if self.shared.handoff.wants(fi) => {
+                let job = Job {
+                    info: fi.clone(),
+                    rects: rects.map(<[Rect]>::to_vec),
+                    region: Arc::clone(region),
+                };
+                self.shared.handoff.offer(job, &*self.notify)
+            }
+            _ => None,
+        };
+        match handed {
+            Some(result) => {
+                result?;
+            }
+            None => {
+                let mut canvas = self.shared.canvas();
+                // Frames went straight to the window since the canvas last had them all: read this one whole.
+                let behind = self.shared.handoff.behind();
+                canvas.ingest(view, fi, if behind { None } else { rects })?;
+                self.shared
+                    .handoff
+                    .canvas_behind
+                    .store(false, Ordering::Release);
+            }
+        }
         let mut info = self.shared.info();
         info.message = None;
         info.serial = Some(fi.serial);
@@ -361,13 +391,22 @@ fn run(source: Source, shared: Arc<Shared>, notify: Notify, pacing: Pacing) {
         notify,
         last_said: String::new(),
         last_frame_at: None,
+        region: None,
     };
     wait::tighten_timer_slack();
     while !shared.stop.load(Ordering::Acquire) {
         match &source {
-            Source::Region(r) => pump(r.view(), None, &shared, &mut handler, pacing),
+            Source::Region(r) => {
+                handler.region = Some(Arc::clone(r));
+                pump(r.view(), None, &shared, &mut handler, pacing);
+            }
             Source::Path(p) => match ShmMap::open(p, HEADER_SIZE as u64) {
-                Ok(m) => pump(m.view(), Some(&m), &shared, &mut handler, pacing),
+                Ok(m) => {
+                    let m = Arc::new(m);
+                    handler.region = Some(m.clone());
+                    pump(m.view(), Some(&m), &shared, &mut handler, pacing);
+                    handler.region = None;
+                }
                 Err(e) => {
                     handler.status(Status::Waiting(open_failure(&e)));
                     std::thread::sleep(RETRY_OPEN);
