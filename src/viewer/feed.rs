@@ -8,7 +8,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::convert::Canvas;
-use super::wait::{self, Next, Pacer, WaitStats};
+use super::handoff::{Handoff, Job};
+use super::wait::{self, Pacer, WaitStats};
 use crate::lg::client::{Client, Handler, Status};
 use crate::lg::frame;
 use crate::lg::kvmfr::CursorState;
@@ -17,7 +18,7 @@ use crate::lg::layout::HEADER_SIZE;
 use crate::shm::{self, Region, ShmMap, ShmView};
 
 /// Poll interval while frames or cursor updates are flowing and no frame is due (near the expected next frame
-/// of a steady stream the feed spins instead, see [`Pacer`]): bounds the latency of an unexpected frame.
+/// of a steady stream the feed polls every [`wait::FINE`], see [`Pacer`]): bounds an unexpected frame's latency.
 pub const POLL_ACTIVE: Duration = Duration::from_micros(500);
 /// Poll interval once nothing arrived for [`ACTIVE_WINDOW`] (a still guest desktop): keeps the idle CPU low.
 pub const POLL_IDLE: Duration = Duration::from_millis(5);
@@ -105,6 +106,8 @@ pub struct Shared {
     pub vm: std::sync::OnceLock<String>,
     /// How late the feed thread's sleeps woke up (the benchmark prints it).
     pub waits: WaitStats,
+    /// Frames handed to the window to copy straight into its buffer.
+    pub handoff: Handoff,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -193,6 +196,8 @@ struct FeedHandler {
     last_said: String,
     /// When the last frame was ingested (the pacer learns the frame rate from it).
     last_frame_at: Option<Instant>,
+    /// The mapping being read, for frames handed to the window.
+    region: Option<Arc<dyn Region>>,
 }
 
 impl FeedHandler {
@@ -243,7 +248,32 @@ impl Handler for FeedHandler {
         fi: &FrameInfo,
         rects: Option<&[Rect]>,
     ) -> frame::Result<()> {
-        self.shared.canvas().ingest(view, fi, rects)?;
+        let handed = match &self.region {
+            Some(region) if self.shared.handoff.wants(fi) => {
+                let job = Job {
+                    info: fi.clone(),
+                    rects: rects.map(<[Rect]>::to_vec),
+                    region: Arc::clone(region),
+                };
+                self.shared.handoff.offer(job, &*self.notify)
+            }
+            _ => None,
+        };
+        match handed {
+            Some(result) => {
+                result?;
+            }
+            None => {
+                let mut canvas = self.shared.canvas();
+                // Frames went straight to the window since the canvas last had them all: read this one whole.
+                let behind = self.shared.handoff.behind();
+                canvas.ingest(view, fi, if behind { None } else { rects })?;
+                self.shared
+                    .handoff
+                    .canvas_behind
+                    .store(false, Ordering::Release);
+            }
+        }
         let mut info = self.shared.info();
         info.message = None;
         info.serial = Some(fi.serial);
@@ -312,7 +342,7 @@ fn truncated_text(fi: &FrameInfo, vm: Option<&str>) -> String {
 /// How the feed waits for the next frame while frames flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pacing {
-    /// Learns the frame interval and spins near the expected next frame ([`Pacer`]); the default.
+    /// Learns the frame interval and polls finely near the expected next frame ([`Pacer`]); the default.
     Adaptive,
     /// Polls every [`POLL_ACTIVE`] (the benchmark's baseline).
     Plain,
@@ -361,13 +391,22 @@ fn run(source: Source, shared: Arc<Shared>, notify: Notify, pacing: Pacing) {
         notify,
         last_said: String::new(),
         last_frame_at: None,
+        region: None,
     };
     wait::tighten_timer_slack();
     while !shared.stop.load(Ordering::Acquire) {
         match &source {
-            Source::Region(r) => pump(r.view(), None, &shared, &mut handler, pacing),
+            Source::Region(r) => {
+                handler.region = Some(Arc::clone(r));
+                pump(r.view(), None, &shared, &mut handler, pacing);
+            }
             Source::Path(p) => match ShmMap::open(p, HEADER_SIZE as u64) {
-                Ok(m) => pump(m.view(), Some(&m), &shared, &mut handler, pacing),
+                Ok(m) => {
+                    let m = Arc::new(m);
+                    handler.region = Some(m.clone());
+                    pump(m.view(), Some(&m), &shared, &mut handler, pacing);
+                    handler.region = None;
+                }
                 Err(e) => {
                     handler.status(Status::Waiting(open_failure(&e)));
                     std::thread::sleep(RETRY_OPEN);
@@ -449,19 +488,16 @@ fn pump(
         }
         let now = Instant::now();
         let next = if !client.connected() {
-            Next::SleepUntil(now + POLL_WAITING)
+            now + POLL_WAITING
         } else if now.duration_since(last_activity) < ACTIVE_WINDOW {
             match pacing {
                 Pacing::Adaptive => pacer.next(now, POLL_ACTIVE),
-                Pacing::Plain => Next::SleepUntil(now + POLL_ACTIVE),
+                Pacing::Plain => now + POLL_ACTIVE,
             }
         } else {
-            Next::SleepUntil(now + POLL_IDLE)
+            now + POLL_IDLE
         };
-        match next {
-            Next::Spin => std::thread::yield_now(),
-            Next::SleepUntil(at) => wait::sleep_until(at, &shared.waits),
-        }
+        wait::sleep_until(next, &shared.waits);
     }
     client.shutdown(view);
 }

@@ -5,6 +5,7 @@ pub mod convert;
 pub mod cursor;
 pub mod damage;
 pub mod feed;
+pub mod handoff;
 pub mod instance;
 pub mod locate;
 pub mod scale;
@@ -22,6 +23,8 @@ pub mod keymap;
 pub mod observe;
 #[cfg(feature = "viewer")]
 pub mod present;
+#[cfg(feature = "viewer")]
+pub mod straight;
 #[cfg(feature = "viewer")]
 pub mod text;
 #[cfg(feature = "viewer")]

@@ -2,11 +2,12 @@
 //!
 //! LGMP has no wake-up signal: the client polls. Latency is the poll interval plus how late the kernel wakes
 //! us (the overshoot, milliseconds on a loaded machine), and CPU is the number of wake-ups. [`Pacer`] learns
-//! the frame interval and spins (yielding) only in a short window around the expected next frame, polling
+//! the frame interval and polls finely (every [`FINE`]) only in a short window around the expected next frame,
 //! at the plain interval outside it (an early or irregular frame is never later than plain polling would
-//! be) and plainly alone when frames stop; [`sleep_until`] sleeps to an
-//! absolute `CLOCK_MONOTONIC` time (`clock_nanosleep` with `TIMER_ABSTIME`, no drift across interrupted
-//! sleeps) and records its overshoot in a [`WaitStats`] histogram that the benchmark prints.
+//! be) and plainly alone when frames stop. It never spins: a yielding spin burns a core for as long as the
+//! window is open (about 1 ms of CPU per frame in `benches/view_path.rs`), a fine sleep costs a few µs.
+//! [`sleep_until`] sleeps to an absolute `CLOCK_MONOTONIC` time (`clock_nanosleep` with `TIMER_ABSTIME`, no
+//! drift across interrupted sleeps) and records its overshoot in a [`WaitStats`] histogram that the benchmark prints.
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -98,29 +99,27 @@ pub fn sleep_until(deadline: Instant, stats: &WaitStats) {
 
 /// Never expect frames faster than this (a burst of back-to-back frames says nothing about the rate).
 const MIN_INTERVAL: Duration = Duration::from_millis(2);
-/// Slower than this the frames are not a stream (a blinking cursor): no spinning for them.
+/// Slower than this the frames are not a stream (a blinking cursor): no fine polling for them.
 const MAX_INTERVAL: Duration = Duration::from_millis(100);
-/// The spin window opens this long before the expected frame (covers the wake-up delay and jitter).
-const LEAD: Duration = Duration::from_micros(1500);
+/// The fine-polling window opens this long before the expected frame (covers the wake-up delay and jitter).
+const LEAD: Duration = Duration::from_micros(1000);
 /// …and closes this long after it when no frame came; then interval polling takes over until the next frame.
-const LATE: Duration = Duration::from_micros(1500);
+const LATE: Duration = Duration::from_micros(1000);
+/// The poll interval inside the window: bounds the added latency of an expected frame.
+pub const FINE: Duration = Duration::from_micros(50);
 /// Intervals kept for the estimate (their median is the frame interval).
 const HISTORY: usize = 9;
 
-/// What the feed thread does next when a poll found nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Next {
-    /// Poll again at once (yielding the CPU first): the expected frame is due.
-    Spin,
-    /// Sleep until then.
-    SleepUntil(Instant),
-}
-
-/// Learns when frames arrive and says how to wait for the next one.
+/// Learns when frames arrive and says how long to wait for the next one.
 #[derive(Debug, Default)]
 pub struct Pacer {
     last: Option<Instant>,
-    intervals: Vec<Duration>,
+    /// The last [`HISTORY`] intervals, a ring (`filled` of them valid, the next written at `at`).
+    intervals: [Duration; HISTORY],
+    filled: usize,
+    at: usize,
+    /// Their median when it looks like a stream, computed once per frame (not on every poll).
+    interval: Option<Duration>,
     /// The predicted arrival of the last frame (never later than it arrived): keeps the phase from drifting
     /// late when one frame was picked up late.
     anchor: Option<Instant>,
@@ -132,10 +131,10 @@ impl Pacer {
         if let Some(last) = self.last {
             let gap = at.saturating_duration_since(last);
             if gap >= MIN_INTERVAL {
-                if self.intervals.len() == HISTORY {
-                    self.intervals.remove(0);
-                }
-                self.intervals.push(gap);
+                self.intervals[self.at] = gap;
+                self.at = (self.at + 1) % HISTORY;
+                self.filled = (self.filled + 1).min(HISTORY);
+                self.interval = self.median();
             }
         }
         self.anchor = match (self.anchor, self.interval()) {
@@ -157,10 +156,15 @@ impl Pacer {
 
     /// The frame interval: the median of the recent ones, when they look like a stream.
     pub fn interval(&self) -> Option<Duration> {
-        if self.intervals.len() < 3 {
+        self.interval
+    }
+
+    fn median(&self) -> Option<Duration> {
+        if self.filled < 3 {
             return None;
         }
-        let mut sorted = self.intervals.clone();
+        let mut sorted = self.intervals;
+        let sorted = sorted.get_mut(..self.filled)?;
         sorted.sort_unstable();
         let median = sorted.get(sorted.len() / 2).copied()?;
         (MIN_INTERVAL..=MAX_INTERVAL)
@@ -168,10 +172,10 @@ impl Pacer {
             .then_some(median)
     }
 
-    /// How to wait at `now` when the last poll found nothing; `fallback` is the plain poll interval.
-    pub fn next(&self, now: Instant, fallback: Duration) -> Next {
-        let plain = Next::SleepUntil(now + fallback);
-        let (Some(anchor), Some(interval)) = (self.anchor, self.interval()) else {
+    /// Until when to sleep at `now` when the last poll found nothing; `fallback` is the plain poll interval.
+    pub fn next(&self, now: Instant, fallback: Duration) -> Instant {
+        let plain = now + fallback;
+        let (Some(anchor), Some(interval)) = (self.anchor, self.interval) else {
             return plain;
         };
         // Frames stopped (a still desktop): plain polling until they come back.
@@ -184,11 +188,11 @@ impl Pacer {
         }
         let open = expected.checked_sub(LEAD).unwrap_or(expected);
         if now >= open {
-            return Next::Spin;
+            return now + FINE;
         }
         // Asleep until the window opens, but never longer than the plain interval: a frame that comes early
         // (or after a missed window) is picked up as fast as plain polling would.
-        Next::SleepUntil(open.min(now + fallback))
+        open.min(now + fallback)
     }
 }
 
@@ -211,11 +215,11 @@ mod tests {
         let t = Instant::now();
         let p = pacer_with_frames(t, 2);
         let fallback = Duration::from_micros(500);
-        assert_eq!(p.next(t, fallback), Next::SleepUntil(t + fallback));
+        assert_eq!(p.next(t, fallback), t + fallback);
     }
 
     #[test]
-    fn test_pacer_sleeps_until_the_window_then_spins() {
+    fn test_pacer_sleeps_until_the_window_then_polls_finely() {
         let t = Instant::now();
         let p = pacer_with_frames(t, 10);
         assert_eq!(p.interval(), Some(FRAME));
@@ -223,25 +227,18 @@ mod tests {
         let fallback = Duration::from_micros(500);
         // just after a frame: plain polling (never a longer sleep than that) until the window opens
         let early = last + Duration::from_millis(1);
-        assert_eq!(p.next(early, fallback), Next::SleepUntil(early + fallback));
+        assert_eq!(p.next(early, fallback), early + fallback);
         let close = last + FRAME - LEAD - Duration::from_micros(200);
-        assert_eq!(
-            p.next(close, fallback),
-            Next::SleepUntil(last + FRAME - LEAD)
-        );
-        assert_eq!(p.next(last + FRAME - LEAD, fallback), Next::Spin);
-        assert_eq!(p.next(last + FRAME + LATE, fallback), Next::Spin);
+        assert_eq!(p.next(close, fallback), last + FRAME - LEAD);
+        let open = last + FRAME - LEAD;
+        assert_eq!(p.next(open, fallback), open + FINE);
+        let late = last + FRAME + LATE;
+        assert_eq!(p.next(late, fallback), late + FINE);
         // the frame did not come: plain polling again, the next window opens before the frame after
         let missed = last + FRAME + LATE * 2;
-        assert_eq!(
-            p.next(missed, fallback),
-            Next::SleepUntil(missed + fallback)
-        );
+        assert_eq!(p.next(missed, fallback), missed + fallback);
         let before_next = last + FRAME * 2 - LEAD - Duration::from_micros(100);
-        assert_eq!(
-            p.next(before_next, fallback),
-            Next::SleepUntil(last + FRAME * 2 - LEAD)
-        );
+        assert_eq!(p.next(before_next, fallback), last + FRAME * 2 - LEAD);
     }
 
     #[test]
@@ -250,20 +247,18 @@ mod tests {
         let p = pacer_with_frames(t, 10);
         let later = t + FRAME * 9 + FRAME * 4;
         let fallback = Duration::from_millis(5);
-        assert_eq!(p.next(later, fallback), Next::SleepUntil(later + fallback));
+        assert_eq!(p.next(later, fallback), later + fallback);
     }
 
     #[test]
     fn test_pacer_keeps_the_phase_when_a_frame_is_picked_up_late() {
         let t = Instant::now();
         let mut p = pacer_with_frames(t, 10);
-        // frame 10 is seen 1 ms late: the next window still opens relative to the on-time phase
-        p.frame_arrived(t + FRAME * 10 + Duration::from_millis(1));
+        // frame 10 is seen 0.8 ms late: the next window still opens relative to the on-time phase
+        p.frame_arrived(t + FRAME * 10 + Duration::from_micros(800));
         let fallback = Duration::from_millis(20);
-        match p.next(t + FRAME * 10 + Duration::from_millis(2), fallback) {
-            Next::SleepUntil(at) => assert_eq!(at, t + FRAME * 11 - LEAD),
-            other => panic!("{other:?}"),
-        }
+        let at = p.next(t + FRAME * 10 + Duration::from_millis(2), fallback);
+        assert_eq!(at, t + FRAME * 11 - LEAD);
     }
 
     #[test]

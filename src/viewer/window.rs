@@ -23,12 +23,13 @@ use winit::event_loop::{ActiveEventLoop, ControlFlow, EventLoop};
 use winit::keyboard::{Key, NamedKey};
 use winit::window::{Fullscreen, UserAttentionType, Window, WindowId};
 
-use super::compose::{Composed, Drawn, compose_since};
+use super::compose::{Composed, Drawn};
 use super::feed::{self, Banner, Shared, Shown, Source};
 use super::input::{Controller, SpiceConfig};
 use super::instance::Instance;
 use super::observe::{Observer, Placement, Presented};
 use super::present::{Present, Softbuffer};
+use super::straight::{self, Under};
 
 /// Window errors.
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +92,8 @@ struct App {
     feed_redraw: bool,
     /// When everything was last redrawn.
     last_full: Instant,
+    /// The frame's pixels under the cursor in the presented buffer.
+    under: Under,
 }
 
 /// A damage-only present happens only within this of a full one: heals an expose that coincided with a frame.
@@ -214,19 +217,23 @@ impl App {
         let mut composed = Composed::default();
         let partial =
             std::mem::take(&mut self.feed_redraw) && self.last_full.elapsed() < FULL_EVERY;
-        let (drawn, mut full) = (&self.drawn, false);
+        let (drawn, under, mut full, mut aged) = (&self.drawn, &mut self.under, false, false);
         let result = presenter.present(size.width, size.height, &mut |buf, w, h, age| {
             let before = match age {
-                1.. if partial => drawn.get(usize::from(age) - 1).copied().flatten(),
-                _ => None,
+                1.. => drawn.get(usize::from(age) - 1).copied().flatten(),
+                0 => None,
             };
-            let (c, changed) = compose_since(shared, buf, w, h, before.as_ref());
-            composed = c;
-            full = changed.is_none();
+            let (c, changed) =
+                straight::draw(shared, buf, (w, h), age, before.as_ref(), partial, under);
+            (composed, full, aged) = (c, changed.is_none(), age == 1);
             changed
         });
+        // The next frame may go straight into this buffer when it comes back as it is now (age 1).
+        let straight = composed.drawn.filter(|d| aged && d.size == d.frame);
+        self.shared.handoff.accept(straight.map(|d| d.size));
         if let Err(e) = result {
             self.drawn.clear();
+            self.shared.handoff.accept(None);
             tracing::warn!("{e}");
             return;
         }
@@ -488,6 +495,7 @@ pub fn run(source: Source, opts: Options) -> Result<(), Error> {
         drawn: VecDeque::new(),
         feed_redraw: false,
         last_full: Instant::now(),
+        under: Under::default(),
     };
     let result = event_loop.run_app(&mut app);
     drop(app.input.take()); // releases held keys, closes the SPICE session
