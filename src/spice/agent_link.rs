@@ -334,7 +334,8 @@ impl AgentLink {
                         }
                         Err(e) => tracing::warn!(
                             "SPICE agent: clipboard image dropped: {}",
-                            crate::report::one_line(&e)
+                            // The decoder quotes the guest's bytes (chunk names): no line breaks in the log.
+                            crate::report::one_line(&e).escape_debug()
                         ),
                     }
                     return Ok(());

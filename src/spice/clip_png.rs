@@ -93,12 +93,10 @@ pub fn decode(png_bytes: &[u8]) -> Result<RgbaImage, ImageError> {
     let len = rgba_len(u64::from(w), u64::from(h))?;
     decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
     let mut reader = decoder.read_info().map_err(ImageError::Decode)?;
-    let size = reader
-        .output_buffer_size()
-        .ok_or(ImageError::TooBig {
-            width: u64::from(w),
-            height: u64::from(h),
-        })?;
+    let size = reader.output_buffer_size().ok_or(ImageError::TooBig {
+        width: u64::from(w),
+        height: u64::from(h),
+    })?;
     // After EXPAND + STRIP_16 a pixel is at most 4 bytes: never more than the RGBA size.
     if size > len {
         return Err(ImageError::TooBig {
@@ -206,13 +204,40 @@ mod tests {
 
     #[test]
     fn other_colour_types_become_rgba() {
-        let rgb = png_of(2, 1, png::ColorType::Rgb, png::BitDepth::Eight, &[1, 2, 3, 4, 5, 6]);
+        let rgb = png_of(
+            2,
+            1,
+            png::ColorType::Rgb,
+            png::BitDepth::Eight,
+            &[1, 2, 3, 4, 5, 6],
+        );
         assert_eq!(decode(&rgb).unwrap().pixels, [1, 2, 3, 255, 4, 5, 6, 255]);
-        let gray = png_of(2, 1, png::ColorType::Grayscale, png::BitDepth::Eight, &[9, 10]);
-        assert_eq!(decode(&gray).unwrap().pixels, [9, 9, 9, 255, 10, 10, 10, 255]);
-        let ga = png_of(1, 1, png::ColorType::GrayscaleAlpha, png::BitDepth::Eight, &[7, 8]);
+        let gray = png_of(
+            2,
+            1,
+            png::ColorType::Grayscale,
+            png::BitDepth::Eight,
+            &[9, 10],
+        );
+        assert_eq!(
+            decode(&gray).unwrap().pixels,
+            [9, 9, 9, 255, 10, 10, 10, 255]
+        );
+        let ga = png_of(
+            1,
+            1,
+            png::ColorType::GrayscaleAlpha,
+            png::BitDepth::Eight,
+            &[7, 8],
+        );
         assert_eq!(decode(&ga).unwrap().pixels, [7, 7, 7, 8]);
-        let deep = png_of(1, 1, png::ColorType::Rgba, png::BitDepth::Sixteen, &[1, 0, 2, 0, 3, 0, 4, 0]);
+        let deep = png_of(
+            1,
+            1,
+            png::ColorType::Rgba,
+            png::BitDepth::Sixteen,
+            &[1, 0, 2, 0, 3, 0, 4, 0],
+        );
         assert_eq!(decode(&deep).unwrap().pixels, [1, 2, 3, 4]);
     }
 
@@ -254,7 +279,11 @@ mod tests {
         for &b in bytes {
             c ^= u32::from(b);
             for _ in 0..8 {
-                c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+                c = if c & 1 != 0 {
+                    0xEDB8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
             }
         }
         !c

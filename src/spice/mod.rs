@@ -63,8 +63,8 @@ pub mod transport;
 pub mod wire;
 
 pub use agent_link::{Clipboard, HostClipboard};
-pub use clip_png::RgbaImage;
 pub use audio_sink::{HostAudio, PlayerStats};
+pub use clip_png::RgbaImage;
 pub use error::{Error, ProtocolError};
 pub use input_sink::{Inputs, KeyCodes};
 #[cfg(feature = "audio")]
