@@ -48,6 +48,7 @@ pub fn config_for(spec: &DomainSpec) -> VmgpuConfig {
                     .collect(),
             }),
         tuning: spec.tuning,
+        sound_off: !spec.sound,
     }
 }
 

@@ -10,6 +10,7 @@ pub mod metadata_view;
 pub mod pinning;
 pub mod render;
 pub mod rewrite;
+pub mod sound;
 pub mod spec;
 pub mod spice_graphics;
 pub mod template;
