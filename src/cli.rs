@@ -161,6 +161,10 @@ pub struct DefineArgs {
     /// Hide the hypervisor from NVIDIA drivers older than R465.
     #[arg(long)]
     pub hide_hypervisor: bool,
+    /// No sound card in the guest (the templates give it an ich9 HDA whose audio goes through SPICE to the
+    /// viewer); recorded as `<vmgpu:sound enabled="no"/>`, which --update keeps (it adds the card otherwise).
+    #[arg(long)]
+    pub no_sound: bool,
     /// Desktop user who owns the shared-memory file and runs the viewer.
     #[arg(long, env = "SUDO_USER")]
     pub user: Option<String>,

@@ -38,7 +38,8 @@ TEST_CMDS="
   mmdebstrap:mmdebstrap
   Xvfb:xvfb xwininfo:x11-utils xauth:xauth import:imagemagick compare:imagemagick convert:imagemagick weston:weston
   xdotool:xdotool xclip:xclip remote-viewer:virt-viewer python3:python3 ss:iproute2
-  pulseaudio:pulseaudio parec:pulseaudio-utils pacat:pulseaudio-utils pactl:pulseaudio-utils"
+  pulseaudio:pulseaudio parec:pulseaudio-utils pacat:pulseaudio-utils pactl:pulseaudio-utils
+  pipewire:pipewire pipewire-pulse:pipewire-pulse wireplumber:wireplumber dbus-daemon:dbus-daemon"
 # Packages without a command of their own (libraries, firmware), installed with the rest.
 TEST_PKGS="libvirt-dev libpulse-dev ovmf libxkbcommon-x11-0 libx11-xcb1 libxcursor1 libxrandr2 libxi6 libwayland-client0
   libwayland-cursor0 x11-apps"

@@ -87,6 +87,7 @@ fn define_in_libvirt(
         let old = VmgpuConfig::from_domain_xml(&existing)?;
         let old_gpus = old.as_ref().map(|c| c.gpus.clone()).unwrap_or_default();
         spec.clipboard = old.as_ref().is_none_or(|c| c.viewer.clipboard);
+        spec.sound &= !old.as_ref().is_some_and(|c| c.sound_off);
         if let Some(old) = &old {
             spec.tuning.governor |= old.tuning.governor;
             spec.tuning.irq_affinity |= old.tuning.irq_affinity;
@@ -258,6 +259,7 @@ fn build_spec(host: &Host, args: &DefineArgs, name: String) -> anyhow::Result<Do
         display,
         recorded_display: None,
         clipboard: true,
+        sound: !args.no_sound,
         tuning: crate::domain::read::metadata::TuningConfig {
             governor: args.performance_governor,
             irq_affinity: args.irq_affinity,

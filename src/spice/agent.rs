@@ -30,6 +30,8 @@ pub mod kind {
     pub const CLIPBOARD_REQUEST: u32 = 8;
     /// Both ways: the sender no longer owns the clipboard.
     pub const CLIPBOARD_RELEASE: u32 = 9;
+    /// Client → agent: `i32` the largest clipboard item the client takes.
+    pub const MAX_CLIPBOARD: u32 = 14;
 }
 
 /// Capability bits (bit numbers in the first caps word).
@@ -42,6 +44,8 @@ pub mod cap {
     pub const GUEST_LINEEND_LF: u32 = 8;
     /// The guest wants CRLF line ends (Windows).
     pub const GUEST_LINEEND_CRLF: u32 = 9;
+    /// The agent honours MAX_CLIPBOARD (it then sends nothing bigger, e.g. a huge PNG).
+    pub const MAX_CLIPBOARD: u32 = 10;
     /// A GRAB carries a serial (not announced by this client, so never sent to it).
     pub const CLIPBOARD_GRAB_SERIAL: u32 = 17;
 
@@ -290,6 +294,11 @@ pub fn clipboard(selection: Selection, kind: u32, data: &[u8], with_selection: b
     d.extend_from_slice(&kind.to_le_bytes());
     d.extend_from_slice(data);
     encode(self::kind::CLIPBOARD, &d)
+}
+
+/// MAX_CLIPBOARD: our [`MAX_CLIPBOARD`] limit, for an agent with the MAX_CLIPBOARD capability.
+pub fn max_clipboard() -> Vec<u8> {
+    encode(kind::MAX_CLIPBOARD, &(MAX_CLIPBOARD as i32).to_le_bytes())
 }
 
 /// CLIPBOARD_RELEASE.

@@ -18,6 +18,7 @@ use std::time::Instant;
 use super::agent::{self, AgentMsg, Selection, cap, clip_type};
 use super::agent_stream::{self, Event, Inbox, Outbox, Returns};
 use super::channel::Writer;
+use super::clip_png::{self, RgbaImage};
 use super::error::Error;
 use super::main_channel::client;
 
@@ -33,6 +34,15 @@ pub trait HostClipboard: Send {
     fn guest_released(&mut self);
     /// The guest asks for the host clipboard as `kind`: its bytes now, or `None`.
     fn host_data(&mut self, kind: u32) -> Option<Vec<u8>>;
+    /// The image for our REQUEST of IMAGE_PNG, decoded from the guest's PNG within the caps of
+    /// [`clip_png`](super::clip_png) (a PNG that does not decode never gets here).
+    fn guest_image(&mut self, image: RgbaImage) {
+        let _ = image;
+    }
+    /// The guest asks for the host clipboard as IMAGE_PNG: the host's image now (encoded here), or `None`.
+    fn host_image(&mut self) -> Option<RgbaImage> {
+        None
+    }
 }
 
 #[derive(Default)]
@@ -236,6 +246,10 @@ impl AgentLink {
                         };
                         s.send(&agent::announce(false, ours))?;
                     }
+                    // Tell an agent that can hear it our item limit, so it sends no bigger PNG or text.
+                    if self.clipboard_on && s.by_demand() && cap::has(caps, cap::MAX_CLIPBOARD) {
+                        s.send(&agent::max_clipboard())?;
+                    }
                     s.by_demand()
                 };
                 if !ready {
@@ -270,10 +284,10 @@ impl AgentLink {
                     return Ok(());
                 }
                 let owned = self.state().host_owned;
-                let data = if owned {
-                    self.host(|h| h.host_data(kind)).flatten()
-                } else {
-                    None
+                let data = match (owned, kind) {
+                    (false, _) => None,
+                    (true, clip_type::IMAGE_PNG) => self.host_png(),
+                    (true, _) => self.host(|h| h.host_data(kind)).flatten(),
                 };
                 let mut s = self.state();
                 let data = match data {
@@ -313,6 +327,19 @@ impl AgentLink {
                     }
                     return Ok(());
                 }
+                if kind == clip_type::IMAGE_PNG {
+                    match clip_png::decode(&data) {
+                        Ok(image) => {
+                            self.host(|h| h.guest_image(image));
+                        }
+                        Err(e) => tracing::warn!(
+                            "SPICE agent: clipboard image dropped: {}",
+                            // The decoder quotes the guest's bytes (chunk names): no line breaks in the log.
+                            crate::report::one_line(&e).escape_debug()
+                        ),
+                    }
+                    return Ok(());
+                }
                 let data = if kind == clip_type::UTF8_TEXT {
                     match guest_text(data, self.state().crlf()) {
                         Ok(text) => text,
@@ -338,6 +365,21 @@ impl AgentLink {
             AgentMsg::Other(_) => {}
         }
         Ok(())
+    }
+
+    /// The host's image as PNG for the guest's REQUEST (encoded only now), or `None` with one log line.
+    fn host_png(&self) -> Option<Vec<u8>> {
+        let image = self.host(|h| h.host_image()).flatten()?;
+        match clip_png::encode(&image) {
+            Ok(png) => Some(png),
+            Err(e) => {
+                tracing::warn!(
+                    "the host clipboard's image is not sent to the guest: {}",
+                    crate::report::one_line(&e)
+                );
+                None
+            }
+        }
     }
 
     fn announce(&self, types: &[u32]) -> Result<(), Error> {

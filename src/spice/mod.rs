@@ -36,6 +36,7 @@ pub mod agent_link;
 pub mod agent_stream;
 pub mod audio_sink;
 pub mod channel;
+pub mod clip_png;
 pub mod common;
 pub mod cursor;
 mod cursor_thread;
@@ -63,6 +64,7 @@ pub mod wire;
 
 pub use agent_link::{Clipboard, HostClipboard};
 pub use audio_sink::{HostAudio, PlayerStats};
+pub use clip_png::RgbaImage;
 pub use error::{Error, ProtocolError};
 pub use input_sink::{Inputs, KeyCodes};
 #[cfg(feature = "audio")]

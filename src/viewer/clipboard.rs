@@ -11,20 +11,24 @@
 //!   if its text differs from what was last exchanged, the guest is told (GRAB) — no bytes move. The bytes are
 //!   read again and sent only when the guest asks (REQUEST), i.e. when something in the guest pastes.
 //!
-//! Text only (UTF-8, exact bytes). Images are not synced (the guest's PNG offers are ignored).
+//! Text (UTF-8, exact bytes) and images: the guest's PNG arrives decoded (RGBA, bounded: see
+//! `spice::clip_png`) and goes on the host clipboard through arboard's `set_image` (which serves it as
+//! `image/png`); a host image (arboard's `get_image`) is announced as IMAGE_PNG when the host clipboard holds no
+//! text, and encoded as PNG only when the guest asks. Text wins when a clipboard offers both.
+use std::borrow::Cow;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::spice::agent::clip_type;
-use crate::spice::{Clipboard, HostClipboard};
+use crate::spice::{Clipboard, HostClipboard, RgbaImage};
 
 struct Inner {
     board: Option<arboard::Clipboard>,
     focused: bool,
-    /// The guest owns a text clipboard we have not fetched yet.
-    guest_pending: bool,
-    /// Hash of the text last exchanged (put on the host clipboard, or announced to the guest).
+    /// The guest owns a clipboard of this type (text or PNG) that we have not fetched yet.
+    guest_pending: Option<u32>,
+    /// Hash of the item last exchanged (put on the host clipboard, or announced to the guest).
     last: Option<u64>,
 }
 
@@ -38,10 +42,28 @@ impl Default for HostBoard {
     }
 }
 
-fn hash(text: &str) -> u64 {
+fn hash(item: impl Hash) -> u64 {
     let mut h = DefaultHasher::new();
-    text.hash(&mut h);
+    item.hash(&mut h);
     h.finish()
+}
+
+fn image_hash(width: usize, height: usize, bytes: &[u8]) -> u64 {
+    hash((width, height, bytes))
+}
+
+/// What the host clipboard holds, as the guest would be told: its type and a hash of it.
+fn look(board: &mut arboard::Clipboard) -> Option<(u32, u64)> {
+    if let Ok(t) = board.get_text()
+        && !t.is_empty()
+    {
+        return Some((clip_type::UTF8_TEXT, hash(t.as_str())));
+    }
+    let image = board.get_image().ok()?;
+    Some((
+        clip_type::IMAGE_PNG,
+        image_hash(image.width, image.height, &image.bytes),
+    ))
 }
 
 impl HostBoard {
@@ -58,7 +80,7 @@ impl HostBoard {
         Self(Arc::new(Mutex::new(Inner {
             board,
             focused: false,
-            guest_pending: false,
+            guest_pending: None,
             last: None,
         })))
     }
@@ -67,9 +89,10 @@ impl HostBoard {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The window gained or lost focus. On focus: a host clipboard that changed is announced to the guest, one
-    /// that holds no text any more is released in the guest (if we had announced it), and a guest clipboard not
-    /// fetched yet is requested. Never called with the session's locks held.
+    /// The window gained or lost focus. On focus: a host clipboard that changed is announced to the guest (text,
+    /// or an image as IMAGE_PNG), one that holds nothing we sync any more is released in the guest (if we had
+    /// announced it), and a guest clipboard not fetched yet is requested. Never called with the session's
+    /// locks held.
     pub fn focus_changed(&self, focused: bool, session: &Clipboard) {
         let (announce, fetch, gone) = {
             let mut inner = self.inner();
@@ -77,30 +100,32 @@ impl HostBoard {
             if !focused {
                 return;
             }
-            if inner.board.is_none() {
+            let Some(board) = inner.board.as_mut() else {
                 return;
-            }
-            let text = inner.board.as_mut().and_then(|b| b.get_text().ok());
-            let (changed, gone) = match text {
-                Some(t) if !t.is_empty() => {
-                    let changed = inner.last != Some(hash(&t));
-                    inner.last = Some(hash(&t));
-                    (changed, false)
+            };
+            let (announce, gone) = match look(board) {
+                Some((kind, h)) => {
+                    let changed = inner.last != Some(h);
+                    inner.last = Some(h);
+                    (changed.then_some(kind), false)
                 }
-                _ => {
+                None => {
                     inner.last = None;
-                    (false, true)
+                    (None, true)
                 }
             };
-            (changed, inner.guest_pending && !changed, gone)
+            let fetch = inner.guest_pending.filter(|_| announce.is_none());
+            (announce, fetch, gone)
         };
         if gone {
             session.release();
         }
-        if announce {
-            session.announce(&[clip_type::UTF8_TEXT]);
-        } else if fetch && !session.request(clip_type::UTF8_TEXT) {
-            self.inner().guest_pending = false;
+        if let Some(kind) = announce {
+            session.announce(&[kind]);
+        } else if let Some(kind) = fetch
+            && !session.request(kind)
+        {
+            self.inner().guest_pending = None;
         }
     }
 }
@@ -108,23 +133,26 @@ impl HostBoard {
 impl HostClipboard for HostBoard {
     fn agent_ready(&mut self) -> Vec<u32> {
         let mut inner = self.inner();
-        match inner.board.as_mut().and_then(|b| b.get_text().ok()) {
-            Some(t) if !t.is_empty() => {
-                inner.last = Some(hash(&t));
-                vec![clip_type::UTF8_TEXT]
+        let Some(board) = inner.board.as_mut() else {
+            return Vec::new();
+        };
+        match look(board) {
+            Some((kind, h)) => {
+                inner.last = Some(h);
+                vec![kind]
             }
-            _ => Vec::new(),
+            None => Vec::new(),
         }
     }
 
     fn guest_grabbed(&mut self, types: &[u32]) -> Option<u32> {
         let mut inner = self.inner();
-        if inner.board.is_none() || !types.contains(&clip_type::UTF8_TEXT) {
-            inner.guest_pending = false;
-            return None;
-        }
-        inner.guest_pending = true;
-        inner.focused.then_some(clip_type::UTF8_TEXT)
+        let kind = [clip_type::UTF8_TEXT, clip_type::IMAGE_PNG]
+            .into_iter()
+            .find(|k| types.contains(k))
+            .filter(|_| inner.board.is_some());
+        inner.guest_pending = kind;
+        kind.filter(|_| inner.focused)
     }
 
     fn guest_data(&mut self, kind: u32, data: Vec<u8>) {
@@ -135,8 +163,8 @@ impl HostClipboard for HostBoard {
             return;
         };
         let mut inner = self.inner();
-        inner.guest_pending = false;
-        inner.last = Some(hash(&text));
+        inner.guest_pending = None;
+        inner.last = Some(hash(text.as_str()));
         if let Some(b) = inner.board.as_mut()
             && let Err(e) = b.set_text(text)
         {
@@ -144,8 +172,25 @@ impl HostClipboard for HostBoard {
         }
     }
 
+    fn guest_image(&mut self, image: RgbaImage) {
+        let mut inner = self.inner();
+        inner.guest_pending = None;
+        let (width, height) = (image.width as usize, image.height as usize);
+        inner.last = Some(image_hash(width, height, &image.pixels));
+        let data = arboard::ImageData {
+            width,
+            height,
+            bytes: Cow::Owned(image.pixels),
+        };
+        if let Some(b) = inner.board.as_mut()
+            && let Err(e) = b.set_image(data)
+        {
+            tracing::warn!("cannot put the guest's image on the host clipboard: {e}");
+        }
+    }
+
     fn guest_released(&mut self) {
-        self.inner().guest_pending = false;
+        self.inner().guest_pending = None;
     }
 
     fn host_data(&mut self, kind: u32) -> Option<Vec<u8>> {
@@ -154,7 +199,19 @@ impl HostClipboard for HostBoard {
         }
         let mut inner = self.inner();
         let text = inner.board.as_mut()?.get_text().ok()?;
-        inner.last = Some(hash(&text));
+        inner.last = Some(hash(text.as_str()));
         Some(text.into_bytes())
+    }
+
+    fn host_image(&mut self) -> Option<RgbaImage> {
+        let mut inner = self.inner();
+        let image = inner.board.as_mut()?.get_image().ok()?;
+        inner.last = Some(image_hash(image.width, image.height, &image.bytes));
+        // A size that does not fit u32 is refused by the encoder's caps as 0×0.
+        Some(RgbaImage {
+            width: u32::try_from(image.width).unwrap_or(0),
+            height: u32::try_from(image.height).unwrap_or(0),
+            pixels: image.bytes.into_owned(),
+        })
     }
 }

@@ -502,6 +502,7 @@ fn update_spec() -> DomainSpec {
         display: None,
         recorded_display: None,
         clipboard: true,
+        sound: true,
         tuning: Default::default(),
         media: Vec::new(),
         old_media: Vec::new(),
@@ -783,4 +784,65 @@ fn test_define_tuning_flags_write_the_tuning_element_and_default_is_off() {
         .unwrap()
         .unwrap();
     assert!(config.tuning.governor && config.tuning.irq_affinity);
+}
+
+/// `--update` gives a domain defined before vmgpu did audio (the hand-edited one has no sound device) the ich9
+/// card on a SPICE audiodev, and every other byte stays: the output is the input plus exactly those lines.
+#[test]
+fn test_update_adds_the_sound_card_and_keeps_every_other_byte() {
+    let old_gpus = vec!["0000:04:00.0".parse().unwrap()];
+    let mut quiet = update_spec();
+    quiet.sound = false;
+    let without = spec_xml::render(HAND_EDITED, &quiet, Scope::Update, &old_gpus).unwrap();
+    assert!(!without.contains("<sound"), "{without}");
+    assert!(
+        without.contains(r#"<vmgpu:sound enabled="no"/>"#),
+        "{without}"
+    );
+    validate(&without, "updated hand-edited domain, --no-sound");
+    let with = spec_xml::render(HAND_EDITED, &update_spec(), Scope::Update, &old_gpus).unwrap();
+    validate(&with, "updated hand-edited domain with sound");
+    let card = "    <sound model='ich9'>\n      <audio id='1'/>\n    </sound>\n    <audio id='1' type='spice'/>\n";
+    assert_eq!(
+        with.replacen(card, "", 1),
+        without.replace("      <vmgpu:sound enabled=\"no\"/>\n", ""),
+        "the card and its audio are the only change"
+    );
+    assert!(with.contains(&format!("{card}    <memballoon")), "{with}");
+    // --no-sound on a domain that has vmgpu's card takes it out again; the SPICE audiodev may stay.
+    let removed = spec_xml::render(&with, &quiet, Scope::Update, &old_gpus).unwrap();
+    assert_eq!(
+        removed.replacen("    <audio id='1' type='spice'/>\n", "", 1),
+        without
+    );
+    // A sound card of the user's own is left as it is, on and off.
+    let own = HAND_EDITED.replacen(
+        "    <memballoon",
+        "    <sound model=\"usb\"/>\n    <memballoon",
+        1,
+    );
+    for spec in [update_spec(), quiet] {
+        let out = spec_xml::render(&own, &spec, Scope::Update, &old_gpus).unwrap();
+        assert!(
+            out.contains("<sound model=\"usb\"/>\n    <memballoon"),
+            "{out}"
+        );
+        assert_eq!(out.matches("<sound").count(), 1, "{out}");
+    }
+}
+
+#[test]
+fn test_define_no_sound_leaves_the_card_out_and_says_so_in_the_metadata() {
+    let with = stdout(&vmgpu(&seed_fixture(), &["--dry-run"]));
+    assert!(with.contains("<sound model='ich9'>"));
+    assert!(!with.contains("vmgpu:sound"), "written only when off");
+    let out = vmgpu(&seed_fixture(), &["--dry-run", "--no-sound"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let xml = stdout(&out);
+    validate(&xml, "seed windows11 --no-sound");
+    assert!(!xml.contains("<sound"), "{xml}");
+    let config = vmgpu::domain::VmgpuConfig::from_domain_xml(&xml)
+        .unwrap()
+        .unwrap();
+    assert!(config.sound_off);
 }

@@ -44,8 +44,12 @@ mod lg;
 /// Property tests of the client against arbitrary and concurrently changing regions.
 mod lg_fuzz;
 
+/// A private sound server (PulseAudio or PipeWire + pipewire-pulse) for the real-server audio tests.
+mod sound_server;
 /// The guest agent (clipboard by demand, tokens) against a scripted server playing the agent.
 mod spice_agent_fake;
+/// Clipboard images (PNG) both ways against the scripted agent, pixel-exact; corrupt and 2 GiB images.
+mod spice_agent_png;
 /// SPICE audio: hostile playback, channels linked only when asked; with a real PulseAudio daemon (ignored; run
 /// by tests/harness/42-audio-pulse.sh) the sine played sample-exact and the microphone sent.
 mod spice_audio;

@@ -1,18 +1,20 @@
 //! SPICE audio against a scripted server. Without a sound server (always run): hostile playback messages (START
 //! with 0 channels or 10 MHz, DATA larger than negotiated, lying sizes) cost one log line each, never the
-//! session or the playback link. With a real PulseAudio daemon this test starts as a user-style instance (null
-//! sinks, a private socket; ignored, run by tests/harness/42-audio-pulse.sh): a 1 kHz sine with a counter
+//! session or the playback link. With a real sound server this test starts as a private instance
+//! (`sound_server.rs`: PulseAudio, or PipeWire with pipewire-pulse when `VMGPU_SOUND_SERVER=pipewire`; null sinks,
+//! a private socket; ignored, run by tests/harness/42-audio-pulse.sh for both): a 1 kHz sine with a counter
 //! channel and a marker click comes out of the sink's monitor (`parec`) bit-exact and in order, nothing
 //! repeated, every loss covered by the jitter buffer's count or as much silence, muted when the guest mutes;
 //! the marker's arrival gives the added latency (printed, never asserted); and a tone played into a null sink
 //! whose monitor is the default source reaches the scripted server on the record channel with `--mic`.
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::sound_server::SoundServer;
 use super::spice_display_fake::read_msg;
 use super::spice_fake::{accept_link, init, msg, serve, wait_for};
 use vmgpu::spice::{AudioConfig, Endpoint, PulseAudio, Session, Status, Target};
@@ -239,84 +241,6 @@ fn spice_audio_channels_linked_only_when_asked() {
     }
 }
 
-/// A PulseAudio daemon of our own: null sinks `out` (the default sink) and `mic` (whose monitor is the default
-/// source), on a private socket.
-struct Pulse {
-    child: Child,
-    server: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Pulse {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let sock = dir.path().join("native");
-        let server = format!("unix:{}", sock.display());
-        let sink = |name: &str| {
-            format!("module-null-sink sink_name={name} rate=48000 channels=2 format=s16le")
-        };
-        let log = std::fs::File::create(dir.path().join("pulse.log")).unwrap();
-        let child = Command::new("pulseaudio")
-            .args([
-                "--daemonize=no",
-                "--exit-idle-time=-1",
-                "-n",
-                "--use-pid-file=no",
-            ])
-            .args(["-L", &sink("out"), "-L", &sink("mic")])
-            .args([
-                "-L",
-                &format!(
-                    "module-native-protocol-unix socket={} auth-anonymous=1",
-                    sock.display()
-                ),
-            ])
-            .env("HOME", dir.path())
-            .env("XDG_RUNTIME_DIR", dir.path())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("pulseaudio (tests/install-deps.sh installs it)");
-        let pulse = Self {
-            child,
-            server,
-            _dir: dir,
-        };
-        let end = Instant::now() + Duration::from_secs(15);
-        while !pulse.pactl(&["info"]) {
-            assert!(Instant::now() < end, "pulseaudio did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        assert!(pulse.pactl(&["set-default-sink", "out"]));
-        assert!(pulse.pactl(&["set-default-source", "mic.monitor"]));
-        pulse
-    }
-
-    fn pactl(&self, args: &[&str]) -> bool {
-        Command::new("pactl")
-            .args(["-s", &self.server])
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    }
-
-    fn tool(&self, name: &str, device: &str) -> Command {
-        let mut c = Command::new(name);
-        c.args(["-s", &self.server, "-d", device, "--raw", "--format=s16le"])
-            .args(["--rate=48000", "--channels=2", "--latency-msec=5"]);
-        c
-    }
-}
-
-impl Drop for Pulse {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// `parec` of the `out` sink's monitor: the bytes and, per read, (when, bytes so far).
 struct Recording {
     child: Child,
@@ -325,7 +249,7 @@ struct Recording {
 }
 
 impl Recording {
-    fn start(pulse: &Pulse) -> Self {
+    fn start(pulse: &SoundServer) -> Self {
         let mut child = pulse
             .tool("parec", "out.monitor")
             .stdout(Stdio::piped())
@@ -415,11 +339,11 @@ const MUTED: usize = 20;
 const MARKER_MSG: usize = 150;
 
 #[test]
-#[ignore = "needs pulseaudio and parec: tests/harness/42-audio-pulse.sh"]
+#[ignore = "needs a sound server (pulseaudio or pipewire) and parec: tests/harness/42-audio-pulse.sh"]
 fn audio_pulse_sine_is_played_exactly() {
     let sent_n = sent_count();
     let _ = tracing_subscriber::fmt().with_test_writer().try_init();
-    let pulse = Pulse::start();
+    let pulse = SoundServer::start();
     let recording = Recording::start(&pulse);
     let sent: Arc<Mutex<Vec<Instant>>> = Arc::default();
     let done = Arc::new(AtomicU32::new(0));
@@ -536,12 +460,19 @@ fn audio_pulse_sine_is_played_exactly() {
     }
     let f = frequency(&after_marker);
     assert!((f - 1000.0).abs() < 5.0, "frequency {f} Hz");
-    report_latency(&recording, &recorded_at, &sent.lock().unwrap(), marker);
+    report_latency(
+        &pulse.kind,
+        &recording,
+        &recorded_at,
+        &sent.lock().unwrap(),
+        marker,
+    );
 }
 
 /// Prints the added latency (measured, never asserted): DATA written by the server → its first frame read from
 /// the sink's monitor, for the marker and for every DATA (median, 95th percentile, drift first → last second).
 fn report_latency(
+    server: &str,
     recording: &Recording,
     recorded_at: &[Option<usize>],
     sent: &[Instant],
@@ -568,7 +499,7 @@ fn report_latency(
     let last: f64 = all[all.len() - 100..].iter().sum::<f64>() / 100.0;
     all.sort_by(f64::total_cmp);
     let line = format!(
-        "audio latency, DATA sent → read from the sink's monitor: marker click {click:.1} ms; every DATA: median \
+        "{server}: audio latency, DATA sent → read from the sink's monitor: marker click {click:.1} ms; every DATA: median \
          {:.1} ms, p95 {:.1} ms, max {:.1} ms; mean of the first second {first:.1} ms, of the last {last:.1} ms",
         all[all.len() / 2],
         all[all.len() * 95 / 100],
@@ -576,14 +507,20 @@ fn report_latency(
     );
     eprintln!("{line}");
     if let Ok(path) = std::env::var("VMGPU_AUDIO_LATENCY_OUT") {
-        std::fs::write(path, line + "\n").unwrap();
+        // Appended: the harness runs one server after the other.
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
+        writeln!(f, "{line}").unwrap();
     }
 }
 
 #[test]
-#[ignore = "needs pulseaudio and pacat: tests/harness/42-audio-pulse.sh"]
+#[ignore = "needs a sound server (pulseaudio or pipewire) and pacat: tests/harness/42-audio-pulse.sh"]
 fn audio_pulse_mic_reaches_the_server() {
-    let pulse = Pulse::start();
+    let pulse = SoundServer::start();
     // A 1 kHz tone into the `mic` sink, whose monitor is the default source.
     let mut player = pulse
         .tool("pacat", "mic")

@@ -1,6 +1,6 @@
 //! The clipboard through the real X clipboard: the viewer's host side (`arboard`) on an Xvfb, `xclip` as the
 //! host application, the scripted SPICE agent as the guest. Both ways, byte for byte, for every script in
-//! [`TEXTS`] and a 1 MiB text; and the no-agent notice. Run by tests/harness/40-viewer-x11.sh (`--ignored`).
+//! [`TEXTS`] and a 1 MiB text, and images as `image/png` pixel-exact; and the no-agent notice. Run by tests/harness/40-viewer-x11.sh (`--ignored`).
 //!
 //! arboard reads `DISPLAY` from the environment, which a test must not change in a shared process: the outer
 //! test starts Xvfb and runs the inner one in a child process of this test binary with `DISPLAY` set.
@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::spice_agent_fake::{TEXTS, big_text, handshake, serve_agent, session_with};
+use super::spice_agent_png::{decode_rgba, test_pngs};
 use super::viewer_x11::XServer;
 use vmgpu::spice::agent::{self, Selection};
 use vmgpu::spice::{Endpoint, Status, Target};
@@ -21,11 +22,22 @@ const INNER: &str = "VMGPU_CLIPBOARD_X11_INNER";
 #[test]
 #[ignore = "needs Xvfb and xclip: tests/harness/40-viewer-x11.sh"]
 fn viewer_clipboard_x11_xclip_both_ways() {
+    run_inner("viewer_clipboard_x11::viewer_clipboard_x11_inner");
+}
+
+#[test]
+#[ignore = "needs Xvfb and xclip: tests/harness/40-viewer-x11.sh"]
+fn viewer_clipboard_x11_png_both_ways() {
+    run_inner("viewer_clipboard_x11::viewer_clipboard_x11_png_inner");
+}
+
+/// Runs the inner test `name` in a child process of this test binary, on its own Xvfb.
+fn run_inner(name: &str) {
     let x = XServer::start();
     let out = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "viewer_clipboard_x11::viewer_clipboard_x11_inner",
+            name,
             "--ignored",
             "--nocapture",
             "--test-threads=1",
@@ -44,22 +56,33 @@ fn viewer_clipboard_x11_xclip_both_ways() {
 }
 
 fn xclip_out() -> Vec<u8> {
+    xclip_out_as("UTF8_STRING")
+}
+
+/// The host clipboard as `target` (xclip's `-t`), empty when it has no such target.
+fn xclip_out_as(target: &str) -> Vec<u8> {
     let out = Command::new("xclip")
-        .args(["-o", "-selection", "clipboard"])
+        .args(["-o", "-selection", "clipboard", "-t", target])
+        .stderr(Stdio::null())
         .output()
         .unwrap();
     out.stdout
 }
 
 fn xclip_in(text: &[u8]) {
+    xclip_in_as("UTF8_STRING", text);
+}
+
+/// Copies `data` as `target` (xclip's `-t`) to the host clipboard, like an application would.
+fn xclip_in_as(target: &str, data: &[u8]) {
     let mut child = Command::new("xclip")
-        .args(["-i", "-selection", "clipboard"])
+        .args(["-i", "-selection", "clipboard", "-t", target])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(text).unwrap();
+    child.stdin.take().unwrap().write_all(data).unwrap();
     // xclip forks a child that serves the selection and the parent exits.
     assert!(child.wait().unwrap().success());
 }
@@ -178,4 +201,86 @@ fn viewer_clipboard_x11_inner() {
     }
     assert_eq!(c.agent_notice().as_deref(), Some(NO_AGENT));
     assert_eq!(c.agent_notice(), None, "once");
+}
+
+/// Images through the real X clipboard: the guest's PNG is served by arboard as `image/png` and `xclip -t
+/// image/png -o` reads a PNG with exactly its pixels; a PNG copied with `xclip -t image/png -i` is announced as
+/// IMAGE_PNG on focus and reaches the guest as a PNG with exactly its pixels; text still wins over an image.
+#[test]
+#[ignore = "child of viewer_clipboard_x11_png_both_ways"]
+fn viewer_clipboard_x11_png_inner() {
+    if std::env::var_os(INNER).is_none() {
+        return;
+    }
+    let (port, rx) = serve_agent(1);
+    let board = HostBoard::new();
+    let s = session_with(port, Some(Box::new(board.clone())));
+    let mut a = rx.recv_timeout(Duration::from_secs(20)).unwrap();
+    handshake(&mut a, 0x60);
+    board.focus_changed(true, &s.clipboard());
+    let images = test_pngs();
+
+    // Guest → host: the guest grabs with PNG, the focused window requests it, xclip reads image/png.
+    for (n, t) in images.iter().enumerate() {
+        a.send_agent(&agent::grab(Selection::Clipboard, &[2], true));
+        let (kind, data) = a.next_agent();
+        assert_eq!(
+            (kind, data),
+            (8, vec![0, 0, 0, 0, 2, 0, 0, 0]),
+            "REQUEST(PNG)"
+        );
+        a.send_agent(&agent::clipboard(Selection::Clipboard, 2, &t.png, true));
+        let end = Instant::now() + Duration::from_secs(30);
+        loop {
+            let got = xclip_out_as("image/png");
+            if !got.is_empty() && decode_rgba(&got) == t.rgba {
+                break;
+            }
+            assert!(
+                Instant::now() < end,
+                "xclip -t image/png never gave image #{n} ({} bytes)",
+                got.len()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    // Host → guest: xclip copies a PNG, the window gets focus, the guest is told (GRAB PNG) and asks.
+    for (n, t) in images.iter().enumerate() {
+        xclip_in_as("image/png", &t.png);
+        let end = Instant::now() + Duration::from_secs(20);
+        while xclip_out_as("image/png") != t.png {
+            assert!(Instant::now() < end, "xclip never served image #{n}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        board.focus_changed(false, &s.clipboard());
+        board.focus_changed(true, &s.clipboard());
+        assert_eq!(
+            a.next_agent(),
+            (7, vec![0, 0, 0, 0, 2, 0, 0, 0]),
+            "GRAB(PNG)"
+        );
+        a.send_agent(&agent::request(Selection::Clipboard, 2, true));
+        let (kind, data) = a.next_agent();
+        assert_eq!((kind, &data[..8]), (4, &[0, 0, 0, 0, 2, 0, 0, 0][..]));
+        assert!(
+            decode_rgba(&data[8..]) == t.rgba,
+            "the guest got image #{n} with other pixels"
+        );
+    }
+    // Text copied after the image: announced as text.
+    xclip_in("after the image ✓".as_bytes());
+    let end = Instant::now() + Duration::from_secs(20);
+    while xclip_out() != "after the image ✓".as_bytes() {
+        assert!(Instant::now() < end, "xclip never served the text");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    board.focus_changed(false, &s.clipboard());
+    board.focus_changed(true, &s.clipboard());
+    assert_eq!(
+        a.next_agent(),
+        (7, vec![0, 0, 0, 0, 1, 0, 0, 0]),
+        "GRAB(text)"
+    );
+    assert_eq!(s.state().status, Status::Connected);
 }

@@ -154,6 +154,9 @@ pub struct VmgpuConfig {
     pub display: Option<DisplayConfig>,
     /// Host tuning while the VM runs.
     pub tuning: TuningConfig,
+    /// The user left the sound card out (`<vmgpu:sound enabled="no"/>`, from `define --no-sound`): `--update`
+    /// then adds none. Absent: vmgpu keeps the guest's sound card (`<sound model='ich9'>` on the SPICE audio).
+    pub sound_off: bool,
 }
 
 impl VmgpuConfig {
@@ -227,6 +230,7 @@ impl VmgpuConfig {
                 "isolate-cpus" => out.isolate_cpus = enabled(child, "isolate-cpus")?,
                 "hugepages" => out.hugepages = enabled(child, "hugepages")?,
                 "single-gpu" => out.single_gpu = enabled(child, "single-gpu")?,
+                "sound" => out.sound_off = !enabled(child, "sound")?,
                 "shmem" => {
                     let mut shmem = ShmemConfig::default();
                     if let Some(user) = child.attr("user") {

@@ -26,7 +26,25 @@ fn full() -> VmgpuConfig {
         },
         display: None,
         tuning: TuningConfig::default(),
+        sound_off: false,
     }
+}
+
+#[test]
+fn test_sound_off_round_trip_and_absent_means_on() {
+    let mut config = full();
+    assert!(!to_xml(&config).contains("sound"), "not written while on");
+    config.sound_off = true;
+    let xml = to_xml(&config);
+    assert!(xml.contains("<vmgpu:sound enabled=\"no\"/>"), "{xml}");
+    assert_eq!(
+        VmgpuConfig::from_domain_xml(&domain(&xml)).unwrap(),
+        Some(config)
+    );
+    let bad = domain(&format!(
+        "<v:config xmlns:v='{NAMESPACE}' version='1'><v:sound enabled='off'/></v:config>"
+    ));
+    assert!(VmgpuConfig::from_domain_xml(&bad).is_err());
 }
 
 #[test]

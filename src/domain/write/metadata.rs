@@ -53,6 +53,7 @@ pub fn config_for(spec: &DomainSpec) -> VmgpuConfig {
                     .collect(),
             }),
         tuning: spec.tuning,
+        sound_off: !spec.sound,
     }
 }
 
@@ -148,6 +149,10 @@ pub fn to_xml(config: &VmgpuConfig) -> String {
             "  <{PREFIX}:tuning governor=\"{governor}\" irq-affinity=\"{}\"/>",
             yn(config.tuning.irq_affinity)
         );
+    }
+    // Written only when off, like the clipboard.
+    if config.sound_off {
+        let _ = writeln!(out, "  <{PREFIX}:sound enabled=\"no\"/>");
     }
     if let Some(d) = &config.display {
         let _ = writeln!(

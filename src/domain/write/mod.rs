@@ -5,6 +5,7 @@ pub mod looking_glass;
 pub mod metadata;
 pub mod pinning;
 pub mod rewrite;
+pub mod sound;
 pub mod spec;
 pub mod spec_xml;
 pub mod spice_graphics;

@@ -372,6 +372,9 @@ pub struct DomainSpec {
     /// The viewer's copy and paste with the guest (`<vmgpu:viewer clipboard>`; `--update` keeps the existing
     /// domain's).
     pub clipboard: bool,
+    /// The guest's sound card, `<sound model='ich9'>` on the SPICE audio (`--no-sound` leaves it out, recorded
+    /// as `<vmgpu:sound enabled="no"/>`, which `--update` keeps).
+    pub sound: bool,
     /// Host tuning while the VM runs (`<vmgpu:tuning>`; `--update` keeps what the existing domain has on).
     pub tuning: crate::domain::read::metadata::TuningConfig,
     /// The ISOs vmgpu attached and owns after this run (recorded in the metadata).

@@ -1,6 +1,6 @@
 //! Turns a [`DomainSpec`] into rewrite rules: the parts of a domain vmgpu owns (name, memory, vCPUs and pins,
 //! CPU model, hugepages, hide-the-hypervisor features, its metadata, the GPU hostdevs, Looking Glass, evdev
-//! input, disks). The same rules fill a template (`define`) and edit an existing domain (`define --update`).
+//! input, disks; the sound card through `sound.rs`). The same rules fill a template (`define`) and edit an existing domain (`define --update`).
 use quick_xml::escape::escape;
 
 use super::looking_glass::{DEFAULT_SHM_NAME, LookingGlass, Resolution};
@@ -42,7 +42,8 @@ pub fn render(
         LookingGlass::Kvmfr(_) => rewrite::set_root_attribute(&xml, "xmlns:qemu", QEMU_NS)?,
         _ => xml,
     };
-    rewrite::apply(&xml, &rules(spec, scope, old_gpus))
+    let xml = rewrite::apply(&xml, &rules(spec, scope, old_gpus))?;
+    super::sound::apply(&xml, spec.sound)
 }
 
 /// The rules for `spec`.
