@@ -169,12 +169,25 @@ def check_clipboard(g, share, viewer, other):
     for i, t in enumerate(texts):
         with open(os.path.join(share, f"clip{i}"), "wb") as f:
             f.write(t)
-    # the window's focus makes the viewer announce the host clipboard to the guest: let that land before the
-    # guest copies (the later announcement wins, in the guest as on the host)
+    # the window's focus makes the viewer announce the host clipboard to the guest: that must have landed before
+    # the guest copies (the later announcement wins, in the guest as on the host), so wait until the guest
+    # pastes it
     host_clip_set(b"sentinel start")
     xdo("windowfocus", "--sync", other)
     xdo("windowfocus", "--sync", viewer)
-    time.sleep(2)
+    end = time.time() + 60
+    while True:
+        g.ask("CLIPGET sync", 60)
+        try:
+            with open(os.path.join(share, "out", "sync"), "rb") as f:
+                if f.read() == b"sentinel start":
+                    break
+        except OSError:
+            pass
+        if time.time() > end:
+            bad("the guest never saw the host clipboard the viewer announced at focus")
+            break
+        time.sleep(0.5)
     # guest -> host: xclip -i in the guest; the agent announces it, the focused viewer asks for it
     for i, (t, name) in enumerate(zip(texts, names)):
         host_clip_set(f"sentinel {i}".encode())
@@ -358,8 +371,10 @@ def check_playback(g, share, viewer_log, offset):
     heard = sum(b - a for a, b in runs)
     gaps = len(runs) - 1
     silence = runs[-1][1] - runs[0][0] - heard
-    info(f"playback: {heard} frames heard of {want} sent, {gaps} silent gaps ({silence} frames), the viewer "
-         f"dropped {dropped} (jitter buffer), played {after[0] - before[0]}")
+    played = after[0] - before[0]
+    info(f"playback: {want} frames sent by aplay; {played + dropped} reached the viewer ({want - played - dropped} "
+         f"lost before it: guest, QEMU, spice-server), which dropped {dropped} (jitter buffer) and played {played}; "
+         f"the sink's monitor heard {heard} in {gaps + 1} runs with {silence} frames of silence between them")
     # nothing duplicated: never more than was sent (10 ms of slack for QEMU's last partial period); nothing lost
     # beyond what the jitter buffer counted, or as much silence in its place (a sink underrun: the monitor shows
     # silence, then misses as much of the late audio; harness 42 / docs/spice.md)
@@ -392,9 +407,17 @@ def check_playback(g, share, viewer_log, offset):
         bad(f"{len(clicks)} marker clicks heard, want {len(MARKERS)}")
         return
     lat = [rec.when(c) - (started + m) for c, m in zip(clicks, MARKERS)]
-    info(f"audio latency, guest aplay (exec, marker {MARKERS[0]:.0f} s into the file) → host sink monitor: "
-         f"{lat[0] * 1000:.0f} ms; {MARKERS[1]:.0f} s later {lat[1] * 1000:.0f} ms (drift "
-         f"{(lat[1] - lat[0]) * 1000:+.0f} ms); clock offset known to ±{OFFSET_ERR * 1000:.1f} ms")
+    first = rec.when(runs[0][0]) - started
+    # between the clicks: the file has MARKERS[1] - MARKERS[0] seconds; the sink had that plus its silence minus
+    # what was lost, which is all the drift there is
+    between = [(a, b) for a, b in runs if b > clicks[0] and a < clicks[1]]
+    sound = sum(min(b, clicks[1]) - max(a, clicks[0]) for a, b in between)
+    hole = clicks[1] - clicks[0] - sound
+    lost = int((MARKERS[1] - MARKERS[0]) * RATE) - sound
+    info(f"audio latency, guest aplay's exec → host sink monitor (clock offset known to ±{OFFSET_ERR * 1000:.1f} ms): "
+         f"first sound {first * 1000:.0f} ms; marker click {MARKERS[0]:.0f} s into the file {lat[0] * 1000:.0f} ms, "
+         f"{MARKERS[1]:.0f} s into it {lat[1] * 1000:.0f} ms (drift {(lat[1] - lat[0]) * 1000:+.0f} ms = "
+         f"{hole * 1000 / RATE:.0f} ms of silence at the sink - {lost * 1000 / RATE:.0f} ms of audio lost between the clicks)")
 
 
 def check_mic(g, share):
