@@ -101,7 +101,7 @@ PIDS+=($!)
 # 5) the checks (the script tells the guest to power off at its end)
 FAIL=0
 python3 tests/nested/spice-guest-host.py --share "$W/share" --ctl "$W/ctl.sock" --viewer-log "$W/viewer.err" \
-  --boot-limit "$LIMIT" || FAIL=1
+  --boot-limit "$LIMIT" --accel "$(echo "$ACCEL" | awk '{print $2}' | cut -d, -f1)" || FAIL=1
 for _ in $(seq 60); do kill -0 $QEMU 2>/dev/null || break; sleep 1; done
 kill $QEMU 2>/dev/null
 

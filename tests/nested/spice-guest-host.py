@@ -330,7 +330,7 @@ def dropped_so_far(log):
     return tuple(map(int, m[-1])) if m else None
 
 
-def check_playback(g, share, viewer_log, offset):
+def check_playback(g, share, viewer_log, offset, kvm):
     want = sine_wav(os.path.join(share, "sine.wav"))
     rec = Parec()
     time.sleep(1)
@@ -375,15 +375,29 @@ def check_playback(g, share, viewer_log, offset):
     info(f"playback: {want} frames sent by aplay; {played + dropped} reached the viewer ({want - played - dropped} "
          f"lost before it: guest, QEMU, spice-server), which dropped {dropped} (jitter buffer) and played {played}; "
          f"the sink's monitor heard {heard} in {gaps + 1} runs with {silence} frames of silence between them")
-    # nothing duplicated: never more than was sent (10 ms of slack for QEMU's last partial period); nothing lost
-    # beyond what the jitter buffer counted, or as much silence in its place (a sink underrun: the monitor shows
-    # silence, then misses as much of the late audio; harness 42 / docs/spice.md)
-    if heard <= want + 480 and want - heard <= dropped + silence + 480:
-        ok(f"every frame heard once: {heard} of {want}, the {max(0, want - heard)} missing within the viewer's "
-           f"{dropped} dropped + {silence} frames of silence (+10 ms)")
+    upstream = want - played - dropped
+    # nothing duplicated: never more than was sent, at the viewer or at the sink (10 ms of slack for QEMU's last
+    # partial period)
+    if heard <= want + 480 and played + dropped <= want + 480:
+        ok(f"nothing duplicated: the viewer got {played + dropped} frames and the sink {heard}, of {want} sent")
     else:
-        bad(f"frames heard {heard}, sent {want}, the viewer dropped {dropped}: "
-            + ("duplicated audio" if heard > want + 480 else "audio lost"))
+        bad(f"duplicated audio: {want} frames sent, the viewer got {played + dropped}, the sink {heard}")
+    # nothing lost by the viewer beyond what its jitter buffer counted: what it handed to the sound server is
+    # heard, or as much silence is in its place (a sink underrun: the monitor shows silence, then misses as much
+    # of the late audio; harness 42 / docs/spice.md)
+    if played - heard <= silence + 480:
+        ok(f"every frame the viewer played is heard ({heard} of {played}) or covered by the sink's {silence} "
+           f"frames of silence; the rest is its {dropped} counted drops")
+    else:
+        bad(f"the viewer played {played} frames, the sink heard {heard} with only {silence} frames of silence")
+    # upstream of the viewer (guest ALSA, QEMU's HDA and audio timer, spice-server): nothing may be lost on a
+    # KVM guest; a TCG guest on a loaded host cannot keep real time, so there it is reported
+    if kvm and upstream > 480:
+        bad(f"{upstream} frames lost before the viewer (KVM guest)")
+    elif kvm:
+        ok(f"nothing lost before the viewer ({upstream} frames, within 10 ms)")
+    else:
+        info(f"TCG guest: {upstream} frames ({upstream * 1000 / RATE:.0f} ms) lost before the viewer, not asserted")
     clicks = []
     i = 0
     high = max(left) * 0.6  # the clicks are full scale, the sine 8000
@@ -468,6 +482,7 @@ def main():
     ap.add_argument("--ctl", required=True)
     ap.add_argument("--viewer-log", required=True)
     ap.add_argument("--boot-limit", type=float, default=900)
+    ap.add_argument("--accel", default="tcg")
     a = ap.parse_args()
     t0 = time.time()
     try:
@@ -486,7 +501,7 @@ def main():
         except RuntimeError as e:
             bad(str(e))
         check_clipboard(g, a.share, viewer, other)
-        check_playback(g, a.share, a.viewer_log, offset)
+        check_playback(g, a.share, a.viewer_log, offset, a.accel == "kvm")
         check_mic(g, a.share)
     except Exception as e:  # noqa: BLE001 - a broken step is a failure with its reason, then the logs
         bad(f"{type(e).__name__}: {e}")
