@@ -235,6 +235,15 @@ pub fn parse(kind: u32, data: &[u8], with_selection: bool) -> Result<AgentMsg, P
                 data: rest.to_vec(),
             }
         }
+        // spice-vdagentd releases its clipboards at exit with the selection byte alone (no reserved bytes,
+        // seen from a real agent in tests/harness/55-spice-guest.sh): the byte is all that is needed.
+        kind::CLIPBOARD_RELEASE if with_selection && data.len() < 4 => {
+            let mut r = Reader::new("agent CLIPBOARD_RELEASE", data);
+            let [code]: [u8; 1] = r.array()?;
+            AgentMsg::Release {
+                selection: Selection::from_code(code)?,
+            }
+        }
         kind::CLIPBOARD_RELEASE => {
             let mut r = Reader::new("agent CLIPBOARD_RELEASE", data);
             AgentMsg::Release {
@@ -374,6 +383,19 @@ mod tests {
                 AgentMsg::Release { selection: sel }
             );
         }
+    }
+
+    #[test]
+    fn release_with_the_selection_byte_alone_is_accepted() {
+        // what spice-vdagentd sends for each clipboard it owns when it exits
+        assert_eq!(
+            parse(kind::CLIPBOARD_RELEASE, &[1], true).unwrap(),
+            AgentMsg::Release {
+                selection: Selection::Primary
+            }
+        );
+        assert!(parse(kind::CLIPBOARD_RELEASE, &[], true).is_err());
+        assert!(parse(kind::CLIPBOARD_RELEASE, &[7], true).is_err());
     }
 
     #[test]

@@ -5,8 +5,11 @@
 # Usage: build-l1.sh OUTDIR   -> OUTDIR/{rootfs.img,vmlinuz,initrd.img}   (about 90 s plus the download)
 set -euo pipefail
 OUT=$1
-# libpulse0: the default vmgpu build links libpulse-simple (the viewer's guest audio), as a desktop host has it
+# libpulse0: the default vmgpu build links libpulse-simple (the viewer's guest audio), as a desktop host has it.
+# spice-vdagent, xvfb, xclip, x11-utils, alsa-utils: the real SPICE guest agent in an Xvfb session, its clipboard
+# and the guest's sound card (harness 55-spice-guest); no sox/python: the host generates and analyses the audio.
 PKGS=systemd-sysv,udev,kmod,linux-image-amd64,libvirt-daemon-system,libvirt-clients,qemu-system-x86,ovmf,pciutils,procps,iproute2,libpulse0
+PKGS=$PKGS,spice-vdagent,xvfb,xclip,x11-utils,alsa-utils
 W=$(mktemp -d "${TMPDIR:-/tmp}/vmgpu-l1.XXXXXX")
 trap 'rm -rf "$W"' EXIT
 R=$W/rootfs
@@ -16,9 +19,11 @@ echo l1 > "$R/etc/hostname"
 echo '/dev/vda / ext4 rw,relatime 0 1' > "$R/etc/fstab"
 chroot "$R" passwd -d root >/dev/null
 for u in apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer dpkg-db-backup.timer \
-         libvirt-guests.service serial-getty@ttyS0.service getty@tty1.service systemd-timesyncd.service; do
+         libvirt-guests.service serial-getty@ttyS0.service getty@tty1.service systemd-timesyncd.service \
+         spice-vdagentd.service spice-vdagentd.socket; do
   ln -sf /dev/null "$R/etc/systemd/system/$u"
 done
+# (spice-vdagentd is masked above: harness 55 starts it by hand with -X, there is no desktop login to follow)
 # the private default network would start dnsmasq for nothing
 rm -f "$R/etc/libvirt/qemu/networks/autostart/"*
 cat > "$R/etc/systemd/system/vmtest.service" <<'UNIT'
@@ -41,5 +46,6 @@ ln -sf /etc/systemd/system/vmtest.service "$R/etc/systemd/system/multi-user.targ
 mkdir -p "$OUT"
 cp "$(ls "$R"/boot/vmlinuz-* | tail -1)" "$OUT/vmlinuz.tmp"
 cp "$(ls "$R"/boot/initrd.img-* | tail -1)" "$OUT/initrd.img.tmp"
-mkfs.ext4 -q -F -L root -d "$R" "$OUT/rootfs.img.tmp" 2G
+du -sh "$R" | sed "s/^/rootfs: /"
+mkfs.ext4 -q -F -L root -d "$R" "$OUT/rootfs.img.tmp" 3G
 mv "$OUT/vmlinuz.tmp" "$OUT/vmlinuz"; mv "$OUT/initrd.img.tmp" "$OUT/initrd.img"; mv "$OUT/rootfs.img.tmp" "$OUT/rootfs.img"
