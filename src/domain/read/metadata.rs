@@ -210,13 +210,7 @@ impl VmgpuConfig {
         for child in config.children.iter().filter(ours) {
             match child.name.as_str() {
                 "gpu" => {
-                    let value = required(child, "gpu", "address")?;
-                    let address: PciAddress = value.parse().map_err(|_| Error::BadValue {
-                        element: "gpu",
-                        attribute: "address",
-                        value: cut(value),
-                        expected: "expected a PCI address such as 0000:04:00.0",
-                    })?;
+                    let address = required_address(child, "gpu")?;
                     if out.gpus.contains(&address) {
                         return Err(Error::DuplicateGpu(address));
                     }
@@ -319,15 +313,20 @@ fn required<'a>(
         .ok_or(Error::MissingAttribute { element, attribute })
 }
 
+/// The `address` attribute of `element`, a PCI address.
+fn required_address(el: &Element, element: &'static str) -> Result<PciAddress> {
+    let text = required(el, element, "address")?;
+    text.parse().map_err(|_| Error::BadValue {
+        element,
+        attribute: "address",
+        value: cut(text),
+        expected: "expected a PCI address such as 0000:04:00.0",
+    })
+}
+
 /// A `<vmgpu:function address id subsystem class>`.
 fn function_identity(el: &Element) -> Result<FunctionIdentity> {
-    let address_text = required(el, "function", "address")?;
-    let address: PciAddress = address_text.parse().map_err(|_| Error::BadValue {
-        element: "function",
-        attribute: "address",
-        value: cut(address_text),
-        expected: "expected a PCI address such as 0000:04:00.0",
-    })?;
+    let address = required_address(el, "function")?;
     let id = required(el, "function", "id")?;
     let subsystem = el.attr("subsystem").unwrap_or("none");
     let class = required(el, "function", "class")?;
