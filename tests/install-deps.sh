@@ -36,7 +36,7 @@ TEST_CMDS="
   virt-xml-validate:libvirt-clients xmllint:libxml2-utils swtpm:swtpm swtpm_setup:swtpm-tools
   unshare:util-linux nsenter:util-linux chroot:coreutils sha256sum:coreutils tar:tar
   mmdebstrap:mmdebstrap
-  Xvfb:xvfb xwininfo:x11-utils xauth:xauth import:imagemagick compare:imagemagick convert:imagemagick weston:weston
+  Xvfb:xvfb xwininfo:x11-utils xauth:xauth import:imagemagick compare:imagemagick convert:imagemagick identify:imagemagick weston:weston
   xdotool:xdotool xclip:xclip remote-viewer:virt-viewer python3:python3 ss:iproute2
   pulseaudio:pulseaudio parec:pulseaudio-utils pacat:pulseaudio-utils pactl:pulseaudio-utils
   pipewire:pipewire pipewire-pulse:pipewire-pulse wireplumber:wireplumber dbus-daemon:dbus-daemon"

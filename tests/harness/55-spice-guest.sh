@@ -7,7 +7,7 @@
 # host's commands on a second virtio-serial port. Here: Xvfb, a PulseAudio daemon with null sinks (as harness 42),
 # the real `vmgpu view --mic` on the SPICE server, and tests/nested/spice-guest-host.py, which checks
 #   - clipboard both ways, byte for byte (emoji, CJK, combining marks, RTL, control characters, 1 MiB), xclip on
-#     both sides, the viewer focused as a user would have it;
+#     both sides, the viewer focused as a user would have it; and PNG both ways, pixel for pixel with alpha;
 #   - guest `aplay` of a 30 s 1 kHz sine (48 kHz S16 stereo) with marker clicks → the host sink's monitor (`parec`):
 #     the frequency, and every frame there once (the count against what the viewer's jitter buffer logs as dropped);
 #   - the host's tone (pacat into a null sink whose monitor is the default source) → guest `arecord`: the frequency;
@@ -19,7 +19,8 @@ T=${CARGO_TARGET_DIR:-target}
 START=$SECONDS
 die() { echo "FAIL: $*"; exit 1; }
 [ "$(id -u)" = 0 ] || die "needs root (mmdebstrap, 9p as root)"
-for tool in mmdebstrap mkfs.ext4 qemu-system-x86_64 Xvfb xclip xdotool xmessage pulseaudio parec pacat pactl python3; do
+for tool in mmdebstrap mkfs.ext4 qemu-system-x86_64 Xvfb xclip xdotool xmessage pulseaudio parec pacat pactl python3 \
+  identify convert; do
   command -v $tool >/dev/null || die "$tool is not installed (run tests/install-deps.sh)"
 done
 cargo build --quiet --bin vmgpu || die "cargo build"

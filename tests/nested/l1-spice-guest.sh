@@ -4,8 +4,8 @@
 # session with the session agent spice-vdagent in it, then serves the host's commands, one line each, on the
 # virtio serial port vmgpu.ctl (files travel through the 9p share, /mnt/host):
 #   T                  -> "T <guest CLOCK_REALTIME>"            (the host estimates the clock offset)
-#   CLIPSET FILE       -> guest clipboard := /mnt/host/FILE (xclip -i), "OK <rc>"
-#   CLIPGET FILE       -> xclip -o > /mnt/host/out/FILE, "OK <rc>"
+#   CLIPSET FILE [TYPE] -> guest clipboard := /mnt/host/FILE (xclip -i, as TYPE if given: image/png), "OK <rc>"
+#   CLIPGET FILE [TYPE] -> xclip -o (as TYPE if given) > /mnt/host/out/FILE, "OK <rc>"
 #   PLAY FILE          -> "PLAYING <guest time at aplay's exec>", then "PLAYED <rc>" (aplay of /mnt/host/FILE)
 #   REC SECS FILE      -> arecord SECS seconds (S16 stereo 48 kHz) into /mnt/host/out/FILE, "RECORDED <rc>"
 #   QUIT               -> logs copied to /mnt/host/out, power off
@@ -42,12 +42,12 @@ while :; do
   case $1 in
     T) printf 'T %s\n' "$EPOCHREALTIME" >&3 ;;
     CLIPSET)
-      log "<- CLIPSET $2 ($(stat -c %s "$S/$2") bytes)"
+      log "<- CLIPSET $2 ${3:-text} ($(stat -c %s "$S/$2") bytes)"
       # xclip forks a child that owns the clipboard until another owner takes it
-      timeout 20 xclip -i -selection clipboard < "$S/$2"; reply "OK $?" ;;
+      timeout 20 xclip -i -selection clipboard ${3:+-t "$3"} < "$S/$2"; reply "OK $?" ;;
     CLIPGET)
       t0=$EPOCHREALTIME
-      timeout 30 xclip -o -selection clipboard > "/tmp/$2"; rc=$?
+      timeout 30 xclip -o -selection clipboard ${3:+-t "$3"} > "/tmp/$2"; rc=$?
       cp "/tmp/$2" "$OUT/$2"; sync
       log "<- CLIPGET $2: rc $rc, $(stat -c %s "/tmp/$2") bytes in $(awk "BEGIN{printf \"%.3f\", $EPOCHREALTIME-$t0}") s"
       reply "OK $rc" ;;

@@ -15,6 +15,7 @@ import struct
 import subprocess
 import threading
 import time
+import zlib
 
 RATE = 48_000
 SECONDS = 30
@@ -243,8 +244,107 @@ def check_clipboard(g, share, viewer, other):
                      f"host xclip -o): {there + back:.2f} s (host → guest {there:.2f} s, back {back:.2f} s)")
             else:
                 bad("1 MiB clipboard: the guest's copy never came back to the host")
-    # PNG both ways: TODO(png) — hook for when the viewer syncs images (docs/spice.md "Clipboard"): guest
-    # `xclip -t image/png -i`, host `xclip -t image/png -o`, pixel-exact, and the reverse.
+
+
+def png_bytes(width, height, rgba):
+    """A PNG (RGBA8, no filter) of `rgba` rows, with the standard library only."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    rows = b"".join(b"\0" + rgba[y * width * 4:(y + 1) * width * 4] for y in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows, 9)) + chunk(b"IEND", b""))
+
+
+def test_images():
+    """(name, width, height, RGBA) — an opaque one with every pixel different, and one whose alpha runs 1..255
+    (0 is left out: a fully transparent pixel's colour is not part of the picture, and converters may drop it)."""
+    w, h = 97, 61
+    opaque = bytearray()
+    for y in range(h):
+        for x in range(w):
+            opaque += bytes(((x * 7 + y) % 256, (y * 5 + x * 3) % 256, (x * y) % 256, 255))
+    w2, h2 = 64, 48
+    alpha = bytearray()
+    for y in range(h2):
+        for x in range(w2):
+            alpha += bytes(((x * 4) % 256, (y * 5) % 256, (x + y) % 256, 1 + (x + y * w2) % 255))
+    return [("opaque 97x61", w, h, bytes(opaque)), ("alpha 64x48", w2, h2, bytes(alpha))]
+
+
+def decode_png(data):
+    """(width, height, RGBA8) of any PNG, through ImageMagick (the harness installs it for harness 40)."""
+    if not data.startswith(b"\x89PNG"):
+        return None
+    try:
+        size = run(["identify", "-format", "%w %h", "png:-"], stdin=data).stdout.split()
+        raw = run(["convert", "png:-", "-depth", "8", "rgba:-"], stdin=data).stdout
+        return int(size[0]), int(size[1]), raw
+    except (subprocess.TimeoutExpired, ValueError, IndexError):
+        return None
+
+
+def same_picture(got, width, height, rgba):
+    """Pixel for pixel, alpha included; `got` from decode_png."""
+    return got is not None and got[:2] == (width, height) and got[2] == rgba
+
+
+def host_png_get():
+    try:
+        return run(["xclip", "-o", "-selection", "clipboard", "-t", "image/png"], timeout=20).stdout
+    except subprocess.TimeoutExpired:
+        return b""
+
+
+def check_png(g, share, viewer, other):
+    """PNG both ways through the real spice-vdagent: the guest's `xclip -t image/png -i` → the viewer (focused)
+    REQUESTs it, decodes it and puts it on the host clipboard with arboard → host `xclip -t image/png -o`; and a
+    host `xclip -t image/png -i` → announced at focus, encoded on the guest's REQUEST → guest `xclip -t image/png
+    -o`. Pixel for pixel, alpha included, whatever PNG encoder each side used."""
+    for i, (name, w, h, rgba) in enumerate(test_images()):
+        with open(os.path.join(share, f"img{i}.png"), "wb") as f:
+            f.write(png_bytes(w, h, rgba))
+        if not same_picture(decode_png(png_bytes(w, h, rgba)), w, h, rgba):
+            bad(f"PNG {name}: the test's own PNG does not decode to its pixels (ImageMagick)")
+            continue
+        # guest -> host
+        host_clip_set(f"sentinel png {i}".encode())
+        t0 = time.time()
+        ans = g.ask(f"CLIPSET img{i}.png image/png", 40)
+        got = None
+        end = time.time() + 60
+        while time.time() < end:
+            got = decode_png(host_png_get())
+            if same_picture(got, w, h, rgba):
+                break
+            time.sleep(0.2)
+        if ans == "OK 0" and same_picture(got, w, h, rgba):
+            ok(f"clipboard guest → host, PNG {name} pixel for pixel in {time.time() - t0:.2f} s")
+        else:
+            bad(f"clipboard guest → host, PNG {name}: guest {ans!r}, host has "
+                f"{'no PNG' if got is None else f'{got[0]}x{got[1]}, other pixels'}")
+        # host -> guest
+        t0 = time.time()
+        subprocess.run(["xclip", "-i", "-selection", "clipboard", "-t", "image/png", os.path.join(share, f"img{i}.png")],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=20, check=True)
+        got = None
+        end = time.time() + 60
+        while True:
+            xdo("windowfocus", "--sync", other)
+            xdo("windowfocus", "--sync", viewer)
+            ans = g.ask(f"CLIPGET pngback{i} image/png", 60)
+            try:
+                with open(os.path.join(share, "out", f"pngback{i}"), "rb") as f:
+                    got = decode_png(f.read())
+            except OSError:
+                got = None
+            if same_picture(got, w, h, rgba) or time.time() > end:
+                break
+            time.sleep(0.3)
+        if ans == "OK 0" and same_picture(got, w, h, rgba):
+            ok(f"clipboard host → guest, PNG {name} pixel for pixel in {time.time() - t0:.2f} s")
+        else:
+            bad(f"clipboard host → guest, PNG {name}: guest {ans!r}, guest has "
+                f"{'no PNG' if got is None else f'{got[0]}x{got[1]}, other pixels'}")
 
 
 def sine_wav(path):
@@ -501,6 +601,7 @@ def main():
         except RuntimeError as e:
             bad(str(e))
         check_clipboard(g, a.share, viewer, other)
+        check_png(g, a.share, viewer, other)
         check_playback(g, a.share, a.viewer_log, offset, a.accel == "kvm")
         check_mic(g, a.share)
     except Exception as e:  # noqa: BLE001 - a broken step is a failure with its reason, then the logs
