@@ -8,18 +8,18 @@ use serde::Serialize;
 use crate::host::gpu::{self, CandidateError};
 use crate::host::{GpuCard, Host, PciAddress};
 
-pub mod fix;
-pub mod gpu_checks;
-pub mod iommu;
-pub mod libvirt;
-pub mod looking_glass;
-pub mod memory;
-pub mod packages;
-pub mod setup;
-pub mod spice;
-pub mod style;
-pub mod vfio;
-pub mod virt;
+pub(crate) mod fix;
+pub(crate) mod gpu_checks;
+pub(crate) mod iommu;
+pub(crate) mod libvirt;
+pub(crate) mod looking_glass;
+pub(crate) mod memory;
+pub(crate) mod packages;
+pub(crate) mod setup;
+pub(crate) mod spice;
+pub(crate) mod style;
+pub(crate) mod vfio;
+pub(crate) mod virt;
 
 /// How a check came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]

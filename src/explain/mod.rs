@@ -7,8 +7,8 @@ use serde::Serialize;
 use crate::host::Distro;
 
 pub mod diagnosis_text;
-pub mod domain_facts;
-pub mod fixes;
+pub(crate) mod domain_facts;
+pub(crate) mod fixes;
 pub mod signatures;
 pub mod sources;
 

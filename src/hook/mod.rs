@@ -32,20 +32,20 @@ use crate::domain::read::metadata;
 use crate::host::HostRoot;
 use crate::ops::{self, HostOps};
 
-pub mod cpus;
-pub mod error;
-pub mod governor;
-pub mod gpu;
-pub mod holders;
-pub mod hugepages;
-pub mod irqs;
+pub(crate) mod cpus;
+pub(crate) mod error;
+pub(crate) mod governor;
+pub(crate) mod gpu;
+pub(crate) mod holders;
+pub(crate) mod hugepages;
+pub(crate) mod irqs;
 pub mod launch_viewer;
-pub mod run;
-pub mod shared_state;
-pub mod shm;
-pub mod single_gpu;
-pub mod step;
-pub mod trust;
+pub(crate) mod run;
+pub(crate) mod shared_state;
+pub(crate) mod shm;
+pub(crate) mod single_gpu;
+pub(crate) mod step;
+pub(crate) mod trust;
 
 pub use error::{Error, Result};
 

@@ -7,21 +7,21 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-pub mod accounts;
-pub mod cpu;
-pub mod display;
-pub mod distro;
-pub mod gpu;
-pub mod iommu;
-pub mod kernel;
-pub mod memory;
-pub mod modconf;
-pub mod parse;
-pub mod pci;
-pub mod root;
+pub(crate) mod accounts;
+pub(crate) mod cpu;
+pub(crate) mod display;
+pub(crate) mod distro;
+pub(crate) mod gpu;
+pub(crate) mod iommu;
+pub(crate) mod kernel;
+pub(crate) mod memory;
+pub(crate) mod modconf;
+pub(crate) mod parse;
+pub(crate) mod pci;
+pub(crate) mod root;
 #[cfg(test)]
 pub(crate) mod test_tree;
-pub mod virtstack;
+pub(crate) mod virtstack;
 
 pub use cpu::{CpuSet, CpuTopology, CpuVendor};
 pub use distro::{Bootloader, Distro, Family, InitramfsTool, PackageManager};

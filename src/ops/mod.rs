@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 use crate::host::HostRoot;
 use process::Program;
 
-pub mod files;
+pub(crate) mod files;
 mod fork;
-pub mod process;
-pub mod real;
-pub mod sim;
+pub(crate) mod process;
+pub(crate) mod real;
+pub(crate) mod sim;
 pub mod writer;
 
 /// Why a host change failed.

@@ -17,7 +17,7 @@ pub const MAX_MESSAGE: usize = MAX_CLIPBOARD + 8;
 const MAX_GRAB_TYPES: usize = 64;
 
 /// Agent message types used here.
-pub mod kind {
+pub(crate) mod kind {
     /// Agent → client: the result of a request (monitors config, …).
     pub const REPLY: u32 = 3;
     /// Old push-style clipboard, and the data answering a REQUEST.
@@ -35,7 +35,7 @@ pub mod kind {
 }
 
 /// Capability bits (bit numbers in the first caps word).
-pub mod cap {
+pub(crate) mod cap {
     /// GRAB/REQUEST/CLIPBOARD/RELEASE (data only on demand).
     pub const CLIPBOARD_BY_DEMAND: u32 = 5;
     /// Clipboard messages carry a 4-byte selection prefix.
@@ -65,7 +65,7 @@ pub const CLIENT_CAPS: u32 =
     cap::bit(cap::CLIPBOARD_BY_DEMAND) | cap::bit(cap::CLIPBOARD_SELECTION);
 
 /// Clipboard data types (`u32` on the wire).
-pub mod clip_type {
+pub(crate) mod clip_type {
     /// Nothing.
     pub const NONE: u32 = 0;
     /// UTF-8 text, no terminator required.

@@ -41,7 +41,7 @@ pub enum CommonMsg {
 }
 
 /// Client message types shared by all channels.
-pub mod client {
+pub(crate) mod client {
     /// Echo of SET_ACK's generation.
     pub const ACK_SYNC: u16 = 1;
     /// One window of messages received.

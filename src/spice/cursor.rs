@@ -9,7 +9,7 @@ use super::wire::Reader;
 use crate::lg::kvmfr::{CursorShape, CursorState, CursorType};
 
 /// Server message types.
-pub mod server {
+pub(crate) mod server {
     /// Position, trail, visibility and the first cursor.
     pub const INIT: u16 = 101;
     /// Forget the cache and the cursor.

@@ -10,7 +10,7 @@ use super::wire::Reader;
 pub const CLIENT_CAPS: [u32; 1] = [1 << 6];
 
 /// Client message types.
-pub mod client {
+pub(crate) mod client {
     /// DISPLAY_INIT (no pixmap cache, no GLZ dictionary).
     pub const INIT: u16 = 101;
     /// PREFERRED_COMPRESSION.

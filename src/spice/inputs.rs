@@ -10,7 +10,7 @@ pub const CLIENT_CAPS: [u32; 1] = [0];
 pub const MOTION_ACK_BUNCH: u32 = 4;
 
 /// Lock-key flags of KEY_MODIFIERS.
-pub mod modifiers {
+pub(crate) mod modifiers {
     /// Scroll Lock.
     pub const SCROLL_LOCK: u16 = 1;
     /// Num Lock.
@@ -87,7 +87,7 @@ pub fn parse(kind: u16, body: &[u8]) -> Result<InputsMsg, ProtocolError> {
 }
 
 /// Client messages: (type, body).
-pub mod client {
+pub(crate) mod client {
     /// KEY_DOWN with the set-1 bytes packed little-endian.
     pub fn key_down(code: u32) -> (u16, Vec<u8>) {
         (101, code.to_le_bytes().to_vec())

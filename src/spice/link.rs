@@ -19,7 +19,7 @@ pub const REPLY_MAX_LEN: u32 = (REPLY_FIXED_LEN + 64 * 4) as u32;
 pub const PUB_KEY_LEN: usize = 162;
 
 /// Common capability bits.
-pub mod common_caps {
+pub(crate) mod common_caps {
     /// The client sends the auth mechanism word.
     pub const AUTH_SELECTION: u32 = 0;
     /// SPICE ticket auth.

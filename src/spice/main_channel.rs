@@ -5,7 +5,7 @@ use super::link::ChannelType;
 use super::wire::Reader;
 
 /// Mouse mode flags.
-pub mod mouse_mode {
+pub(crate) mod mouse_mode {
     /// Relative motion; the guest draws the pointer.
     pub const SERVER: u16 = 1;
     /// Absolute positions; the host draws the pointer.
@@ -132,7 +132,7 @@ pub fn parse(kind: u16, body: &[u8]) -> Result<MainMsg, ProtocolError> {
 }
 
 /// Client message types.
-pub mod client {
+pub(crate) mod client {
     /// Ask for CHANNELS_LIST.
     pub const ATTACH_CHANNELS: u16 = 104;
     /// `u16 mode`.

@@ -10,7 +10,7 @@ use super::wire::Reader;
 pub const CLIENT_CAPS: [u32; 1] = [1 << 1];
 
 /// Audio data modes (u16).
-pub mod mode {
+pub(crate) mod mode {
     /// Raw interleaved PCM.
     pub const RAW: u16 = 1;
     /// Opus packets (never asked for).

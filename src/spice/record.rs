@@ -48,7 +48,7 @@ pub fn parse(kind: u16, body: &[u8]) -> Result<RecordMsg, ProtocolError> {
 }
 
 /// Client messages: (type, body).
-pub mod client {
+pub(crate) mod client {
     /// DATA: a time stamp, then interleaved S16LE.
     pub fn data(time: u32, pcm: &[u8]) -> (u16, Vec<u8>) {
         let mut b = Vec::with_capacity(4 + pcm.len());

@@ -41,7 +41,7 @@ pub const FEATURE_SETCURSORPOS: u32 = 0x1;
 pub const MESSAGE_SETCURSORPOS: u32 = 0;
 
 /// Frame flags.
-pub mod flags {
+pub(crate) mod flags {
     /// The guest wants the screensaver inhibited.
     pub const BLOCK_SCREENSAVER: u32 = 0x1;
     /// A guest window asks for attention.
@@ -55,7 +55,7 @@ pub mod flags {
 }
 
 /// Cursor flags (in the LGMP message udata).
-pub mod cursor_flags {
+pub(crate) mod cursor_flags {
     /// x/y valid.
     pub const POSITION: u32 = 0x1;
     /// Visible.
