@@ -8,7 +8,7 @@ use crate::cli::ViewArgs;
 use crate::report::{EXIT_ERROR, ExitError, Outcome};
 
 /// Runs `vmgpu view`.
-pub fn run(_root: &Path, args: &ViewArgs) -> anyhow::Result<Outcome> {
+pub(crate) fn run(_root: &Path, args: &ViewArgs) -> anyhow::Result<Outcome> {
     #[cfg(feature = "viewer")]
     {
         window::run(args)
@@ -25,7 +25,7 @@ pub fn run(_root: &Path, args: &ViewArgs) -> anyhow::Result<Outcome> {
 }
 
 /// The shared-memory path for a VM: from its domain XML (read-only libvirt lookup).
-pub fn shm_for_vm(vm: &str, uri: &str) -> anyhow::Result<PathBuf> {
+pub(crate) fn shm_for_vm(vm: &str, uri: &str) -> anyhow::Result<PathBuf> {
     let xml = domain_xml(vm, uri)?;
     let loc = crate::viewer::locate::from_domain_xml(&xml).with_context(|| format!("VM {vm}"))?;
     Ok(loc.path)
@@ -67,7 +67,7 @@ mod window {
     use crate::viewer::observe;
     use crate::viewer::window::{self, Options};
 
-    pub fn run(args: &ViewArgs) -> anyhow::Result<Outcome> {
+    pub(super) fn run(args: &ViewArgs) -> anyhow::Result<Outcome> {
         if args.demo {
             return demo(args);
         }

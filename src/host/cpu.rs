@@ -11,11 +11,11 @@ use super::parse;
 use super::root::{self, HostRoot};
 
 /// Where the kernel describes CPUs.
-pub const CPU_DIR: &str = "/sys/devices/system/cpu";
+pub(crate) const CPU_DIR: &str = "/sys/devices/system/cpu";
 /// Where the kernel describes NUMA nodes.
-pub const NODE_DIR: &str = "/sys/devices/system/node";
+pub(crate) const NODE_DIR: &str = "/sys/devices/system/node";
 /// The largest CPU id accepted in a list (guards against `0-4294967295` from a corrupt file).
-pub const MAX_CPU_ID: u32 = 65_535;
+pub(crate) const MAX_CPU_ID: u32 = 65_535;
 
 /// Errors reading the CPU topology.
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +35,7 @@ pub enum Error {
 }
 
 /// Result of reading the CPU topology.
-pub type Result<T> = std::result::Result<T, Error>;
+pub(crate) type Result<T> = std::result::Result<T, Error>;
 
 /// A string that is not a CPU list.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -320,7 +320,7 @@ fn sorted_by_first(set: BTreeSet<CpuSet>) -> Vec<CpuSet> {
 }
 
 /// Reads a file in the kernel's CPU list form.
-pub fn read_cpu_list(root: &HostRoot, host_path: &str) -> Result<CpuSet> {
+pub(crate) fn read_cpu_list(root: &HostRoot, host_path: &str) -> Result<CpuSet> {
     let text = root.read_string(host_path)?;
     text.parse().map_err(|source| Error::BadList {
         path: root.path(host_path),

@@ -33,7 +33,7 @@ pub enum Family {
 }
 
 /// Every place a distribution keeps the libvirt-guests settings (`ON_SHUTDOWN`), for reading.
-pub const LIBVIRT_GUESTS_CONFIGS: [&str; 3] = [
+pub(crate) const LIBVIRT_GUESTS_CONFIGS: [&str; 3] = [
     "/etc/sysconfig/libvirt-guests",
     "/etc/default/libvirt-guests",
     "/etc/conf.d/libvirt-guests",

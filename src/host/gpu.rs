@@ -144,7 +144,7 @@ fn list(cards: &[&GpuCard]) -> String {
 
 /// Every GPU of the host as a unit, by address. Two display functions in one slot make one card (the lower
 /// function is the primary).
-pub fn cards(host: &Host) -> Vec<GpuCard> {
+pub(crate) fn cards(host: &Host) -> Vec<GpuCard> {
     let mut cards: Vec<GpuCard> = Vec::new();
     for dev in &host.pci {
         if !(dev.class.is_vga() || dev.class.is_3d()) {
@@ -266,7 +266,7 @@ fn verdict(
 /// Picks the guest GPU. With `wanted`, the card having that function, whatever its verdict (the caller
 /// reports it). Without, the one passable card that is not the boot display; an error naming the choices
 /// when there is none or more than one.
-pub fn guest_candidate(
+pub(crate) fn guest_candidate(
     cards: &[GpuCard],
     wanted: Option<PciAddress>,
 ) -> Result<&GpuCard, CandidateError> {

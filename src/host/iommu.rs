@@ -10,7 +10,7 @@ use super::pci::PciAddress;
 use super::root::{self, HostRoot};
 
 /// Where the kernel lists IOMMU groups.
-pub const GROUPS_DIR: &str = "/sys/kernel/iommu_groups";
+pub(crate) const GROUPS_DIR: &str = "/sys/kernel/iommu_groups";
 
 /// The IOMMU as the kernel sees it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

@@ -10,7 +10,7 @@ use super::root::{self, HostRoot};
 
 /// Modules whose parameters are recorded in [`Kernel::module_params`]. (Reading every parameter of every
 /// module costs thousands of reads on a desktop; add a name here when a check needs one.)
-pub const WATCHED_MODULES: &[&str] = &[
+pub(crate) const WATCHED_MODULES: &[&str] = &[
     "kvm",
     "kvm_amd",
     "kvm_intel",

@@ -7,7 +7,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::root::{self, HostRoot};
 
 /// Where PCI devices live in sysfs.
-pub const PCI_DEVICES: &str = "/sys/bus/pci/devices";
+pub(crate) const PCI_DEVICES: &str = "/sys/bus/pci/devices";
 
 /// A PCI address (domain:bus:device.function), e.g. `0000:04:00.0`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -287,7 +287,7 @@ impl PciDevice {
 }
 
 /// The short name of a PCI vendor id vmgpu meets on GPUs and their functions.
-pub fn vendor_name(vendor: u16) -> Option<&'static str> {
+pub(crate) fn vendor_name(vendor: u16) -> Option<&'static str> {
     Some(match vendor {
         0x10de => "NVIDIA",
         0x1002 => "AMD",
@@ -303,7 +303,7 @@ pub fn vendor_name(vendor: u16) -> Option<&'static str> {
 
 /// Every PCI device under `/sys/bus/pci/devices`, sorted by address. Entries whose names are not
 /// PCI addresses are skipped.
-pub fn read_all(root: &HostRoot) -> root::Result<Vec<PciDevice>> {
+pub(crate) fn read_all(root: &HostRoot) -> root::Result<Vec<PciDevice>> {
     let mut devices = Vec::new();
     for name in root.list_dir(PCI_DEVICES)? {
         let Ok(address) = name.parse::<PciAddress>() else {

@@ -36,7 +36,7 @@ pub enum Error {
 }
 
 /// Result of reading host files.
-pub type Result<T> = std::result::Result<T, Error>;
+pub(crate) type Result<T> = std::result::Result<T, Error>;
 
 /// The root every host path is resolved against.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,7 +192,7 @@ pub struct FileStat {
 
 /// In a recorded tree, the file that records what git cannot keep (device nodes, owners, modes, times):
 /// one line per host path, `PATH KIND MODE UID GID MTIME` with KIND one of `f d c l o` and MODE in octal.
-pub const STAT_MANIFEST: &str = "node-stat.txt";
+pub(crate) const STAT_MANIFEST: &str = "node-stat.txt";
 
 impl HostRoot {
     /// The kind, mode, owner and mtime of a host path (following symlinks), `None` when it does not exist.
@@ -277,7 +277,7 @@ impl HostRoot {
 }
 
 /// Parses `0x10de`, `10de` or `0x030000` as hexadecimal.
-pub fn parse_hex(text: &str) -> Option<u32> {
+pub(crate) fn parse_hex(text: &str) -> Option<u32> {
     let t = text.trim();
     let t = t
         .strip_prefix("0x")

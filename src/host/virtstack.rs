@@ -12,9 +12,9 @@ use super::parse;
 use super::root::{self, FileStat, HostRoot};
 
 /// Where QEMU firmware descriptors live, in libvirt's search order (system dirs; the user's is not ours).
-pub const FIRMWARE_DIRS: &[&str] = &["/etc/qemu/firmware", "/usr/share/qemu/firmware"];
+pub(crate) const FIRMWARE_DIRS: &[&str] = &["/etc/qemu/firmware", "/usr/share/qemu/firmware"];
 /// QEMU binaries, in the order distros install them.
-pub const QEMU_BINARIES: &[&str] = &[
+pub(crate) const QEMU_BINARIES: &[&str] = &[
     "/usr/bin/qemu-system-x86_64",
     "/usr/libexec/qemu-kvm",
     "/usr/bin/qemu-kvm",

@@ -276,7 +276,7 @@ impl Program {
 
 /// Runs `program ARGS` and returns at most `max_bytes` of its stdout (`journalctl` for `vmgpu explain`); a
 /// failure to run, the deadline or a non-zero exit is an error carrying the start of its stderr.
-pub fn run_capture(
+pub(crate) fn run_capture(
     program: &str,
     args: &[&str],
     timeout: Duration,

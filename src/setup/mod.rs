@@ -24,6 +24,4 @@ pub(crate) mod runner;
 pub(crate) mod vfio;
 pub(crate) mod write;
 
-pub use files::{FileSource, MemoryFiles};
-pub use inputs::SetupInputs;
-pub use plan::{Plan, Promise};
+pub(crate) use plan::Promise;

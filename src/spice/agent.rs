@@ -19,43 +19,43 @@ const MAX_GRAB_TYPES: usize = 64;
 /// Agent message types used here.
 pub(crate) mod kind {
     /// Agent → client: the result of a request (monitors config, …).
-    pub const REPLY: u32 = 3;
+    pub(crate) const REPLY: u32 = 3;
     /// Old push-style clipboard, and the data answering a REQUEST.
-    pub const CLIPBOARD: u32 = 4;
+    pub(crate) const CLIPBOARD: u32 = 4;
     /// Both ways: `u32 request, u32 caps[]`.
-    pub const ANNOUNCE_CAPABILITIES: u32 = 6;
+    pub(crate) const ANNOUNCE_CAPABILITIES: u32 = 6;
     /// Both ways: the sender owns the clipboard, with these types.
-    pub const CLIPBOARD_GRAB: u32 = 7;
+    pub(crate) const CLIPBOARD_GRAB: u32 = 7;
     /// Both ways: send me the clipboard as this type.
-    pub const CLIPBOARD_REQUEST: u32 = 8;
+    pub(crate) const CLIPBOARD_REQUEST: u32 = 8;
     /// Both ways: the sender no longer owns the clipboard.
-    pub const CLIPBOARD_RELEASE: u32 = 9;
+    pub(crate) const CLIPBOARD_RELEASE: u32 = 9;
     /// Client → agent: `i32` the largest clipboard item the client takes.
-    pub const MAX_CLIPBOARD: u32 = 14;
+    pub(crate) const MAX_CLIPBOARD: u32 = 14;
 }
 
 /// Capability bits (bit numbers in the first caps word).
 pub(crate) mod cap {
     /// GRAB/REQUEST/CLIPBOARD/RELEASE (data only on demand).
-    pub const CLIPBOARD_BY_DEMAND: u32 = 5;
+    pub(crate) const CLIPBOARD_BY_DEMAND: u32 = 5;
     /// Clipboard messages carry a 4-byte selection prefix.
-    pub const CLIPBOARD_SELECTION: u32 = 6;
+    pub(crate) const CLIPBOARD_SELECTION: u32 = 6;
     /// The guest wants LF line ends.
-    pub const GUEST_LINEEND_LF: u32 = 8;
+    pub(crate) const GUEST_LINEEND_LF: u32 = 8;
     /// The guest wants CRLF line ends (Windows).
-    pub const GUEST_LINEEND_CRLF: u32 = 9;
+    pub(crate) const GUEST_LINEEND_CRLF: u32 = 9;
     /// The agent honours MAX_CLIPBOARD (it then sends nothing bigger, e.g. a huge PNG).
-    pub const MAX_CLIPBOARD: u32 = 10;
+    pub(crate) const MAX_CLIPBOARD: u32 = 10;
     /// A GRAB carries a serial (not announced by this client, so never sent to it).
-    pub const CLIPBOARD_GRAB_SERIAL: u32 = 17;
+    pub(crate) const CLIPBOARD_GRAB_SERIAL: u32 = 17;
 
     /// The word with `bit` set.
-    pub const fn bit(bit: u32) -> u32 {
+    pub(crate) const fn bit(bit: u32) -> u32 {
         1 << bit
     }
 
     /// True when `caps` has `bit`.
-    pub const fn has(caps: u32, bit: u32) -> bool {
+    pub(crate) const fn has(caps: u32, bit: u32) -> bool {
         caps & (1 << bit) != 0
     }
 }
@@ -67,11 +67,11 @@ pub const CLIENT_CAPS: u32 =
 /// Clipboard data types (`u32` on the wire).
 pub(crate) mod clip_type {
     /// Nothing.
-    pub const NONE: u32 = 0;
+    pub(crate) const NONE: u32 = 0;
     /// UTF-8 text, no terminator required.
-    pub const UTF8_TEXT: u32 = 1;
+    pub(crate) const UTF8_TEXT: u32 = 1;
     /// A PNG image.
-    pub const IMAGE_PNG: u32 = 2;
+    pub(crate) const IMAGE_PNG: u32 = 2;
 }
 
 /// Which clipboard a message is about (the selection prefix).

@@ -11,29 +11,29 @@ use crate::lg::kvmfr::{CursorShape, CursorState, CursorType};
 /// Server message types.
 pub(crate) mod server {
     /// Position, trail, visibility and the first cursor.
-    pub const INIT: u16 = 101;
+    pub(crate) const INIT: u16 = 101;
     /// Forget the cache and the cursor.
-    pub const RESET: u16 = 102;
+    pub(crate) const RESET: u16 = 102;
     /// A new cursor (and position).
-    pub const SET: u16 = 103;
+    pub(crate) const SET: u16 = 103;
     /// The cursor moved.
-    pub const MOVE: u16 = 104;
+    pub(crate) const MOVE: u16 = 104;
     /// The cursor is hidden.
-    pub const HIDE: u16 = 105;
+    pub(crate) const HIDE: u16 = 105;
     /// Trail settings (ignored).
-    pub const TRAIL: u16 = 106;
+    pub(crate) const TRAIL: u16 = 106;
     /// Drop one cached cursor.
-    pub const INVAL_ONE: u16 = 107;
+    pub(crate) const INVAL_ONE: u16 = 107;
     /// Drop every cached cursor.
-    pub const INVAL_ALL: u16 = 108;
+    pub(crate) const INVAL_ALL: u16 = 108;
 }
 
 /// Largest cursor side accepted.
-pub const MAX_SIDE: u16 = 256;
+pub(crate) const MAX_SIDE: u16 = 256;
 /// Most cached cursors (the server's cache size).
-pub const CACHE_ENTRIES: usize = 256;
+pub(crate) const CACHE_ENTRIES: usize = 256;
 /// Most bytes of cached shapes.
-pub const CACHE_BYTES: usize = 16 << 20;
+pub(crate) const CACHE_BYTES: usize = 16 << 20;
 
 const FLAG_NONE: u16 = 1;
 const FLAG_CACHE_ME: u16 = 2;
@@ -86,7 +86,7 @@ pub enum CursorMsg {
 }
 
 /// Parses one cursor channel message.
-pub fn parse(kind: u16, body: &[u8]) -> Result<CursorMsg, ProtocolError> {
+pub(crate) fn parse(kind: u16, body: &[u8]) -> Result<CursorMsg, ProtocolError> {
     Ok(match kind {
         server::INIT => {
             let mut r = Reader::new("CURSOR_INIT", body);

@@ -12,9 +12,9 @@ pub const CLIENT_CAPS: [u32; 1] = [1 << 6];
 /// Client message types.
 pub(crate) mod client {
     /// DISPLAY_INIT (no pixmap cache, no GLZ dictionary).
-    pub const INIT: u16 = 101;
+    pub(crate) const INIT: u16 = 101;
     /// PREFERRED_COMPRESSION.
-    pub const PREFERRED_COMPRESSION: u16 = 103;
+    pub(crate) const PREFERRED_COMPRESSION: u16 = 103;
 }
 
 /// PREFERRED_COMPRESSION value: send bitmaps uncompressed.

@@ -12,11 +12,11 @@ pub const MOTION_ACK_BUNCH: u32 = 4;
 /// Lock-key flags of KEY_MODIFIERS.
 pub(crate) mod modifiers {
     /// Scroll Lock.
-    pub const SCROLL_LOCK: u16 = 1;
+    pub(crate) const SCROLL_LOCK: u16 = 1;
     /// Num Lock.
-    pub const NUM_LOCK: u16 = 2;
+    pub(crate) const NUM_LOCK: u16 = 2;
     /// Caps Lock.
-    pub const CAPS_LOCK: u16 = 4;
+    pub(crate) const CAPS_LOCK: u16 = 4;
 }
 
 /// Mouse buttons (`u8 button` ids) and their `buttons_state` bits.
@@ -89,22 +89,22 @@ pub fn parse(kind: u16, body: &[u8]) -> Result<InputsMsg, ProtocolError> {
 /// Client messages: (type, body).
 pub(crate) mod client {
     /// KEY_DOWN with the set-1 bytes packed little-endian.
-    pub fn key_down(code: u32) -> (u16, Vec<u8>) {
+    pub(crate) fn key_down(code: u32) -> (u16, Vec<u8>) {
         (101, code.to_le_bytes().to_vec())
     }
 
     /// KEY_UP.
-    pub fn key_up(code: u32) -> (u16, Vec<u8>) {
+    pub(crate) fn key_up(code: u32) -> (u16, Vec<u8>) {
         (102, code.to_le_bytes().to_vec())
     }
 
     /// KEY_MODIFIERS: the lock state the guest should have.
-    pub fn key_modifiers(flags: u16) -> (u16, Vec<u8>) {
+    pub(crate) fn key_modifiers(flags: u16) -> (u16, Vec<u8>) {
         (103, flags.to_le_bytes().to_vec())
     }
 
     /// MOUSE_MOTION (relative, server mode).
-    pub fn mouse_motion(dx: i32, dy: i32, buttons: u16) -> (u16, Vec<u8>) {
+    pub(crate) fn mouse_motion(dx: i32, dy: i32, buttons: u16) -> (u16, Vec<u8>) {
         let mut b = Vec::with_capacity(10);
         b.extend_from_slice(&dx.to_le_bytes());
         b.extend_from_slice(&dy.to_le_bytes());
@@ -113,7 +113,7 @@ pub(crate) mod client {
     }
 
     /// MOUSE_POSITION (absolute guest pixels, client mode).
-    pub fn mouse_position(x: u32, y: u32, buttons: u16, display: u8) -> (u16, Vec<u8>) {
+    pub(crate) fn mouse_position(x: u32, y: u32, buttons: u16, display: u8) -> (u16, Vec<u8>) {
         let mut b = Vec::with_capacity(11);
         b.extend_from_slice(&x.to_le_bytes());
         b.extend_from_slice(&y.to_le_bytes());
@@ -123,13 +123,13 @@ pub(crate) mod client {
     }
 
     /// MOUSE_PRESS: button id and the state after the press.
-    pub fn mouse_press(button: u8, buttons: u16) -> (u16, Vec<u8>) {
+    pub(crate) fn mouse_press(button: u8, buttons: u16) -> (u16, Vec<u8>) {
         let [a, b] = buttons.to_le_bytes();
         (113, vec![button, a, b])
     }
 
     /// MOUSE_RELEASE: button id and the state after the release.
-    pub fn mouse_release(button: u8, buttons: u16) -> (u16, Vec<u8>) {
+    pub(crate) fn mouse_release(button: u8, buttons: u16) -> (u16, Vec<u8>) {
         let [a, b] = buttons.to_le_bytes();
         (114, vec![button, a, b])
     }

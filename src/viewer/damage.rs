@@ -57,7 +57,7 @@ impl Changes {
 }
 
 /// `r` clipped to `w × h`; `None` when nothing is left.
-pub fn clip(r: Rect, w: u32, h: u32) -> Option<Rect> {
+pub(crate) fn clip(r: Rect, w: u32, h: u32) -> Option<Rect> {
     let x1 = r.x.saturating_add(r.w).min(w);
     let y1 = r.y.saturating_add(r.h).min(h);
     (r.x < x1 && r.y < y1).then(|| Rect {

@@ -15,7 +15,7 @@ use crate::shm::Region;
 
 /// How long the feed waits for the window to take a frame before ingesting it itself (a window that does not
 /// redraw: minimized, or a slow display server). Well below the host's 1 s timeout for the message.
-pub const WAIT: Duration = Duration::from_millis(50);
+pub(crate) const WAIT: Duration = Duration::from_millis(50);
 
 /// A frame for the window: its validated description, the damage to copy (`None`: all of it) and the mapping
 /// it lies in (kept alive by the `Arc` while the window copies).

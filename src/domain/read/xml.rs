@@ -14,9 +14,9 @@ use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::ResolveResult;
 
 /// The largest document accepted (libvirt's own limit for a domain XML is 10 MiB).
-pub const MAX_BYTES: usize = 10 * 1024 * 1024;
+pub(crate) const MAX_BYTES: usize = 10 * 1024 * 1024;
 /// The deepest nesting accepted (real domain XMLs are under 10 levels deep).
-pub const MAX_DEPTH: usize = 64;
+pub(crate) const MAX_DEPTH: usize = 64;
 
 /// Why a document could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -62,7 +62,7 @@ pub enum Error {
 }
 
 /// Result of reading a document.
-pub type Result<T> = std::result::Result<T, Error>;
+pub(crate) type Result<T> = std::result::Result<T, Error>;
 
 /// One element of the document.
 #[derive(Debug, Clone, PartialEq, Eq)]

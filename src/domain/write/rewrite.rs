@@ -22,10 +22,10 @@ pub enum Error {
 }
 
 /// Result of a rewrite.
-pub type Result<T> = std::result::Result<T, Error>;
+pub(crate) type Result<T> = std::result::Result<T, Error>;
 
 /// Picks, among the children with the rule's name, the ones the rule owns.
-pub type Predicate = Box<dyn Fn(&Index<'_>, &Node) -> bool>;
+pub(crate) type Predicate = Box<dyn Fn(&Index<'_>, &Node) -> bool>;
 
 /// What to do with the owned children.
 pub enum Action {
@@ -106,7 +106,7 @@ impl Rule {
 }
 
 /// Applies `rules` to `xml`, in order.
-pub fn apply(xml: &str, rules: &[Rule]) -> Result<String> {
+pub(crate) fn apply(xml: &str, rules: &[Rule]) -> Result<String> {
     let index = Index::parse(xml).map_err(Error::Index)?;
     let mut edits: Vec<(Range<usize>, String)> = Vec::new();
     // Elements to add at the end of a parent, keyed by the parent's start offset.
@@ -235,7 +235,7 @@ fn splice(xml: &str, mut edits: Vec<(Range<usize>, String)>) -> Result<String> {
 
 /// Sets an attribute of the root element (`<domain type='qemu'>`, `xmlns:qemu=…`), keeping its quote style;
 /// everything else is copied through.
-pub fn set_root_attribute(xml: &str, name: &str, value: &str) -> Result<String> {
+pub(crate) fn set_root_attribute(xml: &str, name: &str, value: &str) -> Result<String> {
     let index = Index::parse(xml).map_err(Error::Index)?;
     let Some(root) = index.root() else {
         return Ok(xml.to_string());

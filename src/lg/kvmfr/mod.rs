@@ -43,25 +43,25 @@ pub const MESSAGE_SETCURSORPOS: u32 = 0;
 /// Frame flags.
 pub(crate) mod flags {
     /// The guest wants the screensaver inhibited.
-    pub const BLOCK_SCREENSAVER: u32 = 0x1;
+    pub(crate) const BLOCK_SCREENSAVER: u32 = 0x1;
     /// A guest window asks for attention.
-    pub const REQUEST_ACTIVATION: u32 = 0x2;
+    pub(crate) const REQUEST_ACTIVATION: u32 = 0x2;
     /// The shared memory is too small: fewer rows than the frame height.
-    pub const TRUNCATED: u32 = 0x4;
+    pub(crate) const TRUNCATED: u32 = 0x4;
     /// HDR content.
-    pub const HDR: u32 = 0x8;
+    pub(crate) const HDR: u32 = 0x8;
     /// PQ already applied.
-    pub const HDR_PQ: u32 = 0x10;
+    pub(crate) const HDR_PQ: u32 = 0x10;
 }
 
 /// Cursor flags (in the LGMP message udata).
 pub(crate) mod cursor_flags {
     /// x/y valid.
-    pub const POSITION: u32 = 0x1;
+    pub(crate) const POSITION: u32 = 0x1;
     /// Visible.
-    pub const VISIBLE: u32 = 0x2;
+    pub(crate) const VISIBLE: u32 = 0x2;
     /// Shape fields and data valid.
-    pub const SHAPE: u32 = 0x4;
+    pub(crate) const SHAPE: u32 = 0x4;
 }
 
 /// KVMFR errors: bad data in the udata or a message.
