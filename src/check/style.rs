@@ -13,11 +13,6 @@ impl Style {
         Self { colour }
     }
 
-    /// Plain text, for snapshots and pipes.
-    pub(crate) fn plain() -> Self {
-        Self::new(false)
-    }
-
     fn paint(&self, code: &str, text: &str) -> String {
         if self.colour {
             format!("\x1b[{code}m{text}\x1b[0m")

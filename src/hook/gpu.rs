@@ -57,7 +57,10 @@ pub(crate) fn check_identity(root: &HostRoot, vm: &str, config: &VmgpuConfig) ->
 /// Every endpoint (non-bridge) in the IOMMU groups of `gpus`, each once, functions other than display
 /// first (HDMI audio `.1` before the GPU `.0`, as the kernel and the guides prefer). Errors for a missing
 /// device, a bridge, or no IOMMU group.
-pub(crate) fn group_endpoints(root: &HostRoot, gpus: &[PciAddress]) -> Result<Vec<(PciDevice, u32)>> {
+pub(crate) fn group_endpoints(
+    root: &HostRoot,
+    gpus: &[PciAddress],
+) -> Result<Vec<(PciDevice, u32)>> {
     let mut out: Vec<(PciDevice, u32)> = Vec::new();
     for &gpu in gpus {
         let device = read_device(root, gpu)?;

@@ -204,7 +204,12 @@ pub(crate) fn check_reachable(
 }
 
 /// Old journals' [`Step::Hugepages`]: makes `needed` pages free in the pool.
-pub(crate) fn allocate_free(ops: &dyn HostOps, path: &str, size_kib: u64, needed: u64) -> Result<()> {
+pub(crate) fn allocate_free(
+    ops: &dyn HostOps,
+    path: &str,
+    size_kib: u64,
+    needed: u64,
+) -> Result<()> {
     let root = ops.root();
     let dir = path.trim_end_matches("/nr_hugepages");
     let free = root.read_u64(format!("{dir}/free_hugepages"))?;

@@ -162,7 +162,12 @@ pub(crate) fn check_holders(ops: &dyn HostOps, endpoints: &[(PciDevice, u32)]) -
 
 /// `prepare begin`: lock, put back what an earlier run of this VM left (a crash, a double start), plan on
 /// the restored host, journal and apply.
-pub(crate) fn prepare(ops: &dyn HostOps, vm: &str, view: &HookView, config: &VmgpuConfig) -> Result<()> {
+pub(crate) fn prepare(
+    ops: &dyn HostOps,
+    vm: &str,
+    view: &HookView,
+    config: &VmgpuConfig,
+) -> Result<()> {
     let store = Store::new(ops.root());
     let _lock = store.lock()?;
     restore_stale(ops, &store, vm)?;

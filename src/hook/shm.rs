@@ -117,7 +117,11 @@ pub(crate) fn plan(root: &HostRoot, view: &HookView, config: &ShmemConfig) -> Re
 }
 
 /// Checks every kvmfr device the domain names (nothing is changed for them).
-pub(crate) fn check_kvmfr(root: &HostRoot, view: &HookView, config: Option<&ShmemConfig>) -> Result<()> {
+pub(crate) fn check_kvmfr(
+    root: &HostRoot,
+    view: &HookView,
+    config: Option<&ShmemConfig>,
+) -> Result<()> {
     for path in &view.kvmfr_paths {
         let full = root.path(path);
         let problem = |problem: String| Error::Shm {

@@ -55,12 +55,8 @@ impl Accounts {
         })
     }
 
-    /// The user named `name`.
-    pub(crate) fn user(&self, name: &str) -> Option<&User> {
-        self.users.iter().find(|u| u.name == name)
-    }
-
     /// The group named `name`.
+    #[cfg(test)]
     pub(crate) fn group(&self, name: &str) -> Option<&Group> {
         self.groups.iter().find(|g| g.name == name)
     }

@@ -11,10 +11,3 @@ pub(crate) fn now_ms() -> u64 {
         .saturating_add(ts.tv_nsec() as u64 / 1_000_000);
     ms.max(1)
 }
-
-/// CPU time used by the calling thread, in nanoseconds (for the idle-CPU measurement).
-pub(crate) fn thread_cpu_ns() -> u64 {
-    clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID)
-        .map(|ts| (ts.tv_sec() as u64).saturating_mul(1_000_000_000) + ts.tv_nsec() as u64)
-        .unwrap_or(0)
-}

@@ -480,15 +480,4 @@ impl Subscription {
             .wrapping_add(1);
         Ok(serial)
     }
-
-    /// lgmpClientGetSerial: how many client messages the host has handled.
-    pub(crate) fn serial(&self, view: ShmView<'_>) -> Result<u32> {
-        self.check_state(view)?;
-        ld32(view, self.base + Q_CMSG_RSERIAL)
-    }
-
-    /// The subscriber slot this client holds.
-    pub(crate) fn bit(&self) -> u32 {
-        self.bit
-    }
 }

@@ -141,11 +141,6 @@ impl LgmpHost {
         self.size - self.free
     }
 
-    /// The next free offset.
-    pub(crate) fn free_offset(&self) -> usize {
-        self.free
-    }
-
     fn queue(&self, q: usize) -> Result<&HostQueue> {
         self.queues.get(q).ok_or(Error::NoSuchQueue(q as u32))
     }
@@ -252,11 +247,6 @@ impl LgmpHost {
     /// The raw subscriber word (ON high, BAD low).
     pub(crate) fn subs(&self, view: ShmView<'_>, q: usize) -> Result<u64> {
         ld64(view, self.queue(q)?.base + Q_SUBS)
-    }
-
-    /// lgmpHostQueueHasSubs: any ON bit (BAD ones included).
-    pub(crate) fn has_subs(&self, view: ShmView<'_>, q: usize) -> Result<bool> {
-        Ok(self.subs(view, q)? >> 32 != 0)
     }
 
     /// lgmpHostReadData + lgmpHostAckData: the next client message, if any.

@@ -1,7 +1,5 @@
 //! [`FileSource`]: the current text of the files a plan edits, read through the host root (or from a map in
 //! tests), so the plan stays a pure function of its inputs.
-use std::collections::BTreeMap;
-
 use crate::host::HostRoot;
 
 /// Read access to the host's configuration files, by host path (`/etc/default/grub`).
@@ -35,9 +33,11 @@ impl FileSource for HostRoot {
 }
 
 /// An in-memory set of files for tests: path → text. Directories exist implicitly.
+#[cfg(test)]
 #[derive(Debug, Clone, Default)]
-pub(crate) struct MemoryFiles(pub BTreeMap<String, String>);
+pub(crate) struct MemoryFiles(pub std::collections::BTreeMap<String, String>);
 
+#[cfg(test)]
 impl MemoryFiles {
     /// Adds a file.
     pub(crate) fn with(mut self, path: &str, text: &str) -> Self {
@@ -46,6 +46,7 @@ impl MemoryFiles {
     }
 }
 
+#[cfg(test)]
 impl FileSource for MemoryFiles {
     fn read(&self, path: &str) -> Option<String> {
         self.0.get(path).cloned()

@@ -236,7 +236,13 @@ impl Plan {
     }
 
     /// Adds a file edit when `after` differs from the current text.
-    pub(crate) fn edit(&mut self, files: &dyn FileSource, path: &str, after: String, why: &str) -> bool {
+    pub(crate) fn edit(
+        &mut self,
+        files: &dyn FileSource,
+        path: &str,
+        after: String,
+        why: &str,
+    ) -> bool {
         let before = files.read(path);
         if before.as_deref() == Some(after.as_str()) {
             return false;

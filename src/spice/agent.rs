@@ -18,7 +18,8 @@ const MAX_GRAB_TYPES: usize = 64;
 
 /// Agent message types used here.
 pub(crate) mod kind {
-    /// Agent → client: the result of a request (monitors config, …).
+    /// Agent → client: the result of a request (monitors config, …). Only the property tests send it.
+    #[cfg(test)]
     pub(crate) const REPLY: u32 = 3;
     /// Old push-style clipboard, and the data answering a REQUEST.
     pub(crate) const CLIPBOARD: u32 = 4;
@@ -40,14 +41,12 @@ pub(crate) mod cap {
     pub(crate) const CLIPBOARD_BY_DEMAND: u32 = 5;
     /// Clipboard messages carry a 4-byte selection prefix.
     pub(crate) const CLIPBOARD_SELECTION: u32 = 6;
-    /// The guest wants LF line ends.
-    pub(crate) const GUEST_LINEEND_LF: u32 = 8;
+    // 8 GUEST_LINEEND_LF: LF is what the host uses already.
     /// The guest wants CRLF line ends (Windows).
     pub(crate) const GUEST_LINEEND_CRLF: u32 = 9;
     /// The agent honours MAX_CLIPBOARD (it then sends nothing bigger, e.g. a huge PNG).
     pub(crate) const MAX_CLIPBOARD: u32 = 10;
-    /// A GRAB carries a serial (not announced by this client, so never sent to it).
-    pub(crate) const CLIPBOARD_GRAB_SERIAL: u32 = 17;
+    // 17 CLIPBOARD_GRAB_SERIAL (a GRAB carries a serial): not announced by this client, so never sent to it.
 
     /// The word with `bit` set.
     pub(crate) const fn bit(bit: u32) -> u32 {

@@ -69,6 +69,7 @@ impl Default for Inbox {
 
 impl Inbox {
     /// Bytes held for a message in progress (for the memory bound's tests).
+    #[cfg(test)]
     pub(crate) fn held(&self) -> usize {
         match &self.state {
             State::Header(h) => h.capacity(),
@@ -198,12 +199,8 @@ impl Outbox {
         }
     }
 
-    /// Tokens left.
-    pub(crate) fn tokens(&self) -> u32 {
-        self.tokens
-    }
-
     /// Bytes waiting.
+    #[cfg(test)]
     pub(crate) fn queued(&self) -> usize {
         self.queued
     }

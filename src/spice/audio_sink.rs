@@ -210,6 +210,7 @@ impl Player {
     }
 
     /// Bytes waiting in the jitter buffer.
+    #[cfg(test)]
     pub(crate) fn queued_bytes(&self) -> usize {
         self.shared
             .state()

@@ -64,8 +64,6 @@ pub(crate) struct Channel {
     max_body: u32,
     ack_window: u32,
     ack_count: u32,
-    /// The server's channel capabilities.
-    pub server_caps: Caps,
 }
 
 impl Channel {
@@ -78,7 +76,7 @@ impl Channel {
         stop: &AtomicBool,
     ) -> Result<Self, Error> {
         let mut stream = Stream::connect(target)?;
-        let server_caps = handshake(&mut stream, params, password, stop)?;
+        handshake(&mut stream, params, password, stop)?;
         let reader = stream
             .try_clone()
             .map_err(|e| Error::io("cannot clone the socket", e))?;
@@ -89,18 +87,12 @@ impl Channel {
             max_body: params.max_body,
             ack_window: 0,
             ack_count: 0,
-            server_caps,
         })
     }
 
     /// The shared write half.
     pub(crate) fn writer(&self) -> Writer {
         self.writer.clone()
-    }
-
-    /// The channel type.
-    pub(crate) fn kind(&self) -> ChannelType {
-        self.kind
     }
 
     /// Reads until a channel-specific message (type ≥ 101 or unknown) arrives and returns it; common messages
@@ -159,13 +151,13 @@ impl Channel {
     }
 }
 
-/// The link exchange on a fresh connection; returns the server's channel caps.
+/// The link exchange on a fresh connection.
 fn handshake(
     stream: &mut Stream,
     params: &LinkParams,
     password: &[u8],
     stop: &AtomicBool,
-) -> Result<Caps, Error> {
+) -> Result<(), Error> {
     let req = LinkRequest {
         connection_id: params.connection_id,
         channel: params.channel,
@@ -204,5 +196,5 @@ fn handshake(
     if let Some(reason) = error::LinkError::from_code(u32::from_le_bytes(result)) {
         return Err(refused(reason));
     }
-    Ok(reply.channel_caps)
+    Ok(())
 }

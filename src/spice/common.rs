@@ -1,5 +1,5 @@
 //! Messages every channel receives (types 1–99): SET_ACK, PING, NOTIFY, DISCONNECTING and the migration and
-//! wait messages this client skips; and the client's answers (ACK_SYNC, ACK, PONG, DISCONNECTING).
+//! wait messages this client skips; and the client's answers (ACK_SYNC, ACK, PONG).
 use super::error::LinkError;
 use super::error::ProtocolError;
 use super::wire::Reader;
@@ -48,8 +48,7 @@ pub(crate) mod client {
     pub(crate) const ACK: u16 = 2;
     /// Answer to PING.
     pub(crate) const PONG: u16 = 3;
-    /// The client is leaving.
-    pub(crate) const DISCONNECTING: u16 = 6;
+    // 6 DISCONNECTING: this client just closes the socket.
 }
 
 /// Parses a common message; `Ok(None)` for channel-specific types (≥ 101) and unknown ones.

@@ -20,8 +20,7 @@ pub(crate) mod server {
     pub(crate) const MOVE: u16 = 104;
     /// The cursor is hidden.
     pub(crate) const HIDE: u16 = 105;
-    /// Trail settings (ignored).
-    pub(crate) const TRAIL: u16 = 106;
+    // 106 TRAIL: trail settings, ignored with the other unknown types.
     /// Drop one cached cursor.
     pub(crate) const INVAL_ONE: u16 = 107;
     /// Drop every cached cursor.

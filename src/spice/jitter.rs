@@ -97,11 +97,6 @@ impl JitterBuffer {
         self.bytes.len()
     }
 
-    /// True when nothing is queued.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
-    }
-
     /// Drops everything queued.
     pub(crate) fn clear(&mut self) {
         self.bytes.clear();

@@ -15,9 +15,6 @@ pub(crate) mod mouse_mode {
 /// Main channel caps this client sets: NAME_AND_UUID (1), AGENT_CONNECTED_TOKENS (2).
 pub(crate) const CLIENT_CAPS: [u32; 2] = [1, 2];
 
-/// Largest AGENT_DATA body the client may send.
-pub(crate) const AGENT_MAX_DATA: usize = 2048;
-
 /// MAIN_INIT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Init {

@@ -13,8 +13,7 @@ pub(crate) const CLIENT_CAPS: [u32; 1] = [1 << 1];
 pub(crate) mod mode {
     /// Raw interleaved PCM.
     pub(crate) const RAW: u16 = 1;
-    /// Opus packets (never asked for).
-    pub(crate) const OPUS: u16 = 3;
+    // 3 OPUS: Opus packets, never asked for.
 }
 
 /// Sample format S16 (the only one SPICE defines).

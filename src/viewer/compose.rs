@@ -59,6 +59,7 @@ fn message(shared: &Shared, lg: &str) -> String {
 }
 
 /// Fills `out` (`w × h`) from the shared state.
+#[cfg(test)]
 pub(crate) fn compose(shared: &Shared, out: &mut [u32], w: u32, h: u32) -> Composed {
     compose_since(shared, out, w, h, None).0
 }

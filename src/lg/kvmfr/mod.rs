@@ -42,10 +42,7 @@ pub const MESSAGE_SETCURSORPOS: u32 = 0;
 
 /// Frame flags.
 pub(crate) mod flags {
-    /// The guest wants the screensaver inhibited.
-    pub(crate) const BLOCK_SCREENSAVER: u32 = 0x1;
-    /// A guest window asks for attention.
-    pub(crate) const REQUEST_ACTIVATION: u32 = 0x2;
+    // 0x1 BLOCK_SCREENSAVER and 0x2 REQUEST_ACTIVATION: the viewer acts on neither.
     /// The shared memory is too small: fewer rows than the frame height.
     pub(crate) const TRUNCATED: u32 = 0x4;
     /// HDR content.
