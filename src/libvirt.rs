@@ -91,6 +91,7 @@ impl Libvirt {
 
     /// The live XML of a running domain with secrets (the SPICE password); `None` when there is no such
     /// domain. For a domain that is not running this is its inactive XML (no SPICE port yet).
+    #[cfg(feature = "viewer")]
     pub(crate) fn live_xml(&self, name: &str) -> Result<Option<String>> {
         let Some(domain) = self.lookup(name)? else {
             return Ok(None);

@@ -221,6 +221,7 @@ pub(crate) fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
 }
 
 /// Creates a Unix socket file at `path` and listens on it (the viewer's single-instance socket).
+#[cfg(feature = "viewer")]
 #[allow(clippy::disallowed_methods)]
 pub(crate) fn bind_socket(path: &Path) -> std::io::Result<std::os::unix::net::UnixListener> {
     std::os::unix::net::UnixListener::bind(path)

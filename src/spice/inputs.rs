@@ -9,7 +9,8 @@ pub const CLIENT_CAPS: [u32; 1] = [0];
 /// The server acks every this many motion/position messages.
 pub const MOTION_ACK_BUNCH: u32 = 4;
 
-/// Lock-key flags of KEY_MODIFIERS.
+/// Lock-key flags of KEY_MODIFIERS (the window sets them).
+#[cfg(feature = "viewer")]
 pub(crate) mod modifiers {
     /// Scroll Lock.
     pub(crate) const SCROLL_LOCK: u16 = 1;

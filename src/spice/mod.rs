@@ -47,6 +47,8 @@ pub(crate) mod input_sink;
 pub mod inputs;
 pub(crate) mod jitter;
 pub(crate) mod link;
+// The viewer's `--spice` lookup, from libvirt's live XML.
+#[cfg(all(feature = "viewer", feature = "libvirt"))]
 pub(crate) mod locate;
 pub(crate) mod main_channel;
 pub(crate) mod playback;

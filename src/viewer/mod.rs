@@ -6,8 +6,6 @@ pub(crate) mod cursor;
 pub(crate) mod damage;
 pub mod feed;
 pub(crate) mod handoff;
-pub(crate) mod instance;
-pub(crate) mod locate;
 pub mod scale;
 pub mod wait;
 
@@ -18,7 +16,11 @@ pub(crate) mod compose;
 #[cfg(feature = "viewer")]
 pub mod input;
 #[cfg(feature = "viewer")]
+pub(crate) mod instance;
+#[cfg(feature = "viewer")]
 pub mod keymap;
+#[cfg(feature = "viewer")]
+pub(crate) mod locate;
 #[cfg(feature = "viewer")]
 pub(crate) mod observe;
 #[cfg(feature = "viewer")]
