@@ -16,7 +16,7 @@ pub(crate) mod view;
 
 /// Refuses a `--user` (or `SUDO_USER`) that is not in the host's `/etc/passwd` (read through the root), naming
 /// it: a domain or setup for nobody fails only later, at every VM start.
-pub fn check_user(root: &crate::host::HostRoot, user: Option<&str>) -> anyhow::Result<()> {
+pub(crate) fn check_user(root: &crate::host::HostRoot, user: Option<&str>) -> anyhow::Result<()> {
     let Some(user) = user else {
         return Ok(());
     };

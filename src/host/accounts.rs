@@ -8,7 +8,7 @@ use super::root::{self, HostRoot};
 
 /// One `/etc/passwd` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct User {
+pub(crate) struct User {
     /// Login name.
     pub name: String,
     /// User id.

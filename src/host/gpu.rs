@@ -58,12 +58,12 @@ impl GpuCard {
     }
 
     /// True when the card can go to a guest (with all its functions where needed).
-    pub fn is_passable(&self) -> bool {
+    pub(crate) fn is_passable(&self) -> bool {
         self.verdict != Verdict::NotPassable
     }
 
     /// The `vendor:device` ids of every function (the `vfio-pci.ids=` list), in address order, deduplicated.
-    pub fn ids(&self) -> Vec<String> {
+    pub(crate) fn ids(&self) -> Vec<String> {
         let mut ids: Vec<String> = Vec::new();
         for f in &self.functions {
             let id = f.vendor_device();
@@ -76,7 +76,7 @@ impl GpuCard {
 
     /// Every device the guest must get: the slot's functions plus the other group endpoints (for a
     /// passable card they are the same set), sorted and without duplicates.
-    pub fn passthrough_set(&self) -> Vec<PciAddress> {
+    pub(crate) fn passthrough_set(&self) -> Vec<PciAddress> {
         let mut all: Vec<PciAddress> = self
             .functions
             .iter()

@@ -5,14 +5,14 @@ use super::error::ProtocolError;
 use super::wire::Reader;
 
 /// `VD_AGENT_PROTOCOL`: the only protocol value a header may carry.
-pub const PROTOCOL: u32 = 1;
+pub(crate) const PROTOCOL: u32 = 1;
 /// Size of `VDAgentMessage`: `u32 protocol, u32 type, u64 opaque, u32 size`.
-pub const HEADER_LEN: usize = 20;
+pub(crate) const HEADER_LEN: usize = 20;
 /// Largest clipboard item (in either direction) this client moves: 16 MiB. A bigger one is announced to the
 /// user by one log line and dropped; the reassembly never holds more than this plus a message's own fields.
-pub const MAX_CLIPBOARD: usize = 16 << 20;
+pub(crate) const MAX_CLIPBOARD: usize = 16 << 20;
 /// Largest agent message reassembled: a clipboard item plus its selection prefix and type.
-pub const MAX_MESSAGE: usize = MAX_CLIPBOARD + 8;
+pub(crate) const MAX_MESSAGE: usize = MAX_CLIPBOARD + 8;
 /// Most types one GRAB may list (the agent has seven).
 const MAX_GRAB_TYPES: usize = 64;
 
@@ -60,7 +60,7 @@ pub(crate) mod cap {
 }
 
 /// What this client announces: clipboard by demand, with selections.
-pub const CLIENT_CAPS: u32 =
+pub(crate) const CLIENT_CAPS: u32 =
     cap::bit(cap::CLIPBOARD_BY_DEMAND) | cap::bit(cap::CLIPBOARD_SELECTION);
 
 /// Clipboard data types (`u32` on the wire).
@@ -110,7 +110,7 @@ impl Selection {
 
 /// A `VDAgentMessage` header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Header {
+pub(crate) struct Header {
     /// Message type.
     pub kind: u32,
     /// Data bytes after the header.
@@ -118,7 +118,7 @@ pub struct Header {
 }
 
 /// Parses a header; a protocol other than 1 is an error (the stream is not agent messages).
-pub fn parse_header(bytes: &[u8; HEADER_LEN]) -> Result<Header, ProtocolError> {
+pub(crate) fn parse_header(bytes: &[u8; HEADER_LEN]) -> Result<Header, ProtocolError> {
     let mut r = Reader::new("agent message header", bytes);
     let protocol = r.u32()?;
     if protocol != PROTOCOL {
@@ -135,7 +135,7 @@ pub fn parse_header(bytes: &[u8; HEADER_LEN]) -> Result<Header, ProtocolError> {
 
 /// An agent message, copied out of its bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AgentMsg {
+pub(crate) enum AgentMsg {
     /// The agent's capabilities; `request` asks us to announce ours back.
     Capabilities {
         /// Announce back.
@@ -177,7 +177,11 @@ pub enum AgentMsg {
 
 /// Parses the data of an agent message of type `kind`; `with_selection` when both sides announced
 /// CLIPBOARD_SELECTION (the clipboard messages then start with a 4-byte selection prefix).
-pub fn parse(kind: u32, data: &[u8], with_selection: bool) -> Result<AgentMsg, ProtocolError> {
+pub(crate) fn parse(
+    kind: u32,
+    data: &[u8],
+    with_selection: bool,
+) -> Result<AgentMsg, ProtocolError> {
     let selection = |r: &mut Reader| -> Result<Selection, ProtocolError> {
         if !with_selection {
             return Ok(Selection::Clipboard);
@@ -265,7 +269,7 @@ pub fn encode(kind: u32, data: &[u8]) -> Vec<u8> {
 }
 
 /// ANNOUNCE_CAPABILITIES with `caps` ([`CLIENT_CAPS`], or 0 with the clipboard off).
-pub fn announce(request: bool, caps: u32) -> Vec<u8> {
+pub(crate) fn announce(request: bool, caps: u32) -> Vec<u8> {
     let mut d = u32::from(request).to_le_bytes().to_vec();
     d.extend_from_slice(&caps.to_le_bytes());
     encode(kind::ANNOUNCE_CAPABILITIES, &d)
@@ -305,7 +309,7 @@ pub fn clipboard(selection: Selection, kind: u32, data: &[u8], with_selection: b
 }
 
 /// MAX_CLIPBOARD: our [`MAX_CLIPBOARD`] limit, for an agent with the MAX_CLIPBOARD capability.
-pub fn max_clipboard() -> Vec<u8> {
+pub(crate) fn max_clipboard() -> Vec<u8> {
     encode(kind::MAX_CLIPBOARD, &(MAX_CLIPBOARD as i32).to_le_bytes())
 }
 

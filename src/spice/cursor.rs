@@ -40,7 +40,7 @@ const FLAG_FROM_CACHE: u16 = 4;
 
 /// The cursor part of INIT and SET.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Shape {
+pub(crate) enum Shape {
     /// No cursor image.
     None,
     /// A cached one.
@@ -60,7 +60,7 @@ pub enum Shape {
 
 /// A cursor message.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CursorMsg {
+pub(crate) enum CursorMsg {
     /// INIT or SET.
     Set {
         /// Hot-spot position in guest pixels (INIT, SET).
@@ -238,7 +238,7 @@ pub struct Cursors {
 
 impl Cursors {
     /// Applies a message; returns a line to log when something could not be shown.
-    pub fn apply(&mut self, msg: CursorMsg) -> Option<String> {
+    pub(crate) fn apply(&mut self, msg: CursorMsg) -> Option<String> {
         let mut note = None;
         match msg {
             CursorMsg::Set {

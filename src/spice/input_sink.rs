@@ -49,11 +49,6 @@ impl Inputs {
         self.lock().link.is_some()
     }
 
-    /// Messages sent on the current link.
-    pub fn sent(&self) -> u64 {
-        self.lock().sent
-    }
-
     /// Key pressed (a repeat sends the make code again, like a keyboard's typematic repeat).
     pub fn key_down(&self, key: KeyCodes) {
         let mut s = self.lock();

@@ -4,10 +4,10 @@ use super::error::ProtocolError;
 use super::wire::Reader;
 
 /// Inputs caps this client sets: KEY_SCANCODE (0).
-pub const CLIENT_CAPS: [u32; 1] = [0];
+pub(crate) const CLIENT_CAPS: [u32; 1] = [0];
 
 /// The server acks every this many motion/position messages.
-pub const MOTION_ACK_BUNCH: u32 = 4;
+pub(crate) const MOTION_ACK_BUNCH: u32 = 4;
 
 /// Lock-key flags of KEY_MODIFIERS (the window sets them).
 #[cfg(feature = "viewer")]
@@ -41,7 +41,7 @@ pub enum Button {
 
 impl Button {
     /// The button id on the wire.
-    pub fn id(self) -> u8 {
+    pub(crate) fn id(self) -> u8 {
         match self {
             Button::Left => 1,
             Button::Middle => 2,
@@ -54,14 +54,14 @@ impl Button {
     }
 
     /// The bit in `buttons_state`.
-    pub fn mask(self) -> u16 {
+    pub(crate) fn mask(self) -> u16 {
         1 << (self.id() - 1)
     }
 }
 
 /// An inputs channel message from the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum InputsMsg {
+pub(crate) enum InputsMsg {
     /// The guest's lock-key state at link.
     Init {
         /// Lock flags.
@@ -76,7 +76,7 @@ pub enum InputsMsg {
 }
 
 /// Parses an inputs channel message (types ≥ 101).
-pub fn parse(kind: u16, body: &[u8]) -> Result<InputsMsg, ProtocolError> {
+pub(crate) fn parse(kind: u16, body: &[u8]) -> Result<InputsMsg, ProtocolError> {
     Ok(match kind {
         101 => InputsMsg::Init {
             modifiers: Reader::new("INPUTS_INIT", body).u16()?,

@@ -49,7 +49,7 @@ pub enum ChannelType {
 
 impl ChannelType {
     /// The wire value.
-    pub fn code(self) -> u8 {
+    pub(crate) fn code(self) -> u8 {
         match self {
             Self::Main => 1,
             Self::Display => 2,
@@ -62,7 +62,7 @@ impl ChannelType {
     }
 
     /// From the wire value.
-    pub fn from_code(n: u8) -> Self {
+    pub(crate) fn from_code(n: u8) -> Self {
         match n {
             1 => Self::Main,
             2 => Self::Display,
@@ -75,7 +75,7 @@ impl ChannelType {
     }
 
     /// A name for messages.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Main => "main",
             Self::Display => "display",

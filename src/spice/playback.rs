@@ -38,7 +38,7 @@ pub struct PcmFormat {
 
 impl PcmFormat {
     /// The format of a START, or why we refuse it.
-    pub fn checked(channels: u32, format: u16, rate: u32) -> Result<Self, ProtocolError> {
+    pub(crate) fn checked(channels: u32, format: u16, rate: u32) -> Result<Self, ProtocolError> {
         let invalid = |detail: String| ProtocolError::Invalid {
             what: "audio START",
             detail,
@@ -65,12 +65,12 @@ impl PcmFormat {
     }
 
     /// Bytes per frame (one sample of every channel).
-    pub fn frame_bytes(self) -> usize {
+    pub(crate) fn frame_bytes(self) -> usize {
         usize::from(self.channels) * 2
     }
 
     /// Bytes of `ms` milliseconds, whole frames.
-    pub fn bytes_for_ms(self, ms: u32) -> usize {
+    pub(crate) fn bytes_for_ms(self, ms: u32) -> usize {
         (self.rate as usize * ms as usize / 1000) * self.frame_bytes()
     }
 }

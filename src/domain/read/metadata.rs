@@ -127,7 +127,7 @@ pub struct TuningConfig {
 
 impl TuningConfig {
     /// True when any switch is on.
-    pub fn any(&self) -> bool {
+    pub(crate) fn any(&self) -> bool {
         self.governor || self.irq_affinity
     }
 }
@@ -173,7 +173,7 @@ impl VmgpuConfig {
     }
 
     /// Reads the configuration from a parsed `<domain>`: the `<vmgpu:config>` child of `<metadata>`.
-    pub fn from_domain(domain: &Element) -> Result<Option<VmgpuConfig>> {
+    pub(crate) fn from_domain(domain: &Element) -> Result<Option<VmgpuConfig>> {
         let Some(metadata) = domain.child("metadata") else {
             return Ok(None);
         };
@@ -192,7 +192,8 @@ impl VmgpuConfig {
 
     /// Reads a standalone config element: `<vmgpu:config xmlns:vmgpu=…>` as [`to_xml`](Self::to_xml)
     /// writes it, or the unprefixed `<config>` libvirt's `virDomainGetMetadata` returns.
-    pub fn from_metadata_xml(xml: &str) -> Result<VmgpuConfig> {
+    #[cfg(test)]
+    pub(crate) fn from_metadata_xml(xml: &str) -> Result<VmgpuConfig> {
         let root = Element::parse(xml).map_err(Error::Xml)?;
         let ours = root.namespace.as_deref() == Some(NAMESPACE);
         Self::from_config_element(&root, ours)
