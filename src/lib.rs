@@ -3,6 +3,8 @@
 // Unit tests may write freely (fixtures, temporary trees); the product code may not (clippy.toml).
 #![cfg_attr(test, allow(clippy::disallowed_methods))]
 #![deny(unsafe_code)]
+// The public surface is what src/main.rs, tests/ and benches/ use; everything else is pub(crate).
+#![warn(unreachable_pub)]
 
 /// Host checks: one area per file, each a list of findings with a fix for this distro.
 pub mod check;
@@ -20,19 +22,19 @@ pub mod hook;
 /// Read-only model of the machine, read through one root path.
 pub mod host;
 /// The write-ahead journal of host changes under `/run/vmgpu`.
-pub mod journal;
+pub(crate) mod journal;
 /// Looking Glass (LGMP + KVMFR) over shared memory: client, parsers and the producer. Safe code, no window.
 pub mod lg;
 /// The only user of the `virt` crate: connect, read and define domains.
 #[cfg(feature = "libvirt")]
-pub mod libvirt;
+pub(crate) mod libvirt;
 /// The only code that changes the host: `HostOps`, real and simulated (`ops::fork` holds the unsafe `fork`
 /// of the sysfs-writer helper).
 pub mod ops;
 /// Error-chain printing, exit codes and logging set-up.
 pub mod report;
 /// `vmgpu setup`: plan, diff, apply with backups, undo.
-pub mod setup;
+pub(crate) mod setup;
 /// Guest-shared memory: the mapping and its checked view (the crate's unsafe code lives here).
 #[allow(unsafe_code)]
 pub mod shm;

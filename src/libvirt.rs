@@ -9,7 +9,7 @@ use virt::error::{ErrorNumber, clear_error_callback};
 
 /// A libvirt call that failed; the message is libvirt's own, without its code suffix.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// The connection could not be opened.
     #[error("cannot connect to libvirt at {uri}: {message}")]
     Connect {
@@ -35,10 +35,10 @@ pub enum Error {
 }
 
 /// Result of libvirt calls.
-pub type Result<T> = std::result::Result<T, Error>;
+pub(crate) type Result<T> = std::result::Result<T, Error>;
 
 /// An open libvirt connection.
-pub struct Libvirt {
+pub(crate) struct Libvirt {
     conn: Connect,
 }
 
@@ -52,7 +52,7 @@ fn one_line(err: &virt::error::Error) -> String {
 
 impl Libvirt {
     /// Connects to `uri` (`qemu:///system`, `qemu+ssh://host/system`, `test:///default`, …).
-    pub fn open(uri: &str) -> Result<Self> {
+    pub(crate) fn open(uri: &str) -> Result<Self> {
         clear_error_callback();
         let conn = Connect::open(Some(uri)).map_err(|e| Error::Connect {
             uri: uri.to_string(),
@@ -73,12 +73,12 @@ impl Libvirt {
     }
 
     /// True when a domain (running or not) has this name.
-    pub fn domain_exists(&self, name: &str) -> Result<bool> {
+    pub(crate) fn domain_exists(&self, name: &str) -> Result<bool> {
         self.lookup(name).map(|d| d.is_some())
     }
 
     /// The persistent (inactive) XML of a domain; `None` when there is no such domain.
-    pub fn inactive_xml(&self, name: &str) -> Result<Option<String>> {
+    pub(crate) fn inactive_xml(&self, name: &str) -> Result<Option<String>> {
         let Some(domain) = self.lookup(name)? else {
             return Ok(None);
         };
@@ -91,7 +91,8 @@ impl Libvirt {
 
     /// The live XML of a running domain with secrets (the SPICE password); `None` when there is no such
     /// domain. For a domain that is not running this is its inactive XML (no SPICE port yet).
-    pub fn live_xml(&self, name: &str) -> Result<Option<String>> {
+    #[cfg(feature = "viewer")]
+    pub(crate) fn live_xml(&self, name: &str) -> Result<Option<String>> {
         let Some(domain) = self.lookup(name)? else {
             return Ok(None);
         };
@@ -105,7 +106,7 @@ impl Libvirt {
     }
 
     /// Defines (or redefines) a domain from XML; returns its name.
-    pub fn define(&self, xml: &str) -> Result<String> {
+    pub(crate) fn define(&self, xml: &str) -> Result<String> {
         let domain = self
             .conn
             .define_domain_xml(xml)

@@ -15,15 +15,15 @@ pub enum Outcome {
 }
 
 /// Exit code for findings.
-pub const EXIT_FINDINGS: u8 = 1;
+pub(crate) const EXIT_FINDINGS: u8 = 1;
 /// Exit code for usage and internal errors.
-pub const EXIT_ERROR: u8 = 2;
+pub(crate) const EXIT_ERROR: u8 = 2;
 
 /// An error that carries its own exit code (for example a usage error = 2, a hook veto = 1), and optionally
 /// the error it wraps (printed as the rest of the chain).
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
-pub struct ExitError {
+pub(crate) struct ExitError {
     /// The one-line message shown to the user.
     pub message: String,
     /// The process exit code.
@@ -35,7 +35,7 @@ pub struct ExitError {
 
 impl ExitError {
     /// An error with an explicit exit code.
-    pub fn new(code: u8, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: u8, message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
             code,
@@ -44,7 +44,7 @@ impl ExitError {
     }
 
     /// An error with an explicit exit code and its cause.
-    pub fn caused_by(
+    pub(crate) fn caused_by(
         code: u8,
         message: impl Into<String>,
         source: impl std::error::Error + Send + Sync + 'static,
@@ -59,7 +59,7 @@ impl ExitError {
 
 /// The levels of an error chain, each printed once: a level whose text the level above already shows in
 /// full (a wrapper that formats its cause inline) is skipped.
-pub fn levels(err: &(dyn std::error::Error + 'static)) -> Vec<String> {
+pub(crate) fn levels(err: &(dyn std::error::Error + 'static)) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let mut next = Some(err);
     while let Some(e) = next {
@@ -75,17 +75,17 @@ pub fn levels(err: &(dyn std::error::Error + 'static)) -> Vec<String> {
 
 /// An error and every cause on one line, `a: b: c`: the one chain printer (what libvirt shows for a hook,
 /// what logs carry).
-pub fn one_line(err: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn one_line(err: &(dyn std::error::Error + 'static)) -> String {
     levels(err).join(": ")
 }
 
 /// Formats an error and its causes on one line: `a: b: c` (what libvirt shows for a hook).
-pub fn chain_one_line(err: &anyhow::Error) -> String {
+pub(crate) fn chain_one_line(err: &anyhow::Error) -> String {
     one_line(err.as_ref())
 }
 
 /// Formats an error and its causes for a human at a terminal: the error, then numbered causes.
-pub fn chain_numbered(err: &anyhow::Error) -> String {
+pub(crate) fn chain_numbered(err: &anyhow::Error) -> String {
     let levels = levels(err.as_ref());
     let mut out = levels.first().cloned().unwrap_or_default();
     for (i, cause) in levels.iter().skip(1).enumerate() {
@@ -102,7 +102,7 @@ fn exit_code_of(err: &anyhow::Error) -> u8 {
 
 /// Whether to print ANSI colours on a stream: only on a terminal, and never when `NO_COLOR` is set to a
 /// non-empty value (<https://no-color.org>).
-pub fn use_colour(stream_is_terminal: bool) -> bool {
+pub(crate) fn use_colour(stream_is_terminal: bool) -> bool {
     stream_is_terminal && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
 }
 
@@ -178,11 +178,11 @@ pub fn finish_hook(result: anyhow::Result<Outcome>) -> ExitCode {
 }
 
 /// The journald identifier of every vmgpu log line (`journalctl -t vmgpu`).
-pub const SYSLOG_IDENTIFIER: &str = "vmgpu";
+pub(crate) const SYSLOG_IDENTIFIER: &str = "vmgpu";
 
 /// Exit code of a command whose reader closed standard output (`vmgpu status | head`), as a shell reports a
 /// process killed by SIGPIPE (128 + 13).
-pub const EXIT_CLOSED_STDOUT: i32 = 141;
+pub(crate) const EXIT_CLOSED_STDOUT: i32 = 141;
 
 /// Makes a closed standard output end the process quietly with [`EXIT_CLOSED_STDOUT`] instead of a panic
 /// message: Rust ignores SIGPIPE, so `println!` to a closed pipe panics ("failed printing to stdout"). The

@@ -4,7 +4,7 @@
 use crate::host::{Bootloader, Distro, Family, InitramfsTool, PackageManager};
 
 /// How to add and remove kernel command-line parameters, then reboot.
-pub fn kernel_args(distro: &Distro, add: &[&str], remove: &[&str]) -> String {
+pub(crate) fn kernel_args(distro: &Distro, add: &[&str], remove: &[&str]) -> String {
     let add_s = add.join(" ");
     let remove_s = remove.join(" ");
     let edit = |target: &str| -> String {
@@ -105,7 +105,7 @@ fn grub_variable(distro: &Distro, remove: &[&str]) -> &'static str {
 }
 
 /// The command that rebuilds the initramfs for every installed kernel.
-pub fn initramfs_rebuild(distro: &Distro) -> String {
+pub(crate) fn initramfs_rebuild(distro: &Distro) -> String {
     match distro.initramfs {
         InitramfsTool::Dracut => "dracut -f --regenerate-all",
         InitramfsTool::Mkinitcpio => "mkinitcpio -P",
@@ -117,7 +117,7 @@ pub fn initramfs_rebuild(distro: &Distro) -> String {
 }
 
 /// The packages that give QEMU, libvirt, OVMF and swtpm on this distro.
-pub fn virt_packages(distro: &Distro) -> &'static [&'static str] {
+pub(crate) fn virt_packages(distro: &Distro) -> &'static [&'static str] {
     match distro.family {
         Family::OpenSuse => &["libvirt", "qemu-x86", "qemu-ovmf-x86_64", "swtpm"],
         Family::Fedora => &["@virtualization", "edk2-ovmf", "swtpm", "swtpm-tools"],
@@ -135,7 +135,7 @@ pub fn virt_packages(distro: &Distro) -> &'static [&'static str] {
 }
 
 /// The command that installs `packages`.
-pub fn install(distro: &Distro, packages: &[&str]) -> String {
+pub(crate) fn install(distro: &Distro, packages: &[&str]) -> String {
     let list = packages.join(" ");
     match distro.package_manager {
         PackageManager::Zypper => format!("zypper install {list}"),
@@ -153,7 +153,7 @@ pub fn install(distro: &Distro, packages: &[&str]) -> String {
 }
 
 /// The command that installs this distro's virtualization packages.
-pub fn install_virt(distro: &Distro) -> String {
+pub(crate) fn install_virt(distro: &Distro) -> String {
     let packages = virt_packages(distro);
     if packages.is_empty() && distro.package_manager != PackageManager::Nix {
         return "install QEMU, libvirt, OVMF (edk2) and swtpm with your package manager"

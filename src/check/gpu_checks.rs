@@ -5,7 +5,7 @@ use crate::host::gpu::CandidateError;
 use crate::host::{GpuCard, Verdict};
 
 /// Runs the GPU checks.
-pub fn check(ctx: &Context) -> Vec<Finding> {
+pub(crate) fn check(ctx: &Context) -> Vec<Finding> {
     let Some(card) = ctx.guest() else {
         return vec![candidate(ctx)];
     };

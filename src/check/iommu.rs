@@ -4,7 +4,7 @@ use super::{Context, Finding, fix};
 use crate::host::{CpuVendor, IommuStatus};
 
 /// Runs the IOMMU checks.
-pub fn check(ctx: &Context) -> Vec<Finding> {
+pub(crate) fn check(ctx: &Context) -> Vec<Finding> {
     let mut out = vec![enabled(ctx)];
     out.push(passthrough_mode(ctx));
     out

@@ -6,7 +6,7 @@ use crate::host::Family;
 use crate::host::virtstack::DaemonKind;
 
 /// Runs the libvirt checks.
-pub fn check(ctx: &Context) -> Vec<Finding> {
+pub(crate) fn check(ctx: &Context) -> Vec<Finding> {
     vec![
         daemon(ctx),
         hook(ctx),

@@ -10,7 +10,7 @@ use crate::host::virtstack::Node;
 const ID: &str = "looking_glass.shm";
 
 /// Runs the Looking Glass checks.
-pub fn check(ctx: &Context) -> Vec<Finding> {
+pub(crate) fn check(ctx: &Context) -> Vec<Finding> {
     let mut findings: Vec<Finding> = kvmfr(ctx).into_iter().collect();
     let configured = configured(ctx);
     if configured.is_empty() {

@@ -2,7 +2,7 @@
 use super::{Context, Finding, fix};
 
 /// Runs the memory checks.
-pub fn check(ctx: &Context) -> Vec<Finding> {
+pub(crate) fn check(ctx: &Context) -> Vec<Finding> {
     vec![hugepages(ctx)]
 }
 

@@ -8,18 +8,18 @@ use serde::Serialize;
 use crate::host::gpu::{self, CandidateError};
 use crate::host::{GpuCard, Host, PciAddress};
 
-pub mod fix;
-pub mod gpu_checks;
-pub mod iommu;
-pub mod libvirt;
-pub mod looking_glass;
-pub mod memory;
-pub mod packages;
-pub mod setup;
-pub mod spice;
-pub mod style;
-pub mod vfio;
-pub mod virt;
+pub(crate) mod fix;
+pub(crate) mod gpu_checks;
+pub(crate) mod iommu;
+pub(crate) mod libvirt;
+pub(crate) mod looking_glass;
+pub(crate) mod memory;
+pub(crate) mod packages;
+pub(crate) mod setup;
+pub(crate) mod spice;
+pub(crate) mod style;
+pub(crate) mod vfio;
+pub(crate) mod virt;
 
 /// How a check came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -61,7 +61,7 @@ pub struct Finding {
 
 impl Finding {
     /// A PASS.
-    pub fn pass(id: &'static str, what: impl Into<String>) -> Self {
+    pub(crate) fn pass(id: &'static str, what: impl Into<String>) -> Self {
         Self {
             id,
             severity: Severity::Pass,
@@ -70,7 +70,7 @@ impl Finding {
         }
     }
     /// A WARN with its fix.
-    pub fn warn(id: &'static str, what: impl Into<String>, fix: impl Into<String>) -> Self {
+    pub(crate) fn warn(id: &'static str, what: impl Into<String>, fix: impl Into<String>) -> Self {
         Self {
             id,
             severity: Severity::Warn,
@@ -79,7 +79,7 @@ impl Finding {
         }
     }
     /// A FAIL with its fix.
-    pub fn fail(id: &'static str, what: impl Into<String>, fix: impl Into<String>) -> Self {
+    pub(crate) fn fail(id: &'static str, what: impl Into<String>, fix: impl Into<String>) -> Self {
         Self {
             id,
             severity: Severity::Fail,
@@ -88,7 +88,7 @@ impl Finding {
         }
     }
     /// A SKIP saying why.
-    pub fn skip(id: &'static str, why: impl Into<String>) -> Self {
+    pub(crate) fn skip(id: &'static str, why: impl Into<String>) -> Self {
         Self {
             id,
             severity: Severity::Skip,
@@ -125,7 +125,7 @@ impl<'a> Context<'a> {
     }
 
     /// The guest GPU when one was found.
-    pub fn guest(&self) -> Option<&GpuCard> {
+    pub(crate) fn guest(&self) -> Option<&GpuCard> {
         self.guest.as_ref().ok()
     }
 }
@@ -152,11 +152,11 @@ pub(crate) fn vmgpu_domains(root: &crate::host::HostRoot) -> Vec<(String, String
 }
 
 /// One area of checks.
-pub type Area = fn(&Context) -> Vec<Finding>;
+pub(crate) type Area = fn(&Context) -> Vec<Finding>;
 
 /// Every area in the order a user walks the seed guide: CPU and KVM, IOMMU, GPU, vfio, packages, libvirt,
 /// memory, Looking Glass; then what the last `vmgpu setup` promised.
-pub const AREAS: &[Area] = &[
+pub(crate) const AREAS: &[Area] = &[
     virt::check,
     iommu::check,
     gpu_checks::check,
@@ -170,13 +170,8 @@ pub const AREAS: &[Area] = &[
 ];
 
 /// Runs every area.
-pub fn run(ctx: &Context) -> Vec<Finding> {
+pub(crate) fn run(ctx: &Context) -> Vec<Finding> {
     AREAS.iter().flat_map(|area| area(ctx)).collect()
-}
-
-/// True when any finding is a FAIL (exit 1).
-pub fn has_failure(findings: &[Finding]) -> bool {
-    findings.iter().any(|f| f.severity == Severity::Fail)
 }
 
 /// The guest GPU as the report shows it.
@@ -254,13 +249,13 @@ impl Report {
     }
 
     /// True when something FAILed.
-    pub fn failed(&self) -> bool {
+    pub(crate) fn failed(&self) -> bool {
         self.summary.fail > 0
     }
 }
 
 /// `openSUSE Tumbleweed, kernel 6.13.7-1-default, GRUB2 + dracut, AMD Ryzen 9 5900X (24 CPUs)`.
-pub fn describe_host(host: &Host) -> String {
+pub(crate) fn describe_host(host: &Host) -> String {
     let d = &host.distro;
     format!(
         "{}, kernel {}, {} + {}, {} ({} CPUs)",

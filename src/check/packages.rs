@@ -3,7 +3,7 @@
 use super::{Context, Finding, fix};
 
 /// Runs the package checks.
-pub fn check(ctx: &Context) -> Vec<Finding> {
+pub(crate) fn check(ctx: &Context) -> Vec<Finding> {
     vec![
         qemu(ctx),
         ovmf(ctx),

@@ -7,7 +7,7 @@ use crate::setup::Promise;
 use crate::setup::record::{Record, State, Store};
 
 /// Runs the setup checks.
-pub fn check(ctx: &Context) -> Vec<Finding> {
+pub(crate) fn check(ctx: &Context) -> Vec<Finding> {
     let root = &ctx.host.root;
     let record = match Store::new(root).latest_active() {
         Ok(Some(r)) => r,

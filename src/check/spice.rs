@@ -6,7 +6,7 @@ use crate::domain::read::metadata::VmgpuConfig;
 use crate::domain::write::spice_graphics;
 
 /// Runs the SPICE check: one finding per vmgpu domain.
-pub fn check(ctx: &Context) -> Vec<Finding> {
+pub(crate) fn check(ctx: &Context) -> Vec<Finding> {
     super::vmgpu_domains(&ctx.host.root)
         .into_iter()
         .flat_map(|(vm, xml)| {

@@ -3,19 +3,14 @@
 
 /// Whether to colour output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Style {
+pub(crate) struct Style {
     colour: bool,
 }
 
 impl Style {
     /// Colour on (`true`, a terminal) or off.
-    pub fn new(colour: bool) -> Self {
+    pub(crate) fn new(colour: bool) -> Self {
         Self { colour }
-    }
-
-    /// Plain text, for snapshots and pipes.
-    pub fn plain() -> Self {
-        Self::new(false)
     }
 
     fn paint(&self, code: &str, text: &str) -> String {
@@ -27,23 +22,23 @@ impl Style {
     }
 
     /// Bold.
-    pub fn bold(&self, text: &str) -> String {
+    pub(crate) fn bold(&self, text: &str) -> String {
         self.paint("1", text)
     }
     /// Green (PASS).
-    pub fn green(&self, text: &str) -> String {
+    pub(crate) fn green(&self, text: &str) -> String {
         self.paint("32", text)
     }
     /// Yellow (WARN).
-    pub fn yellow(&self, text: &str) -> String {
+    pub(crate) fn yellow(&self, text: &str) -> String {
         self.paint("33", text)
     }
     /// Red (FAIL).
-    pub fn red(&self, text: &str) -> String {
+    pub(crate) fn red(&self, text: &str) -> String {
         self.paint("31", text)
     }
     /// Dim (SKIP).
-    pub fn dim(&self, text: &str) -> String {
+    pub(crate) fn dim(&self, text: &str) -> String {
         self.paint("2", text)
     }
 }

@@ -5,7 +5,7 @@ use super::{Context, Finding, fix};
 use crate::host::modconf::ConfKind;
 
 /// Runs the vfio checks.
-pub fn check(ctx: &Context) -> Vec<Finding> {
+pub(crate) fn check(ctx: &Context) -> Vec<Finding> {
     let mut out = vec![modules(ctx), virqfd(ctx)];
     out.extend(dracut_spaces(ctx));
     out.push(builtin_options(ctx));

@@ -6,7 +6,7 @@ use crate::host::CpuVendor;
 use crate::host::root::FileKind;
 
 /// Runs the CPU and KVM checks.
-pub fn check(ctx: &Context) -> Vec<Finding> {
+pub(crate) fn check(ctx: &Context) -> Vec<Finding> {
     vec![
         flags(ctx),
         dev_kvm(ctx),

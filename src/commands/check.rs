@@ -12,7 +12,7 @@ use crate::host::{Host, HostRoot};
 use crate::report::Outcome;
 
 /// Runs `vmgpu check`.
-pub fn run(root: &Path, args: &CheckArgs) -> anyhow::Result<Outcome> {
+pub(crate) fn run(root: &Path, args: &CheckArgs) -> anyhow::Result<Outcome> {
     let wanted = args.gpu;
     let host = Host::read(&HostRoot::new(root)).context("reading the host")?;
     let ctx = Context::new(&host, wanted);
@@ -33,7 +33,7 @@ pub fn run(root: &Path, args: &CheckArgs) -> anyhow::Result<Outcome> {
 }
 
 /// The human report: a header, one line per finding (its fix indented below), a summary.
-pub fn render(report: &Report, style: Style) -> String {
+pub(crate) fn render(report: &Report, style: Style) -> String {
     let mut s = format!("{}\n", style.bold(&format!("vmgpu check: {}", report.host)));
     match (&report.guest_gpu, &report.guest_gpu_error) {
         (Some(g), _) => {

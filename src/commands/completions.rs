@@ -10,7 +10,7 @@ use crate::cli::{Cli, CompletionsArgs};
 use crate::report::Outcome;
 
 /// Writes the completion script for `args.shell` to stdout.
-pub fn run_completions(args: &CompletionsArgs) -> anyhow::Result<Outcome> {
+pub(crate) fn run_completions(args: &CompletionsArgs) -> anyhow::Result<Outcome> {
     let mut command = Cli::command();
     let mut out = std::io::stdout().lock();
     clap_complete::generate(args.shell, &mut command, "vmgpu", &mut out);
@@ -19,7 +19,7 @@ pub fn run_completions(args: &CompletionsArgs) -> anyhow::Result<Outcome> {
 }
 
 /// Writes the man page `vmgpu(1)` in roff to stdout.
-pub fn run_man() -> anyhow::Result<Outcome> {
+pub(crate) fn run_man() -> anyhow::Result<Outcome> {
     let page = clap_mangen::Man::new(Cli::command());
     let mut out = std::io::stdout().lock();
     page.render(&mut out).context("writing the man page")?;

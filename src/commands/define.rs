@@ -23,7 +23,7 @@ const INPUT_BY_ID: &str = "/dev/input/by-id";
 
 /// Runs `vmgpu define`. `--dry-run` prints the XML without libvirt (with `--update` it reads the existing
 /// domain from libvirt, and still changes nothing).
-pub fn run(root: &Path, args: &DefineArgs) -> anyhow::Result<Outcome> {
+pub(crate) fn run(root: &Path, args: &DefineArgs) -> anyhow::Result<Outcome> {
     let host_root = HostRoot::new(root);
     let dirs = template::search_dirs(
         &host_root,

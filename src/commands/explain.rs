@@ -12,7 +12,7 @@ use crate::host::{Distro, HostRoot};
 use crate::report::{EXIT_ERROR, ExitError, Outcome};
 
 /// Runs `vmgpu explain`.
-pub fn run(root: &Path, args: &ExplainArgs) -> anyhow::Result<Outcome> {
+pub(crate) fn run(root: &Path, args: &ExplainArgs) -> anyhow::Result<Outcome> {
     let root = HostRoot::new(root);
     if args.vm.is_empty() || args.vm.contains(['/', '\0']) || args.vm.starts_with('.') {
         return Err(ExitError::new(

@@ -11,7 +11,7 @@ use crate::host::{GpuCard, Host, HostRoot, PciDevice, Verdict};
 use crate::report::Outcome;
 
 /// Runs `vmgpu gpus`.
-pub fn run(root: &Path, args: &GpusArgs) -> anyhow::Result<Outcome> {
+pub(crate) fn run(root: &Path, args: &GpusArgs) -> anyhow::Result<Outcome> {
     let host = Host::read(&HostRoot::new(root)).context("reading the host")?;
     let cards = host.gpus();
     let mut out = std::io::stdout().lock();
@@ -26,7 +26,7 @@ pub fn run(root: &Path, args: &GpusArgs) -> anyhow::Result<Outcome> {
 }
 
 /// The human listing (no colour when `style` says so; snapshot tests use that).
-pub fn render(cards: &[GpuCard], style: Style) -> String {
+pub(crate) fn render(cards: &[GpuCard], style: Style) -> String {
     if cards.is_empty() {
         return "no GPU found (no PCI VGA or 3D controller)\n".to_string();
     }

@@ -36,7 +36,7 @@ pub fn run_from_libvirt(args: Vec<String>) -> anyhow::Result<Outcome> {
 }
 
 /// Runs the hook for `<vm> <op> <sub-op> <extra>`, the domain XML on stdin.
-pub fn run(root: &Path, args: &HookArgs) -> anyhow::Result<Outcome> {
+pub(crate) fn run(root: &Path, args: &HookArgs) -> anyhow::Result<Outcome> {
     let root = HostRoot::new(root);
     match crate::hook::run(&root, &args.args, &mut std::io::stdin().lock()) {
         Ok(()) => Ok(Outcome::Ok),

@@ -16,10 +16,10 @@ use crate::host::HostRoot;
 use crate::report::Outcome;
 
 /// A string every vmgpu binary contains; it identifies an installed hook as ours.
-pub static HOOK_MARKER: &str = "vmgpu-hook-marker:3f9c1e7a-libvirt-qemu-hook";
+pub(crate) static HOOK_MARKER: &str = "vmgpu-hook-marker:3f9c1e7a-libvirt-qemu-hook";
 
 /// The hooks directory for this distribution (a host path).
-pub fn hooks_dir(root: &HostRoot) -> &'static str {
+pub(crate) fn hooks_dir(root: &HostRoot) -> &'static str {
     let nixos = root.exists("/etc/NIXOS")
         || root
             .read_optional("/etc/os-release")
@@ -35,7 +35,7 @@ pub fn hooks_dir(root: &HostRoot) -> &'static str {
 
 /// What is at a hook path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Slot {
+pub(crate) enum Slot {
     /// Nothing.
     Free,
     /// vmgpu's own hook.
@@ -45,7 +45,7 @@ pub enum Slot {
 }
 
 /// Looks at a path (full path).
-pub fn slot(path: &Path) -> Slot {
+pub(crate) fn slot(path: &Path) -> Slot {
     let Ok(meta) = std::fs::symlink_metadata(path) else {
         return Slot::Free;
     };
@@ -68,7 +68,7 @@ pub fn slot(path: &Path) -> Slot {
 }
 
 /// The daemon that runs QEMU hooks here: `virtqemud` (modular) or `libvirtd`.
-pub fn daemon(root: &HostRoot) -> &'static str {
+pub(crate) fn daemon(root: &HostRoot) -> &'static str {
     let cgroup = |unit: &str| root.exists(format!("/sys/fs/cgroup/system.slice/{unit}"));
     if cgroup("virtqemud.service") || cgroup("virtqemud.socket") {
         return "virtqemud";
@@ -88,7 +88,7 @@ pub fn daemon(root: &HostRoot) -> &'static str {
 
 /// Runs `vmgpu install`. Every change goes through the root's operations (`ops::for_root`): under a
 /// `--root` tree the simulated kernel's, so nothing outside the tree changes.
-pub fn run_install(root: &Path, args: &InstallArgs) -> anyhow::Result<Outcome> {
+pub(crate) fn run_install(root: &Path, args: &InstallArgs) -> anyhow::Result<Outcome> {
     let root = HostRoot::new(root);
     let ops = crate::ops::for_root(&root);
     let dir = hooks_dir(&root);
@@ -144,7 +144,7 @@ pub fn run_install(root: &Path, args: &InstallArgs) -> anyhow::Result<Outcome> {
 }
 
 /// Runs `vmgpu uninstall`.
-pub fn run_uninstall(root: &Path, _args: &InstallArgs) -> anyhow::Result<Outcome> {
+pub(crate) fn run_uninstall(root: &Path, _args: &InstallArgs) -> anyhow::Result<Outcome> {
     let root = HostRoot::new(root);
     let ops = crate::ops::for_root(&root);
     let dir = hooks_dir(&root);

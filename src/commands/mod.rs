@@ -2,21 +2,21 @@
 use crate::cli::{Cli, Command};
 use crate::report::Outcome;
 
-pub mod check;
-pub mod completions;
-pub mod define;
-pub mod explain;
-pub mod gpus;
+pub(crate) mod check;
+pub(crate) mod completions;
+pub(crate) mod define;
+pub(crate) mod explain;
+pub(crate) mod gpus;
 pub mod hook;
-pub mod install;
-pub mod restore;
-pub mod setup;
-pub mod status;
-pub mod view;
+pub(crate) mod install;
+pub(crate) mod restore;
+pub(crate) mod setup;
+pub(crate) mod status;
+pub(crate) mod view;
 
 /// Refuses a `--user` (or `SUDO_USER`) that is not in the host's `/etc/passwd` (read through the root), naming
 /// it: a domain or setup for nobody fails only later, at every VM start.
-pub fn check_user(root: &crate::host::HostRoot, user: Option<&str>) -> anyhow::Result<()> {
+pub(crate) fn check_user(root: &crate::host::HostRoot, user: Option<&str>) -> anyhow::Result<()> {
     let Some(user) = user else {
         return Ok(());
     };

@@ -8,7 +8,7 @@ use crate::host::HostRoot;
 use crate::report::{EXIT_ERROR, EXIT_FINDINGS, ExitError, Outcome};
 
 /// Runs `vmgpu restore`.
-pub fn run(root: &Path, args: &RestoreArgs) -> anyhow::Result<Outcome> {
+pub(crate) fn run(root: &Path, args: &RestoreArgs) -> anyhow::Result<Outcome> {
     let root = HostRoot::new(root);
     let ops = crate::ops::for_root(&root);
     let undone = crate::hook::run::release(ops.as_ref(), &args.vm).map_err(|e| {

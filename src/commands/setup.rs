@@ -15,7 +15,7 @@ use crate::setup::runner::OpsRunner;
 use crate::setup::{plan, plan_text, probe};
 
 /// Runs `vmgpu setup`.
-pub fn run(root: &Path, args: &SetupArgs) -> anyhow::Result<Outcome> {
+pub(crate) fn run(root: &Path, args: &SetupArgs) -> anyhow::Result<Outcome> {
     let host_root = HostRoot::new(root);
     let exe = std::env::current_exe().context("finding the vmgpu executable")?;
     // Under a root other than `/` the operations are the simulation's (`ops::sim`): nothing outside it changes.

@@ -18,7 +18,7 @@ enum Entry {
 }
 
 /// Runs `vmgpu status`.
-pub fn run(root: &Path, args: &StatusArgs) -> anyhow::Result<Outcome> {
+pub(crate) fn run(root: &Path, args: &StatusArgs) -> anyhow::Result<Outcome> {
     let root = HostRoot::new(root);
     let store = Store::new(&root);
     let mut entries = Vec::new();

@@ -1,14 +1,12 @@
 //! `vmgpu view`: show a VM's screen from its Looking Glass shared memory (found from the domain, or `--shm`),
 //! or run the built-in producer with a moving scene (`--demo`).
-use std::path::{Path, PathBuf};
-
-use anyhow::Context;
+use std::path::Path;
 
 use crate::cli::ViewArgs;
 use crate::report::{EXIT_ERROR, ExitError, Outcome};
 
 /// Runs `vmgpu view`.
-pub fn run(_root: &Path, args: &ViewArgs) -> anyhow::Result<Outcome> {
+pub(crate) fn run(_root: &Path, args: &ViewArgs) -> anyhow::Result<Outcome> {
     #[cfg(feature = "viewer")]
     {
         window::run(args)
@@ -25,14 +23,17 @@ pub fn run(_root: &Path, args: &ViewArgs) -> anyhow::Result<Outcome> {
 }
 
 /// The shared-memory path for a VM: from its domain XML (read-only libvirt lookup).
-pub fn shm_for_vm(vm: &str, uri: &str) -> anyhow::Result<PathBuf> {
+#[cfg(feature = "viewer")]
+fn shm_for_vm(vm: &str, uri: &str) -> anyhow::Result<std::path::PathBuf> {
+    use anyhow::Context;
     let xml = domain_xml(vm, uri)?;
     let loc = crate::viewer::locate::from_domain_xml(&xml).with_context(|| format!("VM {vm}"))?;
     Ok(loc.path)
 }
 
-#[cfg(feature = "libvirt")]
+#[cfg(all(feature = "viewer", feature = "libvirt"))]
 fn domain_xml(vm: &str, uri: &str) -> anyhow::Result<String> {
+    use anyhow::Context;
     let libvirt = crate::libvirt::Libvirt::open(uri)
         .context("looking up the VM's shared memory (or pass --shm PATH)")?;
     libvirt
@@ -40,7 +41,7 @@ fn domain_xml(vm: &str, uri: &str) -> anyhow::Result<String> {
         .ok_or_else(|| ExitError::new(EXIT_ERROR, format!("no VM named {vm} at {uri}")).into())
 }
 
-#[cfg(not(feature = "libvirt"))]
+#[cfg(all(feature = "viewer", not(feature = "libvirt")))]
 fn domain_xml(_vm: &str, _uri: &str) -> anyhow::Result<String> {
     Err(ExitError::new(EXIT_ERROR, "built without libvirt: pass --shm PATH").into())
 }
@@ -67,7 +68,7 @@ mod window {
     use crate::viewer::observe;
     use crate::viewer::window::{self, Options};
 
-    pub fn run(args: &ViewArgs) -> anyhow::Result<Outcome> {
+    pub(super) fn run(args: &ViewArgs) -> anyhow::Result<Outcome> {
         if args.demo {
             return demo(args);
         }

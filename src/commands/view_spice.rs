@@ -13,7 +13,7 @@ use crate::viewer::input::SpiceConfig;
 use crate::viewer::keymap;
 
 /// The SPICE configuration for the window, or `None` when input is off or there is no server to find.
-pub fn config(args: &ViewArgs, vm: Option<&str>) -> anyhow::Result<Option<SpiceConfig>> {
+pub(super) fn config(args: &ViewArgs, vm: Option<&str>) -> anyhow::Result<Option<SpiceConfig>> {
     let escape = keymap::by_name(&args.escape_key).ok_or_else(|| {
         ExitError::new(
             EXIT_ERROR,

@@ -3,7 +3,7 @@
 //! templates, the spec derived from the command line and the host, CPU pinning, Looking Glass sizing, the
 //! metadata it records and the byte-preserving rewrite that fills a template or updates an existing domain.
 //! `write` uses `read`, never the other way round.
-pub mod read;
+pub(crate) mod read;
 pub mod write;
 
 pub use read::element::Element;

@@ -33,7 +33,7 @@ pub struct DomainFacts {
 
 impl DomainFacts {
     /// Reads the facts; a document that does not parse gives an error line for the notes.
-    pub fn parse(xml: &str) -> Result<Self, String> {
+    pub(crate) fn parse(xml: &str) -> Result<Self, String> {
         let root = Element::parse(xml).map_err(|e| format!("domain XML: {e}"))?;
         let mut facts = DomainFacts {
             present: true,

@@ -5,7 +5,7 @@ use crate::check::fix;
 use crate::host::Family;
 
 /// The IOMMU kernel parameters for this CPU vendor.
-pub fn iommu_on(c: &FixContext<'_>) -> String {
+pub(crate) fn iommu_on(c: &FixContext<'_>) -> String {
     let args: &[&str] = match c.cpu_vendor {
         Some("AuthenticAMD") => &["amd_iommu=on", "iommu=pt"],
         Some("GenuineIntel") => &["intel_iommu=on", "iommu=pt"],
@@ -19,7 +19,7 @@ pub fn iommu_on(c: &FixContext<'_>) -> String {
 }
 
 /// Turn off the boot framebuffer that holds the GPU's BAR.
-pub fn framebuffer_off(c: &FixContext<'_>) -> String {
+pub(crate) fn framebuffer_off(c: &FixContext<'_>) -> String {
     format!(
         "stop the firmware framebuffer from claiming the card: {}. A second GPU for the host console avoids it \
          altogether",
@@ -32,7 +32,7 @@ pub fn framebuffer_off(c: &FixContext<'_>) -> String {
 }
 
 /// Allow VFIO without interrupt remapping (a security trade-off).
-pub fn unsafe_interrupts(c: &FixContext<'_>) -> String {
+pub(crate) fn unsafe_interrupts(c: &FixContext<'_>) -> String {
     format!(
         "the platform has no interrupt remapping (check that it is enabled in the firmware first). As a \
          trade-off (a guest could inject interrupts), write `options vfio_iommu_type1 allow_unsafe_interrupts=1` \
@@ -42,7 +42,7 @@ pub fn unsafe_interrupts(c: &FixContext<'_>) -> String {
 }
 
 /// Drop the module that no longer exists from the initramfs configuration.
-pub fn drop_vfio_virqfd(c: &FixContext<'_>) -> String {
+pub(crate) fn drop_vfio_virqfd(c: &FixContext<'_>) -> String {
     let config = match c.distro.family {
         Family::Arch => "the MODULES=() line of /etc/mkinitcpio.conf",
         Family::Debian | Family::Ubuntu | Family::PopOs => {
@@ -58,7 +58,7 @@ pub fn drop_vfio_virqfd(c: &FixContext<'_>) -> String {
 }
 
 /// The OVMF package for this distro.
-pub fn install_ovmf(c: &FixContext<'_>) -> String {
+pub(crate) fn install_ovmf(c: &FixContext<'_>) -> String {
     let package = match c.distro.family {
         Family::OpenSuse => "qemu-ovmf-x86_64",
         Family::Fedora | Family::Arch => "edk2-ovmf",
@@ -72,7 +72,7 @@ pub fn install_ovmf(c: &FixContext<'_>) -> String {
 }
 
 /// The swtpm packages for this distro.
-pub fn install_swtpm(c: &FixContext<'_>) -> String {
+pub(crate) fn install_swtpm(c: &FixContext<'_>) -> String {
     let packages: &[&str] = match c.distro.family {
         Family::Fedora | Family::Debian | Family::Ubuntu | Family::PopOs => {
             &["swtpm", "swtpm-tools"]
@@ -86,7 +86,7 @@ pub fn install_swtpm(c: &FixContext<'_>) -> String {
 }
 
 /// vendor-reset for AMD cards.
-pub fn vendor_reset(c: &FixContext<'_>) -> String {
+pub(crate) fn vendor_reset(c: &FixContext<'_>) -> String {
     format!(
         "the card does not come back from a reset (the AMD reset bug, Polaris/Vega/Navi 1x): build and load the \
          vendor-reset module (github.com/gnif/vendor-reset, DKMS), load it early (add it to \
@@ -98,7 +98,7 @@ pub fn vendor_reset(c: &FixContext<'_>) -> String {
 }
 
 /// Reserve hugepages at boot.
-pub fn hugepages(c: &FixContext<'_>) -> String {
+pub(crate) fn hugepages(c: &FixContext<'_>) -> String {
     format!(
         "memory is too fragmented (or too small) for the hugepages at start time: free some memory, or try \
          `sync; echo 3 > /proc/sys/vm/drop_caches; echo 1 > /proc/sys/vm/compact_memory` and start again; to \
@@ -110,7 +110,7 @@ pub fn hugepages(c: &FixContext<'_>) -> String {
 }
 
 /// Enable KVM.
-pub fn kvm(c: &FixContext<'_>) -> String {
+pub(crate) fn kvm(c: &FixContext<'_>) -> String {
     let module = match c.cpu_vendor {
         Some("AuthenticAMD") => "kvm_amd",
         _ => "kvm_intel",
@@ -124,7 +124,7 @@ pub fn kvm(c: &FixContext<'_>) -> String {
 }
 
 /// AppArmor: where local rules go on this distro.
-pub fn apparmor(c: &FixContext<'_>) -> String {
+pub(crate) fn apparmor(c: &FixContext<'_>) -> String {
     let _ = c;
     format!(
         "AppArmor refused QEMU a path: add it to /etc/apparmor.d/local/abstractions/libvirt-qemu (e.g. \
@@ -135,7 +135,7 @@ pub fn apparmor(c: &FixContext<'_>) -> String {
 }
 
 /// SELinux: labels and booleans.
-pub fn selinux(c: &FixContext<'_>) -> String {
+pub(crate) fn selinux(c: &FixContext<'_>) -> String {
     let _ = c;
     "SELinux refused the access: `ausearch -m avc -ts recent` shows the rule; files QEMU opens need the \
      svirt label (`restorecon -Rv <path>`), a hook needs `setsebool -P virt_hooks_unconfined 1` and \
@@ -144,7 +144,7 @@ pub fn selinux(c: &FixContext<'_>) -> String {
 }
 
 /// Restore a held host after a crash.
-pub fn restore(c: &FixContext<'_>) -> String {
+pub(crate) fn restore(c: &FixContext<'_>) -> String {
     format!(
         "if the VM is not running, put the host back with `vmgpu restore {}` (what release would have done); \
          `vmgpu status` shows what is held",

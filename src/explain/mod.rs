@@ -7,8 +7,8 @@ use serde::Serialize;
 use crate::host::Distro;
 
 pub mod diagnosis_text;
-pub mod domain_facts;
-pub mod fixes;
+pub(crate) mod domain_facts;
+pub(crate) mod fixes;
 pub mod signatures;
 pub mod sources;
 
@@ -32,10 +32,11 @@ pub enum Source {
 
 impl Source {
     /// Every source of log lines, in the order they are printed.
-    pub const ALL: [Source; 4] = [Source::Qemu, Source::Kernel, Source::Hook, Source::Journal];
+    pub(crate) const ALL: [Source; 4] =
+        [Source::Qemu, Source::Kernel, Source::Hook, Source::Journal];
 
     /// A short name for the user.
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Source::Qemu => "QEMU log",
             Source::Kernel => "kernel log",
@@ -63,7 +64,7 @@ pub struct Logs {
 
 impl Logs {
     /// The lines of one source (none when it was not read).
-    pub fn lines(&self, source: Source) -> impl Iterator<Item = &str> {
+    pub(crate) fn lines(&self, source: Source) -> impl Iterator<Item = &str> {
         self.texts
             .iter()
             .filter(move |(s, _)| *s == source)
@@ -71,7 +72,7 @@ impl Logs {
     }
 
     /// True when the source was read and is not empty.
-    pub fn has(&self, source: Source) -> bool {
+    pub(crate) fn has(&self, source: Source) -> bool {
         self.texts
             .iter()
             .any(|(s, text)| *s == source && !text.trim().is_empty())
@@ -118,9 +119,9 @@ pub struct Diagnosis {
 }
 
 /// The most evidence lines kept per finding.
-pub const MAX_EVIDENCE: usize = 4;
+pub(crate) const MAX_EVIDENCE: usize = 4;
 /// The most lines shown for an unknown failure.
-pub const MAX_UNKNOWN_LINES: usize = 40;
+pub(crate) const MAX_UNKNOWN_LINES: usize = 40;
 
 /// What a fix text may depend on.
 #[derive(Debug, Clone)]
@@ -234,7 +235,7 @@ fn is_command_line(line: &str) -> bool {
 }
 
 /// An evidence line (index is 0-based, the result 1-based), cut to 400 characters.
-pub fn evidence(source: Source, index: usize, text: &str) -> Evidence {
+pub(crate) fn evidence(source: Source, index: usize, text: &str) -> Evidence {
     Evidence {
         source,
         line: index + 1,

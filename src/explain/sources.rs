@@ -10,7 +10,7 @@ use super::{DomainFacts, Logs, Source};
 use crate::host::HostRoot;
 
 /// The most bytes read from the end of one log file.
-pub const MAX_LOG_BYTES: u64 = 1 << 20;
+pub(crate) const MAX_LOG_BYTES: u64 = 1 << 20;
 /// How long journalctl may take.
 const JOURNALCTL_DEADLINE: Duration = Duration::from_secs(15);
 /// The marker libvirt writes at the top of each start in the QEMU log.
@@ -18,7 +18,7 @@ const START_MARKER: &str = ": starting up ";
 
 /// What to read.
 #[derive(Debug, Clone)]
-pub struct Request<'a> {
+pub(crate) struct Request<'a> {
     /// The host root (journald is only asked on the live root `/`).
     pub root: &'a HostRoot,
     /// The VM.
@@ -30,7 +30,7 @@ pub struct Request<'a> {
 }
 
 /// Reads every source for a VM.
-pub fn gather(req: &Request<'_>) -> Logs {
+pub(crate) fn gather(req: &Request<'_>) -> Logs {
     let mut logs = Logs {
         vm: req.vm.to_string(),
         ..Logs::default()
@@ -145,7 +145,7 @@ fn set_domain(logs: &mut Logs, xml: &str) {
 
 /// The part of a QEMU log from the last start (or the first start at or after `since`, compared as text on
 /// libvirt's `YYYY-MM-DD HH:MM:SS` stamps), and that start's time.
-pub fn last_start(text: &str, since: Option<&str>) -> (String, Option<String>) {
+pub(crate) fn last_start(text: &str, since: Option<&str>) -> (String, Option<String>) {
     let mut offset = 0;
     let mut starts: Vec<(usize, &str)> = Vec::new();
     for line in text.split_inclusive('\n') {

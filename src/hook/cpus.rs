@@ -13,17 +13,17 @@ use crate::host::HostRoot;
 use crate::host::cpu::{CpuSet, read_cpu_list};
 
 /// The cgroups the host's own processes live in.
-pub const HOST_UNITS: [&str; 3] = ["system.slice", "user.slice", "init.scope"];
+pub(crate) const HOST_UNITS: [&str; 3] = ["system.slice", "user.slice", "init.scope"];
 /// Where cgroup v2 is mounted.
-pub const CGROUP: &str = "/sys/fs/cgroup";
+pub(crate) const CGROUP: &str = "/sys/fs/cgroup";
 
 /// True when systemd is PID 1 (`sd_booted()`: `/run/systemd/system` exists).
-pub fn systemd_booted(root: &HostRoot) -> bool {
+pub(crate) fn systemd_booted(root: &HostRoot) -> bool {
     root.path("/run/systemd/system").is_dir()
 }
 
 /// The CPUs the host keeps: online − (vCPU pins − emulator pins).
-pub fn host_cpus(online: &CpuSet, view: &HookView) -> Result<CpuSet> {
+pub(crate) fn host_cpus(online: &CpuSet, view: &HookView) -> Result<CpuSet> {
     if !view.vcpu_pins.is_subset(online) {
         return Err(Error::Cpus(format!(
             "<vcpupin> names CPUs {} but only {online} are online",
@@ -43,7 +43,7 @@ pub fn host_cpus(online: &CpuSet, view: &HookView) -> Result<CpuSet> {
 
 /// The step that isolates this VM's CPUs: what it reserves, and the host's cgroups as they are now (the
 /// baseline; `shared_state::adopt` replaces it with the first running VM's when there is one).
-pub fn plan(root: &HostRoot, view: &HookView) -> Result<Vec<Step>> {
+pub(crate) fn plan(root: &HostRoot, view: &HookView) -> Result<Vec<Step>> {
     if view.vcpu_pins.is_empty() {
         tracing::warn!(
             "isolate-cpus is on but the domain has no <cputune><vcpupin>: nothing to isolate"

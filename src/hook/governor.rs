@@ -17,9 +17,9 @@ use crate::host::cpu::{CpuSet, read_cpu_list};
 use crate::ops::HostOps;
 
 /// Where the CPUs live in sysfs.
-pub const CPU_DIR: &str = "/sys/devices/system/cpu";
+pub(crate) const CPU_DIR: &str = "/sys/devices/system/cpu";
 /// The value vmgpu writes.
-pub const PERFORMANCE: &str = "performance";
+pub(crate) const PERFORMANCE: &str = "performance";
 /// cpufreq drivers that run their own governor (active mode); their passive modes have other names
 /// (`intel_cpufreq`, `amd-pstate`).
 const ACTIVE_DRIVERS: [&str; 2] = ["intel_pstate", "amd-pstate-epp"];
@@ -27,7 +27,7 @@ const ACTIVE_DRIVERS: [&str; 2] = ["intel_pstate", "amd-pstate-epp"];
 /// Which cpufreq file of a CPU vmgpu sets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Knob {
+pub(crate) enum Knob {
     /// `cpufreq/scaling_governor`.
     ScalingGovernor,
     /// `cpufreq/energy_performance_preference` (intel_pstate / amd-pstate-epp in active mode).
@@ -45,7 +45,7 @@ impl Knob {
 
 /// One CPU's policy before the first vmgpu VM changed it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CpuFreqOriginal {
+pub(crate) struct CpuFreqOriginal {
     /// The CPU.
     pub cpu: u32,
     /// The file.
@@ -55,12 +55,12 @@ pub struct CpuFreqOriginal {
 }
 
 /// The cpufreq file of `cpu` (the only paths this step writes; built here, never read from a journal).
-pub fn knob_path(cpu: u32, knob: Knob) -> String {
+pub(crate) fn knob_path(cpu: u32, knob: Knob) -> String {
     format!("{CPU_DIR}/cpu{cpu}/cpufreq/{}", knob.file())
 }
 
 /// The step for the pinned vCPU CPUs, or nothing when none of them has cpufreq.
-pub fn plan(root: &HostRoot, view: &HookView) -> Result<Vec<Step>> {
+pub(crate) fn plan(root: &HostRoot, view: &HookView) -> Result<Vec<Step>> {
     if view.vcpu_pins.is_empty() {
         tracing::warn!("governor tuning is on but the domain has no <cputune><vcpupin>: skipped");
         return Ok(Vec::new());
@@ -110,7 +110,7 @@ pub fn plan(root: &HostRoot, view: &HookView) -> Result<Vec<Step>> {
 }
 
 /// A journaled value vmgpu could have read from a cpufreq file: a governor or EPP name (or an EPP number).
-pub fn check_value(value: &str) -> std::result::Result<(), String> {
+pub(crate) fn check_value(value: &str) -> std::result::Result<(), String> {
     let ok = !value.is_empty()
         && value.len() <= 64
         && value
@@ -127,7 +127,7 @@ pub fn check_value(value: &str) -> std::result::Result<(), String> {
 }
 
 /// Refuses journaled originals vmgpu would not have written.
-pub fn check(cpus: &str, originals: &[CpuFreqOriginal]) -> Result<CpuSet> {
+pub(crate) fn check(cpus: &str, originals: &[CpuFreqOriginal]) -> Result<CpuSet> {
     let bad =
         |what: String| Error::Tuning(format!("journaled governor step is not vmgpu's: {what}"));
     let set: CpuSet = cpus
@@ -161,7 +161,7 @@ fn held_by_others(ops: &dyn HostOps, vm: Option<&str>) -> Result<Vec<CpuFreqOrig
 }
 
 /// Under the journal lock: a CPU another running VM already set keeps that VM's original.
-pub fn adopt(ops: &dyn HostOps, vm: &str, originals: &mut [CpuFreqOriginal]) -> Result<()> {
+pub(crate) fn adopt(ops: &dyn HostOps, vm: &str, originals: &mut [CpuFreqOriginal]) -> Result<()> {
     let theirs = held_by_others(ops, Some(vm))?;
     for mine in originals.iter_mut() {
         if let Some(first) = theirs
@@ -198,7 +198,7 @@ fn set(ops: &dyn HostOps, online: &CpuSet, original: &CpuFreqOriginal, value: &s
 
 /// Sets `performance` on every CPU of the step. A CPU that refuses is logged, not a failure: the VM runs
 /// anyway, only slower.
-pub fn apply(ops: &dyn HostOps, cpus: &str, originals: &[CpuFreqOriginal]) -> Result<()> {
+pub(crate) fn apply(ops: &dyn HostOps, cpus: &str, originals: &[CpuFreqOriginal]) -> Result<()> {
     check(cpus, originals)?;
     let online = online(ops)?;
     for original in originals {
@@ -210,7 +210,7 @@ pub fn apply(ops: &dyn HostOps, cpus: &str, originals: &[CpuFreqOriginal]) -> Re
 }
 
 /// Puts each CPU's original back, except the CPUs another running VM's step still holds.
-pub fn undo(ops: &dyn HostOps, cpus: &str, originals: &[CpuFreqOriginal]) -> Result<()> {
+pub(crate) fn undo(ops: &dyn HostOps, cpus: &str, originals: &[CpuFreqOriginal]) -> Result<()> {
     check(cpus, originals)?;
     let held = held_by_others(ops, None)?;
     let online = online(ops)?;

@@ -9,12 +9,12 @@ use crate::host::{HostRoot, PciAddress, PciDevice};
 use crate::ops::HostOps;
 
 /// The driver every endpoint of a passed-through group must be on.
-pub const VFIO: &str = "vfio-pci";
+pub(crate) const VFIO: &str = "vfio-pci";
 /// How long to wait for a driver to appear after `drivers_probe` (drivers may probe asynchronously).
-pub const PROBE_WAIT: Duration = Duration::from_secs(5);
+pub(crate) const PROBE_WAIT: Duration = Duration::from_secs(5);
 
 /// Reads a device, mapping "no such directory" to [`Error::NoSuchDevice`].
-pub fn read_device(root: &HostRoot, address: PciAddress) -> Result<PciDevice> {
+pub(crate) fn read_device(root: &HostRoot, address: PciAddress) -> Result<PciDevice> {
     if !root.exists(format!("{PCI_DEVICES}/{address}")) {
         return Err(Error::NoSuchDevice(address));
     }
@@ -24,7 +24,7 @@ pub fn read_device(root: &HostRoot, address: PciAddress) -> Result<PciDevice> {
 /// Refuses, before anything changes, when an address recorded in the metadata now holds another device
 /// (vendor:device, subsystem or class differ, or nothing is there). Metadata from a vmgpu that recorded no
 /// identities is accepted with a warning.
-pub fn check_identity(root: &HostRoot, vm: &str, config: &VmgpuConfig) -> Result<()> {
+pub(crate) fn check_identity(root: &HostRoot, vm: &str, config: &VmgpuConfig) -> Result<()> {
     for gpu in &config.gpus {
         if !config.functions.iter().any(|f| f.address.same_slot(gpu)) {
             tracing::warn!(
@@ -57,7 +57,10 @@ pub fn check_identity(root: &HostRoot, vm: &str, config: &VmgpuConfig) -> Result
 /// Every endpoint (non-bridge) in the IOMMU groups of `gpus`, each once, functions other than display
 /// first (HDMI audio `.1` before the GPU `.0`, as the kernel and the guides prefer). Errors for a missing
 /// device, a bridge, or no IOMMU group.
-pub fn group_endpoints(root: &HostRoot, gpus: &[PciAddress]) -> Result<Vec<(PciDevice, u32)>> {
+pub(crate) fn group_endpoints(
+    root: &HostRoot,
+    gpus: &[PciAddress],
+) -> Result<Vec<(PciDevice, u32)>> {
     let mut out: Vec<(PciDevice, u32)> = Vec::new();
     for &gpu in gpus {
         let device = read_device(root, gpu)?;
@@ -87,7 +90,7 @@ pub fn group_endpoints(root: &HostRoot, gpus: &[PciAddress]) -> Result<Vec<(PciD
 
 /// Moves one device to vfio-pci: `driver_override`, unbind from its driver (under a deadline), probe,
 /// then verify (waiting for an asynchronous probe).
-pub fn bind_vfio(ops: &dyn HostOps, address: &PciAddress) -> Result<()> {
+pub(crate) fn bind_vfio(ops: &dyn HostOps, address: &PciAddress) -> Result<()> {
     let root = ops.root();
     let dir = format!("{PCI_DEVICES}/{address}");
     let current = root.read_link_name(format!("{dir}/driver"))?;
@@ -115,7 +118,7 @@ pub fn bind_vfio(ops: &dyn HostOps, address: &PciAddress) -> Result<()> {
 
 /// Gives a device back to its original driver (idempotent). "Already on the original driver" is success:
 /// libvirt's own reattach may have done it.
-pub fn restore_driver(
+pub(crate) fn restore_driver(
     ops: &dyn HostOps,
     address: &PciAddress,
     original: Option<&str>,
@@ -195,7 +198,7 @@ fn wait_for_driver(
 }
 
 /// After binding: every endpoint of each group must be on vfio-pci.
-pub fn verify_groups_viable(root: &HostRoot, endpoints: &[(PciDevice, u32)]) -> Result<()> {
+pub(crate) fn verify_groups_viable(root: &HostRoot, endpoints: &[(PciDevice, u32)]) -> Result<()> {
     for (device, group) in endpoints {
         let driver = root.read_link_name(format!("{PCI_DEVICES}/{}/driver", device.address))?;
         if driver.as_deref() != Some(VFIO) {

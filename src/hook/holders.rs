@@ -7,7 +7,7 @@ use crate::host::{HostRoot, PciDevice};
 
 /// One process holding a node.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Holder {
+pub(crate) struct Holder {
     /// Process id.
     pub pid: u32,
     /// `/proc/<pid>/comm`.
@@ -17,7 +17,7 @@ pub struct Holder {
 }
 
 /// The device nodes of a PCI function (`/dev/dri/...`, `/dev/snd/...`), from its sysfs directory.
-pub fn device_nodes(root: &HostRoot, device: &PciDevice) -> Vec<String> {
+pub(crate) fn device_nodes(root: &HostRoot, device: &PciDevice) -> Vec<String> {
     let dir = format!("{PCI_DEVICES}/{}", device.address);
     let mut nodes = Vec::new();
     for name in root.list_dir(format!("{dir}/drm")).unwrap_or_default() {
@@ -46,7 +46,7 @@ pub fn device_nodes(root: &HostRoot, device: &PciDevice) -> Vec<String> {
 
 /// Every process (but this one) with an open file matching `nodes` exactly, or starting with one of
 /// `prefixes` (`/dev/nvidia`).
-pub fn find(root: &HostRoot, nodes: &[String], prefixes: &[&str]) -> Vec<Holder> {
+pub(crate) fn find(root: &HostRoot, nodes: &[String], prefixes: &[&str]) -> Vec<Holder> {
     if nodes.is_empty() && prefixes.is_empty() {
         return Vec::new();
     }
@@ -89,7 +89,7 @@ pub fn find(root: &HostRoot, nodes: &[String], prefixes: &[&str]) -> Vec<Holder>
 }
 
 /// `pid 812 (pipewire) on /dev/snd/controlC0, …`.
-pub fn describe(holders: &[Holder]) -> String {
+pub(crate) fn describe(holders: &[Holder]) -> String {
     holders
         .iter()
         .map(|h| format!("pid {} ({}) on {}", h.pid, h.comm, h.node))

@@ -14,11 +14,11 @@ use crate::host::HostRoot;
 use crate::ops::HostOps;
 
 /// The global pools.
-pub const POOLS: &str = "/sys/kernel/mm/hugepages";
+pub(crate) const POOLS: &str = "/sys/kernel/mm/hugepages";
 const ONE_GIB_KIB: u64 = 1024 * 1024;
 
 /// The default hugepage size in KiB (`Hugepagesize:` in /proc/meminfo; 2048 when absent).
-pub fn default_size_kib(root: &HostRoot) -> u64 {
+pub(crate) fn default_size_kib(root: &HostRoot) -> u64 {
     root.read_optional("/proc/meminfo")
         .ok()
         .flatten()
@@ -32,7 +32,7 @@ pub fn default_size_kib(root: &HostRoot) -> u64 {
 }
 
 /// Pages needed per page size for the guest memory.
-pub fn pages_needed(view: &HookView, default_kib: u64) -> Result<BTreeMap<u64, u64>> {
+pub(crate) fn pages_needed(view: &HookView, default_kib: u64) -> Result<BTreeMap<u64, u64>> {
     let mut kib_per_size: BTreeMap<u64, u64> = BTreeMap::new();
     if view.hugepage_sizes.is_empty() {
         kib_per_size.insert(default_kib, view.memory_kib);
@@ -66,7 +66,7 @@ pub fn pages_needed(view: &HookView, default_kib: u64) -> Result<BTreeMap<u64, u
 }
 
 /// The steps that reserve this VM's pages, one per pool. Refuses a request the pool cannot reach.
-pub fn plan(root: &HostRoot, view: &HookView) -> Result<Vec<Step>> {
+pub(crate) fn plan(root: &HostRoot, view: &HookView) -> Result<Vec<Step>> {
     if !view.hugepages {
         tracing::warn!(
             "hugepages is on but the domain has no <memoryBacking><hugepages>: nothing to allocate"
@@ -117,14 +117,14 @@ pub fn plan(root: &HostRoot, view: &HookView) -> Result<Vec<Step>> {
 }
 
 /// What the host keeps out of hugepages: 1/16 of its memory, at least 512 MiB.
-pub fn host_floor_kib(total_kib: u64) -> u64 {
+pub(crate) fn host_floor_kib(total_kib: u64) -> u64 {
     (total_kib / 16).max(512 * 1024)
 }
 
 /// Refuses a pool of `target` pages (for a VM that needs `pages` of them) that is larger than the memory
 /// hugepages can reach: MemTotal (of the NUMA node when pinned to one) minus the host's floor minus what the
 /// other page sizes' pools hold. Writing such a count would make the kernel take every free page first.
-pub fn check_reachable(
+pub(crate) fn check_reachable(
     root: &HostRoot,
     size_kib: u64,
     node: Option<u32>,
@@ -204,7 +204,12 @@ pub fn check_reachable(
 }
 
 /// Old journals' [`Step::Hugepages`]: makes `needed` pages free in the pool.
-pub fn allocate_free(ops: &dyn HostOps, path: &str, size_kib: u64, needed: u64) -> Result<()> {
+pub(crate) fn allocate_free(
+    ops: &dyn HostOps,
+    path: &str,
+    size_kib: u64,
+    needed: u64,
+) -> Result<()> {
     let root = ops.root();
     let dir = path.trim_end_matches("/nr_hugepages");
     let free = root.read_u64(format!("{dir}/free_hugepages"))?;
@@ -217,7 +222,7 @@ pub fn allocate_free(ops: &dyn HostOps, path: &str, size_kib: u64, needed: u64) 
 
 /// Grows the pool whose `nr_hugepages` is `path` to at least `target` pages (never shrinks it); `needed` is
 /// this VM's part, for the error.
-pub fn allocate(
+pub(crate) fn allocate(
     ops: &dyn HostOps,
     path: &str,
     size_kib: u64,

@@ -25,13 +25,13 @@ use crate::host::{HostRoot, PciAddress};
 use crate::ops::HostOps;
 
 /// Where the IRQs live.
-pub const PROC_IRQ: &str = "/proc/irq";
+pub(crate) const PROC_IRQ: &str = "/proc/irq";
 /// The highest IRQ number accepted from a journal (the kernel's IRQ_BITMAP_BITS is far below).
-pub const MAX_IRQ: u32 = 1 << 20;
+pub(crate) const MAX_IRQ: u32 = 1 << 20;
 
 /// One IRQ's affinity before the first vmgpu VM moved it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IrqOriginal {
+pub(crate) struct IrqOriginal {
     /// The IRQ number.
     pub irq: u32,
     /// Its `smp_affinity_list`.
@@ -39,13 +39,13 @@ pub struct IrqOriginal {
 }
 
 /// The affinity file of an IRQ (the only path this step writes; built here, never read from a journal).
-pub fn affinity_path(irq: u32) -> String {
+pub(crate) fn affinity_path(irq: u32) -> String {
     format!("{PROC_IRQ}/{irq}/smp_affinity_list")
 }
 
 /// The step: this VM's pinned CPUs (vCPU pins minus emulator pins, as the isolation), its VFIO devices and
 /// every IRQ's affinity now.
-pub fn plan(root: &HostRoot, view: &HookView, devices: &[PciAddress]) -> Result<Vec<Step>> {
+pub(crate) fn plan(root: &HostRoot, view: &HookView, devices: &[PciAddress]) -> Result<Vec<Step>> {
     if view.vcpu_pins.is_empty() {
         tracing::warn!(
             "IRQ affinity tuning is on but the domain has no <cputune><vcpupin>: skipped"
@@ -91,7 +91,7 @@ fn irq_number(name: &str) -> Option<u32> {
 }
 
 /// Refuses a journaled step vmgpu would not have written.
-pub fn check(reserved: &str, originals: &[IrqOriginal]) -> Result<CpuSet> {
+pub(crate) fn check(reserved: &str, originals: &[IrqOriginal]) -> Result<CpuSet> {
     let bad = |what: String| Error::Tuning(format!("journaled IRQ step is not vmgpu's: {what}"));
     let set: CpuSet = reserved
         .parse()
@@ -157,7 +157,7 @@ fn shares(ops: &dyn HostOps, except: Option<&str>) -> Result<Shares> {
 }
 
 /// Under the journal lock: the IRQs a running VM already recorded keep that VM's originals.
-pub fn adopt(ops: &dyn HostOps, vm: &str, originals: &mut [IrqOriginal]) -> Result<()> {
+pub(crate) fn adopt(ops: &dyn HostOps, vm: &str, originals: &mut [IrqOriginal]) -> Result<()> {
     let theirs = shares(ops, Some(vm))?;
     for mine in originals.iter_mut() {
         if let Some(first) = theirs.originals.get(&mine.irq) {
@@ -214,7 +214,7 @@ fn enforce(ops: &dyn HostOps, shares: &Shares, originals: &BTreeMap<u32, String>
 }
 
 /// Moves the IRQs for every running VM, this one (already journaled) included.
-pub fn apply(ops: &dyn HostOps, originals: &[IrqOriginal]) -> Result<()> {
+pub(crate) fn apply(ops: &dyn HostOps, originals: &[IrqOriginal]) -> Result<()> {
     let shares = shares(ops, None)?;
     let mut all = shares.originals.clone();
     for o in originals {
@@ -224,7 +224,7 @@ pub fn apply(ops: &dyn HostOps, originals: &[IrqOriginal]) -> Result<()> {
 }
 
 /// Takes this VM's share back: the rule for the VMs still running, or, after the last, every original.
-pub fn undo(ops: &dyn HostOps, originals: &[IrqOriginal]) -> Result<()> {
+pub(crate) fn undo(ops: &dyn HostOps, originals: &[IrqOriginal]) -> Result<()> {
     let shares = shares(ops, None)?;
     let mut all: BTreeMap<u32, String> =
         originals.iter().map(|o| (o.irq, o.cpus.clone())).collect();

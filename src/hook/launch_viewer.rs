@@ -22,7 +22,7 @@ pub const ENV_LAUNCHER: &str = "VMGPU_INTERNAL_LAUNCH_VIEWER";
 
 /// The session environment of a user: `XDG_RUNTIME_DIR`, `WAYLAND_DISPLAY`, `DISPLAY`, `XAUTHORITY`,
 /// plus `HOME`, `USER`, `PATH`. `None` when the user has no graphical session.
-pub fn session_env(root: &HostRoot, user: &User) -> Option<Vec<(String, String)>> {
+pub(crate) fn session_env(root: &HostRoot, user: &User) -> Option<Vec<(String, String)>> {
     let runtime = format!("/run/user/{}", user.uid);
     let mut env = vec![
         ("HOME".to_string(), user.home.clone()),
@@ -82,7 +82,7 @@ const LAUNCHER_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Starts the viewer for `vm` as `user` (under a test root the simulation records the launcher's command
 /// line instead). Problems are warnings: the VM runs regardless.
-pub fn launch(ops: &dyn HostOps, vm: &str, user: Option<&str>) {
+pub(crate) fn launch(ops: &dyn HostOps, vm: &str, user: Option<&str>) {
     let root = ops.root();
     let Some(name) = user else {
         tracing::warn!("viewer launch is on but <vmgpu:viewer> names no user: not starting it");

@@ -32,29 +32,29 @@ use crate::domain::read::metadata;
 use crate::host::HostRoot;
 use crate::ops::{self, HostOps};
 
-pub mod cpus;
-pub mod error;
-pub mod governor;
-pub mod gpu;
-pub mod holders;
-pub mod hugepages;
-pub mod irqs;
+pub(crate) mod cpus;
+pub(crate) mod error;
+pub(crate) mod governor;
+pub(crate) mod gpu;
+pub(crate) mod holders;
+pub(crate) mod hugepages;
+pub(crate) mod irqs;
 pub mod launch_viewer;
-pub mod run;
-pub mod shared_state;
-pub mod shm;
-pub mod single_gpu;
-pub mod step;
-pub mod trust;
+pub(crate) mod run;
+pub(crate) mod shared_state;
+pub(crate) mod shm;
+pub(crate) mod single_gpu;
+pub(crate) mod step;
+pub(crate) mod trust;
 
 pub use error::{Error, Result};
 
 /// The most stdin the hook reads.
-pub const MAX_STDIN: usize = crate::domain::read::xml::MAX_BYTES;
+pub(crate) const MAX_STDIN: usize = crate::domain::read::xml::MAX_BYTES;
 
 /// One hook call.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Event {
+pub(crate) struct Event {
     /// The domain name.
     pub vm: String,
     /// The operation (`prepare`, `release`, …).
@@ -68,7 +68,7 @@ pub struct Event {
 impl Event {
     /// True for the ops vmgpu acts on (the others change nothing and must never fail: a failed
     /// `reconnect` makes libvirt kill the running VM).
-    pub fn acts(&self) -> bool {
+    pub(crate) fn acts(&self) -> bool {
         matches!(
             (self.op.as_str(), self.sub_op.as_str()),
             ("prepare", "begin") | ("started", "begin") | ("release", "end")
@@ -76,7 +76,7 @@ impl Event {
     }
 
     /// Refuses a VM name that cannot name a journal file.
-    pub fn check_name(&self) -> Result<()> {
+    pub(crate) fn check_name(&self) -> Result<()> {
         let vm = &self.vm;
         if vm.is_empty() || vm.contains(['/', '\0']) || vm.starts_with('.') || vm.len() > 200 {
             return Err(Error::Usage(format!(
@@ -88,7 +88,7 @@ impl Event {
     }
 
     /// Parses libvirt's four arguments.
-    pub fn parse(args: &[String]) -> Result<Event> {
+    pub(crate) fn parse(args: &[String]) -> Result<Event> {
         let [vm, op, sub_op, extra] = args else {
             return Err(Error::Usage(format!(
                 "expected 4 arguments `<vm> <op> <sub-op> <extra>` as libvirt passes them, got {} ({})",
@@ -109,7 +109,7 @@ impl Event {
 }
 
 /// Runs one hook call against `root` with the domain XML from `stdin`.
-pub fn run(root: &HostRoot, args: &[String], stdin: &mut dyn Read) -> Result<()> {
+pub(crate) fn run(root: &HostRoot, args: &[String], stdin: &mut dyn Read) -> Result<()> {
     let event = Event::parse(args)?;
     if !event.acts() {
         // start, reconnect, attach, migrate, restore, and ops a newer libvirt adds: change nothing, print

@@ -14,14 +14,14 @@ use crate::report;
 
 /// Crash injection for tests: `VMGPU_CRASH_AFTER_STEP=N` kills vmgpu with SIGKILL right after step N
 /// (1-based) of `prepare` was journaled and applied.
-pub const ENV_CRASH_AFTER_STEP: &str = "VMGPU_CRASH_AFTER_STEP";
+pub(crate) const ENV_CRASH_AFTER_STEP: &str = "VMGPU_CRASH_AFTER_STEP";
 
 /// A VM's journal as stored.
-pub type VmJournal = Journal<Step>;
+pub(crate) type VmJournal = Journal<Step>;
 
 /// What `prepare` will do, worked out before anything changes.
 #[derive(Debug, Default)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// The endpoints that go to vfio-pci, with their IOMMU group.
     pub endpoints: Vec<(PciDevice, u32)>,
     /// The steps in order.
@@ -29,7 +29,7 @@ pub struct Plan {
 }
 
 /// Works out the plan (reads only). Every refusal that does not depend on a change happens here.
-pub fn plan(ops: &dyn HostOps, view: &HookView, config: &VmgpuConfig) -> Result<Plan> {
+pub(crate) fn plan(ops: &dyn HostOps, view: &HookView, config: &VmgpuConfig) -> Result<Plan> {
     let root = ops.root();
     gpu::check_identity(root, &view.name, config)?;
     for &address in &view.pci_hostdevs {
@@ -103,7 +103,7 @@ pub fn plan(ops: &dyn HostOps, view: &HookView, config: &VmgpuConfig) -> Result<
 
 /// Refuses when a process holds a device node of an endpoint about to be unbound. One walk of `/proc` for
 /// all endpoints together: the walk is the costly part of a prepare (every fd of every process).
-pub fn check_holders(ops: &dyn HostOps, endpoints: &[(PciDevice, u32)]) -> Result<()> {
+pub(crate) fn check_holders(ops: &dyn HostOps, endpoints: &[(PciDevice, u32)]) -> Result<()> {
     let root = ops.root();
     let mut watched = Vec::new();
     for (device, _) in endpoints {
@@ -162,7 +162,12 @@ pub fn check_holders(ops: &dyn HostOps, endpoints: &[(PciDevice, u32)]) -> Resul
 
 /// `prepare begin`: lock, put back what an earlier run of this VM left (a crash, a double start), plan on
 /// the restored host, journal and apply.
-pub fn prepare(ops: &dyn HostOps, vm: &str, view: &HookView, config: &VmgpuConfig) -> Result<()> {
+pub(crate) fn prepare(
+    ops: &dyn HostOps,
+    vm: &str,
+    view: &HookView,
+    config: &VmgpuConfig,
+) -> Result<()> {
     let store = Store::new(ops.root());
     let _lock = store.lock()?;
     restore_stale(ops, &store, vm)?;
@@ -306,7 +311,7 @@ fn roll_back(ops: &dyn HostOps, store: &Store, journal: VmJournal, cause: Error)
 
 /// `release end` and `vmgpu restore`: undo the VM's journal if it has one. Returns the number of steps
 /// undone, or `None` when there is no journal (a journal with 0 steps is `Some(0)`).
-pub fn release(ops: &dyn HostOps, vm: &str) -> Result<Option<usize>> {
+pub(crate) fn release(ops: &dyn HostOps, vm: &str) -> Result<Option<usize>> {
     let store = Store::new(ops.root());
     if !store.path(vm)?.exists() {
         return Ok(None);

@@ -23,7 +23,7 @@ use crate::ops::HostOps;
 
 /// The host's CPU isolation before any vmgpu VM changed it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CpuBaseline {
+pub(crate) struct CpuBaseline {
     /// Restricted through systemd (`AllowedCPUs=`), else through the cgroup v2 files.
     pub systemd: bool,
     /// cgroup mode: `cpuset` was already in the root's `cgroup.subtree_control`.
@@ -35,7 +35,7 @@ pub struct CpuBaseline {
 
 /// One host cgroup before any vmgpu VM restricted it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UnitBaseline {
+pub(crate) struct UnitBaseline {
     /// `system.slice`, `user.slice` or `init.scope`.
     pub unit: String,
     /// Its `cpuset.cpus` (empty: unrestricted).
@@ -46,7 +46,7 @@ pub struct UnitBaseline {
 
 /// A hugepage pool before any vmgpu VM grew it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PoolBaseline {
+pub(crate) struct PoolBaseline {
     /// `nr_hugepages`.
     pub pages: u64,
     /// `free_hugepages` (pages a VM may use without growing the pool).
@@ -54,7 +54,7 @@ pub struct PoolBaseline {
 }
 
 /// The `nr_hugepages` file of a pool: the global one, or a NUMA node's.
-pub fn pool_path(size_kib: u64, node: Option<u32>) -> String {
+pub(crate) fn pool_path(size_kib: u64, node: Option<u32>) -> String {
     match node {
         Some(n) => {
             format!(
@@ -69,14 +69,14 @@ pub fn pool_path(size_kib: u64, node: Option<u32>) -> String {
 }
 
 /// What a pool holds for the VMs sharing it: the baseline plus their pages beyond what was free before.
-pub fn pool_target(baseline: PoolBaseline, pages: u64) -> u64 {
+pub(crate) fn pool_target(baseline: PoolBaseline, pages: u64) -> u64 {
     baseline
         .pages
         .saturating_add(pages.saturating_sub(baseline.free))
 }
 
 /// Refuses a journaled CPU share that vmgpu would not have written.
-pub fn check_cpus(reserved: &str, baseline: &CpuBaseline) -> Result<CpuSet> {
+pub(crate) fn check_cpus(reserved: &str, baseline: &CpuBaseline) -> Result<CpuSet> {
     let bad = |what: String| Error::Cpus(format!("journaled CPU isolation is not vmgpu's: {what}"));
     let set: CpuSet = reserved
         .parse()
@@ -93,7 +93,7 @@ pub fn check_cpus(reserved: &str, baseline: &CpuBaseline) -> Result<CpuSet> {
 }
 
 /// Refuses a journaled pool that vmgpu would not have written.
-pub fn check_pool(size_kib: u64, node: Option<u32>) -> Result<()> {
+pub(crate) fn check_pool(size_kib: u64, node: Option<u32>) -> Result<()> {
     let size_ok = size_kib >= 64 && size_kib.is_power_of_two() && size_kib <= 16 * 1024 * 1024;
     if !size_ok || node.is_some_and(|n| n >= 1024) {
         return Err(Error::Hugepages(format!(
@@ -166,7 +166,7 @@ fn reserved_pages(holders: &[Holder], size: u64, on: Option<u32>) -> u64 {
 /// Under the journal lock, before `vm`'s steps are journaled: a VM that is not the first to share a resource
 /// takes over the baseline of one that is, and is refused when the shares together do not fit the host
 /// (no CPU left for host processes; a pool larger than the host can give).
-pub fn adopt(ops: &dyn HostOps, vm: &str, steps: &mut [Step]) -> Result<()> {
+pub(crate) fn adopt(ops: &dyn HostOps, vm: &str, steps: &mut [Step]) -> Result<()> {
     let others: Vec<Holder> = holders(ops)?.into_iter().filter(|h| h.vm != vm).collect();
     for step in steps.iter_mut() {
         match step {
@@ -232,7 +232,7 @@ pub fn adopt(ops: &dyn HostOps, vm: &str, steps: &mut [Step]) -> Result<()> {
 }
 
 /// Applies the CPU isolation every holder (this VM's journal included) asks for.
-pub fn apply_cpus(ops: &dyn HostOps, baseline: &CpuBaseline) -> Result<()> {
+pub(crate) fn apply_cpus(ops: &dyn HostOps, baseline: &CpuBaseline) -> Result<()> {
     let (union, who) = reserved_cpus(&holders(ops)?);
     let online = read_cpu_list(ops.root(), "/sys/devices/system/cpu/online")
         .map_err(|e| Error::Cpus(format!("cannot read the online CPUs: {e}")))?;
@@ -247,7 +247,7 @@ pub fn apply_cpus(ops: &dyn HostOps, baseline: &CpuBaseline) -> Result<()> {
 }
 
 /// Takes one VM's CPUs back: the other holders' isolation stays; after the last one, the baseline.
-pub fn undo_cpus(ops: &dyn HostOps, baseline: &CpuBaseline) -> Result<()> {
+pub(crate) fn undo_cpus(ops: &dyn HostOps, baseline: &CpuBaseline) -> Result<()> {
     let holders = holders(ops)?;
     let (union, _) = reserved_cpus(&holders);
     if !union.is_empty() {
@@ -316,7 +316,7 @@ fn restrict(ops: &dyn HostOps, baseline: &CpuBaseline, keep: &str) -> Result<()>
 }
 
 /// Grows a pool to what every holder (this VM included) needs.
-pub fn apply_pages(
+pub(crate) fn apply_pages(
     ops: &dyn HostOps,
     size_kib: u64,
     node: Option<u32>,
@@ -330,7 +330,7 @@ pub fn apply_pages(
 }
 
 /// Shrinks a pool to what the other holders need; after the last one, to the baseline.
-pub fn undo_pages(
+pub(crate) fn undo_pages(
     ops: &dyn HostOps,
     size_kib: u64,
     node: Option<u32>,

@@ -13,14 +13,14 @@ use crate::host::HostRoot;
 use crate::host::accounts;
 
 /// Where POSIX shared memory lives.
-pub const SHM_DIR: &str = "/dev/shm";
+pub(crate) const SHM_DIR: &str = "/dev/shm";
 /// QEMU's ivshmem default size when `<size>` is absent.
-pub const DEFAULT_SIZE: u64 = 4 << 20;
+pub(crate) const DEFAULT_SIZE: u64 = 4 << 20;
 /// Sizes above this are refused (Looking Glass needs 32–256 MiB; 8K HDR fits in 512 MiB).
-pub const MAX_SIZE: u64 = 16 << 30;
+pub(crate) const MAX_SIZE: u64 = 16 << 30;
 
 /// A name that can become a file directly in /dev/shm.
-pub fn valid_name(name: &str) -> bool {
+pub(crate) fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 255
         && name != "."
@@ -30,7 +30,7 @@ pub fn valid_name(name: &str) -> bool {
 }
 
 /// Looks a user (`/etc/passwd`) or group (`/etc/group`) up under the root; returns its id.
-pub fn lookup_id(root: &HostRoot, kind: &'static str, name: &str) -> Result<u32> {
+pub(crate) fn lookup_id(root: &HostRoot, kind: &'static str, name: &str) -> Result<u32> {
     if let Ok(id) = name.parse::<u32>() {
         return Ok(id);
     }
@@ -51,7 +51,7 @@ pub fn lookup_id(root: &HostRoot, kind: &'static str, name: &str) -> Result<u32>
 }
 
 /// The steps that create the shm files.
-pub fn plan(root: &HostRoot, view: &HookView, config: &ShmemConfig) -> Result<Vec<Step>> {
+pub(crate) fn plan(root: &HostRoot, view: &HookView, config: &ShmemConfig) -> Result<Vec<Step>> {
     let plain: Vec<_> = view
         .shmems
         .iter()
@@ -117,7 +117,11 @@ pub fn plan(root: &HostRoot, view: &HookView, config: &ShmemConfig) -> Result<Ve
 }
 
 /// Checks every kvmfr device the domain names (nothing is changed for them).
-pub fn check_kvmfr(root: &HostRoot, view: &HookView, config: Option<&ShmemConfig>) -> Result<()> {
+pub(crate) fn check_kvmfr(
+    root: &HostRoot,
+    view: &HookView,
+    config: Option<&ShmemConfig>,
+) -> Result<()> {
     for path in &view.kvmfr_paths {
         let full = root.path(path);
         let problem = |problem: String| Error::Shm {

@@ -8,14 +8,14 @@ use super::step::Step;
 use crate::host::{HostRoot, PciDevice};
 
 /// Platform framebuffer devices that can hold the boot GPU's memory.
-pub const FRAMEBUFFERS: [&str; 3] = [
+pub(crate) const FRAMEBUFFERS: [&str; 3] = [
     "efi-framebuffer.0",
     "simple-framebuffer.0",
     "vesa-framebuffer.0",
 ];
 
 /// The steps before the GPU is unbound: display manager, vtconsoles, framebuffer.
-pub fn plan_before(root: &HostRoot) -> Result<Vec<Step>> {
+pub(crate) fn plan_before(root: &HostRoot) -> Result<Vec<Step>> {
     let mut steps = Vec::new();
     // The alias link names the unit; its target may be absolute (outside a --root tree), so it is not followed.
     let alias = std::fs::read_link(root.path("/etc/systemd/system/display-manager.service")).ok();
@@ -48,7 +48,7 @@ pub fn plan_before(root: &HostRoot) -> Result<Vec<Step>> {
 
 /// Unbinds the firmware framebuffer (efi/simple/vesa), which holds the boot VGA's memory: in single-GPU
 /// mode, and for a boot VGA the host does not display on (without it vfio-pci cannot claim the BARs).
-pub fn release_firmware_framebuffer(root: &HostRoot) -> Result<Vec<Step>> {
+pub(crate) fn release_firmware_framebuffer(root: &HostRoot) -> Result<Vec<Step>> {
     let mut steps = Vec::new();
     for device in FRAMEBUFFERS {
         if let Some(driver) =
@@ -64,7 +64,7 @@ pub fn release_firmware_framebuffer(root: &HostRoot) -> Result<Vec<Step>> {
 }
 
 /// The steps after the GPU is on vfio-pci: unload the modules of its original driver.
-pub fn plan_after(root: &HostRoot, endpoints: &[PciDevice]) -> Vec<Step> {
+pub(crate) fn plan_after(root: &HostRoot, endpoints: &[PciDevice]) -> Vec<Step> {
     let mut modules: Vec<&str> = Vec::new();
     for device in endpoints.iter().filter(|d| d.is_gpu()) {
         let order: &[&str] = match device.driver.as_deref() {

@@ -15,7 +15,7 @@ use crate::ops::{HostOps, NewFile};
 /// One host change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "step", rename_all = "kebab-case")]
-pub enum Step {
+pub(crate) enum Step {
     /// A PCI endpoint moved to vfio-pci.
     BindVfio {
         /// The device.
@@ -143,7 +143,7 @@ pub enum Step {
 
 impl Step {
     /// One line for logs and `vmgpu status`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Step::BindVfio {
                 address,
@@ -197,7 +197,7 @@ impl Step {
     }
 
     /// Makes the change.
-    pub fn apply(&self, ops: &dyn HostOps) -> Result<()> {
+    pub(crate) fn apply(&self, ops: &dyn HostOps) -> Result<()> {
         match self {
             Step::BindVfio { address, .. } => gpu::bind_vfio(ops, address),
             Step::StopUnit { unit } => Ok(ops.systemctl(&["stop", unit])?),
@@ -264,7 +264,7 @@ impl Step {
     }
 
     /// Puts the original state back (idempotent).
-    pub fn undo(&self, ops: &dyn HostOps) -> Result<()> {
+    pub(crate) fn undo(&self, ops: &dyn HostOps) -> Result<()> {
         let root = ops.root();
         match self {
             Step::BindVfio {
@@ -378,7 +378,7 @@ impl Step {
     }
 
     /// The PCI address for a `BindVfio` step.
-    pub fn bound_address(&self) -> Option<PciAddress> {
+    pub(crate) fn bound_address(&self) -> Option<PciAddress> {
         match self {
             Step::BindVfio { address, .. } => Some(*address),
             _ => None,
@@ -386,7 +386,7 @@ impl Step {
     }
 
     /// Every kind of step this build writes: the `step` tags of the journal.
-    pub const KINDS: &[&str] = &[
+    pub(crate) const KINDS: &[&str] = &[
         "bind-vfio",
         "stop-unit",
         "unbind-vtconsole",
@@ -405,7 +405,7 @@ impl Step {
     ];
 
     /// The step's kind: its `step` tag in the journal.
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             Step::BindVfio { .. } => "bind-vfio",
             Step::StopUnit { .. } => "stop-unit",

@@ -8,7 +8,7 @@ use super::root::{self, HostRoot};
 
 /// One `/etc/passwd` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct User {
+pub(crate) struct User {
     /// Login name.
     pub name: String,
     /// User id.
@@ -21,7 +21,7 @@ pub struct User {
 
 /// One `/etc/group` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Group {
+pub(crate) struct Group {
     /// Group name.
     pub name: String,
     /// Group id.
@@ -32,14 +32,14 @@ pub struct Group {
 
 impl Group {
     /// True when `user` is a supplementary member.
-    pub fn has_member(&self, user: &str) -> bool {
+    pub(crate) fn has_member(&self, user: &str) -> bool {
         self.members.iter().any(|m| m == user)
     }
 }
 
 /// The users and groups of a host.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Accounts {
+pub(crate) struct Accounts {
     /// `/etc/passwd`, in file order.
     pub users: Vec<User>,
     /// `/etc/group`, in file order.
@@ -48,25 +48,21 @@ pub struct Accounts {
 
 impl Accounts {
     /// Reads both files under `root`.
-    pub fn read(root: &HostRoot) -> root::Result<Self> {
+    pub(crate) fn read(root: &HostRoot) -> root::Result<Self> {
         Ok(Self {
             users: users(root)?,
             groups: groups(root)?,
         })
     }
 
-    /// The user named `name`.
-    pub fn user(&self, name: &str) -> Option<&User> {
-        self.users.iter().find(|u| u.name == name)
-    }
-
     /// The group named `name`.
-    pub fn group(&self, name: &str) -> Option<&Group> {
+    #[cfg(test)]
+    pub(crate) fn group(&self, name: &str) -> Option<&Group> {
         self.groups.iter().find(|g| g.name == name)
     }
 
     /// The name of user id `uid`.
-    pub fn user_name(&self, uid: u32) -> Option<&str> {
+    pub(crate) fn user_name(&self, uid: u32) -> Option<&str> {
         self.users
             .iter()
             .find(|u| u.uid == uid)
@@ -74,7 +70,7 @@ impl Accounts {
     }
 
     /// The name of group id `gid`.
-    pub fn group_name(&self, gid: u32) -> Option<&str> {
+    pub(crate) fn group_name(&self, gid: u32) -> Option<&str> {
         self.groups
             .iter()
             .find(|g| g.gid == gid)
@@ -83,26 +79,26 @@ impl Accounts {
 }
 
 /// `/etc/passwd` under `root` (empty when missing).
-pub fn users(root: &HostRoot) -> root::Result<Vec<User>> {
+pub(crate) fn users(root: &HostRoot) -> root::Result<Vec<User>> {
     Ok(parse_passwd(
         &root.read_optional("/etc/passwd")?.unwrap_or_default(),
     ))
 }
 
 /// `/etc/group` under `root` (empty when missing).
-pub fn groups(root: &HostRoot) -> root::Result<Vec<Group>> {
+pub(crate) fn groups(root: &HostRoot) -> root::Result<Vec<Group>> {
     Ok(parse_group(
         &root.read_optional("/etc/group")?.unwrap_or_default(),
     ))
 }
 
 /// The user named `name` in `/etc/passwd` under `root`; `None` when it is not there or the file is unreadable.
-pub fn user(root: &HostRoot, name: &str) -> Option<User> {
+pub(crate) fn user(root: &HostRoot, name: &str) -> Option<User> {
     users(root).ok()?.into_iter().find(|u| u.name == name)
 }
 
 /// Parses `/etc/passwd` text: `name:password:uid:gid:gecos:home:shell`.
-pub fn parse_passwd(text: &str) -> Vec<User> {
+pub(crate) fn parse_passwd(text: &str) -> Vec<User> {
     text.lines()
         .filter_map(|line| {
             let f: Vec<&str> = line.split(':').collect();
@@ -120,7 +116,7 @@ pub fn parse_passwd(text: &str) -> Vec<User> {
 }
 
 /// Parses `/etc/group` text: `name:password:gid:member,member`.
-pub fn parse_group(text: &str) -> Vec<Group> {
+pub(crate) fn parse_group(text: &str) -> Vec<Group> {
     text.lines()
         .filter_map(|line| {
             let f: Vec<&str> = line.split(':').collect();

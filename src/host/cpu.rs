@@ -11,11 +11,11 @@ use super::parse;
 use super::root::{self, HostRoot};
 
 /// Where the kernel describes CPUs.
-pub const CPU_DIR: &str = "/sys/devices/system/cpu";
+pub(crate) const CPU_DIR: &str = "/sys/devices/system/cpu";
 /// Where the kernel describes NUMA nodes.
-pub const NODE_DIR: &str = "/sys/devices/system/node";
+pub(crate) const NODE_DIR: &str = "/sys/devices/system/node";
 /// The largest CPU id accepted in a list (guards against `0-4294967295` from a corrupt file).
-pub const MAX_CPU_ID: u32 = 65_535;
+pub(crate) const MAX_CPU_ID: u32 = 65_535;
 
 /// Errors reading the CPU topology.
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +35,7 @@ pub enum Error {
 }
 
 /// Result of reading the CPU topology.
-pub type Result<T> = std::result::Result<T, Error>;
+pub(crate) type Result<T> = std::result::Result<T, Error>;
 
 /// A string that is not a CPU list.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -49,23 +49,19 @@ pub struct CpuSet(BTreeSet<u32>);
 
 impl CpuSet {
     /// The empty set.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
     /// Adds a CPU.
-    pub fn insert(&mut self, cpu: u32) -> bool {
+    pub(crate) fn insert(&mut self, cpu: u32) -> bool {
         self.0.insert(cpu)
     }
-    /// Removes a CPU.
-    pub fn remove(&mut self, cpu: u32) -> bool {
-        self.0.remove(&cpu)
-    }
     /// True when the CPU is in the set.
-    pub fn contains(&self, cpu: u32) -> bool {
+    pub(crate) fn contains(&self, cpu: u32) -> bool {
         self.0.contains(&cpu)
     }
     /// Number of CPUs.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.0.len()
     }
     /// True when no CPU is in the set.
@@ -73,19 +69,19 @@ impl CpuSet {
         self.0.is_empty()
     }
     /// The CPUs in ascending order.
-    pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = u32> + '_ {
         self.0.iter().copied()
     }
     /// The lowest CPU.
-    pub fn first(&self) -> Option<u32> {
+    pub(crate) fn first(&self) -> Option<u32> {
         self.0.first().copied()
     }
     /// CPUs in either set.
-    pub fn union(&self, other: &CpuSet) -> CpuSet {
+    pub(crate) fn union(&self, other: &CpuSet) -> CpuSet {
         CpuSet(self.0.union(&other.0).copied().collect())
     }
     /// CPUs in both sets.
-    pub fn intersection(&self, other: &CpuSet) -> CpuSet {
+    pub(crate) fn intersection(&self, other: &CpuSet) -> CpuSet {
         CpuSet(self.0.intersection(&other.0).copied().collect())
     }
     /// CPUs in `self` but not in `other`.
@@ -93,7 +89,7 @@ impl CpuSet {
         CpuSet(self.0.difference(&other.0).copied().collect())
     }
     /// True when every CPU of `self` is in `other`.
-    pub fn is_subset(&self, other: &CpuSet) -> bool {
+    pub(crate) fn is_subset(&self, other: &CpuSet) -> bool {
         self.0.is_subset(&other.0)
     }
 }
@@ -251,11 +247,6 @@ impl CpuTopology {
         })
     }
 
-    /// True when the CPU offers hardware virtualisation (vmx or svm).
-    pub fn has_virtualization(&self) -> bool {
-        self.vmx || self.svm
-    }
-
     /// The physical cores: each is the set of its SMT siblings, sorted by lowest CPU id.
     pub fn physical_cores(&self) -> Vec<CpuSet> {
         let set: BTreeSet<CpuSet> = self
@@ -288,7 +279,8 @@ impl CpuTopology {
     }
 
     /// The CPUs of each NUMA node that has online CPUs.
-    pub fn numa_nodes(&self) -> BTreeMap<u32, CpuSet> {
+    #[cfg(test)]
+    pub(crate) fn numa_nodes(&self) -> BTreeMap<u32, CpuSet> {
         let mut out: BTreeMap<u32, CpuSet> = BTreeMap::new();
         for cpu in &self.cpus {
             if let Some(node) = cpu.node {
@@ -296,15 +288,6 @@ impl CpuTopology {
             }
         }
         out
-    }
-
-    /// The number of packages (sockets).
-    pub fn packages(&self) -> usize {
-        self.cpus
-            .iter()
-            .map(|c| c.package)
-            .collect::<BTreeSet<_>>()
-            .len()
     }
 
     /// One CPU by id.
@@ -320,7 +303,7 @@ fn sorted_by_first(set: BTreeSet<CpuSet>) -> Vec<CpuSet> {
 }
 
 /// Reads a file in the kernel's CPU list form.
-pub fn read_cpu_list(root: &HostRoot, host_path: &str) -> Result<CpuSet> {
+pub(crate) fn read_cpu_list(root: &HostRoot, host_path: &str) -> Result<CpuSet> {
     let text = root.read_string(host_path)?;
     text.parse().map_err(|source| Error::BadList {
         path: root.path(host_path),

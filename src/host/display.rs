@@ -10,7 +10,7 @@ use super::pci::PciDevice;
 use super::root::{HostRoot, Result};
 
 /// The lit output that makes `device` the host's display: it is the boot VGA and has one.
-pub fn host_display_output(root: &HostRoot, device: &PciDevice) -> Result<Option<String>> {
+pub(crate) fn host_display_output(root: &HostRoot, device: &PciDevice) -> Result<Option<String>> {
     if device.boot_vga != Some(true) {
         return Ok(None);
     }
@@ -18,7 +18,7 @@ pub fn host_display_output(root: &HostRoot, device: &PciDevice) -> Result<Option
 }
 
 /// The first output of `address`'s DRM device(s) that is connected and enabled (`card1-HDMI-A-1`), if any.
-pub fn lit_output(root: &HostRoot, address: PciAddress) -> Result<Option<String>> {
+pub(crate) fn lit_output(root: &HostRoot, address: PciAddress) -> Result<Option<String>> {
     let drm = format!("{PCI_DEVICES}/{address}/drm");
     for card in root.list_dir(&drm)? {
         if !card.starts_with("card") || card.contains('-') {

@@ -33,7 +33,7 @@ pub enum Family {
 }
 
 /// Every place a distribution keeps the libvirt-guests settings (`ON_SHUTDOWN`), for reading.
-pub const LIBVIRT_GUESTS_CONFIGS: [&str; 3] = [
+pub(crate) const LIBVIRT_GUESTS_CONFIGS: [&str; 3] = [
     "/etc/sysconfig/libvirt-guests",
     "/etc/default/libvirt-guests",
     "/etc/conf.d/libvirt-guests",
@@ -41,7 +41,7 @@ pub const LIBVIRT_GUESTS_CONFIGS: [&str; 3] = [
 
 impl Family {
     /// Where this distribution's libvirt-guests unit reads its settings from (its `EnvironmentFile`).
-    pub fn libvirt_guests_config(self) -> &'static str {
+    pub(crate) fn libvirt_guests_config(self) -> &'static str {
         match self {
             Family::Debian | Family::Ubuntu | Family::PopOs => "/etc/default/libvirt-guests",
             Family::Arch => "/etc/conf.d/libvirt-guests",
@@ -50,7 +50,7 @@ impl Family {
     }
 
     /// From `ID` and `ID_LIKE` of os-release.
-    pub fn from_ids(id: &str, id_like: &str) -> Self {
+    pub(crate) fn from_ids(id: &str, id_like: &str) -> Self {
         let by_id = |id: &str| match id {
             i if i.starts_with("opensuse") || i == "sles" || i == "sled" || i == "suse" => {
                 Some(Family::OpenSuse)

@@ -58,12 +58,12 @@ impl GpuCard {
     }
 
     /// True when the card can go to a guest (with all its functions where needed).
-    pub fn is_passable(&self) -> bool {
+    pub(crate) fn is_passable(&self) -> bool {
         self.verdict != Verdict::NotPassable
     }
 
     /// The `vendor:device` ids of every function (the `vfio-pci.ids=` list), in address order, deduplicated.
-    pub fn ids(&self) -> Vec<String> {
+    pub(crate) fn ids(&self) -> Vec<String> {
         let mut ids: Vec<String> = Vec::new();
         for f in &self.functions {
             let id = f.vendor_device();
@@ -76,7 +76,7 @@ impl GpuCard {
 
     /// Every device the guest must get: the slot's functions plus the other group endpoints (for a
     /// passable card they are the same set), sorted and without duplicates.
-    pub fn passthrough_set(&self) -> Vec<PciAddress> {
+    pub(crate) fn passthrough_set(&self) -> Vec<PciAddress> {
         let mut all: Vec<PciAddress> = self
             .functions
             .iter()
@@ -144,7 +144,7 @@ fn list(cards: &[&GpuCard]) -> String {
 
 /// Every GPU of the host as a unit, by address. Two display functions in one slot make one card (the lower
 /// function is the primary).
-pub fn cards(host: &Host) -> Vec<GpuCard> {
+pub(crate) fn cards(host: &Host) -> Vec<GpuCard> {
     let mut cards: Vec<GpuCard> = Vec::new();
     for dev in &host.pci {
         if !(dev.class.is_vga() || dev.class.is_3d()) {
@@ -266,7 +266,7 @@ fn verdict(
 /// Picks the guest GPU. With `wanted`, the card having that function, whatever its verdict (the caller
 /// reports it). Without, the one passable card that is not the boot display; an error naming the choices
 /// when there is none or more than one.
-pub fn guest_candidate(
+pub(crate) fn guest_candidate(
     cards: &[GpuCard],
     wanted: Option<PciAddress>,
 ) -> Result<&GpuCard, CandidateError> {

@@ -10,7 +10,7 @@ use super::pci::PciAddress;
 use super::root::{self, HostRoot};
 
 /// Where the kernel lists IOMMU groups.
-pub const GROUPS_DIR: &str = "/sys/kernel/iommu_groups";
+pub(crate) const GROUPS_DIR: &str = "/sys/kernel/iommu_groups";
 
 /// The IOMMU as the kernel sees it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -79,13 +79,13 @@ impl Iommu {
         !self.groups.is_empty()
     }
 
-    /// The members of a group (empty when there is no such group).
-    pub fn members(&self, group: u32) -> &[PciAddress] {
-        self.groups.get(&group).map_or(&[], Vec::as_slice)
-    }
-
     /// Why the IOMMU is on or off, from the groups, the tables and the command line.
-    pub fn status(&self, kernel: &Kernel, vendor: CpuVendor, hypervisor: bool) -> IommuStatus {
+    pub(crate) fn status(
+        &self,
+        kernel: &Kernel,
+        vendor: CpuVendor,
+        hypervisor: bool,
+    ) -> IommuStatus {
         if self.enabled() {
             return IommuStatus::On {
                 groups: self.groups.len(),

@@ -10,7 +10,7 @@ use super::root::{self, HostRoot};
 
 /// Modules whose parameters are recorded in [`Kernel::module_params`]. (Reading every parameter of every
 /// module costs thousands of reads on a desktop; add a name here when a check needs one.)
-pub const WATCHED_MODULES: &[&str] = &[
+pub(crate) const WATCHED_MODULES: &[&str] = &[
     "kvm",
     "kvm_amd",
     "kvm_intel",
@@ -45,7 +45,7 @@ pub struct Cmdline {
 
 impl Cmdline {
     /// Parses command-line text.
-    pub fn parse(text: &str) -> Self {
+    pub(crate) fn parse(text: &str) -> Self {
         let params = parse::cmdline_words(text)
             .into_iter()
             .map(|w| match w.split_once('=') {
@@ -66,7 +66,10 @@ impl Cmdline {
     }
 
     /// Every value of `key` in order. Keys compare as the kernel does: `-` and `_` are the same.
-    pub fn values<'a>(&'a self, key: &str) -> impl Iterator<Item = Option<&'a str>> + use<'a> {
+    pub(crate) fn values<'a>(
+        &'a self,
+        key: &str,
+    ) -> impl Iterator<Item = Option<&'a str>> + use<'a> {
         let want = parse::module_name(key);
         self.params
             .iter()
@@ -75,17 +78,12 @@ impl Cmdline {
     }
 
     /// The last value of `key` (the one the kernel uses); `Some("")` for a bare `key`.
-    pub fn get(&self, key: &str) -> Option<&str> {
+    pub(crate) fn get(&self, key: &str) -> Option<&str> {
         self.values(key).last().map(|v| v.unwrap_or(""))
     }
 
-    /// True when `key` appears, with or without a value.
-    pub fn has(&self, key: &str) -> bool {
-        self.values(key).next().is_some()
-    }
-
     /// The comma-separated list values of `key` over all its occurrences (`vfio-pci.ids=a,b`).
-    pub fn list(&self, key: &str) -> Vec<String> {
+    pub(crate) fn list(&self, key: &str) -> Vec<String> {
         self.values(key)
             .flatten()
             .flat_map(|v| v.split(','))
@@ -182,28 +180,28 @@ impl Kernel {
     }
 
     /// True when the module is built in.
-    pub fn is_builtin(&self, module: &str) -> bool {
+    pub(crate) fn is_builtin(&self, module: &str) -> bool {
         self.modules_builtin.contains(&parse::module_name(module))
     }
 
     /// True when the module is loaded.
-    pub fn is_loaded(&self, module: &str) -> bool {
+    pub(crate) fn is_loaded(&self, module: &str) -> bool {
         self.modules_loaded.contains(&parse::module_name(module))
     }
 
     /// True when the module is usable right now: loaded, built in, or present in `/sys/module`.
-    pub fn is_present(&self, module: &str) -> bool {
+    pub(crate) fn is_present(&self, module: &str) -> bool {
         let m = parse::module_name(module);
         self.is_loaded(&m) || self.is_builtin(&m) || self.sys_modules.contains(&m)
     }
 
     /// True when the module is present or can be loaded (`modules.dep` lists it).
-    pub fn is_available(&self, module: &str) -> bool {
+    pub(crate) fn is_available(&self, module: &str) -> bool {
         self.is_present(module) || self.modules_available.contains(&parse::module_name(module))
     }
 
     /// A watched module's parameter value (see [`WATCHED_MODULES`]).
-    pub fn module_param(&self, module: &str, param: &str) -> Option<&str> {
+    pub(crate) fn module_param(&self, module: &str, param: &str) -> Option<&str> {
         self.module_params
             .get(&parse::module_name(module))?
             .get(param)
@@ -211,7 +209,7 @@ impl Kernel {
     }
 
     /// True when `vfio_virqfd` is part of `vfio` (kernel ≥ 6.2), so it must not be listed for the initramfs.
-    pub fn vfio_virqfd_merged(&self) -> bool {
+    pub(crate) fn vfio_virqfd_merged(&self) -> bool {
         self.version() >= (6, 2)
     }
 }

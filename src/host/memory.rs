@@ -59,7 +59,7 @@ impl Memory {
     }
 
     /// True when the kernel supports hugepages of this size (KiB).
-    pub fn supports(&self, size_kib: u64) -> bool {
+    pub(crate) fn supports(&self, size_kib: u64) -> bool {
         self.hugepages.contains_key(&size_kib)
     }
 }

@@ -7,21 +7,21 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-pub mod accounts;
-pub mod cpu;
-pub mod display;
-pub mod distro;
-pub mod gpu;
-pub mod iommu;
-pub mod kernel;
-pub mod memory;
-pub mod modconf;
-pub mod parse;
-pub mod pci;
-pub mod root;
+pub(crate) mod accounts;
+pub(crate) mod cpu;
+pub(crate) mod display;
+pub(crate) mod distro;
+pub(crate) mod gpu;
+pub(crate) mod iommu;
+pub(crate) mod kernel;
+pub(crate) mod memory;
+pub(crate) mod modconf;
+pub(crate) mod parse;
+pub(crate) mod pci;
+pub(crate) mod root;
 #[cfg(test)]
 pub(crate) mod test_tree;
-pub mod virtstack;
+pub(crate) mod virtstack;
 
 pub use cpu::{CpuSet, CpuTopology, CpuVendor};
 pub use distro::{Bootloader, Distro, Family, InitramfsTool, PackageManager};
@@ -138,24 +138,8 @@ impl Host {
     }
 
     /// One PCI function by address.
-    pub fn device(&self, address: PciAddress) -> Option<&PciDevice> {
+    pub(crate) fn device(&self, address: PciAddress) -> Option<&PciDevice> {
         self.pci.iter().find(|d| d.address == address)
-    }
-
-    /// Every function of the slot `address` is in (itself included), by address.
-    pub fn slot_functions(&self, address: PciAddress) -> Vec<&PciDevice> {
-        self.pci
-            .iter()
-            .filter(|d| d.address.same_slot(&address))
-            .collect()
-    }
-
-    /// The devices of an IOMMU group, bridges included.
-    pub fn group_members(&self, group: u32) -> Vec<&PciDevice> {
-        self.pci
-            .iter()
-            .filter(|d| d.iommu_group == Some(group))
-            .collect()
     }
 
     /// Every GPU as a passthrough unit (see [`gpu::cards`]).
@@ -164,7 +148,7 @@ impl Host {
     }
 
     /// Why the IOMMU is on or off.
-    pub fn iommu_status(&self) -> IommuStatus {
+    pub(crate) fn iommu_status(&self) -> IommuStatus {
         self.iommu
             .status(&self.kernel, self.cpu.vendor, self.cpu.hypervisor)
     }

@@ -35,7 +35,7 @@ pub struct ConfFile {
 
 impl ConfFile {
     /// The lines that are not blank or comments, with their 1-based numbers.
-    pub fn lines(&self) -> impl Iterator<Item = (usize, &str)> {
+    pub(crate) fn lines(&self) -> impl Iterator<Item = (usize, &str)> {
         self.text
             .lines()
             .enumerate()
@@ -45,7 +45,7 @@ impl ConfFile {
 
     /// True when a non-comment line names the module as a word (`vfio_virqfd`, quotes and `=`/`(` around
     /// it allowed; `-` and `_` alike).
-    pub fn mentions_module(&self, module: &str) -> bool {
+    pub(crate) fn mentions_module(&self, module: &str) -> bool {
         let want = parse::module_name(module);
         self.lines().any(|(_, l)| {
             l.split(|c: char| c.is_whitespace() || "\"'()=,+".contains(c))
@@ -106,12 +106,12 @@ impl ModuleConfig {
     }
 
     /// The files of one kind.
-    pub fn of(&self, kind: ConfKind) -> impl Iterator<Item = &ConfFile> {
+    pub(crate) fn of(&self, kind: ConfKind) -> impl Iterator<Item = &ConfFile> {
         self.files.iter().filter(move |f| f.kind == kind)
     }
 
     /// `options <module> key=value…` lines in modprobe.d: (path, the options after the module name).
-    pub fn modprobe_options(&self, module: &str) -> Vec<(&str, String)> {
+    pub(crate) fn modprobe_options(&self, module: &str) -> Vec<(&str, String)> {
         let want = parse::module_name(module);
         let mut out = Vec::new();
         for f in self.of(ConfKind::Modprobe) {
@@ -128,7 +128,7 @@ impl ModuleConfig {
     }
 
     /// The `ids=` of `options vfio-pci ids=…` in modprobe.d.
-    pub fn vfio_pci_ids(&self) -> Vec<String> {
+    pub(crate) fn vfio_pci_ids(&self) -> Vec<String> {
         self.modprobe_options("vfio_pci")
             .iter()
             .flat_map(|(_, opts)| {

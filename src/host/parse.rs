@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 /// Parses `KEY=value` lines (`/etc/os-release`, `/etc/default/grub`, `/etc/sysconfig/*`): comments and blank
 /// lines are skipped, one level of single or double quotes is removed, backslash escapes inside double
 /// quotes are kept as written. Later keys win.
-pub fn key_values(text: &str) -> BTreeMap<String, String> {
+pub(crate) fn key_values(text: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for line in text.lines() {
         let line = line.trim();
@@ -26,7 +26,7 @@ pub fn key_values(text: &str) -> BTreeMap<String, String> {
 }
 
 /// Removes one level of matching `"…"` or `'…'` quotes.
-pub fn unquote(value: &str) -> &str {
+pub(crate) fn unquote(value: &str) -> &str {
     for q in ['"', '\''] {
         if let Some(inner) = value.strip_prefix(q).and_then(|v| v.strip_suffix(q)) {
             return inner;
@@ -38,7 +38,7 @@ pub fn unquote(value: &str) -> &str {
 /// Splits a kernel command line into words the way the kernel does: spaces separate words, double quotes
 /// group (`param="a b"` is one word, quotes removed). Everything after a lone `--` goes to init and is
 /// dropped.
-pub fn cmdline_words(text: &str) -> Vec<String> {
+pub(crate) fn cmdline_words(text: &str) -> Vec<String> {
     let mut words = Vec::new();
     let mut current = String::new();
     let mut in_quotes = false;
@@ -72,7 +72,7 @@ pub fn cmdline_words(text: &str) -> Vec<String> {
 
 /// The value of a `/proc/meminfo` line in KiB (`MemTotal:  32768000 kB`), or a plain count
 /// (`HugePages_Total:  0`).
-pub fn meminfo(text: &str) -> BTreeMap<String, u64> {
+pub(crate) fn meminfo(text: &str) -> BTreeMap<String, u64> {
     let mut out = BTreeMap::new();
     for line in text.lines() {
         let Some((key, rest)) = line.split_once(':') else {
@@ -89,7 +89,7 @@ pub fn meminfo(text: &str) -> BTreeMap<String, u64> {
 }
 
 /// The loaded module names in `/proc/modules` (first column), normalised with [`module_name`].
-pub fn proc_modules(text: &str) -> Vec<String> {
+pub(crate) fn proc_modules(text: &str) -> Vec<String> {
     text.lines()
         .filter_map(|l| l.split_whitespace().next())
         .map(module_name)
@@ -97,7 +97,7 @@ pub fn proc_modules(text: &str) -> Vec<String> {
 }
 
 /// The module names in `modules.builtin` (`kernel/drivers/vfio/pci/vfio-pci.ko` gives `vfio_pci`).
-pub fn modules_builtin(text: &str) -> Vec<String> {
+pub(crate) fn modules_builtin(text: &str) -> Vec<String> {
     text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
@@ -108,7 +108,7 @@ pub fn modules_builtin(text: &str) -> Vec<String> {
 }
 
 /// The module names in `modules.dep` (`kernel/drivers/vfio/pci/vfio-pci.ko.zst: kernel/…` gives `vfio_pci`).
-pub fn modules_dep(text: &str) -> Vec<String> {
+pub(crate) fn modules_dep(text: &str) -> Vec<String> {
     text.lines()
         .filter_map(|l| l.split_once(':').map(|(path, _)| path))
         .filter_map(|path| path.rsplit('/').next())
@@ -118,12 +118,12 @@ pub fn modules_dep(text: &str) -> Vec<String> {
 }
 
 /// A module name as the kernel compares them: `-` and `_` are the same, so use `_`.
-pub fn module_name(name: &str) -> String {
+pub(crate) fn module_name(name: &str) -> String {
     name.trim().replace('-', "_")
 }
 
 /// The first value of `key` in a `/proc/cpuinfo` (first processor block), e.g. `vendor_id`.
-pub fn cpuinfo_field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+pub(crate) fn cpuinfo_field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
     text.lines().find_map(|line| {
         let (k, v) = line.split_once(':')?;
         (k.trim() == key).then(|| v.trim())
@@ -132,7 +132,7 @@ pub fn cpuinfo_field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
 
 /// The major, minor and patch numbers at the start of a kernel release (`6.1.0-56-amd64` gives (6, 1, 0),
 /// `6.8.0-rc1` gives (6, 8, 0)).
-pub fn kernel_version(release: &str) -> Option<(u32, u32, u32)> {
+pub(crate) fn kernel_version(release: &str) -> Option<(u32, u32, u32)> {
     let mut numbers = release.split(|c: char| !c.is_ascii_digit());
     let major = numbers.next()?.parse().ok()?;
     let minor = numbers.next()?.parse().ok()?;

@@ -7,7 +7,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::root::{self, HostRoot};
 
 /// Where PCI devices live in sysfs.
-pub const PCI_DEVICES: &str = "/sys/bus/pci/devices";
+pub(crate) const PCI_DEVICES: &str = "/sys/bus/pci/devices";
 
 /// A PCI address (domain:bus:device.function), e.g. `0000:04:00.0`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -29,12 +29,13 @@ pub struct BadPciAddress(pub String);
 
 impl PciAddress {
     /// The same slot with another function number.
-    pub fn with_function(self, function: u8) -> Self {
+    #[cfg(test)]
+    pub(crate) fn with_function(self, function: u8) -> Self {
         Self { function, ..self }
     }
 
     /// True when `other` is another function of the same slot.
-    pub fn same_slot(&self, other: &PciAddress) -> bool {
+    pub(crate) fn same_slot(&self, other: &PciAddress) -> bool {
         self.domain == other.domain && self.bus == other.bus && self.device == other.device
     }
 }
@@ -104,7 +105,7 @@ impl<'de> Deserialize<'de> for PciAddress {
 
 impl PciAddress {
     /// Parses only the canonical form `DDDD:BB:SS.F` (lower-case hex, every field at full width).
-    pub fn parse_canonical(text: &str) -> Result<Self, BadPciAddress> {
+    pub(crate) fn parse_canonical(text: &str) -> Result<Self, BadPciAddress> {
         match text.parse::<PciAddress>() {
             Ok(address) if address.to_string() == text => Ok(address),
             _ => Err(BadPciAddress(text.chars().take(64).collect())),
@@ -118,43 +119,36 @@ pub struct PciClass(pub u32);
 
 impl PciClass {
     /// Class and subclass, e.g. `0x0300`.
-    pub fn class_subclass(self) -> u16 {
+    pub(crate) fn class_subclass(self) -> u16 {
         (self.0 >> 8) as u16
     }
     /// Base class, e.g. `0x03` (display).
-    pub fn base(self) -> u8 {
+    pub(crate) fn base(self) -> u8 {
         (self.0 >> 16) as u8
     }
     /// Any display controller (VGA, XGA, 3D, other).
-    pub fn is_display(self) -> bool {
+    pub(crate) fn is_display(self) -> bool {
         self.base() == 0x03
     }
     /// VGA-compatible controller (0x0300).
-    pub fn is_vga(self) -> bool {
+    pub(crate) fn is_vga(self) -> bool {
         self.class_subclass() == 0x0300
     }
     /// 3D controller (0x0302): datacenter and laptop GPUs without a display path.
-    pub fn is_3d(self) -> bool {
+    pub(crate) fn is_3d(self) -> bool {
         self.class_subclass() == 0x0302
     }
     /// Audio device (0x0403, HD Audio), e.g. a GPU's HDMI audio.
-    pub fn is_audio(self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_audio(self) -> bool {
         self.class_subclass() == 0x0403
     }
-    /// USB controller (0x0c03), e.g. a Turing card's xHCI.
-    pub fn is_usb(self) -> bool {
-        self.class_subclass() == 0x0c03
-    }
-    /// Serial bus controller (0x0c80), e.g. a Turing card's USB-C UCSI.
-    pub fn is_serial_bus(self) -> bool {
-        self.class_subclass() == 0x0c80
-    }
     /// A bridge (0x06xx): host, ISA, PCI-to-PCI (root ports) and others. Bridges are not passed through.
-    pub fn is_bridge(self) -> bool {
+    pub(crate) fn is_bridge(self) -> bool {
         self.base() == 0x06
     }
     /// A short human name for the class.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self.class_subclass() {
             0x0300 => "VGA controller",
             0x0302 => "3D controller",
@@ -206,22 +200,17 @@ pub struct PciDevice {
 
 impl PciDevice {
     /// `vendor:device` as lowercase hex, the form `vfio-pci.ids=` takes.
-    pub fn vendor_device(&self) -> String {
+    pub(crate) fn vendor_device(&self) -> String {
         format!("{:04x}:{:04x}", self.vendor, self.device)
     }
 
-    /// True for anything but a bridge: the devices a guest can be given.
-    pub fn is_endpoint(&self) -> bool {
-        !self.class.is_bridge()
-    }
-
     /// The vendor's short name, when it is one vmgpu knows.
-    pub fn vendor_name(&self) -> Option<&'static str> {
+    pub(crate) fn vendor_name(&self) -> Option<&'static str> {
         vendor_name(self.vendor)
     }
 
     /// True for a GPU: a VGA or 3D controller (or another display controller).
-    pub fn is_gpu(&self) -> bool {
+    pub(crate) fn is_gpu(&self) -> bool {
         self.class.is_display()
     }
 
@@ -287,7 +276,7 @@ impl PciDevice {
 }
 
 /// The short name of a PCI vendor id vmgpu meets on GPUs and their functions.
-pub fn vendor_name(vendor: u16) -> Option<&'static str> {
+pub(crate) fn vendor_name(vendor: u16) -> Option<&'static str> {
     Some(match vendor {
         0x10de => "NVIDIA",
         0x1002 => "AMD",
@@ -303,7 +292,7 @@ pub fn vendor_name(vendor: u16) -> Option<&'static str> {
 
 /// Every PCI device under `/sys/bus/pci/devices`, sorted by address. Entries whose names are not
 /// PCI addresses are skipped.
-pub fn read_all(root: &HostRoot) -> root::Result<Vec<PciDevice>> {
+pub(crate) fn read_all(root: &HostRoot) -> root::Result<Vec<PciDevice>> {
     let mut devices = Vec::new();
     for name in root.list_dir(PCI_DEVICES)? {
         let Ok(address) = name.parse::<PciAddress>() else {

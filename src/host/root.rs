@@ -36,7 +36,7 @@ pub enum Error {
 }
 
 /// Result of reading host files.
-pub type Result<T> = std::result::Result<T, Error>;
+pub(crate) type Result<T> = std::result::Result<T, Error>;
 
 /// The root every host path is resolved against.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,29 +57,29 @@ impl HostRoot {
     }
 
     /// The base directory.
-    pub fn base(&self) -> &Path {
+    pub(crate) fn base(&self) -> &Path {
         &self.base
     }
 
     /// True when this is the live host (`/`).
-    pub fn is_live(&self) -> bool {
+    pub(crate) fn is_live(&self) -> bool {
         self.base == Path::new("/")
     }
 
     /// The real path of a host path such as `/sys/bus/pci/devices`.
-    pub fn path(&self, host_path: impl AsRef<Path>) -> PathBuf {
+    pub(crate) fn path(&self, host_path: impl AsRef<Path>) -> PathBuf {
         let rel = host_path.as_ref();
         let rel = rel.strip_prefix("/").unwrap_or(rel);
         self.base.join(rel)
     }
 
     /// True when the host path exists (following symlinks).
-    pub fn exists(&self, host_path: impl AsRef<Path>) -> bool {
+    pub(crate) fn exists(&self, host_path: impl AsRef<Path>) -> bool {
         self.path(host_path).exists()
     }
 
     /// The file's content, as is.
-    pub fn read_raw(&self, host_path: impl AsRef<Path>) -> Result<String> {
+    pub(crate) fn read_raw(&self, host_path: impl AsRef<Path>) -> Result<String> {
         let path = self.path(host_path);
         match std::fs::read(&path) {
             Ok(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
@@ -88,12 +88,12 @@ impl HostRoot {
     }
 
     /// The file's content with surrounding whitespace trimmed.
-    pub fn read_string(&self, host_path: impl AsRef<Path>) -> Result<String> {
+    pub(crate) fn read_string(&self, host_path: impl AsRef<Path>) -> Result<String> {
         self.read_raw(host_path).map(|s| s.trim().to_string())
     }
 
     /// Like [`read_string`](Self::read_string), but a missing file is `None`.
-    pub fn read_optional(&self, host_path: impl AsRef<Path>) -> Result<Option<String>> {
+    pub(crate) fn read_optional(&self, host_path: impl AsRef<Path>) -> Result<Option<String>> {
         match self.read_string(host_path) {
             Ok(s) => Ok(Some(s)),
             Err(Error::Read { source, .. }) if source.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -102,7 +102,7 @@ impl HostRoot {
     }
 
     /// A `0x`-prefixed (or bare) hexadecimal number such as sysfs `vendor` or `class`.
-    pub fn read_hex(&self, host_path: impl AsRef<Path>) -> Result<u32> {
+    pub(crate) fn read_hex(&self, host_path: impl AsRef<Path>) -> Result<u32> {
         let host_path = host_path.as_ref();
         let text = self.read_string(host_path)?;
         parse_hex(&text).ok_or_else(|| Error::Parse {
@@ -113,7 +113,7 @@ impl HostRoot {
     }
 
     /// A decimal number.
-    pub fn read_u64(&self, host_path: impl AsRef<Path>) -> Result<u64> {
+    pub(crate) fn read_u64(&self, host_path: impl AsRef<Path>) -> Result<u64> {
         let host_path = host_path.as_ref();
         let text = self.read_string(host_path)?;
         text.parse().map_err(|_| Error::Parse {
@@ -125,7 +125,7 @@ impl HostRoot {
 
     /// The last component of a symlink's target (`driver -> ../../../bus/pci/drivers/vfio-pci` gives
     /// `vfio-pci`). `None` when the link does not exist; an error when it dangles.
-    pub fn read_link_name(&self, host_path: impl AsRef<Path>) -> Result<Option<String>> {
+    pub(crate) fn read_link_name(&self, host_path: impl AsRef<Path>) -> Result<Option<String>> {
         let path = self.path(host_path);
         let target = match std::fs::read_link(&path) {
             Ok(t) => t,
@@ -139,7 +139,7 @@ impl HostRoot {
     }
 
     /// The names in a directory, sorted. A missing directory is an empty list.
-    pub fn list_dir(&self, host_path: impl AsRef<Path>) -> Result<Vec<String>> {
+    pub(crate) fn list_dir(&self, host_path: impl AsRef<Path>) -> Result<Vec<String>> {
         let path = self.path(host_path);
         let entries = match std::fs::read_dir(&path) {
             Ok(e) => e,
@@ -192,12 +192,12 @@ pub struct FileStat {
 
 /// In a recorded tree, the file that records what git cannot keep (device nodes, owners, modes, times):
 /// one line per host path, `PATH KIND MODE UID GID MTIME` with KIND one of `f d c l o` and MODE in octal.
-pub const STAT_MANIFEST: &str = "node-stat.txt";
+pub(crate) const STAT_MANIFEST: &str = "node-stat.txt";
 
 impl HostRoot {
     /// The kind, mode, owner and mtime of a host path (following symlinks), `None` when it does not exist.
     /// For a recorded tree, an entry in [`STAT_MANIFEST`] wins over the fixture file's own metadata.
-    pub fn stat(&self, host_path: impl AsRef<Path>) -> Result<Option<FileStat>> {
+    pub(crate) fn stat(&self, host_path: impl AsRef<Path>) -> Result<Option<FileStat>> {
         let host_path = host_path.as_ref();
         if !self.is_live()
             && let Some(stat) = self.manifest_stat(host_path)?
@@ -277,7 +277,7 @@ impl HostRoot {
 }
 
 /// Parses `0x10de`, `10de` or `0x030000` as hexadecimal.
-pub fn parse_hex(text: &str) -> Option<u32> {
+pub(crate) fn parse_hex(text: &str) -> Option<u32> {
     let t = text.trim();
     let t = t
         .strip_prefix("0x")

@@ -2,7 +2,7 @@
 use std::path::Path;
 
 /// Writes `text` to `dir/rel`, creating the parent directories.
-pub fn write(dir: &Path, rel: &str, text: &str) {
+pub(crate) fn write(dir: &Path, rel: &str, text: &str) {
     let path = dir.join(rel);
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).unwrap();
@@ -11,7 +11,7 @@ pub fn write(dir: &Path, rel: &str, text: &str) {
 }
 
 /// A temporary directory holding `(relative path, text)` files.
-pub fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
+pub(crate) fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for (rel, text) in files {
         write(dir.path(), rel, text);

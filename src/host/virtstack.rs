@@ -12,9 +12,9 @@ use super::parse;
 use super::root::{self, FileStat, HostRoot};
 
 /// Where QEMU firmware descriptors live, in libvirt's search order (system dirs; the user's is not ours).
-pub const FIRMWARE_DIRS: &[&str] = &["/etc/qemu/firmware", "/usr/share/qemu/firmware"];
+pub(crate) const FIRMWARE_DIRS: &[&str] = &["/etc/qemu/firmware", "/usr/share/qemu/firmware"];
 /// QEMU binaries, in the order distros install them.
-pub const QEMU_BINARIES: &[&str] = &[
+pub(crate) const QEMU_BINARIES: &[&str] = &[
     "/usr/bin/qemu-system-x86_64",
     "/usr/libexec/qemu-kvm",
     "/usr/bin/qemu-kvm",
@@ -33,7 +33,7 @@ pub enum DaemonKind {
 
 impl DaemonKind {
     /// The process and unit name.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             DaemonKind::Libvirtd => "libvirtd",
             DaemonKind::Virtqemud => "virtqemud",
@@ -79,11 +79,11 @@ pub struct Firmware {
 
 impl Firmware {
     /// A UEFI build for x86_64 guests.
-    pub fn is_uefi(&self) -> bool {
+    pub(crate) fn is_uefi(&self) -> bool {
         self.interfaces.iter().any(|i| i == "uefi")
     }
     /// Secure-boot capable.
-    pub fn secure_boot(&self) -> bool {
+    pub(crate) fn secure_boot(&self) -> bool {
         self.features.iter().any(|f| f == "secure-boot")
     }
 }
@@ -236,7 +236,7 @@ impl VirtStack {
     }
 
     /// The UEFI firmware whose files are present.
-    pub fn usable_uefi(&self) -> impl Iterator<Item = &Firmware> {
+    pub(crate) fn usable_uefi(&self) -> impl Iterator<Item = &Firmware> {
         self.firmware
             .iter()
             .filter(|f| f.is_uefi() && f.files_present)

@@ -28,17 +28,17 @@ use crate::ops::files;
 
 mod store;
 mod trust;
-pub use store::{Lock, Store};
+pub(crate) use store::Store;
 
 /// Where journals live (a host path, resolved under the root).
-pub const DIR: &str = "/run/vmgpu";
+pub(crate) const DIR: &str = "/run/vmgpu";
 /// The journal format this build writes (and the only one it reads).
-pub const FORMAT: u32 = 1;
+pub(crate) const FORMAT: u32 = 1;
 /// The largest journal read (a real one is a few KiB).
-pub const MAX_BYTES: u64 = 1 << 20;
+pub(crate) const MAX_BYTES: u64 = 1 << 20;
 
 /// A journaled step: what [`Store::load`] checks before anything acts on it.
-pub trait Entry: Serialize + DeserializeOwned {
+pub(crate) trait Entry: Serialize + DeserializeOwned {
     /// The kind a step read from a journal says it is, when it is a kind this build writes (`None`: not a
     /// step of this build; the journal is then corrupt rather than untrusted).
     fn known_kind(raw: &serde_json::Value) -> Option<&str>;
@@ -123,12 +123,12 @@ pub enum Error {
 }
 
 /// Result of journal operations.
-pub type Result<T> = std::result::Result<T, Error>;
+pub(crate) type Result<T> = std::result::Result<T, Error>;
 
 /// Where a VM's preparation stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Phase {
+pub(crate) enum Phase {
     /// `prepare` is running or crashed: the last step may be half done.
     Preparing,
     /// `prepare` finished: the VM holds what the journal lists.
@@ -139,7 +139,7 @@ pub enum Phase {
 
 /// One VM's journal: what it holds and the steps to undo, in the order they were done.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Journal<S> {
+pub(crate) struct Journal<S> {
     /// [`FORMAT`].
     pub format: u32,
     /// The domain name.
@@ -158,7 +158,7 @@ pub struct Journal<S> {
 
 impl<S> Journal<S> {
     /// A new, empty journal in phase `Preparing`.
-    pub fn new(vm: &str) -> Self {
+    pub(crate) fn new(vm: &str) -> Self {
         Self {
             format: FORMAT,
             vm: vm.to_string(),

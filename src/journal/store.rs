@@ -4,18 +4,18 @@ use super::*;
 
 /// The journal directory of one host root.
 #[derive(Debug, Clone)]
-pub struct Store {
+pub(crate) struct Store {
     root: HostRoot,
 }
 
 /// Holds the journal lock until dropped.
-pub struct Lock {
+pub(crate) struct Lock {
     _lock: Flock<File>,
 }
 
 impl Store {
     /// The store under `root`.
-    pub fn new(root: &HostRoot) -> Self {
+    pub(crate) fn new(root: &HostRoot) -> Self {
         Self { root: root.clone() }
     }
 
@@ -24,7 +24,7 @@ impl Store {
     }
 
     /// The journal path of a VM.
-    pub fn path(&self, vm: &str) -> Result<PathBuf> {
+    pub(crate) fn path(&self, vm: &str) -> Result<PathBuf> {
         let bad =
             vm.is_empty() || vm.len() > 200 || vm.starts_with('.') || vm.contains(['/', '\0']);
         if bad {
@@ -35,7 +35,7 @@ impl Store {
 
     /// Creates the directory (0700) if needed, makes sure it is vmgpu's own, and takes the exclusive lock
     /// (waits for another hook).
-    pub fn lock(&self) -> Result<Lock> {
+    pub(crate) fn lock(&self) -> Result<Lock> {
         let dir = self.dir();
         files::create_dir_all(&dir, 0o700).map_err(|source| Error::Io {
             action: "create",
@@ -59,7 +59,7 @@ impl Store {
 
     /// Reads a VM's journal; `None` when there is none. Refuses, before any step can be acted on, a journal
     /// that is a link, of another format, of another VM, or that names what its steps do not own.
-    pub fn load<S: Entry>(&self, vm: &str) -> Result<Option<Journal<S>>> {
+    pub(crate) fn load<S: Entry>(&self, vm: &str) -> Result<Option<Journal<S>>> {
         let path = self.path(vm)?;
         let Some(bytes) = read_journal(&path)? else {
             return Ok(None);
@@ -88,7 +88,7 @@ impl Store {
     }
 
     /// Replaces a VM's journal atomically and durably. Call with the lock held.
-    pub fn save<S: Serialize>(&self, journal: &Journal<S>) -> Result<()> {
+    pub(crate) fn save<S: Serialize>(&self, journal: &Journal<S>) -> Result<()> {
         let path = self.path(&journal.vm)?;
         let bytes = serde_json::to_vec_pretty(journal).map_err(|e| Error::Io {
             action: "encode",
@@ -106,7 +106,7 @@ impl Store {
     }
 
     /// Removes a VM's journal (after a complete release). Call with the lock held.
-    pub fn remove(&self, vm: &str) -> Result<()> {
+    pub(crate) fn remove(&self, vm: &str) -> Result<()> {
         let path = self.path(vm)?;
         files::remove_file(&path).map_err(|source| Error::Io {
             action: "remove",
@@ -122,7 +122,7 @@ impl Store {
     }
 
     /// The VMs that have a journal, sorted.
-    pub fn list(&self) -> Result<Vec<String>> {
+    pub(crate) fn list(&self) -> Result<Vec<String>> {
         let names = self.root.list_dir(DIR).map_err(|e| Error::Io {
             action: "list",
             path: self.dir(),

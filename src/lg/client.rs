@@ -358,7 +358,7 @@ fn subscribe_retry(e: &lgmp::Error) -> Duration {
 }
 
 /// Bytes from the region for a message: `"ABCD"` when they are printable ASCII, else hex (`10 62 74 78`).
-pub fn describe_bytes(bytes: &[u8]) -> String {
+pub(crate) fn describe_bytes(bytes: &[u8]) -> String {
     if bytes.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
         format!("\"{}\"", String::from_utf8_lossy(bytes))
     } else {

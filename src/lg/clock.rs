@@ -3,18 +3,11 @@
 use nix::time::{ClockId, clock_gettime};
 
 /// Monotonic milliseconds, never 0 (LGMP treats a 0 clock as a failure).
-pub fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     let ts = clock_gettime(ClockId::CLOCK_MONOTONIC)
         .unwrap_or_else(|_| nix::sys::time::TimeSpec::new(0, 0));
     let ms = (ts.tv_sec() as u64)
         .saturating_mul(1000)
         .saturating_add(ts.tv_nsec() as u64 / 1_000_000);
     ms.max(1)
-}
-
-/// CPU time used by the calling thread, in nanoseconds (for the idle-CPU measurement).
-pub fn thread_cpu_ns() -> u64 {
-    clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID)
-        .map(|ts| (ts.tv_sec() as u64).saturating_mul(1_000_000_000) + ts.tv_nsec() as u64)
-        .unwrap_or(0)
 }

@@ -8,7 +8,7 @@ use crate::shm::{self, ShmView};
 
 /// How long to wait for the host to write the pixels of a posted frame before giving up on it (well below the
 /// 1 s after which the host would mark us BAD).
-pub const WP_DEADLINE: Duration = Duration::from_millis(250);
+pub(crate) const WP_DEADLINE: Duration = Duration::from_millis(250);
 
 /// Frame reading errors.
 #[derive(Debug, thiserror::Error)]
@@ -31,7 +31,7 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 /// Receives pixel rows: convert `w` pixels of frame row `y`, starting at column `x`, from `src` (absolute offset
 /// of the first of those pixels in the region).
-pub trait RowSink {
+pub(crate) trait RowSink {
     /// One row segment; its bytes are complete (wp passed them).
     fn row(&mut self, view: ShmView<'_>, src: usize, x: u32, y: u32, w: u32) -> shm::Result<()>;
 }
@@ -63,7 +63,7 @@ fn wait_wp(view: ShmView<'_>, info: &FrameInfo, needed: usize, deadline: Instant
 
 /// Feeds the rows of `rects` (or of the whole frame when `rects` is `None`) to `sink`, each only once the host's
 /// write position covers it. Rows past `data_height` (a truncated frame) are skipped. Returns the pixels read.
-pub fn ingest(
+pub(crate) fn ingest(
     view: ShmView<'_>,
     info: &FrameInfo,
     rects: Option<&[Rect]>,

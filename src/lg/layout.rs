@@ -5,20 +5,20 @@ pub const MAGIC: u32 = 0x504D_474C;
 /// LGMP protocol version of B7.
 pub const VERSION_B7: u32 = 6;
 /// LGMP protocol version of B6.
-pub const VERSION_B6: u32 = 5;
+pub(crate) const VERSION_B6: u32 = 5;
 /// `sizeof` the header; the smallest region a client accepts.
 pub const HEADER_SIZE: usize = 5760;
 
 /// Header offsets.
-pub const OFF_MAGIC: usize = 0;
+pub(crate) const OFF_MAGIC: usize = 0;
 /// Protocol version.
 pub const OFF_VERSION: usize = 4;
 /// Session id.
-pub const OFF_SESSION: usize = 8;
+pub(crate) const OFF_SESSION: usize = 8;
 /// Heartbeat timestamp (atomic u64, host ms).
 pub const OFF_TIMESTAMP: usize = 16;
 /// Number of initialised queues.
-pub const OFF_NUM_QUEUES: usize = 24;
+pub(crate) const OFF_NUM_QUEUES: usize = 24;
 /// First queue header.
 pub const OFF_QUEUES: usize = 32;
 /// Size of one queue header.
@@ -30,62 +30,62 @@ pub const OFF_UDATA: usize = 5756;
 /// Queue headers in the header.
 pub const MAX_QUEUES: u32 = 5;
 /// Subscriber slots per queue.
-pub const MAX_SUBS: u32 = 32;
+pub(crate) const MAX_SUBS: u32 = 32;
 /// Client→host mailbox slots per queue.
-pub const MSGS_MAX: u32 = 10;
+pub(crate) const MSGS_MAX: u32 = 10;
 /// Largest client→host message.
-pub const MSGS_SIZE: usize = 64;
+pub(crate) const MSGS_SIZE: usize = 64;
 /// One mailbox slot: u32 size + 64 bytes.
-pub const CMSG_SLOT: usize = 68;
+pub(crate) const CMSG_SLOT: usize = 68;
 /// Client heartbeat timeout.
-pub const HEARTBEAT_TIMEOUT_MS: u64 = 1000;
+pub(crate) const HEARTBEAT_TIMEOUT_MS: u64 = 1000;
 
 /// Queue-relative offsets.
 pub const Q_ID: usize = 0;
 /// Ring slots (configured length + 1).
 pub const Q_NUM_MESSAGES: usize = 4;
 /// Atomic count of new subscribers.
-pub const Q_NEW_SUB_COUNT: usize = 8;
+pub(crate) const Q_NEW_SUB_COUNT: usize = 8;
 /// Subscriber timeout (ms).
-pub const Q_MAX_TIME: usize = 12;
+pub(crate) const Q_MAX_TIME: usize = 12;
 /// Atomic host write index.
 pub const Q_POSITION: usize = 16;
 /// Ring offset from the region start.
 pub const Q_MESSAGES_OFFSET: usize = 20;
 /// u64 per subscriber bit: GC deadline.
-pub const Q_TIMEOUT: usize = 24;
+pub(crate) const Q_TIMEOUT: usize = 24;
 /// u32 per subscriber bit: client id.
-pub const Q_CLIENT_ID: usize = 280;
+pub(crate) const Q_CLIENT_ID: usize = 280;
 /// Queue lock (u32 in v6, u8 in v5).
 pub const Q_LOCK: usize = 408;
 /// Subscriber bitmask: high 32 = ON, low 32 = BAD.
-pub const Q_SUBS: usize = 416;
+pub(crate) const Q_SUBS: usize = 416;
 /// Ring head.
-pub const Q_START: usize = 424;
+pub(crate) const Q_START: usize = 424;
 /// Deadline for the head message (host ms).
-pub const Q_MSG_TIMEOUT: usize = 432;
+pub(crate) const Q_MSG_TIMEOUT: usize = 432;
 /// Messages outstanding.
-pub const Q_COUNT: usize = 440;
+pub(crate) const Q_COUNT: usize = 440;
 /// Mailbox lock.
-pub const Q_CMSG_LOCK: usize = 444;
+pub(crate) const Q_CMSG_LOCK: usize = 444;
 /// Free mailbox slots.
-pub const Q_CMSG_AVAIL: usize = 448;
+pub(crate) const Q_CMSG_AVAIL: usize = 448;
 /// Mailbox write index.
-pub const Q_CMSG_WPOS: usize = 452;
+pub(crate) const Q_CMSG_WPOS: usize = 452;
 /// Messages written by clients.
-pub const Q_CMSG_WSERIAL: usize = 456;
+pub(crate) const Q_CMSG_WSERIAL: usize = 456;
 /// Messages acknowledged by the host.
-pub const Q_CMSG_RSERIAL: usize = 460;
+pub(crate) const Q_CMSG_RSERIAL: usize = 460;
 /// Mailbox slots.
-pub const Q_CMSGS: usize = 464;
+pub(crate) const Q_CMSGS: usize = 464;
 
 /// One ring entry: udata, size, offset, pendingSubs.
-pub const MSG_SIZE: usize = 16;
+pub(crate) const MSG_SIZE: usize = 16;
 /// Offset of `pendingSubs` in a ring entry.
-pub const MSG_PENDING: usize = 12;
+pub(crate) const MSG_PENDING: usize = 12;
 
 /// Largest ring a client accepts (B7 uses 3 and 21 slots); bounds loops over a hostile count.
-pub const MAX_RING: u32 = 1024;
+pub(crate) const MAX_RING: u32 = 1024;
 
 /// Base offset of queue `index`.
 pub const fn queue_base(index: u32) -> usize {
@@ -98,16 +98,16 @@ pub const fn align4(v: usize) -> usize {
 }
 
 /// The ON bit of subscriber slot `bit` in `subs`.
-pub const fn on_bit(bit: u32) -> u64 {
+pub(crate) const fn on_bit(bit: u32) -> u64 {
     1u64 << (32 + bit)
 }
 
 /// The BAD bit of subscriber slot `bit` in `subs`.
-pub const fn bad_bit(bit: u32) -> u64 {
+pub(crate) const fn bad_bit(bit: u32) -> u64 {
     1u64 << bit
 }
 
 /// Slots that are ON and not BAD.
-pub const fn good(subs: u64) -> u32 {
+pub(crate) const fn good(subs: u64) -> u32 {
     ((subs >> 32) as u32) & !(subs as u32)
 }

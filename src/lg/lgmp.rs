@@ -10,7 +10,7 @@ use crate::shm::{self, ShmView};
 
 /// Largest udata (the host's session data, KVMFR's header and records) we copy; the real one is a few hundred
 /// bytes.
-pub const MAX_UDATA: usize = 64 * 1024;
+pub(crate) const MAX_UDATA: usize = 64 * 1024;
 
 /// How long a client waits for a queue lock a peer holds before giving up (the host holds it for microseconds;
 /// a guest holding it forever must not hang us).
@@ -68,10 +68,10 @@ pub enum Error {
 }
 
 /// Result of this module.
-pub type Result<T> = std::result::Result<T, Error>;
+pub(crate) type Result<T> = std::result::Result<T, Error>;
 
 /// A random u32 from the OS-seeded hasher keys (no extra dependency).
-pub fn random_u32() -> u32 {
+pub(crate) fn random_u32() -> u32 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u64(Instant::now().elapsed().as_nanos() as u64);
     h.finish() as u32
@@ -173,14 +173,14 @@ pub(crate) fn st64(view: ShmView<'_>, off: usize, v: u64) -> Result<()> {
 }
 
 /// Client state that outlives sessions: its random id and the last heartbeat seen.
-pub struct LgmpClient {
+pub(crate) struct LgmpClient {
     id: u32,
     last_ts: u64,
 }
 
 /// A live session: what SessionInit recorded.
 #[derive(Debug, Clone)]
-pub struct Session {
+pub(crate) struct Session {
     /// The host's session id.
     pub session_id: u32,
     /// This client's id in this session.
@@ -206,7 +206,7 @@ pub struct Message {
 
 /// This client's subscription to one queue.
 #[derive(Debug, Clone)]
-pub struct Subscription {
+pub(crate) struct Subscription {
     /// The application queue id.
     pub queue_id: u32,
     base: usize,
@@ -219,7 +219,7 @@ pub struct Subscription {
 
 impl LgmpClient {
     /// lgmpClientInit: needs at least a header; records the current heartbeat. Writes nothing.
-    pub fn init(view: ShmView<'_>) -> Result<Self> {
+    pub(crate) fn init(view: ShmView<'_>) -> Result<Self> {
         view.check(0, HEADER_SIZE)?;
         Ok(Self {
             id: random_u32(),
@@ -228,7 +228,7 @@ impl LgmpClient {
     }
 
     /// lgmpClientSessionInit: magic, version, a heartbeat that moved since the last look, then copies the udata.
-    pub fn session_init(&mut self, view: ShmView<'_>) -> Result<Session> {
+    pub(crate) fn session_init(&mut self, view: ShmView<'_>) -> Result<Session> {
         let magic = ld32(view, OFF_MAGIC)?;
         if magic != MAGIC {
             return Err(Error::InvalidMagic { found: magic });
@@ -267,7 +267,7 @@ impl LgmpClient {
 impl LgmpClient {
     /// Records the heartbeat as it is now, so the next SessionInit needs it to move after this point. Called
     /// while a session is valid and when one ends: a host that stopped never looks alive again.
-    pub fn observe(&mut self, view: ShmView<'_>) {
+    pub(crate) fn observe(&mut self, view: ShmView<'_>) {
         if let Ok(ts) = ld64(view, OFF_TIMESTAMP) {
             self.last_ts = ts;
         }
@@ -276,7 +276,7 @@ impl LgmpClient {
 
 impl Session {
     /// lgmpClientSessionValid: same session id and a heartbeat within the last second.
-    pub fn valid(&mut self, view: ShmView<'_>) -> bool {
+    pub(crate) fn valid(&mut self, view: ShmView<'_>) -> bool {
         let (Ok(id), Ok(ts)) = (ld32(view, OFF_SESSION), ld64(view, OFF_TIMESTAMP)) else {
             return false;
         };
@@ -301,7 +301,7 @@ impl Session {
     }
 
     /// lgmpClientSubscribe: reap timed-out BAD slots, take the lowest free slot, start at the host position.
-    pub fn subscribe(&self, view: ShmView<'_>, queue_id: u32) -> Result<Subscription> {
+    pub(crate) fn subscribe(&self, view: ShmView<'_>, queue_id: u32) -> Result<Subscription> {
         let base = self.find_queue(view, queue_id)?;
         let num_messages = ld32(view, base + Q_NUM_MESSAGES)?;
         if !(2..=MAX_RING).contains(&num_messages) {
@@ -377,7 +377,7 @@ impl Subscription {
     }
 
     /// lgmpClientProcess: the next message, if any, without consuming it.
-    pub fn process(&self, view: ShmView<'_>) -> Result<Option<Message>> {
+    pub(crate) fn process(&self, view: ShmView<'_>) -> Result<Option<Message>> {
         self.check_state(view)?;
         let position = ld32(view, self.base + Q_POSITION)?;
         if position >= self.num_messages {
@@ -403,7 +403,7 @@ impl Subscription {
     }
 
     /// lgmpClientMessageDone: clear our pending bit, retire the head if we were last, advance locally.
-    pub fn message_done(&mut self, view: ShmView<'_>) -> Result<()> {
+    pub(crate) fn message_done(&mut self, view: ShmView<'_>) -> Result<()> {
         self.check_state(view)?;
         if ld32(view, self.base + Q_POSITION)? == self.pos {
             return Ok(());
@@ -441,7 +441,7 @@ impl Subscription {
     }
 
     /// lgmpClientUnsubscribe: give the slot back (a BAD slot is left for reaping).
-    pub fn unsubscribe(&self, view: ShmView<'_>) -> Result<()> {
+    pub(crate) fn unsubscribe(&self, view: ShmView<'_>) -> Result<()> {
         let _guard = lock(view, self.base + Q_LOCK, self.version, self.queue_id)?;
         let subs = ld64(view, self.base + Q_SUBS)?;
         if subs & bad_bit(self.bit) != 0 {
@@ -458,7 +458,7 @@ impl Subscription {
     }
 
     /// lgmpClientSendData: put a message (≤ 64 bytes) in the queue's mailbox; returns its serial.
-    pub fn send_data(&self, view: ShmView<'_>, data: &[u8]) -> Result<u32> {
+    pub(crate) fn send_data(&self, view: ShmView<'_>, data: &[u8]) -> Result<u32> {
         if data.len() > MSGS_SIZE {
             return Err(Error::MessageTooLarge(data.len()));
         }
@@ -479,16 +479,5 @@ impl Subscription {
             .fetch_add(1, Ordering::AcqRel)
             .wrapping_add(1);
         Ok(serial)
-    }
-
-    /// lgmpClientGetSerial: how many client messages the host has handled.
-    pub fn serial(&self, view: ShmView<'_>) -> Result<u32> {
-        self.check_state(view)?;
-        ld32(view, self.base + Q_CMSG_RSERIAL)
-    }
-
-    /// The subscriber slot this client holds.
-    pub fn bit(&self) -> u32 {
-        self.bit
     }
 }

@@ -18,7 +18,7 @@ struct HostQueue {
 
 /// Outcome of a post.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Posted {
+pub(crate) enum Posted {
     /// Posted for these subscriber bits.
     To(u32),
     /// No good subscriber: a silent no-op.
@@ -29,7 +29,7 @@ pub enum Posted {
 
 /// Host-side LGMP state (the layout lives in the region; this keeps the allocator and queue handles).
 #[derive(Debug)]
-pub struct LgmpHost {
+pub(crate) struct LgmpHost {
     free: usize,
     size: usize,
     queues: Vec<HostQueue>,
@@ -40,7 +40,7 @@ pub struct LgmpHost {
 impl LgmpHost {
     /// lgmpHostInit: a new session id different from the one in memory, then magic, timestamp, version,
     /// numQueues = 0, udata. Queue headers and rings are not cleared (as the real host).
-    pub fn init(view: ShmView<'_>, udata: &[u8], now_ms: u64) -> Result<Self> {
+    pub(crate) fn init(view: ShmView<'_>, udata: &[u8], now_ms: u64) -> Result<Self> {
         let need = HEADER_SIZE + udata.len();
         if view.len() < need {
             return Err(Error::Corrupt(format!(
@@ -69,7 +69,7 @@ impl LgmpHost {
     }
 
     /// lgmpHostQueueNew: a queue of `len` messages (ring = len + 1) with a subscriber timeout; returns its index.
-    pub fn queue_new(
+    pub(crate) fn queue_new(
         &mut self,
         view: ShmView<'_>,
         id: u32,
@@ -112,7 +112,7 @@ impl LgmpHost {
 
     /// lgmpHostMemAllocAligned: bump-allocates `size` rounded up to `align` at an `align`-aligned offset.
     /// Returns (offset, allocated size).
-    pub fn alloc(
+    pub(crate) fn alloc(
         &mut self,
         view: ShmView<'_>,
         size: usize,
@@ -137,13 +137,8 @@ impl LgmpHost {
     }
 
     /// lgmpHostMemAvail: bytes left.
-    pub fn avail(&self) -> usize {
+    pub(crate) fn avail(&self) -> usize {
         self.size - self.free
-    }
-
-    /// The next free offset.
-    pub fn free_offset(&self) -> usize {
-        self.free
     }
 
     fn queue(&self, q: usize) -> Result<&HostQueue> {
@@ -151,7 +146,7 @@ impl LgmpHost {
     }
 
     /// lgmpHostQueuePost: under the lock, capture the good subscribers and publish the next ring slot.
-    pub fn post(
+    pub(crate) fn post(
         &self,
         view: ShmView<'_>,
         q: usize,
@@ -185,7 +180,7 @@ impl LgmpHost {
 
     /// lgmpHostProcess: the heartbeat plus GC of finished and timed-out head messages. A bad magic is
     /// CORRUPTED: the caller re-initialises (new session).
-    pub fn process(&self, view: ShmView<'_>, now_ms: u64) -> Result<()> {
+    pub(crate) fn process(&self, view: ShmView<'_>, now_ms: u64) -> Result<()> {
         if ld32(view, OFF_MAGIC)? != MAGIC {
             return Err(Error::Corrupt("the LGMP magic was overwritten".into()));
         }
@@ -238,29 +233,24 @@ impl LgmpHost {
     }
 
     /// lgmpHostQueueNewSubs: the count of new subscribers since the last call (reset to 0).
-    pub fn new_subs(&self, view: ShmView<'_>, q: usize) -> Result<u32> {
+    pub(crate) fn new_subs(&self, view: ShmView<'_>, q: usize) -> Result<u32> {
         Ok(view
             .atomic_u32(self.queue(q)?.base + Q_NEW_SUB_COUNT)?
             .swap(0, Ordering::AcqRel))
     }
 
     /// lgmpHostQueuePending: messages outstanding.
-    pub fn pending(&self, view: ShmView<'_>, q: usize) -> Result<u32> {
+    pub(crate) fn pending(&self, view: ShmView<'_>, q: usize) -> Result<u32> {
         ld32(view, self.queue(q)?.base + Q_COUNT)
     }
 
     /// The raw subscriber word (ON high, BAD low).
-    pub fn subs(&self, view: ShmView<'_>, q: usize) -> Result<u64> {
+    pub(crate) fn subs(&self, view: ShmView<'_>, q: usize) -> Result<u64> {
         ld64(view, self.queue(q)?.base + Q_SUBS)
     }
 
-    /// lgmpHostQueueHasSubs: any ON bit (BAD ones included).
-    pub fn has_subs(&self, view: ShmView<'_>, q: usize) -> Result<bool> {
-        Ok(self.subs(view, q)? >> 32 != 0)
-    }
-
     /// lgmpHostReadData + lgmpHostAckData: the next client message, if any.
-    pub fn read_data(&mut self, view: ShmView<'_>, q: usize) -> Result<Option<Vec<u8>>> {
+    pub(crate) fn read_data(&mut self, view: ShmView<'_>, q: usize) -> Result<Option<Vec<u8>>> {
         let queue = self.queue(q)?.clone();
         let base = queue.base;
         if ld32(view, base + Q_CMSG_AVAIL)? >= MSGS_MAX {

@@ -10,11 +10,11 @@
 //! size or by protocol maxima. Bad data is a state (a typed error that the client turns into "reconnect" or
 //! "skip this message"), never a panic.
 pub mod client;
-pub mod clock;
+pub(crate) mod clock;
 pub mod frame;
 pub mod kvmfr;
 pub mod layout;
-pub mod lgmp;
-pub mod lgmp_producer;
+pub(crate) mod lgmp;
+pub(crate) mod lgmp_producer;
 pub mod producer;
 pub mod scene;

@@ -4,7 +4,7 @@ use super::kvmfr::{CursorShape, CursorType, FrameType, Rect};
 use super::producer::{CursorSend, FrameDesc};
 
 /// f32 → IEEE half, round to nearest even (the producer's RGBA16F encoder).
-pub fn f32_to_f16(v: f32) -> u16 {
+pub(crate) fn f32_to_f16(v: f32) -> u16 {
     let b = v.to_bits();
     let sign = ((b >> 16) & 0x8000) as u16;
     let exp = ((b >> 23) & 0xff) as i32;

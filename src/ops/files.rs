@@ -14,7 +14,7 @@ const NOFOLLOW: i32 = nix::fcntl::OFlag::O_NOFOLLOW.bits();
 
 /// How a replacement file is written: where its temporary goes, its mode and owner.
 #[derive(Debug, Clone)]
-pub struct Replace {
+pub(crate) struct Replace {
     /// The temporary file, in the target's directory (so the rename is atomic).
     pub temp: PathBuf,
     /// Permission bits (set with `fchmod`, so the umask does not take any away).
@@ -26,7 +26,7 @@ pub struct Replace {
 /// New content written to a temporary file next to its target and flushed to disk, not yet renamed over
 /// it. Dropping it without [`Staged::commit`] removes the temporary.
 #[derive(Debug)]
-pub struct Staged {
+pub(crate) struct Staged {
     temp: PathBuf,
     target: PathBuf,
     committed: bool,
@@ -36,7 +36,7 @@ impl Staged {
     /// Writes `bytes` to `how.temp`: a leftover there (from a crash, or planted) is unlinked, never followed;
     /// the temporary is created exclusively (`O_EXCL|O_NOFOLLOW`), gets its mode and owner, and is fsync'd.
     #[allow(clippy::disallowed_methods)]
-    pub fn write(target: &Path, bytes: &[u8], how: &Replace) -> Result<Self> {
+    pub(crate) fn write(target: &Path, bytes: &[u8], how: &Replace) -> Result<Self> {
         let temp = how.temp.clone();
         let fail = |action: &'static str| {
             let path = temp.clone();
@@ -64,13 +64,13 @@ impl Staged {
     }
 
     /// The temporary file (to label it before the rename).
-    pub fn temp(&self) -> &Path {
+    pub(crate) fn temp(&self) -> &Path {
         &self.temp
     }
 
     /// Renames the temporary over the target, then fsyncs the directory so the rename is durable.
     #[allow(clippy::disallowed_methods)]
-    pub fn commit(mut self) -> Result<()> {
+    pub(crate) fn commit(mut self) -> Result<()> {
         std::fs::rename(&self.temp, &self.target).map_err(|source| Error::File {
             action: "rename",
             path: self.target.clone(),
@@ -95,13 +95,13 @@ impl Drop for Staged {
 }
 
 /// Replaces `target` atomically and durably with `bytes` (see [`Staged`]).
-pub fn replace(target: &Path, bytes: &[u8], how: &Replace) -> Result<()> {
+pub(crate) fn replace(target: &Path, bytes: &[u8], how: &Replace) -> Result<()> {
     Staged::write(target, bytes, how)?.commit()
 }
 
 /// Creates a new file for writing: never an existing one, never through a symlink (`O_EXCL|O_NOFOLLOW`).
 #[allow(clippy::disallowed_methods)]
-pub fn create_new(path: &Path, mode: u32) -> std::io::Result<File> {
+pub(crate) fn create_new(path: &Path, mode: u32) -> std::io::Result<File> {
     std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -113,7 +113,7 @@ pub fn create_new(path: &Path, mode: u32) -> std::io::Result<File> {
 /// Creates or truncates a file for reading and writing with `mode` (applied with `fchmod`, so the umask
 /// does not take bits away): the Looking Glass producer's shared-memory file.
 #[allow(clippy::disallowed_methods)]
-pub fn create_truncate(path: &Path, mode: u32) -> std::io::Result<File> {
+pub(crate) fn create_truncate(path: &Path, mode: u32) -> std::io::Result<File> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -127,7 +127,7 @@ pub fn create_truncate(path: &Path, mode: u32) -> std::io::Result<File> {
 
 /// Opens an existing file for reading and writing (a shared-memory file or kvmfr device to map).
 #[allow(clippy::disallowed_methods)]
-pub fn open_existing_rw(path: &Path) -> std::io::Result<File> {
+pub(crate) fn open_existing_rw(path: &Path) -> std::io::Result<File> {
     std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -136,7 +136,7 @@ pub fn open_existing_rw(path: &Path) -> std::io::Result<File> {
 
 /// How [`open_read`] opens.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct ReadFlags {
+pub(crate) struct ReadFlags {
     /// Refuse a symlink (ELOOP) instead of following it.
     pub no_follow: bool,
     /// `O_NONBLOCK` (a FIFO planted in place of a file does not hang the open; `/dev/kmsg` stops at the end).
@@ -146,7 +146,7 @@ pub struct ReadFlags {
 /// Opens a file read-only with the given flags (reading changes nothing; this lives here because
 /// `OpenOptions::open` can also write, so it is allowed only in `ops/`).
 #[allow(clippy::disallowed_methods)]
-pub fn open_read(path: &Path, flags: ReadFlags) -> std::io::Result<File> {
+pub(crate) fn open_read(path: &Path, flags: ReadFlags) -> std::io::Result<File> {
     let mut custom = 0;
     if flags.no_follow {
         custom |= NOFOLLOW;
@@ -163,7 +163,7 @@ pub fn open_read(path: &Path, flags: ReadFlags) -> std::io::Result<File> {
 /// Opens (creating with `mode` if needed, never truncating, never through a symlink) a file to hold an
 /// `flock` on.
 #[allow(clippy::disallowed_methods)]
-pub fn open_lock_file(path: &Path, mode: u32) -> std::io::Result<File> {
+pub(crate) fn open_lock_file(path: &Path, mode: u32) -> std::io::Result<File> {
     std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -176,14 +176,14 @@ pub fn open_lock_file(path: &Path, mode: u32) -> std::io::Result<File> {
 
 /// One `write(2)` of the whole value to an existing attribute (no create, no truncate), as `echo` does.
 #[allow(clippy::disallowed_methods)]
-pub fn write_attribute(path: &Path, value: &str) -> std::io::Result<()> {
+pub(crate) fn write_attribute(path: &Path, value: &str) -> std::io::Result<()> {
     let mut file = std::fs::OpenOptions::new().write(true).open(path)?;
     file.write_all(value.as_bytes())
 }
 
 /// Removes a file (a symlink itself, never its target); a missing one is fine.
 #[allow(clippy::disallowed_methods)]
-pub fn remove_file(path: &Path) -> std::io::Result<()> {
+pub(crate) fn remove_file(path: &Path) -> std::io::Result<()> {
     match std::fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
@@ -192,7 +192,7 @@ pub fn remove_file(path: &Path) -> std::io::Result<()> {
 
 /// Removes an empty directory; a missing one is fine.
 #[allow(clippy::disallowed_methods)]
-pub fn remove_dir(path: &Path) -> std::io::Result<()> {
+pub(crate) fn remove_dir(path: &Path) -> std::io::Result<()> {
     match std::fs::remove_dir(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
@@ -201,13 +201,13 @@ pub fn remove_dir(path: &Path) -> std::io::Result<()> {
 
 /// Creates one directory level with `mode` (less the umask); an existing one is an error.
 #[allow(clippy::disallowed_methods)]
-pub fn create_dir(path: &Path, mode: u32) -> std::io::Result<()> {
+pub(crate) fn create_dir(path: &Path, mode: u32) -> std::io::Result<()> {
     std::fs::DirBuilder::new().mode(mode).create(path)
 }
 
 /// Creates a directory and its missing parents with `mode` (less the umask); existing ones are fine.
 #[allow(clippy::disallowed_methods)]
-pub fn create_dir_all(path: &Path, mode: u32) -> std::io::Result<()> {
+pub(crate) fn create_dir_all(path: &Path, mode: u32) -> std::io::Result<()> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(mode)
@@ -216,18 +216,19 @@ pub fn create_dir_all(path: &Path, mode: u32) -> std::io::Result<()> {
 
 /// Sets a path's permission bits.
 #[allow(clippy::disallowed_methods)]
-pub fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
+pub(crate) fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
 }
 
 /// Creates a Unix socket file at `path` and listens on it (the viewer's single-instance socket).
+#[cfg(feature = "viewer")]
 #[allow(clippy::disallowed_methods)]
-pub fn bind_socket(path: &Path) -> std::io::Result<std::os::unix::net::UnixListener> {
+pub(crate) fn bind_socket(path: &Path) -> std::io::Result<std::os::unix::net::UnixListener> {
     std::os::unix::net::UnixListener::bind(path)
 }
 
 /// Flushes a directory's entries (a rename or unlink in it) to disk.
-pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 

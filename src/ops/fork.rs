@@ -10,7 +10,7 @@ use nix::unistd::{ForkResult, Pid};
 /// Only for a process with a single thread (or a test that accepts the risk): after `fork` the child runs
 /// ordinary code (allocation, `std::fs`), which is sound only when no other thread can have held a lock at
 /// the moment of the fork.
-pub fn run_in_child(child: impl FnOnce() -> u8) -> nix::Result<Pid> {
+pub(super) fn run_in_child(child: impl FnOnce() -> u8) -> nix::Result<Pid> {
     // SAFETY: see above; the caller checked that this process has one thread. The child never returns from
     // this function, so no destructor of the parent's stack runs twice.
     match unsafe { nix::unistd::fork() }? {
@@ -26,7 +26,7 @@ pub fn run_in_child(child: impl FnOnce() -> u8) -> nix::Result<Pid> {
 
 /// Closes every descriptor from 3 up except `keep`. Only in a forked child that never touches another Rust
 /// handle on them again: it ends with `_exit`, so no destructor closes them a second time.
-pub fn close_all_but(keep: &[RawFd]) {
+pub(super) fn close_all_but(keep: &[RawFd]) {
     let mut keep: Vec<RawFd> = keep.to_vec();
     keep.sort_unstable();
     let mut from: RawFd = 3;

@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 use crate::host::HostRoot;
 use process::Program;
 
-pub mod files;
+pub(crate) mod files;
 mod fork;
-pub mod process;
-pub mod real;
-pub mod sim;
+pub(crate) mod process;
+pub(crate) mod real;
+pub(crate) mod sim;
 pub mod writer;
 
 /// Why a host change failed.
@@ -69,7 +69,7 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 /// A file vmgpu creates for a VM (the IVSHMEM backing file).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewFile {
+pub(crate) struct NewFile {
     /// Host path (under the root).
     pub path: String,
     /// Size in bytes.
@@ -84,7 +84,7 @@ pub struct NewFile {
 
 /// Every change vmgpu makes to the host goes through this trait. Paths are host paths (`/sys/...`),
 /// resolved under [`HostOps::root`].
-pub trait HostOps {
+pub(crate) trait HostOps {
     /// The root every path is resolved against (reads go through it too).
     fn root(&self) -> &HostRoot;
     /// Writes a sysfs/proc/cgroup attribute. Writes that can block (driver `unbind`/`bind`,
@@ -133,7 +133,7 @@ pub trait HostOps {
 }
 
 /// The operations for a root: the real ones for `/`, the simulation for any other directory.
-pub fn for_root(root: &HostRoot) -> Box<dyn HostOps> {
+pub(crate) fn for_root(root: &HostRoot) -> Box<dyn HostOps> {
     if root.is_live() {
         Box::new(real::RealOps::new(root.clone()))
     } else {
@@ -142,7 +142,7 @@ pub fn for_root(root: &HostRoot) -> Box<dyn HostOps> {
 }
 
 /// True for the sysfs writes the kernel can block on (driver unbind waits for every user of the device).
-pub fn can_block(path: &str) -> bool {
+pub(crate) fn can_block(path: &str) -> bool {
     path.ends_with("/unbind")
         || path.ends_with("/bind") && path.contains("/drivers/")
         || path.ends_with("/drivers_probe")

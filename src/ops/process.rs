@@ -17,7 +17,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 /// Where a program's stdout or stderr goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Output {
+pub(crate) enum Output {
     /// /dev/null.
     Null,
     /// Read by us, keeping the first `max` bytes (the rest is read and dropped, so the program never blocks
@@ -32,7 +32,7 @@ pub enum Output {
 
 /// Why a program did not run to an exit status.
 #[derive(Debug, thiserror::Error)]
-pub enum Failure {
+pub(crate) enum Failure {
     /// It could not be started (not installed, not executable).
     #[error("cannot start: {0}")]
     Start(#[source] std::io::Error),
@@ -46,7 +46,7 @@ pub enum Failure {
 
 /// How a program ended, with what was captured.
 #[derive(Debug)]
-pub struct Finished {
+pub(crate) struct Finished {
     /// Its exit status.
     pub status: ExitStatus,
     /// Captured stdout (lossy UTF-8; empty unless captured).
@@ -57,14 +57,14 @@ pub struct Finished {
 
 impl Finished {
     /// The start of stderr, trimmed, for an error message.
-    pub fn stderr_head(&self) -> String {
+    pub(crate) fn stderr_head(&self) -> String {
         self.stderr.trim().chars().take(300).collect()
     }
 }
 
 /// A program to run, with its arguments, environment and output policy.
 #[derive(Debug)]
-pub struct Program {
+pub(crate) struct Program {
     command: Command,
     stdin: Option<Vec<u8>>,
     stdout: Output,
@@ -74,7 +74,7 @@ pub struct Program {
 impl Program {
     /// `program`, with stdin, stdout and stderr on /dev/null until told otherwise.
     #[allow(clippy::disallowed_methods)]
-    pub fn new(program: impl AsRef<OsStr>) -> Self {
+    pub(crate) fn new(program: impl AsRef<OsStr>) -> Self {
         Self {
             command: Command::new(program),
             stdin: None,
@@ -84,31 +84,31 @@ impl Program {
     }
 
     /// Adds an argument.
-    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
+    pub(crate) fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
         self.command.arg(arg);
         self
     }
 
     /// Adds arguments.
-    pub fn args<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(mut self, args: I) -> Self {
+    pub(crate) fn args<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(mut self, args: I) -> Self {
         self.command.args(args);
         self
     }
 
     /// The name the program sees as `argv[0]`.
-    pub fn arg0(mut self, name: impl AsRef<OsStr>) -> Self {
+    pub(crate) fn arg0(mut self, name: impl AsRef<OsStr>) -> Self {
         self.command.arg0(name);
         self
     }
 
     /// Sets an environment variable.
-    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
+    pub(crate) fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
         self.command.env(key, value);
         self
     }
 
     /// Sets environment variables.
-    pub fn envs<I, K, V>(mut self, vars: I) -> Self
+    pub(crate) fn envs<I, K, V>(mut self, vars: I) -> Self
     where
         I: IntoIterator<Item = (K, V)>,
         K: AsRef<OsStr>,
@@ -119,43 +119,44 @@ impl Program {
     }
 
     /// Starts from an empty environment.
-    pub fn env_clear(mut self) -> Self {
+    pub(crate) fn env_clear(mut self) -> Self {
         self.command.env_clear();
         self
     }
 
     /// Removes an environment variable.
-    pub fn env_remove(mut self, key: impl AsRef<OsStr>) -> Self {
+    pub(crate) fn env_remove(mut self, key: impl AsRef<OsStr>) -> Self {
         self.command.env_remove(key);
         self
     }
 
     /// The working directory.
-    pub fn current_dir(mut self, dir: impl AsRef<Path>) -> Self {
+    pub(crate) fn current_dir(mut self, dir: impl AsRef<Path>) -> Self {
         self.command.current_dir(dir);
         self
     }
 
     /// Feeds `bytes` on stdin (then closes it).
-    pub fn stdin_bytes(mut self, bytes: Vec<u8>) -> Self {
+    #[cfg(test)]
+    pub(crate) fn stdin_bytes(mut self, bytes: Vec<u8>) -> Self {
         self.stdin = Some(bytes);
         self
     }
 
     /// Where stdout goes.
-    pub fn stdout(mut self, output: Output) -> Self {
+    pub(crate) fn stdout(mut self, output: Output) -> Self {
         self.stdout = output;
         self
     }
 
     /// Where stderr goes.
-    pub fn stderr(mut self, output: Output) -> Self {
+    pub(crate) fn stderr(mut self, output: Output) -> Self {
         self.stderr = output;
         self
     }
 
     /// The program and its arguments as one line, for messages.
-    pub fn line(&self) -> String {
+    pub(crate) fn line(&self) -> String {
         let mut words = vec![self.command.get_program().to_string_lossy().into_owned()];
         words.extend(
             self.command
@@ -166,13 +167,13 @@ impl Program {
     }
 
     /// The command as configured (tests look at the program and arguments).
-    pub fn command(&self) -> &Command {
+    pub(crate) fn command(&self) -> &Command {
         &self.command
     }
 
     /// Runs it to its end, killing it at `timeout`. A non-zero exit is not an error here: the caller reads
     /// [`Finished::status`].
-    pub fn run(mut self, timeout: Duration) -> Result<Finished, Failure> {
+    pub(crate) fn run(mut self, timeout: Duration) -> Result<Finished, Failure> {
         self.command
             .stdin(if self.stdin.is_some() {
                 Stdio::piped()
@@ -254,7 +255,7 @@ impl Program {
     }
 
     /// Starts it and does not wait (stdin, stdout and stderr on /dev/null): for a program that outlives us.
-    pub fn spawn_detached(mut self) -> std::io::Result<()> {
+    pub(crate) fn spawn_detached(mut self) -> std::io::Result<()> {
         self.command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -265,7 +266,7 @@ impl Program {
 
     /// Starts it with stdin and stdout as pipes to us and stderr on /dev/null, for a helper that speaks a
     /// protocol over them (the sysfs writer): its caller owns the deadline of each exchange.
-    pub fn spawn_with_pipes(mut self) -> std::io::Result<Child> {
+    pub(crate) fn spawn_with_pipes(mut self) -> std::io::Result<Child> {
         self.command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -276,7 +277,7 @@ impl Program {
 
 /// Runs `program ARGS` and returns at most `max_bytes` of its stdout (`journalctl` for `vmgpu explain`); a
 /// failure to run, the deadline or a non-zero exit is an error carrying the start of its stderr.
-pub fn run_capture(
+pub(crate) fn run_capture(
     program: &str,
     args: &[&str],
     timeout: Duration,

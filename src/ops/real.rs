@@ -11,12 +11,12 @@ use super::{Error, HostOps, NewFile, Result};
 use crate::host::HostRoot;
 
 /// Deadline of a blocking sysfs write (override: `VMGPU_WRITE_TIMEOUT_MS`).
-pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Deadline of a helper program (modprobe, systemctl stop of a display manager).
-pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The live implementation.
-pub struct RealOps {
+pub(crate) struct RealOps {
     root: HostRoot,
     writer: RefCell<Writer>,
     write_timeout: Duration,
@@ -24,7 +24,7 @@ pub struct RealOps {
 
 impl RealOps {
     /// Operations on `root` (normally `/`).
-    pub fn new(root: HostRoot) -> Self {
+    pub(crate) fn new(root: HostRoot) -> Self {
         let write_timeout = std::env::var("VMGPU_WRITE_TIMEOUT_MS")
             .ok()
             .and_then(|v| v.parse().ok())
@@ -117,7 +117,7 @@ impl HostOps for RealOps {
 
 /// Creates a new regular file: `O_CREAT|O_EXCL|O_NOFOLLOW`, size, owner, mode (shared by the simulation).
 #[allow(clippy::disallowed_methods)]
-pub fn create_file_at(root: &HostRoot, file: &NewFile) -> Result<()> {
+pub(crate) fn create_file_at(root: &HostRoot, file: &NewFile) -> Result<()> {
     let full = root.path(&file.path);
     let err = |action: &'static str| {
         let path = full.clone();
@@ -137,7 +137,7 @@ pub fn create_file_at(root: &HostRoot, file: &NewFile) -> Result<()> {
 }
 
 /// Removes a file if it is there (a directory is an error; a symlink itself is removed, never its target).
-pub fn remove_file_at(root: &HostRoot, path: &str) -> Result<()> {
+pub(crate) fn remove_file_at(root: &HostRoot, path: &str) -> Result<()> {
     let full = root.path(path);
     files::remove_file(&full).map_err(|source| Error::File {
         action: "remove",
@@ -162,7 +162,7 @@ fn captured(program: &str, args: &[&str]) -> Program {
 
 /// Runs a program to its end, killing it at the deadline; a failure names the command and its status
 /// (and the start of its stderr, when captured).
-pub fn run_program(program: Program, timeout: Duration) -> Result<()> {
+pub(crate) fn run_program(program: Program, timeout: Duration) -> Result<()> {
     let command = program.line();
     let done = program.run(timeout).map_err(|e| Error::Command {
         command: command.clone(),

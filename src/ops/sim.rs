@@ -28,10 +28,10 @@ use super::{Error, HostOps, NewFile, Result};
 use crate::host::HostRoot;
 
 /// Where the simulation records the programs it was asked to run, one command line each.
-pub const COMMANDS: &str = "/run/vmgpu-sim/commands";
+pub(crate) const COMMANDS: &str = "/run/vmgpu-sim/commands";
 
 /// The simulated kernel on a tree.
-pub struct SimOps {
+pub(crate) struct SimOps {
     root: HostRoot,
     /// Starts at the real time; only [`HostOps::pause`] moves it.
     clock: Cell<Instant>,
@@ -39,7 +39,7 @@ pub struct SimOps {
 
 impl SimOps {
     /// Simulation on `root`.
-    pub fn new(root: HostRoot) -> Self {
+    pub(crate) fn new(root: HostRoot) -> Self {
         Self {
             root,
             clock: Cell::new(Instant::now()),

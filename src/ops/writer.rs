@@ -33,7 +33,7 @@ pub const ENV_WRITER: &str = "VMGPU_INTERNAL_WRITER";
 
 /// How the helper process is started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Start {
+pub(crate) enum Start {
     /// `fork` when this process has a single thread, else [`Start::Exec`].
     Auto,
     /// `fork` (callers make sure that is safe: see [`fork_helper`]).
@@ -50,19 +50,19 @@ struct Helper {
 }
 
 /// The sysfs writer: starts its helper on the first write.
-pub struct Writer {
+pub(crate) struct Writer {
     helper: Option<Helper>,
     start: Start,
 }
 
 impl Writer {
     /// No helper yet; it starts on the first write (forked when that is safe).
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::starting(Start::Auto)
     }
 
     /// A writer whose helper starts as `start` says.
-    pub fn starting(start: Start) -> Self {
+    pub(crate) fn starting(start: Start) -> Self {
         Self {
             helper: None,
             start,
@@ -70,7 +70,7 @@ impl Writer {
     }
 
     /// Writes `value` to `path` in the helper, waiting at most `timeout`.
-    pub fn write(&mut self, path: &Path, value: &str, timeout: Duration) -> Result<()> {
+    pub(crate) fn write(&mut self, path: &Path, value: &str, timeout: Duration) -> Result<()> {
         let fail = |detail: String| Error::Command {
             command: "vmgpu sysfs writer".into(),
             detail,

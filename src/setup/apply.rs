@@ -13,11 +13,11 @@ use super::write::{self, Staged};
 use crate::host::HostRoot;
 
 /// Environment variable for tests: stop (as a crash would) after this many files were replaced.
-pub const FAULT_ENV: &str = "VMGPU_SETUP_FAIL_AFTER_WRITES";
+pub(crate) const FAULT_ENV: &str = "VMGPU_SETUP_FAIL_AFTER_WRITES";
 
 /// Why applying or undoing failed.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// A command's program is not installed in the root.
     #[error("`{program}` is not installed (needed to {why}); nothing was changed")]
     MissingTool {
@@ -81,10 +81,10 @@ pub enum Error {
 }
 
 /// Result of apply and undo.
-pub type Result<T> = std::result::Result<T, Error>;
+pub(crate) type Result<T> = std::result::Result<T, Error>;
 
 /// Checks that every program the plan runs in the root exists there.
-pub fn check_tools(root: &HostRoot, plan: &Plan) -> Result<()> {
+pub(crate) fn check_tools(root: &HostRoot, plan: &Plan) -> Result<()> {
     for c in plan.commands.iter().filter(|c| c.runs == Runs::InRoot) {
         let Some(program) = c.argv.first() else {
             continue;
@@ -122,7 +122,7 @@ fn expand(root: &HostRoot, pattern: &str) -> Vec<String> {
 }
 
 /// Applies `plan` to `root`, returning the record.
-pub fn apply(root: &HostRoot, plan: &Plan, runner: &dyn Runner) -> Result<Record> {
+pub(crate) fn apply(root: &HostRoot, plan: &Plan, runner: &dyn Runner) -> Result<Record> {
     check_tools(root, plan)?;
     for f in &plan.files {
         if root.read(&f.path) != f.before {
@@ -259,7 +259,7 @@ fn restore(
 }
 
 /// The files of `record` that differ from both what setup wrote and the original (edited by hand since).
-pub fn edited_since(root: &HostRoot, store: &Store, record: &Record) -> Vec<String> {
+pub(crate) fn edited_since(root: &HostRoot, store: &Store, record: &Record) -> Vec<String> {
     record
         .files
         .iter()
@@ -277,7 +277,7 @@ pub fn edited_since(root: &HostRoot, store: &Store, record: &Record) -> Vec<Stri
 }
 
 /// Undoes the newest applied setup. Refuses when a file was edited since, unless `force`.
-pub fn undo(root: &HostRoot, runner: &dyn Runner, force: bool) -> Result<Record> {
+pub(crate) fn undo(root: &HostRoot, runner: &dyn Runner, force: bool) -> Result<Record> {
     let store = Store::new(root);
     let Some(mut record) = store.latest_active().map_err(Error::Record)? else {
         return Err(Error::NothingToUndo(

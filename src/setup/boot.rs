@@ -7,7 +7,7 @@ use super::inputs::{Bootloader, Family, InitramfsTool, SetupInputs};
 use super::plan::{CommandKind, Error, Plan, PlanCommand, Result};
 
 /// Adds the kernel-command-line part of the plan.
-pub fn plan(
+pub(crate) fn plan(
     inputs: &SetupInputs,
     files: &dyn FileSource,
     params: &[String],
@@ -54,7 +54,7 @@ pub fn plan(
 }
 
 /// The command that rebuilds the initramfs (and, for UKIs, the image) for every installed kernel.
-pub fn initramfs_command(inputs: &SetupInputs) -> PlanCommand {
+pub(crate) fn initramfs_command(inputs: &SetupInputs) -> PlanCommand {
     let why = "rebuild the initramfs of every installed kernel";
     match inputs.initramfs {
         InitramfsTool::Mkinitcpio => {
@@ -270,7 +270,7 @@ fn systemd_boot_entries(files: &dyn FileSource, params: &[String], plan: &mut Pl
 
 /// Merges the parameters into a boot entry's `options` lines: the first line gets them, later lines lose
 /// anything in the same role.
-pub fn edit_entry_options(text: &str, params: &[String]) -> String {
+pub(crate) fn edit_entry_options(text: &str, params: &[String]) -> String {
     let mut seen_first = false;
     let mut lines: Vec<String> = Vec::new();
     for line in text.lines() {

@@ -4,7 +4,7 @@ use super::inputs::{CpuVendor, InitramfsTool, SetupInputs};
 
 /// The kernel parameters a passthrough host needs, in the guide's order (`iommu=pt amd_iommu=on
 /// rd.driver.pre=vfio-pci`, then `vfio-pci.ids=` and the framebuffer ones when they apply).
-pub fn wanted(inputs: &SetupInputs) -> Vec<String> {
+pub(crate) fn wanted(inputs: &SetupInputs) -> Vec<String> {
     let mut params = vec!["iommu=pt".to_string()];
     match inputs.cpu_vendor {
         CpuVendor::Amd => params.push("amd_iommu=on".to_string()),
@@ -56,7 +56,7 @@ fn slot(token: &str) -> Option<Slot> {
 }
 
 /// Splits a command line into parameters (whitespace outside double quotes separates them).
-pub fn split(cmdline: &str) -> Vec<String> {
+pub(crate) fn split(cmdline: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut current = String::new();
     let mut quoted = false;
@@ -81,7 +81,7 @@ pub fn split(cmdline: &str) -> Vec<String> {
 /// Merges `wanted` into `existing`: a parameter in the same role is replaced where it stands, duplicates are
 /// dropped, a `vfio-pci.ids=` that is not wanted is dropped (it would bind the wrong device), missing ones are
 /// appended in order, and everything else is kept as it was.
-pub fn merge(existing: &[String], wanted: &[String]) -> Vec<String> {
+pub(crate) fn merge(existing: &[String], wanted: &[String]) -> Vec<String> {
     let mut placed = vec![false; wanted.len()];
     let mut out = Vec::new();
     for token in existing {
@@ -109,7 +109,7 @@ pub fn merge(existing: &[String], wanted: &[String]) -> Vec<String> {
 
 /// Removes from `existing` every parameter in the role of one of `wanted` (they are set elsewhere on the
 /// same command line) and every unwanted `vfio-pci.ids=`.
-pub fn remove_roles(existing: &[String], wanted: &[String]) -> Vec<String> {
+pub(crate) fn remove_roles(existing: &[String], wanted: &[String]) -> Vec<String> {
     existing
         .iter()
         .filter(|token| match slot(token) {
@@ -122,7 +122,7 @@ pub fn remove_roles(existing: &[String], wanted: &[String]) -> Vec<String> {
 }
 
 /// The parameters of `wanted` not already present, exactly, in `existing`.
-pub fn missing(existing: &[String], wanted: &[String]) -> Vec<String> {
+pub(crate) fn missing(existing: &[String], wanted: &[String]) -> Vec<String> {
     wanted
         .iter()
         .filter(|w| !existing.contains(w))
@@ -131,7 +131,7 @@ pub fn missing(existing: &[String], wanted: &[String]) -> Vec<String> {
 }
 
 /// The parameters of `existing` that `merge` would drop or replace (what `grubby --remove-args` gets).
-pub fn stale(existing: &[String], wanted: &[String]) -> Vec<String> {
+pub(crate) fn stale(existing: &[String], wanted: &[String]) -> Vec<String> {
     let merged = merge(existing, wanted);
     existing
         .iter()

@@ -7,7 +7,7 @@ use similar::TextDiff;
 const CONTEXT: usize = 3;
 
 /// The unified diff of `old` (`None`: the file is new) to `new` under the name `path`; empty when equal.
-pub fn unified(path: &str, old: Option<&str>, new: &str) -> String {
+pub(crate) fn unified(path: &str, old: Option<&str>, new: &str) -> String {
     let old_text = old.unwrap_or_default();
     if old_text == new {
         return String::new();

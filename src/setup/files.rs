@@ -1,11 +1,9 @@
 //! [`FileSource`]: the current text of the files a plan edits, read through the host root (or from a map in
 //! tests), so the plan stays a pure function of its inputs.
-use std::collections::BTreeMap;
-
 use crate::host::HostRoot;
 
 /// Read access to the host's configuration files, by host path (`/etc/default/grub`).
-pub trait FileSource {
+pub(crate) trait FileSource {
     /// The file's text; `None` when it does not exist or cannot be read as a file.
     fn read(&self, path: &str) -> Option<String>;
     /// The names in a directory, sorted; empty when it does not exist.
@@ -35,17 +33,20 @@ impl FileSource for HostRoot {
 }
 
 /// An in-memory set of files for tests: path → text. Directories exist implicitly.
+#[cfg(test)]
 #[derive(Debug, Clone, Default)]
-pub struct MemoryFiles(pub BTreeMap<String, String>);
+pub(crate) struct MemoryFiles(pub std::collections::BTreeMap<String, String>);
 
+#[cfg(test)]
 impl MemoryFiles {
     /// Adds a file.
-    pub fn with(mut self, path: &str, text: &str) -> Self {
+    pub(crate) fn with(mut self, path: &str, text: &str) -> Self {
         self.0.insert(path.to_string(), text.to_string());
         self
     }
 }
 
+#[cfg(test)]
 impl FileSource for MemoryFiles {
     fn read(&self, path: &str) -> Option<String> {
         self.0.get(path).cloned()
@@ -71,7 +72,7 @@ impl FileSource for MemoryFiles {
 }
 
 /// The first of `candidates` (program names) found in the usual binary directories, as a host path.
-pub fn find_program(files: &dyn FileSource, name: &str) -> Option<String> {
+pub(crate) fn find_program(files: &dyn FileSource, name: &str) -> Option<String> {
     ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
         .iter()
         .map(|dir| format!("{dir}/{name}"))

@@ -7,7 +7,7 @@ use super::cmdline;
 
 /// Why the file cannot be edited safely.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// The assignment uses shell expansion or continuation.
     #[error(
         "line {line} ({text:?}): {var} uses shell syntax vmgpu does not rewrite ({what}); make it a plain \
@@ -26,7 +26,7 @@ pub enum Error {
 }
 
 /// Result of editing.
-pub type Result<T> = std::result::Result<T, Error>;
+pub(crate) type Result<T> = std::result::Result<T, Error>;
 
 /// One `NAME="value"` assignment found in the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,7 +177,7 @@ fn find(text: &str, var: &'static str) -> Result<Option<Assignment>> {
 /// Returns the file with `wanted` merged into `GRUB_CMDLINE_LINUX` (appended as a new assignment when there is
 /// none). Parameters in `GRUB_CMDLINE_LINUX_DEFAULT` that play the same role are removed there, unless they are
 /// already exactly what is wanted and `GRUB_CMDLINE_LINUX` does not set them.
-pub fn edit_default_grub(text: &str, wanted: &[String]) -> Result<String> {
+pub(crate) fn edit_default_grub(text: &str, wanted: &[String]) -> Result<String> {
     let linux = find(text, "GRUB_CMDLINE_LINUX")?;
     let default = find(text, "GRUB_CMDLINE_LINUX_DEFAULT")?;
     let linux_tokens = linux

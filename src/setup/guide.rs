@@ -6,17 +6,17 @@ use super::inputs::{Family, LibvirtDaemon, Mac, PackageManager, SetupInputs};
 use super::plan::{CommandKind, Plan, PlanCommand, Promise, Runs};
 
 /// The kvm modprobe.d file.
-pub const KVM_CONF: &str = "/etc/modprobe.d/kvm.conf";
+pub(crate) const KVM_CONF: &str = "/etc/modprobe.d/kvm.conf";
 /// The tmpfiles.d entry for the shared-memory file.
-pub const TMPFILES: &str = "/etc/tmpfiles.d/10-looking-glass.conf";
+pub(crate) const TMPFILES: &str = "/etc/tmpfiles.d/10-looking-glass.conf";
 /// The shared-memory file (the default name; a domain defined with another `--shm-name` gets its file from
 /// the hook).
-pub const SHM_FILE: &str = crate::domain::write::looking_glass::DEFAULT_SHM_FILE;
+pub(crate) const SHM_FILE: &str = crate::domain::write::looking_glass::DEFAULT_SHM_FILE;
 
 const HEADER: &str = "# vmgpu setup:";
 
 /// Adds everything after the boot configuration.
-pub fn plan(inputs: &SetupInputs, files: &dyn FileSource, plan: &mut Plan) {
+pub(crate) fn plan(inputs: &SetupInputs, files: &dyn FileSource, plan: &mut Plan) {
     kvm_conf(files, plan);
     packages(inputs, plan);
     daemon(inputs, plan);
@@ -55,7 +55,7 @@ fn kvm_conf(files: &dyn FileSource, plan: &mut Plan) {
 }
 
 /// The virtualization packages for this package manager; empty for Nix and unknown ones.
-pub fn package_names(inputs: &SetupInputs) -> &'static [&'static str] {
+pub(crate) fn package_names(inputs: &SetupInputs) -> &'static [&'static str] {
     match inputs.package_manager {
         PackageManager::Zypper => &[
             "libvirt",
@@ -354,7 +354,7 @@ fn hook(inputs: &SetupInputs, plan: &mut Plan) {
 }
 
 /// NixOS: the configuration snippet; nothing is changed.
-pub fn nixos(inputs: &SetupInputs, plan: &mut Plan) {
+pub(crate) fn nixos(inputs: &SetupInputs, plan: &mut Plan) {
     let modules = super::vfio::initramfs_modules(inputs)
         .iter()
         .map(|m| format!("\"{m}\""))

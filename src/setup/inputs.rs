@@ -2,13 +2,13 @@
 //! of the current text of the files it edits, so every distro can be tested without its machine.
 use serde::Serialize;
 
-pub use crate::host::{Bootloader, CpuVendor, Family, InitramfsTool, PackageManager};
+pub(crate) use crate::host::{Bootloader, CpuVendor, Family, InitramfsTool, PackageManager};
 use crate::host::{PciAddress, parse};
 
 /// Mandatory access control in force.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Mac {
+pub(crate) enum Mac {
     /// None.
     None,
     /// AppArmor.
@@ -20,7 +20,7 @@ pub enum Mac {
 /// Which libvirt daemon runs QEMU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum LibvirtDaemon {
+pub(crate) enum LibvirtDaemon {
     /// Monolithic `libvirtd`.
     Libvirtd,
     /// Modular daemons (`virtqemud` and friends).
@@ -29,7 +29,7 @@ pub enum LibvirtDaemon {
 
 /// The running (or, in a prepared root, installed) kernel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct KernelInfo {
+pub(crate) struct KernelInfo {
     /// `uname -r`.
     pub release: String,
     /// Modules built into the kernel (from `modules.builtin`), names with `_` (e.g. `vfio_pci`).
@@ -38,18 +38,18 @@ pub struct KernelInfo {
 
 impl KernelInfo {
     /// Major and minor version parsed from the release (`6.1.0-13-amd64` → (6, 1)); `None` if unparsable.
-    pub fn version(&self) -> Option<(u32, u32)> {
+    pub(crate) fn version(&self) -> Option<(u32, u32)> {
         parse::kernel_version(&self.release).map(|(major, minor, _)| (major, minor))
     }
 
     /// True when the kernel still has a separate `vfio_virqfd` module (merged into `vfio` in 6.2).
     /// An unparsable release counts as new: listing a missing module breaks dracut, omitting one does not.
-    pub fn has_vfio_virqfd(&self) -> bool {
+    pub(crate) fn has_vfio_virqfd(&self) -> bool {
         self.version().is_some_and(|v| v < (6, 2))
     }
 
     /// True when `module` (with `-` or `_`) is built into the kernel.
-    pub fn is_builtin(&self, module: &str) -> bool {
+    pub(crate) fn is_builtin(&self, module: &str) -> bool {
         let name = parse::module_name(module);
         self.builtin.contains(&name)
     }
@@ -57,7 +57,7 @@ impl KernelInfo {
 
 /// One PCI function of the guest card.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct GuestFunction {
+pub(crate) struct GuestFunction {
     /// Its address.
     pub address: PciAddress,
     /// Vendor id.
@@ -70,14 +70,14 @@ pub struct GuestFunction {
 
 impl GuestFunction {
     /// `vendor:device` in the form `vfio-pci ids=` takes.
-    pub fn ids(&self) -> String {
+    pub(crate) fn ids(&self) -> String {
         format!("{:04x}:{:04x}", self.vendor, self.device)
     }
 }
 
 /// What the user asked for beyond the defaults.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct SetupOptions {
+pub(crate) struct SetupOptions {
     /// Run the package manager (otherwise its command is printed).
     pub install_packages: bool,
     /// Set up the kvmfr module (udev rule, modules-load, AppArmor) as well as `/dev/shm/looking-glass`.
@@ -88,7 +88,7 @@ pub struct SetupOptions {
 
 /// Everything the plan is computed from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SetupInputs {
+pub(crate) struct SetupInputs {
     /// Human name of the distro (`PRETTY_NAME`).
     pub distro_name: String,
     /// Distro family.
@@ -133,20 +133,20 @@ pub struct SetupInputs {
 
 impl SetupInputs {
     /// True for Debian, Ubuntu and Pop!_OS (Debian's paths: `/etc/default/…`, `update-grub`).
-    pub fn is_debian_like(&self) -> bool {
+    pub(crate) fn is_debian_like(&self) -> bool {
         matches!(self.family, Family::Debian | Family::Ubuntu | Family::PopOs)
     }
 
     /// True when a host GPU has the same `vendor:device` as a guest function, so binding by id would also take
     /// the host's card (failure mode 6): bind by address instead.
-    pub fn ids_shared_with_host(&self) -> bool {
+    pub(crate) fn ids_shared_with_host(&self) -> bool {
         self.guest
             .iter()
             .any(|f| self.host_gpu_ids.iter().any(|h| *h == f.ids()))
     }
 
     /// The guest functions' ids, deduplicated, in function order: `10de:17c8,10de:0fb0`.
-    pub fn guest_ids(&self) -> Vec<String> {
+    pub(crate) fn guest_ids(&self) -> Vec<String> {
         let mut ids: Vec<String> = Vec::new();
         for f in &self.guest {
             let id = f.ids();
@@ -158,19 +158,19 @@ impl SetupInputs {
     }
 
     /// The guest card's function 0 (the GPU itself); `None` only for an empty card list.
-    pub fn guest_address(&self) -> Option<PciAddress> {
+    pub(crate) fn guest_address(&self) -> Option<PciAddress> {
         self.guest.first().map(|f| f.address)
     }
 
     /// True when vfio-pci is built into the kernel, so `modprobe.d` options do not apply.
-    pub fn vfio_pci_builtin(&self) -> bool {
+    pub(crate) fn vfio_pci_builtin(&self) -> bool {
         self.kernel.is_builtin("vfio_pci")
     }
 }
 
 /// A seed-like input set (openSUSE, GRUB2, dracut, AMD, kernel 6.12, the GTX 980 Ti guest) for unit tests.
 #[cfg(test)]
-pub fn example() -> SetupInputs {
+pub(crate) fn example() -> SetupInputs {
     let f = |addr: &str, device: u16| GuestFunction {
         address: addr.parse().expect("a valid test address"),
         vendor: 0x10de,

@@ -8,22 +8,20 @@
 //! Areas: [`cmdline`] (which kernel parameters, merged without duplicates), [`grub`] (`/etc/default/grub`),
 //! [`boot`] (per bootloader), [`vfio`] (early binding and the initramfs), [`guide`] (kvm, packages, daemon,
 //! groups, Looking Glass shared memory, MAC, libvirt-guests, the hook, NixOS).
-pub mod apply;
-pub mod boot;
-pub mod cmdline;
-pub mod diff;
-pub mod files;
-pub mod grub;
-pub mod guide;
-pub mod inputs;
-pub mod plan;
-pub mod plan_text;
-pub mod probe;
-pub mod record;
-pub mod runner;
-pub mod vfio;
-pub mod write;
+pub(crate) mod apply;
+pub(crate) mod boot;
+pub(crate) mod cmdline;
+pub(crate) mod diff;
+pub(crate) mod files;
+pub(crate) mod grub;
+pub(crate) mod guide;
+pub(crate) mod inputs;
+pub(crate) mod plan;
+pub(crate) mod plan_text;
+pub(crate) mod probe;
+pub(crate) mod record;
+pub(crate) mod runner;
+pub(crate) mod vfio;
+pub(crate) mod write;
 
-pub use files::{FileSource, MemoryFiles};
-pub use inputs::SetupInputs;
-pub use plan::{Plan, Promise};
+pub(crate) use plan::Promise;

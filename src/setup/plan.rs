@@ -8,7 +8,7 @@ use super::{boot, guide, vfio};
 
 /// Why a plan cannot be made.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// The bootloader was not recognised.
     #[error(
         "the bootloader of this host was not recognised (looked for /etc/default/grub with grub-mkconfig, \
@@ -43,11 +43,11 @@ pub enum Error {
 }
 
 /// Result of computing a plan.
-pub type Result<T> = std::result::Result<T, Error>;
+pub(crate) type Result<T> = std::result::Result<T, Error>;
 
 /// One file the plan writes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileEdit {
+pub(crate) struct FileEdit {
     /// Host path, e.g. `/etc/modprobe.d/vfio.conf`.
     pub path: String,
     /// The current text; `None` when the file does not exist yet.
@@ -63,7 +63,7 @@ pub struct FileEdit {
 /// Where a command runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Runs {
+pub(crate) enum Runs {
     /// In the host root (`chroot <root>` when the root is not `/`).
     InRoot,
     /// This vmgpu binary with `--root <root>`.
@@ -73,7 +73,7 @@ pub enum Runs {
 /// What a command is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum CommandKind {
+pub(crate) enum CommandKind {
     /// Regenerates boot files from edited configuration (grub.cfg, initramfs, boot entries).
     Regenerate,
     /// Installs packages.
@@ -90,7 +90,7 @@ pub enum CommandKind {
 
 /// One command the plan runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PlanCommand {
+pub(crate) struct PlanCommand {
     /// The program and its arguments.
     pub argv: Vec<String>,
     /// What it is for.
@@ -110,7 +110,7 @@ pub struct PlanCommand {
 
 impl PlanCommand {
     /// A command run in the host root.
-    pub fn in_root(kind: CommandKind, argv: &[&str], why: &str) -> Self {
+    pub(crate) fn in_root(kind: CommandKind, argv: &[&str], why: &str) -> Self {
         Self {
             argv: argv.iter().map(|s| s.to_string()).collect(),
             kind,
@@ -122,19 +122,19 @@ impl PlanCommand {
     }
 
     /// The same command, replayed by undo.
-    pub fn replayed(mut self) -> Self {
+    pub(crate) fn replayed(mut self) -> Self {
         self.replay = true;
         self
     }
 
     /// The same command with the files it rewrites.
-    pub fn with_outputs(mut self, outputs: &[&str]) -> Self {
+    pub(crate) fn with_outputs(mut self, outputs: &[&str]) -> Self {
         self.outputs = outputs.iter().map(|s| s.to_string()).collect();
         self
     }
 
     /// The command as one shell-like line.
-    pub fn line(&self) -> String {
+    pub(crate) fn line(&self) -> String {
         self.argv
             .iter()
             .map(|a| {
@@ -152,7 +152,7 @@ impl PlanCommand {
 /// Something the plan promises to be true after a reboot; `vmgpu check` verifies each.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum Promise {
+pub(crate) enum Promise {
     /// `/proc/cmdline` contains this parameter.
     KernelParam {
         /// e.g. `iommu=pt`.
@@ -209,7 +209,7 @@ pub enum Promise {
 
 /// The whole plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// One line naming the host and the GPU.
     pub title: String,
     /// The kernel parameters the host needs.
@@ -231,12 +231,18 @@ pub struct Plan {
 
 impl Plan {
     /// True when applying would change nothing.
-    pub fn is_noop(&self) -> bool {
+    pub(crate) fn is_noop(&self) -> bool {
         self.files.is_empty() && self.commands.is_empty()
     }
 
     /// Adds a file edit when `after` differs from the current text.
-    pub fn edit(&mut self, files: &dyn FileSource, path: &str, after: String, why: &str) -> bool {
+    pub(crate) fn edit(
+        &mut self,
+        files: &dyn FileSource,
+        path: &str,
+        after: String,
+        why: &str,
+    ) -> bool {
         let before = files.read(path);
         if before.as_deref() == Some(after.as_str()) {
             return false;
@@ -253,7 +259,7 @@ impl Plan {
 }
 
 /// Computes the plan for the guest GPU in `inputs`, reading the files it edits from `files`.
-pub fn compute(inputs: &SetupInputs, files: &dyn FileSource) -> Result<Plan> {
+pub(crate) fn compute(inputs: &SetupInputs, files: &dyn FileSource) -> Result<Plan> {
     let gpu = inputs.guest_address().ok_or(Error::NoGuestFunctions)?;
     if inputs.guest_is_boot_gpu && inputs.host_gpu_ids.is_empty() {
         return Err(Error::OnlyDisplayGpu {

@@ -6,7 +6,7 @@ use super::diff;
 use super::plan::Plan;
 
 /// Renders the plan. `root` is shown on commands that run in a chroot.
-pub fn text(plan: &Plan) -> String {
+pub(crate) fn text(plan: &Plan) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{}", plan.title);
     // Say whether the boot configuration changes: the same line for "will be set" and "already set" misled.

@@ -12,14 +12,14 @@ use super::inputs::{
 
 /// Why the inputs cannot be gathered.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// No guest GPU could be chosen.
     #[error("choosing the guest GPU")]
     Candidate(#[source] CandidateError),
 }
 
 /// Result of gathering inputs.
-pub type Result<T> = std::result::Result<T, Error>;
+pub(crate) type Result<T> = std::result::Result<T, Error>;
 
 /// Where systemd keeps unit files and the `*.wants` links of enabled units.
 const UNIT_DIRS: &[&str] = &[
@@ -34,7 +34,7 @@ const WANTS_DIRS: &[&str] = &[
 
 /// Gathers the inputs for the guest GPU `gpu` (or the only candidate), with a verdict note when the card
 /// cannot be passed as things stand (the IOMMU off is what setup fixes).
-pub fn from_host(
+pub(crate) fn from_host(
     host: &Host,
     gpu: Option<PciAddress>,
     user: Option<String>,

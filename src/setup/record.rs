@@ -13,11 +13,11 @@ use super::write;
 use crate::host::HostRoot;
 
 /// Where backups live, as a host path.
-pub const BACKUP_DIR: &str = "/var/lib/vmgpu/backup";
+pub(crate) const BACKUP_DIR: &str = "/var/lib/vmgpu/backup";
 
 /// Errors reading or writing records.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// A record or backup could not be read.
     #[error("cannot read {path}")]
     Read {
@@ -42,12 +42,12 @@ pub enum Error {
 }
 
 /// Result of record operations.
-pub type Result<T> = std::result::Result<T, Error>;
+pub(crate) type Result<T> = std::result::Result<T, Error>;
 
 /// How far an apply got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum State {
+pub(crate) enum State {
     /// Backups taken, files being replaced (an interruption leaves this).
     Writing,
     /// Files written, commands running.
@@ -62,7 +62,7 @@ pub enum State {
 
 /// One file the plan wrote.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileRecord {
+pub(crate) struct FileRecord {
     /// Host path.
     pub path: String,
     /// It existed before (its backup is in `files/`); otherwise undo removes it.
@@ -73,7 +73,7 @@ pub struct FileRecord {
 
 /// The applied plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Record {
+pub(crate) struct Record {
     /// Format version (1).
     pub version: u32,
     /// The backup directory name (a UTC timestamp).
@@ -94,13 +94,13 @@ pub struct Record {
 
 /// The backup store of one root.
 #[derive(Debug, Clone)]
-pub struct Store {
+pub(crate) struct Store {
     root: HostRoot,
 }
 
 impl Store {
     /// The store under `root`.
-    pub fn new(root: &HostRoot) -> Self {
+    pub(crate) fn new(root: &HostRoot) -> Self {
         Self { root: root.clone() }
     }
 
@@ -109,7 +109,7 @@ impl Store {
     }
 
     /// A new, unused backup id (the current UTC time, with a suffix when taken).
-    pub fn new_id(&self) -> String {
+    pub(crate) fn new_id(&self) -> String {
         let base = write::timestamp();
         let mut id = base.clone();
         let mut n = 1;
@@ -121,14 +121,14 @@ impl Store {
     }
 
     /// Where the backup of `host_path` for record `id` lives.
-    pub fn backup_path(&self, id: &str, host_path: &str) -> PathBuf {
+    pub(crate) fn backup_path(&self, id: &str, host_path: &str) -> PathBuf {
         self.dir(id)
             .join("files")
             .join(host_path.trim_start_matches('/'))
     }
 
     /// Copies the current `host_path` into the backup of `id`, keeping its mode and owner.
-    pub fn back_up(&self, id: &str, host_path: &str) -> Result<()> {
+    pub(crate) fn back_up(&self, id: &str, host_path: &str) -> Result<()> {
         let real = self.root.path(host_path);
         let bytes = fs::read(&real).map_err(|source| Error::Read {
             path: real.clone(),
@@ -139,7 +139,7 @@ impl Store {
     }
 
     /// Writes (replaces) the record.
-    pub fn save(&self, record: &Record) -> Result<()> {
+    pub(crate) fn save(&self, record: &Record) -> Result<()> {
         let text = serde_json::to_string_pretty(record).map_err(|source| Error::Parse {
             path: self.dir(&record.id),
             source,
@@ -154,7 +154,7 @@ impl Store {
     }
 
     /// Every record, oldest first.
-    pub fn all(&self) -> Result<Vec<Record>> {
+    pub(crate) fn all(&self) -> Result<Vec<Record>> {
         let base = self.root.path(BACKUP_DIR);
         let mut ids: Vec<String> = match fs::read_dir(&base) {
             Ok(entries) => entries
@@ -181,7 +181,7 @@ impl Store {
     }
 
     /// The newest record that is still in effect (not undone or rolled back).
-    pub fn latest_active(&self) -> Result<Option<Record>> {
+    pub(crate) fn latest_active(&self) -> Result<Option<Record>> {
         Ok(self
             .all()?
             .into_iter()

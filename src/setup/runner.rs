@@ -11,12 +11,12 @@ use crate::ops::process::{Output, Program};
 
 /// How long one plan command may run (a package install over a slow mirror, an initramfs rebuild for
 /// every kernel) before it is killed.
-pub const COMMAND_DEADLINE: Duration = Duration::from_secs(60 * 60);
+pub(crate) const COMMAND_DEADLINE: Duration = Duration::from_secs(60 * 60);
 
 /// A command that failed (to start, in time, or with a non-zero exit).
 #[derive(Debug, thiserror::Error)]
 #[error("`{line}` failed: {detail}")]
-pub struct Error {
+pub(crate) struct Error {
     /// The command.
     pub line: String,
     /// Why: the exit status, the deadline, or why it could not start.
@@ -24,20 +24,20 @@ pub struct Error {
 }
 
 /// Runs plan commands.
-pub trait Runner {
+pub(crate) trait Runner {
     /// Runs one command to completion.
     fn run(&self, command: &PlanCommand) -> Result<(), Error>;
 }
 
 /// Runs plan commands through the host's operations.
-pub struct OpsRunner<'a> {
+pub(crate) struct OpsRunner<'a> {
     ops: &'a dyn HostOps,
     vmgpu: PathBuf,
 }
 
 impl<'a> OpsRunner<'a> {
     /// A runner on `ops`, using `vmgpu` (normally this executable) for vmgpu's own subcommands.
-    pub fn new(ops: &'a dyn HostOps, vmgpu: &Path) -> Self {
+    pub(crate) fn new(ops: &'a dyn HostOps, vmgpu: &Path) -> Self {
         Self {
             ops,
             vmgpu: vmgpu.to_path_buf(),

@@ -6,16 +6,16 @@ use super::inputs::{CpuVendor, InitramfsTool, SetupInputs};
 use super::plan::{Plan, Promise, Result};
 
 /// The modprobe.d file for vfio-pci.
-pub const VFIO_CONF: &str = "/etc/modprobe.d/vfio.conf";
+pub(crate) const VFIO_CONF: &str = "/etc/modprobe.d/vfio.conf";
 /// The udev rule that binds by address.
-pub const BIND_RULE: &str = "/etc/udev/rules.d/60-vmgpu-vfio-bind.rules";
+pub(crate) const BIND_RULE: &str = "/etc/udev/rules.d/60-vmgpu-vfio-bind.rules";
 /// modules-load.d file.
-pub const MODULES_LOAD: &str = "/etc/modules-load.d/vfio-pci.conf";
+pub(crate) const MODULES_LOAD: &str = "/etc/modules-load.d/vfio-pci.conf";
 
 const HEADER: &str = "# vmgpu setup:";
 
 /// Adds the early-binding part of the plan.
-pub fn plan(inputs: &SetupInputs, files: &dyn FileSource, plan: &mut Plan) -> Result<()> {
+pub(crate) fn plan(inputs: &SetupInputs, files: &dyn FileSource, plan: &mut Plan) -> Result<()> {
     let gpu = inputs
         .guest_address()
         .map(|a| a.to_string())
@@ -78,7 +78,7 @@ fn kvm_module(vendor: CpuVendor) -> &'static str {
 
 /// The vfio modules the initramfs must load, first, on this kernel (`vfio_virqfd` only before 6.2; built-in
 /// ones left out).
-pub fn initramfs_modules(inputs: &SetupInputs) -> Vec<&'static str> {
+pub(crate) fn initramfs_modules(inputs: &SetupInputs) -> Vec<&'static str> {
     let mut m = vec!["vfio_pci", "vfio", "vfio_iommu_type1"];
     if inputs.kernel.has_vfio_virqfd() {
         m.push("vfio_virqfd");
@@ -124,7 +124,7 @@ fn softdep_modules(inputs: &SetupInputs) -> Vec<String> {
 }
 
 /// The new `/etc/modprobe.d/vfio.conf`: the user's other lines kept, vmgpu's lines rewritten.
-pub fn modprobe_conf(inputs: &SetupInputs, current: Option<&str>, gpu: &str) -> String {
+pub(crate) fn modprobe_conf(inputs: &SetupInputs, current: Option<&str>, gpu: &str) -> String {
     let softdeps = softdep_modules(inputs);
     let mut kept: Vec<String> = Vec::new();
     for line in current.unwrap_or_default().lines() {

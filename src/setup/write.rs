@@ -11,7 +11,7 @@ use crate::ops::{self, files, process::Program};
 
 /// A failed write step, with the path.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// Creating or writing the temporary file failed (a read-only or full file system).
     #[error("cannot write {path}")]
     Stage {
@@ -42,11 +42,11 @@ pub enum Error {
 }
 
 /// Result of a write step.
-pub type Result<T> = std::result::Result<T, Error>;
+pub(crate) type Result<T> = std::result::Result<T, Error>;
 
 /// A temporary file written next to its target, not yet renamed over it. Dropping it removes the temporary.
 #[derive(Debug)]
-pub struct Staged {
+pub(crate) struct Staged {
     inner: files::Staged,
     target: PathBuf,
 }
@@ -54,7 +54,7 @@ pub struct Staged {
 impl Staged {
     /// Writes `bytes` next to `target`, with the owner and mode of `like` (the target itself, or a backup of
     /// it) when that exists, else root and `mode`. Creates missing parent directories.
-    pub fn new(target: &Path, bytes: &[u8], like: Option<&Path>, mode: u32) -> Result<Self> {
+    pub(crate) fn new(target: &Path, bytes: &[u8], like: Option<&Path>, mode: u32) -> Result<Self> {
         let name = target
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -87,7 +87,7 @@ impl Staged {
     }
 
     /// Renames the temporary file over the target and syncs the directory.
-    pub fn commit(self) -> Result<()> {
+    pub(crate) fn commit(self) -> Result<()> {
         let target = self.target;
         self.inner.commit().map_err(|e| Error::Replace {
             path: target,
@@ -105,12 +105,12 @@ fn into_io(e: ops::Error) -> io::Error {
 }
 
 /// Writes `bytes` to `target` atomically (see [`Staged`]).
-pub fn atomic(target: &Path, bytes: &[u8], like: Option<&Path>, mode: u32) -> Result<()> {
+pub(crate) fn atomic(target: &Path, bytes: &[u8], like: Option<&Path>, mode: u32) -> Result<()> {
     Staged::new(target, bytes, like, mode)?.commit()
 }
 
 /// Removes a file; a missing one is fine.
-pub fn remove(path: &Path) -> Result<()> {
+pub(crate) fn remove(path: &Path) -> Result<()> {
     files::remove_file(path).map_err(|source| Error::Remove {
         path: path.to_path_buf(),
         source,
@@ -139,7 +139,7 @@ fn copy_selinux_label(like: &Path, target: &Path) {
 }
 
 /// A sortable UTC timestamp for backup directory names: `20261124T061502Z`.
-pub fn timestamp() -> String {
+pub(crate) fn timestamp() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());

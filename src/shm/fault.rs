@@ -61,13 +61,13 @@ unsafe impl Sync for Previous {}
 unsafe impl Send for Previous {}
 
 /// The registration of one mapping; unregisters on drop.
-pub struct Guard {
+pub(super) struct Guard {
     slot: Option<usize>,
 }
 
 impl Guard {
     /// Registers `start..start+len` (a live mapping the caller owns until this guard is dropped).
-    pub fn register(start: *mut u8, len: usize) -> Self {
+    pub(super) fn register(start: *mut u8, len: usize) -> Self {
         install();
         let start = start as usize;
         for (i, slot) in TABLE.iter().enumerate() {
@@ -90,7 +90,7 @@ impl Guard {
 
     /// Whether an access faulted (the file shrank): the mapping now shows zeros past that point and must be
     /// mapped anew.
-    pub fn faulted(&self) -> bool {
+    pub(super) fn faulted(&self) -> bool {
         self.slot
             .is_some_and(|i| TABLE[i].faulted.load(Ordering::Acquire))
     }

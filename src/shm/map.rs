@@ -138,13 +138,13 @@ impl ShmMap {
     }
 
     /// Whether an access past the end of a file that shrank faulted (the mapping shows zeros from there on).
-    pub fn faulted(&self) -> bool {
+    pub(crate) fn faulted(&self) -> bool {
         self.guard.faulted()
     }
 
     /// Whether the path still names the file we mapped, at the size we mapped: `None` when it does (or when
     /// the path cannot be checked right now), else what changed. Two `stat` calls; cheap enough to poll.
-    pub fn change(&self) -> Option<Change> {
+    pub(crate) fn change(&self) -> Option<Change> {
         if self.faulted() {
             return Some(Change::Shrunk);
         }
@@ -167,18 +167,8 @@ impl ShmMap {
     }
 
     /// The mapped file.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
-    }
-
-    /// Bytes mapped.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether nothing is mapped (never true for a successful open).
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 }
 

@@ -39,13 +39,13 @@ impl<'a> ShmView<'a> {
         self.len
     }
 
-    /// Whether the region is empty.
+    /// Whether the region is empty (public with `len`, as clippy's `len_without_is_empty` asks).
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// Checks that `offset..offset+len` lies inside the region.
-    pub fn check(&self, offset: usize, len: usize) -> Result<()> {
+    pub(crate) fn check(&self, offset: usize, len: usize) -> Result<()> {
         match offset.checked_add(len) {
             Some(end) if end <= self.len => Ok(()),
             _ => Err(Error::OutOfBounds {
@@ -67,7 +67,7 @@ impl<'a> ShmView<'a> {
     }
 
     /// The `u32` at `offset` as an atomic (bounds and 4-byte alignment checked).
-    pub fn atomic_u32(&self, offset: usize) -> Result<&'a AtomicU32> {
+    pub(crate) fn atomic_u32(&self, offset: usize) -> Result<&'a AtomicU32> {
         let p = self.checked_ptr(offset, 4, 4)?;
         // SAFETY: in bounds and aligned (checked above); valid for 'a (constructor contract); every user accesses
         // these bytes atomically or by raw copy.
@@ -82,7 +82,7 @@ impl<'a> ShmView<'a> {
     }
 
     /// The byte at `offset` as an atomic (LGMP v5 one-byte locks).
-    pub fn atomic_u8(&self, offset: usize) -> Result<&'a AtomicU8> {
+    pub(crate) fn atomic_u8(&self, offset: usize) -> Result<&'a AtomicU8> {
         let p = self.checked_ptr(offset, 1, 1)?;
         // SAFETY: in bounds; a byte needs no alignment; valid for 'a.
         Ok(unsafe { AtomicU8::from_ptr(p) })
@@ -98,14 +98,14 @@ impl<'a> ShmView<'a> {
     }
 
     /// Copies `N` bytes at `offset` into an array: one copy of a whole record, decoded afterwards.
-    pub fn read_array<const N: usize>(&self, offset: usize) -> Result<[u8; N]> {
+    pub(crate) fn read_array<const N: usize>(&self, offset: usize) -> Result<[u8; N]> {
         let mut out = [0u8; N];
         self.read_bytes(offset, &mut out)?;
         Ok(out)
     }
 
     /// Copies `4 * dst.len()` bytes at `offset` into `dst` as little-endian words (the BGRA fast path).
-    pub fn copy_to_u32s(&self, offset: usize, dst: &mut [u32]) -> Result<()> {
+    pub(crate) fn copy_to_u32s(&self, offset: usize, dst: &mut [u32]) -> Result<()> {
         let bytes = dst.len().checked_mul(4).ok_or(Error::OutOfBounds {
             offset,
             len: usize::MAX,
@@ -127,7 +127,7 @@ impl<'a> ShmView<'a> {
     }
 
     /// Sets `len` bytes at `offset` to `byte`.
-    pub fn fill(&self, offset: usize, len: usize, byte: u8) -> Result<()> {
+    pub(crate) fn fill(&self, offset: usize, len: usize, byte: u8) -> Result<()> {
         let p = self.checked_ptr(offset, len, 1)?;
         // SAFETY: the destination range is inside the region (checked).
         unsafe { std::ptr::write_bytes(p, byte, len) };

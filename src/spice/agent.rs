@@ -5,73 +5,72 @@ use super::error::ProtocolError;
 use super::wire::Reader;
 
 /// `VD_AGENT_PROTOCOL`: the only protocol value a header may carry.
-pub const PROTOCOL: u32 = 1;
+pub(crate) const PROTOCOL: u32 = 1;
 /// Size of `VDAgentMessage`: `u32 protocol, u32 type, u64 opaque, u32 size`.
-pub const HEADER_LEN: usize = 20;
+pub(crate) const HEADER_LEN: usize = 20;
 /// Largest clipboard item (in either direction) this client moves: 16 MiB. A bigger one is announced to the
 /// user by one log line and dropped; the reassembly never holds more than this plus a message's own fields.
-pub const MAX_CLIPBOARD: usize = 16 << 20;
+pub(crate) const MAX_CLIPBOARD: usize = 16 << 20;
 /// Largest agent message reassembled: a clipboard item plus its selection prefix and type.
-pub const MAX_MESSAGE: usize = MAX_CLIPBOARD + 8;
+pub(crate) const MAX_MESSAGE: usize = MAX_CLIPBOARD + 8;
 /// Most types one GRAB may list (the agent has seven).
 const MAX_GRAB_TYPES: usize = 64;
 
 /// Agent message types used here.
-pub mod kind {
-    /// Agent → client: the result of a request (monitors config, …).
-    pub const REPLY: u32 = 3;
+pub(crate) mod kind {
+    /// Agent → client: the result of a request (monitors config, …). Only the property tests send it.
+    #[cfg(test)]
+    pub(crate) const REPLY: u32 = 3;
     /// Old push-style clipboard, and the data answering a REQUEST.
-    pub const CLIPBOARD: u32 = 4;
+    pub(crate) const CLIPBOARD: u32 = 4;
     /// Both ways: `u32 request, u32 caps[]`.
-    pub const ANNOUNCE_CAPABILITIES: u32 = 6;
+    pub(crate) const ANNOUNCE_CAPABILITIES: u32 = 6;
     /// Both ways: the sender owns the clipboard, with these types.
-    pub const CLIPBOARD_GRAB: u32 = 7;
+    pub(crate) const CLIPBOARD_GRAB: u32 = 7;
     /// Both ways: send me the clipboard as this type.
-    pub const CLIPBOARD_REQUEST: u32 = 8;
+    pub(crate) const CLIPBOARD_REQUEST: u32 = 8;
     /// Both ways: the sender no longer owns the clipboard.
-    pub const CLIPBOARD_RELEASE: u32 = 9;
+    pub(crate) const CLIPBOARD_RELEASE: u32 = 9;
     /// Client → agent: `i32` the largest clipboard item the client takes.
-    pub const MAX_CLIPBOARD: u32 = 14;
+    pub(crate) const MAX_CLIPBOARD: u32 = 14;
 }
 
 /// Capability bits (bit numbers in the first caps word).
-pub mod cap {
+pub(crate) mod cap {
     /// GRAB/REQUEST/CLIPBOARD/RELEASE (data only on demand).
-    pub const CLIPBOARD_BY_DEMAND: u32 = 5;
+    pub(crate) const CLIPBOARD_BY_DEMAND: u32 = 5;
     /// Clipboard messages carry a 4-byte selection prefix.
-    pub const CLIPBOARD_SELECTION: u32 = 6;
-    /// The guest wants LF line ends.
-    pub const GUEST_LINEEND_LF: u32 = 8;
+    pub(crate) const CLIPBOARD_SELECTION: u32 = 6;
+    // 8 GUEST_LINEEND_LF: LF is what the host uses already.
     /// The guest wants CRLF line ends (Windows).
-    pub const GUEST_LINEEND_CRLF: u32 = 9;
+    pub(crate) const GUEST_LINEEND_CRLF: u32 = 9;
     /// The agent honours MAX_CLIPBOARD (it then sends nothing bigger, e.g. a huge PNG).
-    pub const MAX_CLIPBOARD: u32 = 10;
-    /// A GRAB carries a serial (not announced by this client, so never sent to it).
-    pub const CLIPBOARD_GRAB_SERIAL: u32 = 17;
+    pub(crate) const MAX_CLIPBOARD: u32 = 10;
+    // 17 CLIPBOARD_GRAB_SERIAL (a GRAB carries a serial): not announced by this client, so never sent to it.
 
     /// The word with `bit` set.
-    pub const fn bit(bit: u32) -> u32 {
+    pub(crate) const fn bit(bit: u32) -> u32 {
         1 << bit
     }
 
     /// True when `caps` has `bit`.
-    pub const fn has(caps: u32, bit: u32) -> bool {
+    pub(crate) const fn has(caps: u32, bit: u32) -> bool {
         caps & (1 << bit) != 0
     }
 }
 
 /// What this client announces: clipboard by demand, with selections.
-pub const CLIENT_CAPS: u32 =
+pub(crate) const CLIENT_CAPS: u32 =
     cap::bit(cap::CLIPBOARD_BY_DEMAND) | cap::bit(cap::CLIPBOARD_SELECTION);
 
 /// Clipboard data types (`u32` on the wire).
-pub mod clip_type {
+pub(crate) mod clip_type {
     /// Nothing.
-    pub const NONE: u32 = 0;
+    pub(crate) const NONE: u32 = 0;
     /// UTF-8 text, no terminator required.
-    pub const UTF8_TEXT: u32 = 1;
+    pub(crate) const UTF8_TEXT: u32 = 1;
     /// A PNG image.
-    pub const IMAGE_PNG: u32 = 2;
+    pub(crate) const IMAGE_PNG: u32 = 2;
 }
 
 /// Which clipboard a message is about (the selection prefix).
@@ -111,7 +110,7 @@ impl Selection {
 
 /// A `VDAgentMessage` header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Header {
+pub(crate) struct Header {
     /// Message type.
     pub kind: u32,
     /// Data bytes after the header.
@@ -119,7 +118,7 @@ pub struct Header {
 }
 
 /// Parses a header; a protocol other than 1 is an error (the stream is not agent messages).
-pub fn parse_header(bytes: &[u8; HEADER_LEN]) -> Result<Header, ProtocolError> {
+pub(crate) fn parse_header(bytes: &[u8; HEADER_LEN]) -> Result<Header, ProtocolError> {
     let mut r = Reader::new("agent message header", bytes);
     let protocol = r.u32()?;
     if protocol != PROTOCOL {
@@ -136,7 +135,7 @@ pub fn parse_header(bytes: &[u8; HEADER_LEN]) -> Result<Header, ProtocolError> {
 
 /// An agent message, copied out of its bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AgentMsg {
+pub(crate) enum AgentMsg {
     /// The agent's capabilities; `request` asks us to announce ours back.
     Capabilities {
         /// Announce back.
@@ -178,7 +177,11 @@ pub enum AgentMsg {
 
 /// Parses the data of an agent message of type `kind`; `with_selection` when both sides announced
 /// CLIPBOARD_SELECTION (the clipboard messages then start with a 4-byte selection prefix).
-pub fn parse(kind: u32, data: &[u8], with_selection: bool) -> Result<AgentMsg, ProtocolError> {
+pub(crate) fn parse(
+    kind: u32,
+    data: &[u8],
+    with_selection: bool,
+) -> Result<AgentMsg, ProtocolError> {
     let selection = |r: &mut Reader| -> Result<Selection, ProtocolError> {
         if !with_selection {
             return Ok(Selection::Clipboard);
@@ -266,7 +269,7 @@ pub fn encode(kind: u32, data: &[u8]) -> Vec<u8> {
 }
 
 /// ANNOUNCE_CAPABILITIES with `caps` ([`CLIENT_CAPS`], or 0 with the clipboard off).
-pub fn announce(request: bool, caps: u32) -> Vec<u8> {
+pub(crate) fn announce(request: bool, caps: u32) -> Vec<u8> {
     let mut d = u32::from(request).to_le_bytes().to_vec();
     d.extend_from_slice(&caps.to_le_bytes());
     encode(kind::ANNOUNCE_CAPABILITIES, &d)
@@ -306,7 +309,7 @@ pub fn clipboard(selection: Selection, kind: u32, data: &[u8], with_selection: b
 }
 
 /// MAX_CLIPBOARD: our [`MAX_CLIPBOARD`] limit, for an agent with the MAX_CLIPBOARD capability.
-pub fn max_clipboard() -> Vec<u8> {
+pub(crate) fn max_clipboard() -> Vec<u8> {
     encode(kind::MAX_CLIPBOARD, &(MAX_CLIPBOARD as i32).to_le_bytes())
 }
 

@@ -15,19 +15,19 @@ use std::time::{Duration, Instant};
 use super::agent::{self, HEADER_LEN, Header};
 
 /// Largest AGENT_DATA body (`VD_AGENT_MAX_DATA_SIZE`); the server ends the session on a bigger one.
-pub const MAX_DATA: usize = 2048;
+pub(crate) const MAX_DATA: usize = 2048;
 /// A partly received message with no new bytes for this long is dropped when the next data arrives.
-pub const STALL: Duration = Duration::from_secs(10);
+pub(crate) const STALL: Duration = Duration::from_secs(10);
 /// Most bytes waiting for tokens: two clipboard items.
-pub const MAX_QUEUED: usize = 2 * agent::MAX_MESSAGE;
+pub(crate) const MAX_QUEUED: usize = 2 * agent::MAX_MESSAGE;
 /// AGENT_START's grant for agent → client data (messages the server may send before we return tokens).
-pub const INBOUND_WINDOW: u32 = 64;
+pub(crate) const INBOUND_WINDOW: u32 = 64;
 /// Tokens are returned in batches of this many consumed messages.
-pub const RETURN_BATCH: u32 = INBOUND_WINDOW / 2;
+pub(crate) const RETURN_BATCH: u32 = INBOUND_WINDOW / 2;
 
 /// What one AGENT_DATA body completed or dropped.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
+pub(crate) enum Event {
     /// A whole message.
     Message {
         /// Agent message type.
@@ -53,7 +53,7 @@ enum State {
 
 /// Reassembles agent → client messages.
 #[derive(Debug)]
-pub struct Inbox {
+pub(crate) struct Inbox {
     state: State,
     last_data: Instant,
 }
@@ -69,7 +69,8 @@ impl Default for Inbox {
 
 impl Inbox {
     /// Bytes held for a message in progress (for the memory bound's tests).
-    pub fn held(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn held(&self) -> usize {
         match &self.state {
             State::Header(h) => h.capacity(),
             State::Body { data, .. } => data.capacity(),
@@ -78,7 +79,7 @@ impl Inbox {
     }
 
     /// Drops a message in progress (agent gone): the reason, when there was one.
-    pub fn reset(&mut self) -> Option<String> {
+    pub(crate) fn reset(&mut self) -> Option<String> {
         let why = self.pending();
         self.state = State::Header(Vec::new());
         why
@@ -102,7 +103,7 @@ impl Inbox {
     }
 
     /// Feeds one AGENT_DATA body.
-    pub fn push(&mut self, mut body: &[u8], now: Instant) -> Vec<Event> {
+    pub(crate) fn push(&mut self, mut body: &[u8], now: Instant) -> Vec<Event> {
         let mut out = Vec::new();
         if now.saturating_duration_since(self.last_data) > STALL
             && let Some(why) = self.reset()
@@ -183,7 +184,7 @@ impl Inbox {
 
 /// Client → agent messages waiting for tokens.
 #[derive(Debug, Default)]
-pub struct Outbox {
+pub(crate) struct Outbox {
     tokens: u32,
     queue: VecDeque<Vec<u8>>,
     queued: usize,
@@ -191,31 +192,27 @@ pub struct Outbox {
 
 impl Outbox {
     /// An empty queue with the server's grant.
-    pub fn new(tokens: u32) -> Self {
+    pub(crate) fn new(tokens: u32) -> Self {
         Self {
             tokens,
             ..Self::default()
         }
     }
 
-    /// Tokens left.
-    pub fn tokens(&self) -> u32 {
-        self.tokens
-    }
-
     /// Bytes waiting.
-    pub fn queued(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn queued(&self) -> usize {
         self.queued
     }
 
     /// Tokens the server returned.
-    pub fn add_tokens(&mut self, n: u32) {
+    pub(crate) fn add_tokens(&mut self, n: u32) {
         self.tokens = self.tokens.saturating_add(n);
     }
 
     /// Queues one whole agent message (header + data) cut into AGENT_DATA bodies; refused (with the reason)
     /// when the queue would pass [`MAX_QUEUED`].
-    pub fn push(&mut self, message: &[u8]) -> Result<(), String> {
+    pub(crate) fn push(&mut self, message: &[u8]) -> Result<(), String> {
         if self.queued + message.len() > MAX_QUEUED {
             return Err(format!(
                 "{} bytes of agent data already wait for the guest: a {}-byte message dropped",
@@ -231,7 +228,7 @@ impl Outbox {
     }
 
     /// Takes the bodies the tokens allow now (one token each).
-    pub fn ready(&mut self) -> Vec<Vec<u8>> {
+    pub(crate) fn ready(&mut self) -> Vec<Vec<u8>> {
         let n = (self.tokens as usize).min(self.queue.len());
         self.tokens -= n as u32;
         let out: Vec<Vec<u8>> = self.queue.drain(..n).collect();
@@ -242,13 +239,13 @@ impl Outbox {
 
 /// Counts agent → client messages and says when to return tokens.
 #[derive(Debug, Default)]
-pub struct Returns {
+pub(crate) struct Returns {
     consumed: u32,
 }
 
 impl Returns {
     /// One AGENT_DATA consumed; `Some(n)` when `n` tokens should go back now.
-    pub fn consumed(&mut self) -> Option<u32> {
+    pub(crate) fn consumed(&mut self) -> Option<u32> {
         self.consumed += 1;
         (self.consumed >= RETURN_BATCH).then(|| std::mem::take(&mut self.consumed))
     }

@@ -13,15 +13,15 @@ use super::jitter::JitterBuffer;
 use super::playback::PcmFormat;
 
 /// Latency the jitter buffer drains toward (1 ms per 10 ms message while above it).
-pub const TARGET_MS: u32 = 20;
+pub(crate) const TARGET_MS: u32 = 20;
 /// Queued audio above which the buffer drops the oldest frames down to [`TARGET_MS`].
-pub const MAX_MS: u32 = 60;
+pub(crate) const MAX_MS: u32 = 60;
 /// Queued audio needed to start (or restart after an underrun).
-pub const PREFILL_MS: u32 = 10;
+pub(crate) const PREFILL_MS: u32 = 10;
 /// Audio written to the sound server per write.
-pub const CHUNK_MS: u32 = 10;
+pub(crate) const CHUNK_MS: u32 = 10;
 /// Wait before trying a failed sound server again.
-pub const REOPEN_AFTER: Duration = Duration::from_secs(5);
+pub(crate) const REOPEN_AFTER: Duration = Duration::from_secs(5);
 
 /// The host's sound server.
 pub trait HostAudio: Send + Sync {
@@ -46,7 +46,7 @@ pub trait PcmInput: Send {
 /// The guest's volume and mute, applied in software to the samples as they arrive (SPICE volume is 0..=65535
 /// per channel; we scale linearly, so 65535 leaves samples untouched).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Gain {
+pub(crate) struct Gain {
     /// Per-channel volume; empty = full volume.
     pub volume: Vec<u16>,
     /// Muted: silence.
@@ -55,12 +55,12 @@ pub struct Gain {
 
 impl Gain {
     /// True when samples pass unchanged.
-    pub fn is_unity(&self) -> bool {
+    pub(crate) fn is_unity(&self) -> bool {
         !self.mute && self.volume.iter().all(|&v| v == u16::MAX)
     }
 
     /// Applies the gain to interleaved S16LE frames of `channels` channels, in place.
-    pub fn apply(&self, pcm: &mut [u8], channels: usize) {
+    pub(crate) fn apply(&self, pcm: &mut [u8], channels: usize) {
         if self.mute {
             pcm.fill(0);
             return;
@@ -113,14 +113,14 @@ impl PlayerShared {
 }
 
 /// Plays one playback channel's audio on the host; dropping it stops the output thread.
-pub struct Player {
+pub(crate) struct Player {
     shared: Arc<PlayerShared>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Player {
     /// Starts the output thread (the sound server is opened at the first START).
-    pub fn new(host: Arc<dyn HostAudio>) -> std::io::Result<Self> {
+    pub(crate) fn new(host: Arc<dyn HostAudio>) -> std::io::Result<Self> {
         let shared = Arc::new(PlayerShared {
             state: Mutex::new(PlayerState {
                 buffer: None,
@@ -144,13 +144,13 @@ impl Player {
     }
 
     /// The guest opened its device: a fresh buffer in `format`.
-    pub fn start(&self, format: PcmFormat) {
+    pub(crate) fn start(&self, format: PcmFormat) {
         self.shared.state().buffer = Some(JitterBuffer::new(format, TARGET_MS, MAX_MS, PREFILL_MS));
         self.shared.wake.notify_all();
     }
 
     /// Queues audio with the guest's volume and mute as they are now (never blocks on the sound server).
-    pub fn push(&self, pcm: &[u8]) {
+    pub(crate) fn push(&self, pcm: &[u8]) {
         let mut st = self.shared.state();
         let st = &mut *st;
         let Some(buffer) = st.buffer.as_mut() else {
@@ -182,7 +182,7 @@ impl Player {
 
     /// The guest closed its device: what was still queued is dropped (counted), and the totals so far are
     /// logged once per stream (a harness checks a real guest's playback against them).
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         let mut st = self.shared.state();
         if let Some(buffer) = st.buffer.take() {
             st.stats.dropped_frames += (buffer.len() / buffer.format().frame_bytes()) as u64;
@@ -200,17 +200,18 @@ impl Player {
     }
 
     /// The guest's volume.
-    pub fn volume(&self, volume: Vec<u16>) {
+    pub(crate) fn volume(&self, volume: Vec<u16>) {
         self.shared.state().gain.volume = volume;
     }
 
     /// The guest's mute.
-    pub fn mute(&self, mute: bool) {
+    pub(crate) fn mute(&self, mute: bool) {
         self.shared.state().gain.mute = mute;
     }
 
     /// Bytes waiting in the jitter buffer.
-    pub fn queued_bytes(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn queued_bytes(&self) -> usize {
         self.shared
             .state()
             .buffer
@@ -219,7 +220,7 @@ impl Player {
     }
 
     /// The counters so far.
-    pub fn stats(&self) -> PlayerStats {
+    pub(crate) fn stats(&self) -> PlayerStats {
         self.shared.state().stats
     }
 }

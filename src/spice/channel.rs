@@ -15,18 +15,18 @@ use super::wire::{self, MINI_HEADER_LEN};
 /// The write half of a channel, shareable between threads. Writes are whole messages under one lock, so two
 /// senders never interleave bytes.
 #[derive(Debug, Clone)]
-pub struct Writer(Arc<Mutex<Stream>>);
+pub(crate) struct Writer(Arc<Mutex<Stream>>);
 
 impl Writer {
     /// Sends one message.
-    pub fn send(&self, kind: u16, body: &[u8]) -> Result<(), Error> {
+    pub(crate) fn send(&self, kind: u16, body: &[u8]) -> Result<(), Error> {
         let bytes = wire::frame(kind, body);
         let mut s = self.0.lock().unwrap_or_else(|e| e.into_inner());
         s.send(&bytes)
     }
 
     /// Sends several messages in one write.
-    pub fn send_all(&self, msgs: &[(u16, Vec<u8>)]) -> Result<(), Error> {
+    pub(crate) fn send_all(&self, msgs: &[(u16, Vec<u8>)]) -> Result<(), Error> {
         let mut bytes = Vec::new();
         for (kind, body) in msgs {
             bytes.extend_from_slice(&wire::frame(*kind, body));
@@ -36,14 +36,14 @@ impl Writer {
     }
 
     /// Closes the connection (the reader wakes with an error).
-    pub fn shutdown(&self) {
+    pub(crate) fn shutdown(&self) {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).shutdown();
     }
 }
 
 /// What to link.
 #[derive(Debug, Clone)]
-pub struct LinkParams {
+pub(crate) struct LinkParams {
     /// Channel type.
     pub channel: ChannelType,
     /// Channel id.
@@ -57,28 +57,26 @@ pub struct LinkParams {
 }
 
 /// A linked channel.
-pub struct Channel {
+pub(crate) struct Channel {
     kind: ChannelType,
     reader: Stream,
     writer: Writer,
     max_body: u32,
     ack_window: u32,
     ack_count: u32,
-    /// The server's channel capabilities.
-    pub server_caps: Caps,
 }
 
 impl Channel {
     /// Connects to `target` and links the channel, authenticating with `password` (empty when the server has
     /// no ticket).
-    pub fn open(
+    pub(crate) fn open(
         target: &Target,
         params: &LinkParams,
         password: &[u8],
         stop: &AtomicBool,
     ) -> Result<Self, Error> {
         let mut stream = Stream::connect(target)?;
-        let server_caps = handshake(&mut stream, params, password, stop)?;
+        handshake(&mut stream, params, password, stop)?;
         let reader = stream
             .try_clone()
             .map_err(|e| Error::io("cannot clone the socket", e))?;
@@ -89,23 +87,17 @@ impl Channel {
             max_body: params.max_body,
             ack_window: 0,
             ack_count: 0,
-            server_caps,
         })
     }
 
     /// The shared write half.
-    pub fn writer(&self) -> Writer {
+    pub(crate) fn writer(&self) -> Writer {
         self.writer.clone()
-    }
-
-    /// The channel type.
-    pub fn kind(&self) -> ChannelType {
-        self.kind
     }
 
     /// Reads until a channel-specific message (type ≥ 101 or unknown) arrives and returns it; common messages
     /// are handled here.
-    pub fn next(&mut self, stop: &AtomicBool) -> Result<(u16, Vec<u8>), Error> {
+    pub(crate) fn next(&mut self, stop: &AtomicBool) -> Result<(u16, Vec<u8>), Error> {
         loop {
             let mut h = [0u8; MINI_HEADER_LEN];
             self.reader.read_full(&mut h, stop, "message header")?;
@@ -159,13 +151,13 @@ impl Channel {
     }
 }
 
-/// The link exchange on a fresh connection; returns the server's channel caps.
+/// The link exchange on a fresh connection.
 fn handshake(
     stream: &mut Stream,
     params: &LinkParams,
     password: &[u8],
     stop: &AtomicBool,
-) -> Result<Caps, Error> {
+) -> Result<(), Error> {
     let req = LinkRequest {
         connection_id: params.connection_id,
         channel: params.channel,
@@ -204,5 +196,5 @@ fn handshake(
     if let Some(reason) = error::LinkError::from_code(u32::from_le_bytes(result)) {
         return Err(refused(reason));
     }
-    Ok(reply.channel_caps)
+    Ok(())
 }

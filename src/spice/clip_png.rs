@@ -8,9 +8,9 @@ use std::io::Cursor;
 use thiserror::Error;
 
 /// Widest or tallest clipboard image taken either way (pixels).
-pub const MAX_SIDE: u32 = 16_384;
+pub(crate) const MAX_SIDE: u32 = 16_384;
 /// Largest decoded clipboard image (RGBA8 bytes): 128 MiB, an 8K screenshot (7680×4320) fits.
-pub const MAX_PIXELS_BYTES: usize = 128 << 20;
+pub(crate) const MAX_PIXELS_BYTES: usize = 128 << 20;
 
 /// An image as the host clipboard holds it: RGBA8, rows top to bottom, no padding.
 #[derive(Clone, PartialEq, Eq)]
@@ -37,7 +37,7 @@ impl std::fmt::Debug for RgbaImage {
 
 /// Why a clipboard image was not taken.
 #[derive(Debug, Error)]
-pub enum ImageError {
+pub(crate) enum ImageError {
     /// Over the caps (or a zero side).
     #[error("{width}×{height} image: over the {MAX_SIDE}-pixel side or {} MiB limit", MAX_PIXELS_BYTES >> 20)]
     TooBig {
@@ -80,7 +80,7 @@ fn rgba_len(width: u64, height: u64) -> Result<usize, ImageError> {
 
 /// Decodes a PNG (any colour type and depth, the first frame of an APNG) into RGBA8; refuses one whose
 /// header declares more than the caps before allocating its pixels.
-pub fn decode(png_bytes: &[u8]) -> Result<RgbaImage, ImageError> {
+pub(crate) fn decode(png_bytes: &[u8]) -> Result<RgbaImage, ImageError> {
     // The decoder's own buffers (rows, the output frame) stay under the cap plus room for a row or two.
     let limits = png::Limits {
         bytes: MAX_PIXELS_BYTES + (4 << 20),
@@ -147,7 +147,7 @@ fn to_rgba(color: png::ColorType, buf: Vec<u8>, len: usize) -> Vec<u8> {
 }
 
 /// Encodes an RGBA8 image as PNG (for the guest's REQUEST); the caps hold here as well.
-pub fn encode(image: &RgbaImage) -> Result<Vec<u8>, ImageError> {
+pub(crate) fn encode(image: &RgbaImage) -> Result<Vec<u8>, ImageError> {
     let len = rgba_len(u64::from(image.width), u64::from(image.height))?;
     if image.pixels.len() != len {
         return Err(ImageError::Length {

@@ -1,15 +1,15 @@
 //! Messages every channel receives (types 1–99): SET_ACK, PING, NOTIFY, DISCONNECTING and the migration and
-//! wait messages this client skips; and the client's answers (ACK_SYNC, ACK, PONG, DISCONNECTING).
+//! wait messages this client skips; and the client's answers (ACK_SYNC, ACK, PONG).
 use super::error::LinkError;
 use super::error::ProtocolError;
 use super::wire::Reader;
 
 /// Longest NOTIFY text kept (the rest is cut).
-pub const NOTIFY_MAX_CHARS: usize = 300;
+pub(crate) const NOTIFY_MAX_CHARS: usize = 300;
 
 /// A common server message.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CommonMsg {
+pub(crate) enum CommonMsg {
     /// Start ACK flow control.
     SetAck {
         /// Generation to echo in ACK_SYNC.
@@ -41,19 +41,18 @@ pub enum CommonMsg {
 }
 
 /// Client message types shared by all channels.
-pub mod client {
+pub(crate) mod client {
     /// Echo of SET_ACK's generation.
-    pub const ACK_SYNC: u16 = 1;
+    pub(crate) const ACK_SYNC: u16 = 1;
     /// One window of messages received.
-    pub const ACK: u16 = 2;
+    pub(crate) const ACK: u16 = 2;
     /// Answer to PING.
-    pub const PONG: u16 = 3;
-    /// The client is leaving.
-    pub const DISCONNECTING: u16 = 6;
+    pub(crate) const PONG: u16 = 3;
+    // 6 DISCONNECTING: this client just closes the socket.
 }
 
 /// Parses a common message; `Ok(None)` for channel-specific types (≥ 101) and unknown ones.
-pub fn parse(kind: u16, body: &[u8]) -> Result<Option<CommonMsg>, ProtocolError> {
+pub(crate) fn parse(kind: u16, body: &[u8]) -> Result<Option<CommonMsg>, ProtocolError> {
     Ok(Some(match kind {
         3 => {
             let mut r = Reader::new("SET_ACK", body);
@@ -97,12 +96,12 @@ pub fn parse(kind: u16, body: &[u8]) -> Result<Option<CommonMsg>, ProtocolError>
 }
 
 /// The reason a DISCONNECTING carried, as a link error (None for 0).
-pub fn disconnect_reason(reason: u32) -> Option<LinkError> {
+pub(crate) fn disconnect_reason(reason: u32) -> Option<LinkError> {
     LinkError::from_code(reason)
 }
 
 /// PONG body for a PING.
-pub fn pong(id: u32, timestamp: u64) -> [u8; 12] {
+pub(crate) fn pong(id: u32, timestamp: u64) -> [u8; 12] {
     let mut out = [0u8; 12];
     out[..4].copy_from_slice(&id.to_le_bytes());
     out[4..].copy_from_slice(&timestamp.to_le_bytes());

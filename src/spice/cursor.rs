@@ -9,31 +9,30 @@ use super::wire::Reader;
 use crate::lg::kvmfr::{CursorShape, CursorState, CursorType};
 
 /// Server message types.
-pub mod server {
+pub(crate) mod server {
     /// Position, trail, visibility and the first cursor.
-    pub const INIT: u16 = 101;
+    pub(crate) const INIT: u16 = 101;
     /// Forget the cache and the cursor.
-    pub const RESET: u16 = 102;
+    pub(crate) const RESET: u16 = 102;
     /// A new cursor (and position).
-    pub const SET: u16 = 103;
+    pub(crate) const SET: u16 = 103;
     /// The cursor moved.
-    pub const MOVE: u16 = 104;
+    pub(crate) const MOVE: u16 = 104;
     /// The cursor is hidden.
-    pub const HIDE: u16 = 105;
-    /// Trail settings (ignored).
-    pub const TRAIL: u16 = 106;
+    pub(crate) const HIDE: u16 = 105;
+    // 106 TRAIL: trail settings, ignored with the other unknown types.
     /// Drop one cached cursor.
-    pub const INVAL_ONE: u16 = 107;
+    pub(crate) const INVAL_ONE: u16 = 107;
     /// Drop every cached cursor.
-    pub const INVAL_ALL: u16 = 108;
+    pub(crate) const INVAL_ALL: u16 = 108;
 }
 
 /// Largest cursor side accepted.
-pub const MAX_SIDE: u16 = 256;
+pub(crate) const MAX_SIDE: u16 = 256;
 /// Most cached cursors (the server's cache size).
-pub const CACHE_ENTRIES: usize = 256;
+pub(crate) const CACHE_ENTRIES: usize = 256;
 /// Most bytes of cached shapes.
-pub const CACHE_BYTES: usize = 16 << 20;
+pub(crate) const CACHE_BYTES: usize = 16 << 20;
 
 const FLAG_NONE: u16 = 1;
 const FLAG_CACHE_ME: u16 = 2;
@@ -41,7 +40,7 @@ const FLAG_FROM_CACHE: u16 = 4;
 
 /// The cursor part of INIT and SET.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Shape {
+pub(crate) enum Shape {
     /// No cursor image.
     None,
     /// A cached one.
@@ -61,7 +60,7 @@ pub enum Shape {
 
 /// A cursor message.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CursorMsg {
+pub(crate) enum CursorMsg {
     /// INIT or SET.
     Set {
         /// Hot-spot position in guest pixels (INIT, SET).
@@ -86,7 +85,7 @@ pub enum CursorMsg {
 }
 
 /// Parses one cursor channel message.
-pub fn parse(kind: u16, body: &[u8]) -> Result<CursorMsg, ProtocolError> {
+pub(crate) fn parse(kind: u16, body: &[u8]) -> Result<CursorMsg, ProtocolError> {
     Ok(match kind {
         server::INIT => {
             let mut r = Reader::new("CURSOR_INIT", body);
@@ -239,7 +238,7 @@ pub struct Cursors {
 
 impl Cursors {
     /// Applies a message; returns a line to log when something could not be shown.
-    pub fn apply(&mut self, msg: CursorMsg) -> Option<String> {
+    pub(crate) fn apply(&mut self, msg: CursorMsg) -> Option<String> {
         let mut note = None;
         match msg {
             CursorMsg::Set {

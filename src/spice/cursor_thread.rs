@@ -14,7 +14,7 @@ use super::relink::{FailureLog, RELINK_AFTER_ERROR, pause, spawn_channel_thread}
 use super::session::{Endpoint, Shared};
 
 /// Largest cursor channel message: a 256×256 ALPHA cursor plus headers.
-pub const CURSOR_MAX_BODY: u32 = 256 * 256 * 4 + 4096;
+pub(super) const CURSOR_MAX_BODY: u32 = 256 * 256 * 4 + 4096;
 const MAX_LOGGED: usize = 32;
 
 fn lock(m: &Mutex<Cursors>) -> MutexGuard<'_, Cursors> {

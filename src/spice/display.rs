@@ -7,60 +7,60 @@ use super::wire::Reader;
 
 /// Display channel capabilities we advertise: PREF_COMPRESSION (bit 6) only, so the server sends no streams,
 /// GL scanouts, composites or A8 surfaces.
-pub const CLIENT_CAPS: [u32; 1] = [1 << 6];
+pub(crate) const CLIENT_CAPS: [u32; 1] = [1 << 6];
 
 /// Client message types.
-pub mod client {
+pub(crate) mod client {
     /// DISPLAY_INIT (no pixmap cache, no GLZ dictionary).
-    pub const INIT: u16 = 101;
+    pub(crate) const INIT: u16 = 101;
     /// PREFERRED_COMPRESSION.
-    pub const PREFERRED_COMPRESSION: u16 = 103;
+    pub(crate) const PREFERRED_COMPRESSION: u16 = 103;
 }
 
 /// PREFERRED_COMPRESSION value: send bitmaps uncompressed.
-pub const COMPRESSION_OFF: u8 = 1;
+pub(crate) const COMPRESSION_OFF: u8 = 1;
 
 /// DISPLAY_INIT body: cache id, cache size, GLZ dictionary id and window all zero (nothing cached).
-pub fn init_body() -> [u8; 14] {
+pub(crate) fn init_body() -> [u8; 14] {
     [0; 14]
 }
 
 /// Server message types.
 pub mod server {
     /// Legacy MODE.
-    pub const MODE: u16 = 101;
+    pub(crate) const MODE: u16 = 101;
     /// The primary surface has its full content.
-    pub const MARK: u16 = 102;
+    pub(crate) const MARK: u16 = 102;
     /// Drop every surface.
-    pub const RESET: u16 = 103;
+    pub(crate) const RESET: u16 = 103;
     /// Copy inside a surface.
-    pub const COPY_BITS: u16 = 104;
+    pub(crate) const COPY_BITS: u16 = 104;
     /// Cache invalidations (nothing is cached: skipped).
-    pub const INVAL_LIST: u16 = 105;
+    pub(crate) const INVAL_LIST: u16 = 105;
     /// See [`INVAL_LIST`].
-    pub const INVAL_ALL_PIXMAPS: u16 = 106;
+    pub(crate) const INVAL_ALL_PIXMAPS: u16 = 106;
     /// See [`INVAL_LIST`].
-    pub const INVAL_PALETTE: u16 = 107;
+    pub(crate) const INVAL_PALETTE: u16 = 107;
     /// See [`INVAL_LIST`].
-    pub const INVAL_ALL_PALETTES: u16 = 108;
+    pub(crate) const INVAL_ALL_PALETTES: u16 = 108;
     /// Solid fill.
-    pub const DRAW_FILL: u16 = 302;
+    pub(crate) const DRAW_FILL: u16 = 302;
     /// Bitmap copy.
     pub const DRAW_COPY: u16 = 304;
     /// New surface.
     pub const SURFACE_CREATE: u16 = 314;
     /// Surface gone.
-    pub const SURFACE_DESTROY: u16 = 315;
+    pub(crate) const SURFACE_DESTROY: u16 = 315;
     /// Monitor layout (not asked for; skipped).
-    pub const MONITORS_CONFIG: u16 = 317;
+    pub(crate) const MONITORS_CONFIG: u16 = 317;
 }
 
 /// Largest surface side accepted.
-pub const MAX_SIDE: u32 = 16_384;
+pub(crate) const MAX_SIDE: u32 = 16_384;
 /// Largest surface area accepted (8K UHD): bounds the allocation a SURFACE_CREATE can cause.
-pub const MAX_AREA: u64 = 7680 * 4320;
+pub(crate) const MAX_AREA: u64 = 7680 * 4320;
 /// Most clip rectangles accepted in one message.
-pub const MAX_CLIP_RECTS: usize = 4096;
+pub(crate) const MAX_CLIP_RECTS: usize = 4096;
 
 /// A rectangle as the server sends it: exclusive right and bottom.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -86,22 +86,22 @@ impl Rect {
     }
 
     /// Width (0 when empty or inverted).
-    pub fn width(&self) -> u32 {
+    pub(crate) fn width(&self) -> u32 {
         (i64::from(self.right) - i64::from(self.left)).clamp(0, u32::MAX as i64) as u32
     }
 
     /// Height (0 when empty or inverted).
-    pub fn height(&self) -> u32 {
+    pub(crate) fn height(&self) -> u32 {
         (i64::from(self.bottom) - i64::from(self.top)).clamp(0, u32::MAX as i64) as u32
     }
 
     /// True when it covers no pixel.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.width() == 0 || self.height() == 0
     }
 
     /// The common part (possibly empty).
-    pub fn intersect(&self, o: &Rect) -> Rect {
+    pub(crate) fn intersect(&self, o: &Rect) -> Rect {
         Rect {
             top: self.top.max(o.top),
             left: self.left.max(o.left),
@@ -167,7 +167,7 @@ pub enum PixelFormat {
 
 impl PixelFormat {
     /// Bytes per pixel.
-    pub fn bytes(self) -> usize {
+    pub(crate) fn bytes(self) -> usize {
         match self {
             Self::X555 => 2,
             Self::Bgr24 => 3,
@@ -204,7 +204,7 @@ pub struct Bitmap<'a> {
 
 impl Bitmap<'_> {
     /// The bytes of image row `y` (counted from the top), `width` pixels long; `None` past the last row.
-    pub fn row(&self, y: u32) -> Option<&[u8]> {
+    pub(crate) fn row(&self, y: u32) -> Option<&[u8]> {
         let r = if self.top_down {
             y
         } else {
@@ -330,7 +330,7 @@ fn surface_create(body: &[u8]) -> Result<DisplayMsg<'_>, ProtocolError> {
 }
 
 /// A surface or bitmap size: not empty, each side at most [`MAX_SIDE`], the area at most [`MAX_AREA`].
-pub fn check_size(what: &'static str, width: u32, height: u32) -> Result<(), ProtocolError> {
+pub(crate) fn check_size(what: &'static str, width: u32, height: u32) -> Result<(), ProtocolError> {
     let ok = width > 0
         && height > 0
         && width <= MAX_SIDE

@@ -19,7 +19,7 @@ use super::screen::{Applied, Screen};
 use super::session::{DISPLAY_MAX_BODY, Endpoint, Shared};
 
 /// Least time between two refreshes (relinks) asked for by undecodable messages.
-pub const REFRESH_MIN: Duration = Duration::from_secs(5);
+pub(super) const REFRESH_MIN: Duration = Duration::from_secs(5);
 /// Distinct "cannot draw" lines logged per session (a hostile server cannot flood the log).
 const MAX_LOGGED_KINDS: usize = 32;
 

@@ -93,22 +93,11 @@ pub enum Error {
 
 impl Error {
     /// An I/O error with context.
-    pub fn io(what: impl Into<String>, source: std::io::Error) -> Self {
+    pub(crate) fn io(what: impl Into<String>, source: std::io::Error) -> Self {
         Self::Io {
             what: what.into(),
             source,
         }
-    }
-
-    /// True when retrying cannot help without the user changing something (a wrong password).
-    pub fn needs_user(&self) -> bool {
-        matches!(
-            self,
-            Error::Refused {
-                reason: LinkError::PermissionDenied,
-                ..
-            }
-        )
     }
 }
 
@@ -149,7 +138,7 @@ pub enum LinkError {
 
 impl LinkError {
     /// From the wire value; `None` for 0 (OK).
-    pub fn from_code(n: u32) -> Option<Self> {
+    pub(crate) fn from_code(n: u32) -> Option<Self> {
         Some(match n {
             0 => return None,
             1 => Self::Error,

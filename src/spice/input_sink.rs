@@ -10,9 +10,9 @@ use super::channel::Writer;
 use super::inputs::{Button, MOTION_ACK_BUNCH, client};
 
 /// Motion messages allowed in flight (two ack bunches).
-pub const MAX_UNACKED: u32 = 2 * MOTION_ACK_BUNCH;
+pub(crate) const MAX_UNACKED: u32 = 2 * MOTION_ACK_BUNCH;
 /// Largest relative step per message (QEMU's relative pointer paths take at most ±127).
-pub const MAX_STEP: i32 = 127;
+pub(crate) const MAX_STEP: i32 = 127;
 
 /// A key's set-1 codes packed as KEY_DOWN/KEY_UP expect them (low byte first, e.g. `0x48e0` / `0xc8e0`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -47,11 +47,6 @@ impl Inputs {
     /// True while an inputs channel is linked.
     pub fn is_linked(&self) -> bool {
         self.lock().link.is_some()
-    }
-
-    /// Messages sent on the current link.
-    pub fn sent(&self) -> u64 {
-        self.lock().sent
     }
 
     /// Key pressed (a repeat sends the make code again, like a keyboard's typematic repeat).

@@ -4,19 +4,20 @@ use super::error::ProtocolError;
 use super::wire::Reader;
 
 /// Inputs caps this client sets: KEY_SCANCODE (0).
-pub const CLIENT_CAPS: [u32; 1] = [0];
+pub(crate) const CLIENT_CAPS: [u32; 1] = [0];
 
 /// The server acks every this many motion/position messages.
-pub const MOTION_ACK_BUNCH: u32 = 4;
+pub(crate) const MOTION_ACK_BUNCH: u32 = 4;
 
-/// Lock-key flags of KEY_MODIFIERS.
-pub mod modifiers {
+/// Lock-key flags of KEY_MODIFIERS (the window sets them).
+#[cfg(feature = "viewer")]
+pub(crate) mod modifiers {
     /// Scroll Lock.
-    pub const SCROLL_LOCK: u16 = 1;
+    pub(crate) const SCROLL_LOCK: u16 = 1;
     /// Num Lock.
-    pub const NUM_LOCK: u16 = 2;
+    pub(crate) const NUM_LOCK: u16 = 2;
     /// Caps Lock.
-    pub const CAPS_LOCK: u16 = 4;
+    pub(crate) const CAPS_LOCK: u16 = 4;
 }
 
 /// Mouse buttons (`u8 button` ids) and their `buttons_state` bits.
@@ -40,7 +41,7 @@ pub enum Button {
 
 impl Button {
     /// The button id on the wire.
-    pub fn id(self) -> u8 {
+    pub(crate) fn id(self) -> u8 {
         match self {
             Button::Left => 1,
             Button::Middle => 2,
@@ -53,14 +54,14 @@ impl Button {
     }
 
     /// The bit in `buttons_state`.
-    pub fn mask(self) -> u16 {
+    pub(crate) fn mask(self) -> u16 {
         1 << (self.id() - 1)
     }
 }
 
 /// An inputs channel message from the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum InputsMsg {
+pub(crate) enum InputsMsg {
     /// The guest's lock-key state at link.
     Init {
         /// Lock flags.
@@ -75,7 +76,7 @@ pub enum InputsMsg {
 }
 
 /// Parses an inputs channel message (types ≥ 101).
-pub fn parse(kind: u16, body: &[u8]) -> Result<InputsMsg, ProtocolError> {
+pub(crate) fn parse(kind: u16, body: &[u8]) -> Result<InputsMsg, ProtocolError> {
     Ok(match kind {
         101 => InputsMsg::Init {
             modifiers: Reader::new("INPUTS_INIT", body).u16()?,
@@ -87,24 +88,24 @@ pub fn parse(kind: u16, body: &[u8]) -> Result<InputsMsg, ProtocolError> {
 }
 
 /// Client messages: (type, body).
-pub mod client {
+pub(crate) mod client {
     /// KEY_DOWN with the set-1 bytes packed little-endian.
-    pub fn key_down(code: u32) -> (u16, Vec<u8>) {
+    pub(crate) fn key_down(code: u32) -> (u16, Vec<u8>) {
         (101, code.to_le_bytes().to_vec())
     }
 
     /// KEY_UP.
-    pub fn key_up(code: u32) -> (u16, Vec<u8>) {
+    pub(crate) fn key_up(code: u32) -> (u16, Vec<u8>) {
         (102, code.to_le_bytes().to_vec())
     }
 
     /// KEY_MODIFIERS: the lock state the guest should have.
-    pub fn key_modifiers(flags: u16) -> (u16, Vec<u8>) {
+    pub(crate) fn key_modifiers(flags: u16) -> (u16, Vec<u8>) {
         (103, flags.to_le_bytes().to_vec())
     }
 
     /// MOUSE_MOTION (relative, server mode).
-    pub fn mouse_motion(dx: i32, dy: i32, buttons: u16) -> (u16, Vec<u8>) {
+    pub(crate) fn mouse_motion(dx: i32, dy: i32, buttons: u16) -> (u16, Vec<u8>) {
         let mut b = Vec::with_capacity(10);
         b.extend_from_slice(&dx.to_le_bytes());
         b.extend_from_slice(&dy.to_le_bytes());
@@ -113,7 +114,7 @@ pub mod client {
     }
 
     /// MOUSE_POSITION (absolute guest pixels, client mode).
-    pub fn mouse_position(x: u32, y: u32, buttons: u16, display: u8) -> (u16, Vec<u8>) {
+    pub(crate) fn mouse_position(x: u32, y: u32, buttons: u16, display: u8) -> (u16, Vec<u8>) {
         let mut b = Vec::with_capacity(11);
         b.extend_from_slice(&x.to_le_bytes());
         b.extend_from_slice(&y.to_le_bytes());
@@ -123,13 +124,13 @@ pub mod client {
     }
 
     /// MOUSE_PRESS: button id and the state after the press.
-    pub fn mouse_press(button: u8, buttons: u16) -> (u16, Vec<u8>) {
+    pub(crate) fn mouse_press(button: u8, buttons: u16) -> (u16, Vec<u8>) {
         let [a, b] = buttons.to_le_bytes();
         (113, vec![button, a, b])
     }
 
     /// MOUSE_RELEASE: button id and the state after the release.
-    pub fn mouse_release(button: u8, buttons: u16) -> (u16, Vec<u8>) {
+    pub(crate) fn mouse_release(button: u8, buttons: u16) -> (u16, Vec<u8>) {
         let [a, b] = buttons.to_le_bytes();
         (114, vec![button, a, b])
     }

@@ -8,18 +8,18 @@ use std::collections::VecDeque;
 use super::playback::PcmFormat;
 
 /// Audio dropped per push while more than the target is queued.
-pub const DRAIN_STEP_MS: u32 = 1;
+pub(crate) const DRAIN_STEP_MS: u32 = 1;
 
 /// What a push did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Pushed {
+pub(crate) struct Pushed {
     /// Frames dropped (oldest first) to get back to the target.
     pub dropped_frames: usize,
 }
 
 /// A bounded queue of interleaved S16LE frames.
 #[derive(Debug)]
-pub struct JitterBuffer {
+pub(crate) struct JitterBuffer {
     format: PcmFormat,
     bytes: VecDeque<u8>,
     target: usize,
@@ -33,7 +33,7 @@ pub struct JitterBuffer {
 impl JitterBuffer {
     /// A buffer for `format` that drains toward `target_ms` once it holds more than `max_ms`, and plays after
     /// an underrun once it holds `prefill_ms`.
-    pub fn new(format: PcmFormat, target_ms: u32, max_ms: u32, prefill_ms: u32) -> Self {
+    pub(crate) fn new(format: PcmFormat, target_ms: u32, max_ms: u32, prefill_ms: u32) -> Self {
         let target = format.bytes_for_ms(target_ms);
         let max = format.bytes_for_ms(max_ms).max(target);
         Self {
@@ -48,13 +48,13 @@ impl JitterBuffer {
     }
 
     /// The format queued.
-    pub fn format(&self) -> PcmFormat {
+    pub(crate) fn format(&self) -> PcmFormat {
         self.format
     }
 
     /// Queues whole frames (a partial trailing frame is ignored: [`super::playback::check_data`] refuses it
     /// before).
-    pub fn push(&mut self, pcm: &[u8]) -> Pushed {
+    pub(crate) fn push(&mut self, pcm: &[u8]) -> Pushed {
         let frame = self.format.frame_bytes();
         let whole = pcm.len() - pcm.len() % frame;
         // A single push larger than the bound keeps only its newest `target` bytes.
@@ -74,7 +74,7 @@ impl JitterBuffer {
     }
 
     /// Takes up to `max_bytes` (whole frames) into `out`; nothing while refilling after an underrun.
-    pub fn pop(&mut self, out: &mut Vec<u8>, max_bytes: usize) -> usize {
+    pub(crate) fn pop(&mut self, out: &mut Vec<u8>, max_bytes: usize) -> usize {
         out.clear();
         if self.filling {
             if self.bytes.len() < self.prefill.max(1) {
@@ -93,17 +93,12 @@ impl JitterBuffer {
     }
 
     /// Bytes queued.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.bytes.len()
     }
 
-    /// True when nothing is queued.
-    pub fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
-    }
-
     /// Drops everything queued.
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.bytes.clear();
         self.filling = true;
     }

@@ -4,28 +4,28 @@ use super::error::{LinkError, ProtocolError};
 use super::wire::Reader;
 
 /// "REDQ" as a little-endian u32.
-pub const MAGIC: u32 = 0x5144_4552;
+pub(crate) const MAGIC: u32 = 0x5144_4552;
 /// Protocol major version.
-pub const MAJOR: u32 = 2;
+pub(crate) const MAJOR: u32 = 2;
 /// Protocol minor version.
-pub const MINOR: u32 = 2;
+pub(crate) const MINOR: u32 = 2;
 /// Size of `SpiceLinkHeader`.
-pub const HEADER_LEN: usize = 16;
+pub(crate) const HEADER_LEN: usize = 16;
 /// Fixed part of `SpiceLinkReply` (error, 162-byte key, three u32).
-pub const REPLY_FIXED_LEN: usize = 178;
+pub(crate) const REPLY_FIXED_LEN: usize = 178;
 /// The largest link reply accepted (the fixed part plus 64 capability words; observed: 186).
-pub const REPLY_MAX_LEN: u32 = (REPLY_FIXED_LEN + 64 * 4) as u32;
+pub(crate) const REPLY_MAX_LEN: u32 = (REPLY_FIXED_LEN + 64 * 4) as u32;
 /// Size of the public key field in the reply.
-pub const PUB_KEY_LEN: usize = 162;
+pub(crate) const PUB_KEY_LEN: usize = 162;
 
 /// Common capability bits.
-pub mod common_caps {
+pub(crate) mod common_caps {
     /// The client sends the auth mechanism word.
-    pub const AUTH_SELECTION: u32 = 0;
+    pub(crate) const AUTH_SELECTION: u32 = 0;
     /// SPICE ticket auth.
-    pub const AUTH_SPICE: u32 = 1;
+    pub(crate) const AUTH_SPICE: u32 = 1;
     /// 6-byte data headers.
-    pub const MINI_HEADER: u32 = 3;
+    pub(crate) const MINI_HEADER: u32 = 3;
 }
 
 /// Channel types.
@@ -49,7 +49,7 @@ pub enum ChannelType {
 
 impl ChannelType {
     /// The wire value.
-    pub fn code(self) -> u8 {
+    pub(crate) fn code(self) -> u8 {
         match self {
             Self::Main => 1,
             Self::Display => 2,
@@ -62,7 +62,7 @@ impl ChannelType {
     }
 
     /// From the wire value.
-    pub fn from_code(n: u8) -> Self {
+    pub(crate) fn from_code(n: u8) -> Self {
         match n {
             1 => Self::Main,
             2 => Self::Display,
@@ -75,7 +75,7 @@ impl ChannelType {
     }
 
     /// A name for messages.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Main => "main",
             Self::Display => "display",
@@ -90,11 +90,11 @@ impl ChannelType {
 
 /// Capability words (bit n in word n/32).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Caps(pub Vec<u32>);
+pub(crate) struct Caps(pub Vec<u32>);
 
 impl Caps {
     /// Caps with these bits set.
-    pub fn with(bits: &[u32]) -> Self {
+    pub(crate) fn with(bits: &[u32]) -> Self {
         let mut c = Self::default();
         for &b in bits {
             let w = (b / 32) as usize;
@@ -107,7 +107,7 @@ impl Caps {
     }
 
     /// True when bit `b` is set.
-    pub fn has(&self, b: u32) -> bool {
+    pub(crate) fn has(&self, b: u32) -> bool {
         self.0
             .get((b / 32) as usize)
             .is_some_and(|w| w & (1 << (b % 32)) != 0)
@@ -116,7 +116,7 @@ impl Caps {
 
 /// The client's link message for one channel.
 #[derive(Debug, Clone)]
-pub struct LinkRequest {
+pub(crate) struct LinkRequest {
     /// 0 for main; the session id for the others.
     pub connection_id: u32,
     /// Channel type.
@@ -131,7 +131,7 @@ pub struct LinkRequest {
 
 impl LinkRequest {
     /// The client's common caps: auth selection, SPICE auth, mini header.
-    pub fn client_common_caps() -> Caps {
+    pub(crate) fn client_common_caps() -> Caps {
         Caps::with(&[
             common_caps::AUTH_SELECTION,
             common_caps::AUTH_SPICE,
@@ -140,7 +140,7 @@ impl LinkRequest {
     }
 
     /// Header + message + caps, ready to send.
-    pub fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         let ncommon = self.common.0.len() as u32;
         let nchan = self.channel_caps.0.len() as u32;
         let size = 18 + 4 * (ncommon + nchan);
@@ -162,7 +162,7 @@ impl LinkRequest {
 }
 
 /// Checks a link header from the server; returns the size of what follows.
-pub fn parse_reply_header(h: &[u8; HEADER_LEN]) -> Result<u32, ProtocolError> {
+pub(crate) fn parse_reply_header(h: &[u8; HEADER_LEN]) -> Result<u32, ProtocolError> {
     let mut r = Reader::new("link reply header", h);
     let (magic, major, _minor, size) = (r.u32()?, r.u32()?, r.u32()?, r.u32()?);
     if magic != MAGIC {
@@ -182,7 +182,7 @@ pub fn parse_reply_header(h: &[u8; HEADER_LEN]) -> Result<u32, ProtocolError> {
 
 /// The server's link reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LinkReply {
+pub(crate) struct LinkReply {
     /// The link error (None = OK).
     pub error: Option<LinkError>,
     /// DER `SubjectPublicKeyInfo` of the server's RSA key.
@@ -194,7 +194,7 @@ pub struct LinkReply {
 }
 
 /// Parses the reply body (after the link header).
-pub fn parse_reply(body: &[u8]) -> Result<LinkReply, ProtocolError> {
+pub(crate) fn parse_reply(body: &[u8]) -> Result<LinkReply, ProtocolError> {
     let mut r = Reader::new("link reply", body);
     let error = LinkError::from_code(r.u32()?);
     let pub_key = r.take(PUB_KEY_LEN)?.to_vec();

@@ -8,7 +8,7 @@ use super::transport::Target;
 use crate::domain::Element;
 
 /// Finds the SPICE endpoint in a live domain XML; the error is one line for the window and stderr.
-pub fn from_live_xml(xml: &str) -> Result<Endpoint, String> {
+pub(crate) fn from_live_xml(xml: &str) -> Result<Endpoint, String> {
     let root = Element::parse(xml).map_err(|e| format!("cannot read the domain XML: {e}"))?;
     let graphics = root
         .child("devices")

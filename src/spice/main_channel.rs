@@ -5,18 +5,15 @@ use super::link::ChannelType;
 use super::wire::Reader;
 
 /// Mouse mode flags.
-pub mod mouse_mode {
+pub(crate) mod mouse_mode {
     /// Relative motion; the guest draws the pointer.
-    pub const SERVER: u16 = 1;
+    pub(crate) const SERVER: u16 = 1;
     /// Absolute positions; the host draws the pointer.
-    pub const CLIENT: u16 = 2;
+    pub(crate) const CLIENT: u16 = 2;
 }
 
 /// Main channel caps this client sets: NAME_AND_UUID (1), AGENT_CONNECTED_TOKENS (2).
-pub const CLIENT_CAPS: [u32; 2] = [1, 2];
-
-/// Largest AGENT_DATA body the client may send.
-pub const AGENT_MAX_DATA: usize = 2048;
+pub(crate) const CLIENT_CAPS: [u32; 2] = [1, 2];
 
 /// MAIN_INIT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -41,7 +38,7 @@ pub struct Init {
 
 /// A main channel message.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MainMsg {
+pub(crate) enum MainMsg {
     /// Session start.
     Init(Init),
     /// The channels to open.
@@ -74,7 +71,7 @@ pub enum MainMsg {
 }
 
 /// Parses a main channel message (types ≥ 101).
-pub fn parse(kind: u16, body: &[u8]) -> Result<MainMsg, ProtocolError> {
+pub(crate) fn parse(kind: u16, body: &[u8]) -> Result<MainMsg, ProtocolError> {
     Ok(match kind {
         103 => {
             let mut r = Reader::new("MAIN_INIT", body);
@@ -132,17 +129,17 @@ pub fn parse(kind: u16, body: &[u8]) -> Result<MainMsg, ProtocolError> {
 }
 
 /// Client message types.
-pub mod client {
+pub(crate) mod client {
     /// Ask for CHANNELS_LIST.
-    pub const ATTACH_CHANNELS: u16 = 104;
+    pub(crate) const ATTACH_CHANNELS: u16 = 104;
     /// `u16 mode`.
-    pub const MOUSE_MODE_REQUEST: u16 = 105;
+    pub(crate) const MOUSE_MODE_REQUEST: u16 = 105;
     /// `u32 tokens` for agent → client data.
-    pub const AGENT_START: u16 = 106;
+    pub(crate) const AGENT_START: u16 = 106;
     /// Raw agent bytes (≤ 2048).
-    pub const AGENT_DATA: u16 = 107;
+    pub(crate) const AGENT_DATA: u16 = 107;
     /// `u32 tokens` returned.
-    pub const AGENT_TOKEN: u16 = 108;
+    pub(crate) const AGENT_TOKEN: u16 = 108;
 }
 
 #[cfg(test)]

@@ -32,35 +32,37 @@
 //! counts checked against the bytes present); a body larger than the channel's limit is refused before any
 //! allocation. A malformed message ends that session with an error, never a panic.
 pub mod agent;
-pub mod agent_link;
-pub mod agent_stream;
-pub mod audio_sink;
-pub mod channel;
-pub mod clip_png;
-pub mod common;
-pub mod cursor;
+pub(crate) mod agent_link;
+pub(crate) mod agent_stream;
+pub(crate) mod audio_sink;
+pub(crate) mod channel;
+pub(crate) mod clip_png;
+pub(crate) mod common;
+pub(crate) mod cursor;
 mod cursor_thread;
 pub mod display;
 mod display_thread;
-pub mod error;
-pub mod input_sink;
+pub(crate) mod error;
+pub(crate) mod input_sink;
 pub mod inputs;
-pub mod jitter;
-pub mod link;
-pub mod locate;
-pub mod main_channel;
-pub mod playback;
+pub(crate) mod jitter;
+pub(crate) mod link;
+// The viewer's `--spice` lookup, from libvirt's live XML.
+#[cfg(all(feature = "viewer", feature = "libvirt"))]
+pub(crate) mod locate;
+pub(crate) mod main_channel;
+pub(crate) mod playback;
 mod playback_thread;
 #[cfg(feature = "audio")]
-pub mod pulse;
-pub mod record;
+pub(crate) mod pulse;
+pub(crate) mod record;
 mod record_thread;
 mod relink;
 pub mod screen;
-pub mod session;
-pub mod ticket;
-pub mod transport;
-pub mod wire;
+pub(crate) mod session;
+pub(crate) mod ticket;
+pub(crate) mod transport;
+pub(crate) mod wire;
 
 pub use agent_link::{Clipboard, HostClipboard};
 pub use audio_sink::{HostAudio, PlayerStats};

@@ -7,26 +7,25 @@ use super::wire::Reader;
 
 /// Playback caps this client sets: VOLUME (1). Not OPUS (we do not decode it), not CELT (removed), not
 /// LATENCY (we keep our own jitter buffer).
-pub const CLIENT_CAPS: [u32; 1] = [1 << 1];
+pub(crate) const CLIENT_CAPS: [u32; 1] = [1 << 1];
 
 /// Audio data modes (u16).
-pub mod mode {
+pub(crate) mod mode {
     /// Raw interleaved PCM.
-    pub const RAW: u16 = 1;
-    /// Opus packets (never asked for).
-    pub const OPUS: u16 = 3;
+    pub(crate) const RAW: u16 = 1;
+    // 3 OPUS: Opus packets, never asked for.
 }
 
 /// Sample format S16 (the only one SPICE defines).
-pub const FORMAT_S16: u16 = 1;
+pub(crate) const FORMAT_S16: u16 = 1;
 /// Most channels accepted in a START.
-pub const MAX_CHANNELS: u32 = 8;
+pub(crate) const MAX_CHANNELS: u32 = 8;
 /// Lowest and highest sample rate accepted in a START.
-pub const RATES: std::ops::RangeInclusive<u32> = 8_000..=192_000;
+pub(crate) const RATES: std::ops::RangeInclusive<u32> = 8_000..=192_000;
 /// Largest DATA accepted, in milliseconds of the negotiated format (the server sends 10 ms per message).
-pub const MAX_DATA_MS: u32 = 100;
+pub(crate) const MAX_DATA_MS: u32 = 100;
 /// Largest DATA body in bytes whatever the format: 100 ms of 8 channels at 192 kHz, plus the time stamp.
-pub const MAX_DATA_BYTES: usize = 192_000 / 10 * 8 * 2 + 4;
+pub(crate) const MAX_DATA_BYTES: usize = 192_000 / 10 * 8 * 2 + 4;
 
 /// A negotiated PCM format: interleaved signed 16-bit little-endian.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,7 +38,7 @@ pub struct PcmFormat {
 
 impl PcmFormat {
     /// The format of a START, or why we refuse it.
-    pub fn checked(channels: u32, format: u16, rate: u32) -> Result<Self, ProtocolError> {
+    pub(crate) fn checked(channels: u32, format: u16, rate: u32) -> Result<Self, ProtocolError> {
         let invalid = |detail: String| ProtocolError::Invalid {
             what: "audio START",
             detail,
@@ -66,19 +65,19 @@ impl PcmFormat {
     }
 
     /// Bytes per frame (one sample of every channel).
-    pub fn frame_bytes(self) -> usize {
+    pub(crate) fn frame_bytes(self) -> usize {
         usize::from(self.channels) * 2
     }
 
     /// Bytes of `ms` milliseconds, whole frames.
-    pub fn bytes_for_ms(self, ms: u32) -> usize {
+    pub(crate) fn bytes_for_ms(self, ms: u32) -> usize {
         (self.rate as usize * ms as usize / 1000) * self.frame_bytes()
     }
 }
 
 /// A playback channel message.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PlaybackMsg {
+pub(crate) enum PlaybackMsg {
     /// The data mode the server chose.
     Mode {
         /// Multimedia time.
@@ -117,7 +116,7 @@ pub enum PlaybackMsg {
 }
 
 /// Parses a playback message (types ≥ 101).
-pub fn parse(kind: u16, body: &[u8]) -> Result<PlaybackMsg, ProtocolError> {
+pub(crate) fn parse(kind: u16, body: &[u8]) -> Result<PlaybackMsg, ProtocolError> {
     Ok(match kind {
         101 => {
             if body.len() > MAX_DATA_BYTES {
@@ -158,7 +157,7 @@ pub fn parse(kind: u16, body: &[u8]) -> Result<PlaybackMsg, ProtocolError> {
 }
 
 /// VOLUME: `u8 nchannels`, `u16 volume[nchannels]` (the count checked against the bytes present).
-pub fn parse_volume(what: &'static str, body: &[u8]) -> Result<Vec<u16>, ProtocolError> {
+pub(crate) fn parse_volume(what: &'static str, body: &[u8]) -> Result<Vec<u16>, ProtocolError> {
     let mut r = Reader::new(what, body);
     let n = r.u8()?;
     let n = r.count(u32::from(n), 2)?;
@@ -166,7 +165,7 @@ pub fn parse_volume(what: &'static str, body: &[u8]) -> Result<Vec<u16>, Protoco
 }
 
 /// Checks a DATA body against the negotiated format: whole frames, at most [`MAX_DATA_MS`].
-pub fn check_data(format: PcmFormat, pcm: &[u8]) -> Result<(), ProtocolError> {
+pub(crate) fn check_data(format: PcmFormat, pcm: &[u8]) -> Result<(), ProtocolError> {
     let invalid = |detail: String| ProtocolError::Invalid {
         what: "PLAYBACK_DATA",
         detail,

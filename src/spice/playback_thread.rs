@@ -16,7 +16,7 @@ use super::relink::{FailureLog, RELINK_AFTER_ERROR, pause, spawn_channel_thread}
 use super::session::{Endpoint, Shared};
 
 /// Largest playback channel message: the largest DATA we take, plus room.
-pub const PLAYBACK_MAX_BODY: u32 = playback::MAX_DATA_BYTES as u32 + 1024;
+pub(super) const PLAYBACK_MAX_BODY: u32 = playback::MAX_DATA_BYTES as u32 + 1024;
 /// Distinct dropped-item lines logged per session (a hostile server cannot flood the log).
 pub(super) const MAX_LOGGED: usize = 32;
 

@@ -19,9 +19,9 @@ use super::audio_sink::{HostAudio, PcmInput, PcmOutput};
 use super::playback::PcmFormat;
 
 /// Overall playback latency we ask for (`ADJUST_LATENCY`; the sound server may round it up).
-pub const PLAYBACK_LATENCY_MS: u32 = 20;
+pub(crate) const PLAYBACK_LATENCY_MS: u32 = 20;
 /// Capture fragment we ask for.
-pub const CAPTURE_FRAGMENT_MS: u32 = 10;
+pub(crate) const CAPTURE_FRAGMENT_MS: u32 = 10;
 
 /// The sound server (`server`: `None` for the user's default).
 #[derive(Debug, Clone, Default)]

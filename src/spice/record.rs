@@ -5,11 +5,11 @@ use super::playback::parse_volume;
 use super::wire::Reader;
 
 /// Record caps this client sets: VOLUME (1). Not OPUS (we do not encode it).
-pub const CLIENT_CAPS: [u32; 1] = [1 << 1];
+pub(crate) const CLIENT_CAPS: [u32; 1] = [1 << 1];
 
 /// A record channel message from the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RecordMsg {
+pub(crate) enum RecordMsg {
     /// The guest started capturing.
     Start {
         /// Raw values as sent (checked by [`super::playback::PcmFormat::checked`]).
@@ -30,7 +30,7 @@ pub enum RecordMsg {
 }
 
 /// Parses a record message (types ≥ 101).
-pub fn parse(kind: u16, body: &[u8]) -> Result<RecordMsg, ProtocolError> {
+pub(crate) fn parse(kind: u16, body: &[u8]) -> Result<RecordMsg, ProtocolError> {
     Ok(match kind {
         101 => {
             let mut r = Reader::new("RECORD_START", body);
@@ -48,9 +48,9 @@ pub fn parse(kind: u16, body: &[u8]) -> Result<RecordMsg, ProtocolError> {
 }
 
 /// Client messages: (type, body).
-pub mod client {
+pub(crate) mod client {
     /// DATA: a time stamp, then interleaved S16LE.
-    pub fn data(time: u32, pcm: &[u8]) -> (u16, Vec<u8>) {
+    pub(crate) fn data(time: u32, pcm: &[u8]) -> (u16, Vec<u8>) {
         let mut b = Vec::with_capacity(4 + pcm.len());
         b.extend_from_slice(&time.to_le_bytes());
         b.extend_from_slice(pcm);
@@ -58,14 +58,14 @@ pub mod client {
     }
 
     /// MODE: raw PCM.
-    pub fn mode_raw(time: u32) -> (u16, Vec<u8>) {
+    pub(crate) fn mode_raw(time: u32) -> (u16, Vec<u8>) {
         let mut b = time.to_le_bytes().to_vec();
         b.extend_from_slice(&super::super::playback::mode::RAW.to_le_bytes());
         (102, b)
     }
 
     /// START_MARK.
-    pub fn start_mark(time: u32) -> (u16, Vec<u8>) {
+    pub(crate) fn start_mark(time: u32) -> (u16, Vec<u8>) {
         (103, time.to_le_bytes().to_vec())
     }
 }

@@ -18,7 +18,7 @@ use super::relink::{FailureLog, RELINK_AFTER_ERROR, pause, spawn_channel_thread}
 use super::session::{Endpoint, Shared, chain};
 
 /// Largest record channel message (the server sends only small control messages).
-pub const RECORD_MAX_BODY: u32 = 4096;
+pub(super) const RECORD_MAX_BODY: u32 = 4096;
 
 /// Starts the record thread; it relinks on its own until `done` is set.
 pub(super) fn spawn(

@@ -8,9 +8,9 @@ use super::display::{Base, Bitmap, DisplayMsg, MAX_AREA, PixelFormat, Rect};
 use super::error::ProtocolError;
 
 /// Most surfaces kept at once (QEMU's std VGA uses one; QXL adds off-screen ones).
-pub const MAX_SURFACES: usize = 64;
+pub(crate) const MAX_SURFACES: usize = 64;
 /// Most pixels over all surfaces (twice an 8K screen).
-pub const MAX_TOTAL_PIXELS: u64 = 2 * MAX_AREA;
+pub(crate) const MAX_TOTAL_PIXELS: u64 = 2 * MAX_AREA;
 
 /// One surface.
 #[derive(Debug, Clone, Default)]
@@ -66,7 +66,7 @@ impl Screen {
     }
 
     /// Forgets everything (channel closed, RESET).
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.surfaces.clear();
         self.primary = None;
         self.marked = false;
@@ -226,7 +226,7 @@ fn copy(surface: &mut Surface, base: &Base, src: &Rect, bitmap: &Bitmap<'_>) {
 }
 
 /// One row of bitmap pixels → 0x00RRGGBB.
-pub fn convert(format: PixelFormat, from: &[u8], to: &mut [u32]) {
+pub(crate) fn convert(format: PixelFormat, from: &[u8], to: &mut [u32]) {
     match format {
         PixelFormat::Bgrx32 => {
             for (d, s) in to.iter_mut().zip(from.chunks_exact(4)) {

@@ -21,11 +21,11 @@ use super::transport::Target;
 use super::{cursor_thread, display_thread, playback_thread, record_thread};
 
 /// Largest main channel message (the bandwidth-test PING is 256 012 bytes; agent data ≤ 2 KiB per message).
-pub const MAIN_MAX_BODY: u32 = 1 << 20;
+pub(crate) const MAIN_MAX_BODY: u32 = 1 << 20;
 /// Largest display channel message: an uncompressed 8K 32-bit bitmap plus its headers and clip list.
-pub const DISPLAY_MAX_BODY: u32 = 7680 * 4320 * 4 + (128 << 10);
+pub(crate) const DISPLAY_MAX_BODY: u32 = 7680 * 4320 * 4 + (128 << 10);
 /// Largest inputs channel message.
-pub const INPUTS_MAX_BODY: u32 = 64 << 10;
+pub(crate) const INPUTS_MAX_BODY: u32 = 64 << 10;
 const BACKOFF_MIN: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(8);
 /// A session that lasted this long resets the backoff.
@@ -53,9 +53,9 @@ pub struct Endpoint {
 }
 
 /// Finds the endpoint (a fixed one, or the live domain read again).
-pub type Resolve = Box<dyn FnMut() -> Result<Endpoint, String> + Send>;
+pub(crate) type Resolve = Box<dyn FnMut() -> Result<Endpoint, String> + Send>;
 /// Called (from the session thread) after the state changed.
-pub type Notify = Arc<dyn Fn() + Send + Sync>;
+pub(crate) type Notify = Arc<dyn Fn() + Send + Sync>;
 
 /// Connection status.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

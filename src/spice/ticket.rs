@@ -4,11 +4,11 @@ use rsa::PublicKey;
 use rsa::pkcs8::DecodePublicKey;
 
 /// The protocol's password limit (`SPICE_MAX_PASSWORD_LENGTH`).
-pub const MAX_PASSWORD_LEN: usize = 60;
+pub(crate) const MAX_PASSWORD_LEN: usize = 60;
 
 /// Encrypts `password` for the server whose DER `SubjectPublicKeyInfo` is `pub_key`. The password is sent
 /// with its trailing NUL, as the server compares C strings; an empty password (ticketing disabled) is one NUL.
-pub fn encrypt(pub_key: &[u8], password: &[u8]) -> Result<Vec<u8>, String> {
+pub(crate) fn encrypt(pub_key: &[u8], password: &[u8]) -> Result<Vec<u8>, String> {
     if password.len() > MAX_PASSWORD_LEN {
         return Err(format!(
             "the password is longer than SPICE's {MAX_PASSWORD_LEN} bytes"

@@ -11,9 +11,9 @@ use std::time::Duration;
 use super::error::Error;
 
 /// How often a blocked read checks the stop flag.
-pub const POLL: Duration = Duration::from_millis(200);
+pub(crate) const POLL: Duration = Duration::from_millis(200);
 /// A write that cannot finish in this time means a dead server (the UI thread must never hang on it).
-pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The server's address.
@@ -75,7 +75,7 @@ impl std::str::FromStr for Target {
 
 /// A connected stream (TCP or unix).
 #[derive(Debug)]
-pub enum Stream {
+pub(crate) enum Stream {
     /// TCP.
     Tcp(TcpStream),
     /// Unix socket.
@@ -84,7 +84,7 @@ pub enum Stream {
 
 impl Stream {
     /// Connects with a timeout; sets TCP_NODELAY (input must not wait for Nagle) and the read/write timeouts.
-    pub fn connect(target: &Target) -> Result<Self, Error> {
+    pub(crate) fn connect(target: &Target) -> Result<Self, Error> {
         let stream = match target {
             Target::Tcp { host, port } => {
                 let addrs = (host.as_str(), *port)
@@ -134,7 +134,7 @@ impl Stream {
     }
 
     /// A second handle on the same connection (one reads, one writes).
-    pub fn try_clone(&self) -> std::io::Result<Self> {
+    pub(crate) fn try_clone(&self) -> std::io::Result<Self> {
         Ok(match self {
             Stream::Tcp(s) => Stream::Tcp(s.try_clone()?),
             Stream::Unix(s) => Stream::Unix(s.try_clone()?),
@@ -142,7 +142,7 @@ impl Stream {
     }
 
     /// Closes both directions (wakes the reader).
-    pub fn shutdown(&self) {
+    pub(crate) fn shutdown(&self) {
         let _ = match self {
             Stream::Tcp(s) => s.shutdown(Shutdown::Both),
             Stream::Unix(s) => s.shutdown(Shutdown::Both),
@@ -150,7 +150,7 @@ impl Stream {
     }
 
     /// Fills `buf` completely; read timeouts only check `stop`. EOF is [`Error::Closed`].
-    pub fn read_full(
+    pub(crate) fn read_full(
         &mut self,
         buf: &mut [u8],
         stop: &AtomicBool,
@@ -183,7 +183,7 @@ impl Stream {
     }
 
     /// Writes all of `bytes` (bounded by the write timeout).
-    pub fn send(&mut self, bytes: &[u8]) -> Result<(), Error> {
+    pub(crate) fn send(&mut self, bytes: &[u8]) -> Result<(), Error> {
         self.write_all(bytes)
             .map_err(|e| Error::io("writing to the SPICE server", e))
     }

@@ -3,11 +3,11 @@
 use super::error::ProtocolError;
 
 /// Size of the mini data header: `u16 type`, `u32 size`.
-pub const MINI_HEADER_LEN: usize = 6;
+pub(crate) const MINI_HEADER_LEN: usize = 6;
 
 /// A cursor over a server message body; every read is bounds-checked and names the message on failure.
 #[derive(Debug)]
-pub struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     what: &'static str,
     bytes: &'a [u8],
     pos: usize,
@@ -15,7 +15,7 @@ pub struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     /// Starts reading `bytes`, the body of the message `what` (named in errors).
-    pub fn new(what: &'static str, bytes: &'a [u8]) -> Self {
+    pub(crate) fn new(what: &'static str, bytes: &'a [u8]) -> Self {
         Self {
             what,
             bytes,
@@ -24,7 +24,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The next `n` bytes.
-    pub fn take(&mut self, n: usize) -> Result<&'a [u8], ProtocolError> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], ProtocolError> {
         let end = self
             .pos
             .checked_add(n)
@@ -40,47 +40,47 @@ impl<'a> Reader<'a> {
     }
 
     /// A fixed-size array.
-    pub fn array<const N: usize>(&mut self) -> Result<[u8; N], ProtocolError> {
+    pub(crate) fn array<const N: usize>(&mut self) -> Result<[u8; N], ProtocolError> {
         let mut out = [0u8; N];
         out.copy_from_slice(self.take(N)?);
         Ok(out)
     }
 
     /// One byte.
-    pub fn u8(&mut self) -> Result<u8, ProtocolError> {
+    pub(crate) fn u8(&mut self) -> Result<u8, ProtocolError> {
         Ok(self.array::<1>()?[0])
     }
 
     /// A little-endian u16.
-    pub fn u16(&mut self) -> Result<u16, ProtocolError> {
+    pub(crate) fn u16(&mut self) -> Result<u16, ProtocolError> {
         Ok(u16::from_le_bytes(self.array()?))
     }
 
     /// A little-endian u32.
-    pub fn u32(&mut self) -> Result<u32, ProtocolError> {
+    pub(crate) fn u32(&mut self) -> Result<u32, ProtocolError> {
         Ok(u32::from_le_bytes(self.array()?))
     }
 
     /// A little-endian u64.
-    pub fn u64(&mut self) -> Result<u64, ProtocolError> {
+    pub(crate) fn u64(&mut self) -> Result<u64, ProtocolError> {
         Ok(u64::from_le_bytes(self.array()?))
     }
 
     /// The bytes not read yet.
-    pub fn rest(&mut self) -> &'a [u8] {
+    pub(crate) fn rest(&mut self) -> &'a [u8] {
         let out = &self.bytes[self.pos..];
         self.pos = self.bytes.len();
         out
     }
 
     /// How many bytes are left.
-    pub fn remaining(&self) -> usize {
+    pub(crate) fn remaining(&self) -> usize {
         self.bytes.len() - self.pos
     }
 
     /// A count read from the wire, checked against the bytes that must follow (`each` bytes per item), so a
     /// lying count can never size an allocation.
-    pub fn count(&mut self, raw: u32, each: usize) -> Result<usize, ProtocolError> {
+    pub(crate) fn count(&mut self, raw: u32, each: usize) -> Result<usize, ProtocolError> {
         let n = raw as usize;
         match n.checked_mul(each) {
             Some(total) if total <= self.remaining() => Ok(n),
@@ -93,7 +93,7 @@ impl<'a> Reader<'a> {
 }
 
 /// One outgoing data message with a mini header.
-pub fn frame(kind: u16, body: &[u8]) -> Vec<u8> {
+pub(crate) fn frame(kind: u16, body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(MINI_HEADER_LEN + body.len());
     out.extend_from_slice(&kind.to_le_bytes());
     out.extend_from_slice(&(body.len() as u32).to_le_bytes());
@@ -102,7 +102,7 @@ pub fn frame(kind: u16, body: &[u8]) -> Vec<u8> {
 }
 
 /// Parses a mini header: (type, body size).
-pub fn parse_mini_header(h: &[u8; MINI_HEADER_LEN]) -> (u16, u32) {
+pub(crate) fn parse_mini_header(h: &[u8; MINI_HEADER_LEN]) -> (u16, u32) {
     (
         u16::from_le_bytes([h[0], h[1]]),
         u32::from_le_bytes([h[2], h[3], h[4], h[5]]),

@@ -9,7 +9,7 @@ use crate::lg::kvmfr::Rect;
 
 /// What was composed (the test mode reports it).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Composed {
+pub(crate) struct Composed {
     /// Serial of the frame shown, if a frame was shown.
     pub serial: Option<u32>,
     /// Cursor updates applied so far.
@@ -31,7 +31,7 @@ pub struct Composed {
 
 /// What a presented buffer holds: enough to know what changed since.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Drawn {
+pub(crate) struct Drawn {
     /// The window size.
     pub size: (u32, u32),
     /// The frame size.
@@ -59,14 +59,15 @@ fn message(shared: &Shared, lg: &str) -> String {
 }
 
 /// Fills `out` (`w × h`) from the shared state.
-pub fn compose(shared: &Shared, out: &mut [u32], w: u32, h: u32) -> Composed {
+#[cfg(test)]
+pub(crate) fn compose(shared: &Shared, out: &mut [u32], w: u32, h: u32) -> Composed {
     compose_since(shared, out, w, h, None).0
 }
 
 /// Brings `out` (`w × h`), which holds `before` (`None`: unknown), up to date with the shared state: only the
 /// pixels that changed since when it can tell (a Looking Glass frame at 1:1, no banner then or now), else all.
 /// Returns what it composed and the window rects it redrew (`None`: all of them).
-pub fn compose_since(
+pub(crate) fn compose_since(
     shared: &Shared,
     out: &mut [u32],
     w: u32,

@@ -57,7 +57,7 @@ fn pq_to_nits(e: f32) -> f32 {
 }
 
 /// 10-bit → 8-bit with rounding.
-pub fn ten_to_eight(v: u32) -> u8 {
+pub(crate) fn ten_to_eight(v: u32) -> u8 {
     ((v.min(1023) * 255 + 511) / 1023) as u8
 }
 
@@ -147,7 +147,7 @@ impl RowSink for Canvas {
 }
 
 /// Converts one row of `kind` pixels into 0x00RRGGBB.
-pub fn convert_row(kind: FrameType, pq: bool, src: &[u8], dst: &mut [u32]) {
+pub(crate) fn convert_row(kind: FrameType, pq: bool, src: &[u8], dst: &mut [u32]) {
     let rgb = |r: u8, g: u8, b: u8| 0xFF00_0000 | (r as u32) << 16 | (g as u32) << 8 | b as u32;
     match kind {
         FrameType::Bgra => {

@@ -72,7 +72,7 @@ fn bit_at(shape: &CursorShape, x: u32, row: u32) -> bool {
 }
 
 /// One cursor texel over one screen pixel (0x00RRGGBB).
-pub fn blend(shape: &CursorShape, x: u32, y: u32, dst: u32) -> u32 {
+pub(crate) fn blend(shape: &CursorShape, x: u32, y: u32, dst: u32) -> u32 {
     match shape.kind {
         CursorType::Color => {
             let [b, g, r, a] = bgra_at(shape, x, y);

@@ -19,7 +19,7 @@ pub struct Changes {
 
 impl Changes {
     /// Records one ingest into a `w × h` canvas: `rects` (clipped to it), or all of it when `None`.
-    pub fn record(&mut self, rects: Option<&[Rect]>, w: u32, h: u32) {
+    pub(crate) fn record(&mut self, rects: Option<&[Rect]>, w: u32, h: u32) {
         self.generation += 1;
         let rects = rects.and_then(|rects| {
             let clipped: Vec<Rect> = rects.iter().filter_map(|r| clip(*r, w, h)).collect();
@@ -57,7 +57,7 @@ impl Changes {
 }
 
 /// `r` clipped to `w × h`; `None` when nothing is left.
-pub fn clip(r: Rect, w: u32, h: u32) -> Option<Rect> {
+pub(crate) fn clip(r: Rect, w: u32, h: u32) -> Option<Rect> {
     let x1 = r.x.saturating_add(r.w).min(w);
     let y1 = r.y.saturating_add(r.h).min(h);
     (r.x < x1 && r.y < y1).then(|| Rect {

@@ -19,18 +19,18 @@ use crate::shm::{self, Region, ShmMap, ShmView};
 
 /// Poll interval while frames or cursor updates are flowing and no frame is due (near the expected next frame
 /// of a steady stream the feed polls every [`wait::FINE`], see [`Pacer`]): bounds an unexpected frame's latency.
-pub const POLL_ACTIVE: Duration = Duration::from_micros(500);
+pub(crate) const POLL_ACTIVE: Duration = Duration::from_micros(500);
 /// Poll interval once nothing arrived for [`ACTIVE_WINDOW`] (a still guest desktop): keeps the idle CPU low.
-pub const POLL_IDLE: Duration = Duration::from_millis(5);
+pub(crate) const POLL_IDLE: Duration = Duration::from_millis(5);
 /// How long after the last message the feed keeps polling at [`POLL_ACTIVE`].
-pub const ACTIVE_WINDOW: Duration = Duration::from_millis(500);
+pub(crate) const ACTIVE_WINDOW: Duration = Duration::from_millis(500);
 /// Poll interval while waiting for the host.
-pub const POLL_WAITING: Duration = Duration::from_millis(20);
+pub(crate) const POLL_WAITING: Duration = Duration::from_millis(20);
 /// Retry interval while the shared-memory file is missing or unusable (an `open` call: cheap, and a restarted
 /// VM's new file is picked up within this).
-pub const RETRY_OPEN: Duration = Duration::from_millis(100);
+pub(crate) const RETRY_OPEN: Duration = Duration::from_millis(100);
 /// How often the feed checks that the path still names the file it mapped (two `stat` calls).
-pub const RECHECK_FILE: Duration = Duration::from_millis(100);
+pub(crate) const RECHECK_FILE: Duration = Duration::from_millis(100);
 /// How long a one-off message (a bad frame) stays on screen.
 pub const BANNER_TIME: Duration = Duration::from_secs(4);
 
@@ -120,7 +120,7 @@ impl Shared {
         lock(&self.info)
     }
     /// The canvas.
-    pub fn canvas(&self) -> MutexGuard<'_, Canvas> {
+    pub(crate) fn canvas(&self) -> MutexGuard<'_, Canvas> {
         lock(&self.canvas)
     }
     /// The cursor.
@@ -188,7 +188,7 @@ impl Shown {
 }
 
 /// Called after each change the window should show.
-pub type Notify = Arc<dyn Fn() + Send + Sync>;
+pub(crate) type Notify = Arc<dyn Fn() + Send + Sync>;
 
 struct FeedHandler {
     shared: Arc<Shared>,
@@ -351,7 +351,7 @@ pub enum Pacing {
 impl Pacing {
     /// `VMGPU_VIEW_PACING=plain` picks [`Pacing::Plain`] (the benchmarks compare both in the real viewer);
     /// anything else is the default, [`Pacing::Adaptive`].
-    pub fn from_env() -> Self {
+    pub(crate) fn from_env() -> Self {
         match std::env::var("VMGPU_VIEW_PACING").as_deref() {
             Ok("plain") => Self::Plain,
             _ => Self::Adaptive,

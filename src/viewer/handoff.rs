@@ -15,7 +15,7 @@ use crate::shm::Region;
 
 /// How long the feed waits for the window to take a frame before ingesting it itself (a window that does not
 /// redraw: minimized, or a slow display server). Well below the host's 1 s timeout for the message.
-pub const WAIT: Duration = Duration::from_millis(50);
+pub(crate) const WAIT: Duration = Duration::from_millis(50);
 
 /// A frame for the window: its validated description, the damage to copy (`None`: all of it) and the mapping
 /// it lies in (kept alive by the `Arc` while the window copies).
@@ -55,13 +55,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Handoff {
     /// The window can take frames of `size` straight into its buffer (`None`: it cannot).
-    pub fn accept(&self, size: Option<(u32, u32)>) {
+    pub(crate) fn accept(&self, size: Option<(u32, u32)>) {
         *lock(&self.accept) = size;
     }
 
     /// Whether `info` may go straight to the window: plain BGRA (no conversion), complete (a truncated frame
     /// shows a banner), of the size the window takes.
-    pub fn wants(&self, info: &FrameInfo) -> bool {
+    pub(crate) fn wants(&self, info: &FrameInfo) -> bool {
         info.kind == FrameType::Bgra
             && info.flags & flags::TRUNCATED == 0
             && *lock(&self.accept) == Some((info.width, info.height))
@@ -69,7 +69,7 @@ impl Handoff {
 
     /// Offers `job` to the window and waits until it copied it: `Some(result)` then; `None` when the window
     /// refused it or did not take it within [`WAIT`] (the caller ingests it itself).
-    pub fn offer(&self, job: Job, notify: &dyn Fn()) -> Option<frame::Result<u64>> {
+    pub(crate) fn offer(&self, job: Job, notify: &dyn Fn()) -> Option<frame::Result<u64>> {
         *lock(&self.slot) = Slot::Posted(job);
         notify();
         let deadline = Instant::now() + WAIT;
@@ -113,9 +113,9 @@ impl Handoff {
         }
     }
 
-    /// Puts a taken frame back as posted (tests peek at the slot with it).
-    #[cfg(test)]
-    pub fn repost(&self, job: Job) {
+    /// Puts a taken frame back as posted (the window's tests peek at the slot with it).
+    #[cfg(all(test, feature = "viewer"))]
+    pub(crate) fn repost(&self, job: Job) {
         *lock(&self.slot) = Slot::Posted(job);
     }
 
@@ -135,7 +135,7 @@ impl Handoff {
     }
 
     /// Whether the canvas is behind the window's buffer.
-    pub fn behind(&self) -> bool {
+    pub(crate) fn behind(&self) -> bool {
         self.canvas_behind.load(Ordering::Acquire)
     }
 }

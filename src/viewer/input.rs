@@ -30,7 +30,7 @@ pub const NO_AGENT: &str = "no SPICE agent in the guest: copy and paste need spi
 const PIXELS_PER_NOTCH: f64 = 40.0;
 
 /// Finds the SPICE server before each connection attempt.
-pub type ResolveFn = dyn Fn() -> Result<Endpoint, String> + Send + Sync;
+pub(crate) type ResolveFn = dyn Fn() -> Result<Endpoint, String> + Send + Sync;
 
 /// What the window needs to drive a VM: where its SPICE server is and the escape key.
 #[derive(Clone)]
@@ -95,7 +95,7 @@ pub struct Controller {
 
 impl Controller {
     /// Drives `session` with the window's input; `escape` toggles the capture.
-    pub fn new(session: Session, escape: KeyCode) -> Self {
+    pub(crate) fn new(session: Session, escape: KeyCode) -> Self {
         Self {
             session,
             escape,
@@ -114,13 +114,8 @@ impl Controller {
         &self.session
     }
 
-    /// True while the pointer is captured.
-    pub fn captured(&self) -> bool {
-        self.captured
-    }
-
     /// One line for the title and the on-window hint: connection and capture state.
-    pub fn hint(&self) -> String {
+    pub(crate) fn hint(&self) -> String {
         let key = format!("{:?}", self.escape);
         let state = self.session.state();
         match &state.status {
@@ -135,7 +130,7 @@ impl Controller {
     }
 
     /// The hint when it changed since the last call (for a banner on the window).
-    pub fn changed_hint(&mut self) -> Option<String> {
+    pub(crate) fn changed_hint(&mut self) -> Option<String> {
         let hint = self.hint();
         (hint != self.last_hint).then(|| {
             self.last_hint = hint.clone();
@@ -160,7 +155,7 @@ impl Controller {
     }
 
     /// Handles a window event; returns true when it was input for the guest (the window must not act on it).
-    pub fn window_event(
+    pub(crate) fn window_event(
         &mut self,
         window: &Window,
         event: &WindowEvent,
@@ -263,7 +258,7 @@ impl Controller {
     }
 
     /// Raw pointer motion: relative mouse while captured in server mode.
-    pub fn device_event(&mut self, event: &DeviceEvent) {
+    pub(crate) fn device_event(&mut self, event: &DeviceEvent) {
         if let DeviceEvent::MouseMotion { delta } = event
             && self.captured
             && !self.session.client_mouse()
@@ -311,7 +306,7 @@ fn map_button(b: MouseButton) -> Option<Button> {
 
 /// The host's lock keys from the keyboard LEDs (`/sys/class/leds/inputN::capslock` …); `None` when the host
 /// has no keyboard LEDs (a virtual display), so the guest's state is left alone.
-pub fn host_lock_keys(root: &HostRoot) -> Option<u16> {
+pub(crate) fn host_lock_keys(root: &HostRoot) -> Option<u16> {
     let leds = root.list_dir("/sys/class/leds").ok()?;
     let mut found = false;
     let mut flags = 0;

@@ -26,7 +26,7 @@ const RAISE: &str = "raise";
 
 /// Errors of claiming the VM's viewer slot.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// No private runtime directory: the single-instance rule is off.
     #[error("{0}")]
     NoRuntimeDir(String),
@@ -52,7 +52,7 @@ pub enum Error {
 }
 
 /// The outcome of [`claim`].
-pub enum Claim {
+pub(crate) enum Claim {
     /// This process is the VM's viewer; keep the value alive while the window is open.
     First(Instance),
     /// Another viewer for the VM was asked to come to the front: exit.
@@ -60,7 +60,7 @@ pub enum Claim {
 }
 
 /// The lock and socket of the VM's one viewer; removed on drop.
-pub struct Instance {
+pub(crate) struct Instance {
     _lock: Flock<File>,
     socket: PathBuf,
     listener: UnixListener,
@@ -73,7 +73,7 @@ impl std::fmt::Debug for Instance {
 }
 
 /// Claims the viewer slot for `key` (the VM name, or the shm path) in `$XDG_RUNTIME_DIR/vmgpu`.
-pub fn claim(key: &str) -> Result<Claim, Error> {
+pub(crate) fn claim(key: &str) -> Result<Claim, Error> {
     let runtime = std::env::var_os("XDG_RUNTIME_DIR")
         .map(PathBuf::from)
         .ok_or_else(|| Error::NoRuntimeDir("XDG_RUNTIME_DIR is not set".into()))?;
@@ -81,7 +81,7 @@ pub fn claim(key: &str) -> Result<Claim, Error> {
 }
 
 /// [`claim`] in a given runtime directory.
-pub fn claim_in(runtime: &Path, key: &str) -> Result<Claim, Error> {
+pub(crate) fn claim_in(runtime: &Path, key: &str) -> Result<Claim, Error> {
     check_private(runtime)?;
     let dir = runtime.join("vmgpu");
     files::create_dir(&dir, 0o700)
@@ -180,7 +180,7 @@ fn ask_to_raise(socket: &Path) -> std::io::Result<()> {
 
 impl Instance {
     /// Answers second launches on a thread of its own; `on_raise` runs for each.
-    pub fn serve(&self, on_raise: impl Fn() + Send + 'static) -> std::io::Result<()> {
+    pub(crate) fn serve(&self, on_raise: impl Fn() + Send + 'static) -> std::io::Result<()> {
         let listener = self.listener.try_clone()?;
         std::thread::Builder::new()
             .name("view-instance".into())

@@ -7,7 +7,7 @@ use winit::keyboard::KeyCode;
 use crate::spice::KeyCodes;
 
 /// Set-1 code of a key: `0x00sc` plain, `0xE0sc` extended. `None` for keys a PC keyboard does not have.
-pub fn set1(code: KeyCode) -> Option<u16> {
+pub(crate) fn set1(code: KeyCode) -> Option<u16> {
     use KeyCode as K;
     Some(match code {
         K::Escape => 0x01,
@@ -168,7 +168,7 @@ pub fn key_codes(code: KeyCode) -> Option<KeyCodes> {
 }
 
 /// Every key with a scancode, for name lookups and tests.
-pub fn all_keys() -> impl Iterator<Item = KeyCode> {
+pub(crate) fn all_keys() -> impl Iterator<Item = KeyCode> {
     // winit's KeyCode is non-exhaustive; the names here are the ones the table above covers.
     const NAMES: &[KeyCode] = &{
         use KeyCode as K;
@@ -313,7 +313,7 @@ pub fn all_keys() -> impl Iterator<Item = KeyCode> {
 }
 
 /// A key by its winit name (`ScrollLock`, `Pause`, `ControlRight`, `F12`…), case-insensitive.
-pub fn by_name(name: &str) -> Option<KeyCode> {
+pub(crate) fn by_name(name: &str) -> Option<KeyCode> {
     all_keys().find(|k| format!("{k:?}").eq_ignore_ascii_case(name))
 }
 

@@ -6,7 +6,7 @@ use crate::domain::Element;
 
 /// Lookup errors.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// The XML could not be read.
     #[error("cannot read the domain XML")]
     Xml(#[from] crate::domain::read::xml::Error),
@@ -22,7 +22,7 @@ pub enum Error {
 
 /// The shared memory of a domain.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ShmLocation {
+pub(crate) struct ShmLocation {
     /// The file or device.
     pub path: PathBuf,
     /// The size the domain declares, in bytes, when it declares one.
@@ -43,7 +43,7 @@ fn size_bytes(shmem: &Element) -> Option<u64> {
 }
 
 /// Finds the Looking Glass memory of a domain XML.
-pub fn from_domain_xml(xml: &str) -> Result<ShmLocation, Error> {
+pub(crate) fn from_domain_xml(xml: &str) -> Result<ShmLocation, Error> {
     let root = Element::parse(xml)?;
     if let Some(devices) = root.child("devices") {
         for shmem in devices.children_named("shmem") {

@@ -12,7 +12,7 @@ use super::feed::Shown;
 
 /// Where the window opens and how it follows the frame size.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Placement {
+pub(crate) enum Placement {
     /// Where the window manager puts it, decorated; it takes the frame size, shrunk to 90 % of the monitor.
     #[default]
     Fit,
@@ -25,7 +25,7 @@ pub enum Placement {
 
 /// One present, as an observer sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Presented {
+pub(crate) struct Presented {
     /// Serial of the Looking Glass frame shown, if one was.
     pub serial: Option<u32>,
     /// The window's inner size.
@@ -45,20 +45,20 @@ pub struct Presented {
 }
 
 /// Told about every present.
-pub trait Observer {
+pub(crate) trait Observer {
     /// The window presented `p`.
     fn presented(&mut self, p: &Presented);
 }
 
 /// Prints a line on stdout for each present that differs from the last one printed.
 #[derive(Debug, Default)]
-pub struct PresentLines {
+pub(crate) struct PresentLines {
     last: Option<Presented>,
 }
 
 impl PresentLines {
     /// The line for `p`.
-    pub fn line(p: &Presented) -> String {
+    pub(crate) fn line(p: &Presented) -> String {
         let serial = p.serial.map_or("none".to_string(), |s| s.to_string());
         format!(
             "presented serial={serial} size={}x{} cursor={} connects={} resub={} banner={} source={} spice={}",
@@ -88,7 +88,7 @@ impl Observer for PresentLines {
 
 /// The placement and observer the environment asks for: [`Placement::Fit`] and none, unless
 /// `VMGPU_VIEW_TEST` is set (and not `0`).
-pub fn from_env() -> (Placement, Option<Box<dyn Observer>>) {
+pub(crate) fn from_env() -> (Placement, Option<Box<dyn Observer>>) {
     if std::env::var_os("VMGPU_VIEW_TEST").is_none_or(|v| v == "0") {
         return (Placement::Fit, None);
     }

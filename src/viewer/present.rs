@@ -9,27 +9,27 @@ use crate::lg::kvmfr::Rect;
 
 /// Presentation errors.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// softbuffer failed.
     #[error("presenting the frame failed: {0}")]
     Softbuffer(String),
 }
 
 /// Result of this module.
-pub type Result<T> = std::result::Result<T, Error>;
+pub(crate) type Result<T> = std::result::Result<T, Error>;
 
 /// Draws into a `w × h` buffer whose content is the picture presented `age` presents ago (0: unknown);
 /// returns the rects it changed, `None` for all of them.
-pub type Draw<'a> = dyn FnMut(&mut [u32], u32, u32, u8) -> Option<Vec<Rect>> + 'a;
+pub(crate) type Draw<'a> = dyn FnMut(&mut [u32], u32, u32, u8) -> Option<Vec<Rect>> + 'a;
 
 /// Something that shows a `w × h` buffer of 0x00RRGGBB pixels.
-pub trait Present {
+pub(crate) trait Present {
     /// Draws through `draw` and shows the result; only the rects it says changed when it names them.
     fn present(&mut self, w: u32, h: u32, draw: &mut Draw<'_>) -> Result<()>;
 }
 
 /// winit + softbuffer (X11 via XShm/XPutImage, Wayland via wl_shm): no GL or Vulkan driver needed.
-pub struct Softbuffer {
+pub(crate) struct Softbuffer {
     surface: softbuffer::Surface<Rc<Window>, Rc<Window>>,
     size: (u32, u32),
 }
@@ -40,7 +40,7 @@ fn sb(e: softbuffer::SoftBufferError) -> Error {
 
 impl Softbuffer {
     /// A presenter for `window`.
-    pub fn new(window: Rc<Window>) -> Result<Self> {
+    pub(crate) fn new(window: Rc<Window>) -> Result<Self> {
         let context = softbuffer::Context::new(window.clone()).map_err(sb)?;
         let surface = softbuffer::Surface::new(&context, window).map_err(sb)?;
         Ok(Self {

@@ -15,7 +15,7 @@ use crate::shm::{self, ShmView};
 
 /// The frame's own pixels under the cursor drawn in the buffer.
 #[derive(Debug, Default)]
-pub struct Under {
+pub(crate) struct Under {
     rect: Option<Rect>,
     pixels: Vec<u32>,
     /// `false` after a present through the canvas (the canvas holds those pixels then).
@@ -69,7 +69,7 @@ impl RowSink for BufSink<'_> {
 /// picture at 1:1 (`partial`: a redraw the feed asked for), else through the canvas ([`compose_since`]),
 /// repairing the canvas from the buffer first when frames went past it. Returns what was drawn, the rects
 /// changed (`None`: all) and whether the window can take the next frame straight.
-pub fn draw(
+pub(crate) fn draw(
     shared: &Shared,
     buf: &mut [u32],
     (w, h): (u32, u32),

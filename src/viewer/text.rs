@@ -4,10 +4,10 @@ use font8x8::legacy::BASIC_LEGACY;
 /// Pixel scale of the font.
 const SCALE: u32 = 2;
 /// Glyph cell size after scaling.
-pub const CELL: u32 = 8 * SCALE;
+pub(crate) const CELL: u32 = 8 * SCALE;
 
 /// Splits `text` into lines of at most `cols` characters at spaces.
-pub fn wrap(text: &str, cols: usize) -> Vec<String> {
+pub(crate) fn wrap(text: &str, cols: usize) -> Vec<String> {
     let cols = cols.max(8);
     let mut lines = Vec::new();
     let mut line = String::new();
@@ -31,7 +31,7 @@ pub fn wrap(text: &str, cols: usize) -> Vec<String> {
 }
 
 /// Draws one line at (x, y) in `color` (0x00RRGGBB), clipped to the buffer.
-pub fn draw_line(out: &mut [u32], w: u32, h: u32, x: u32, y: u32, text: &str, color: u32) {
+pub(crate) fn draw_line(out: &mut [u32], w: u32, h: u32, x: u32, y: u32, text: &str, color: u32) {
     for (i, ch) in text.chars().enumerate() {
         let glyph = BASIC_LEGACY
             .get(ch as usize)
@@ -58,7 +58,7 @@ pub fn draw_line(out: &mut [u32], w: u32, h: u32, x: u32, y: u32, text: &str, co
 
 /// Draws `text` wrapped and centred on a dark panel; `top` puts it at the top edge instead of the middle.
 /// Returns the panel's height.
-pub fn draw_panel(out: &mut [u32], w: u32, h: u32, text: &str, top: bool) -> u32 {
+pub(crate) fn draw_panel(out: &mut [u32], w: u32, h: u32, text: &str, top: bool) -> u32 {
     let lines = wrap(text, (w.saturating_sub(2 * CELL) / CELL) as usize);
     let line_h = CELL + 4;
     let panel_h = (lines.len() as u32 * line_h + CELL).min(h);

@@ -72,13 +72,13 @@ impl WaitStats {
 
 /// Asks the kernel to wake this thread's timers without the default 50 µs of slack (a latency-sensitive
 /// poller; costs nothing while the thread sleeps long).
-pub fn tighten_timer_slack() {
+pub(crate) fn tighten_timer_slack() {
     let _ = nix::sys::prctl::set_timerslack(1_000);
 }
 
 /// Sleeps until `deadline` (an absolute `CLOCK_MONOTONIC` time, which is what `Instant` reads on Linux) and
 /// records how late it woke up.
-pub fn sleep_until(deadline: Instant, stats: &WaitStats) {
+pub(crate) fn sleep_until(deadline: Instant, stats: &WaitStats) {
     let left = deadline.saturating_duration_since(Instant::now());
     if left.is_zero() {
         return;
@@ -106,13 +106,13 @@ const LEAD: Duration = Duration::from_micros(1000);
 /// …and closes this long after it when no frame came; then interval polling takes over until the next frame.
 const LATE: Duration = Duration::from_micros(1000);
 /// The poll interval inside the window: bounds the added latency of an expected frame.
-pub const FINE: Duration = Duration::from_micros(50);
+pub(crate) const FINE: Duration = Duration::from_micros(50);
 /// Intervals kept for the estimate (their median is the frame interval).
 const HISTORY: usize = 9;
 
 /// Learns when frames arrive and says how long to wait for the next one.
 #[derive(Debug, Default)]
-pub struct Pacer {
+pub(crate) struct Pacer {
     last: Option<Instant>,
     /// The last [`HISTORY`] intervals, a ring (`filled` of them valid, the next written at `at`).
     intervals: [Duration; HISTORY],
@@ -127,7 +127,7 @@ pub struct Pacer {
 
 impl Pacer {
     /// A frame arrived at `at`.
-    pub fn frame_arrived(&mut self, at: Instant) {
+    pub(crate) fn frame_arrived(&mut self, at: Instant) {
         if let Some(last) = self.last {
             let gap = at.saturating_duration_since(last);
             if gap >= MIN_INTERVAL {
@@ -155,7 +155,7 @@ impl Pacer {
     }
 
     /// The frame interval: the median of the recent ones, when they look like a stream.
-    pub fn interval(&self) -> Option<Duration> {
+    pub(crate) fn interval(&self) -> Option<Duration> {
         self.interval
     }
 
@@ -173,7 +173,7 @@ impl Pacer {
     }
 
     /// Until when to sleep at `now` when the last poll found nothing; `fallback` is the plain poll interval.
-    pub fn next(&self, now: Instant, fallback: Duration) -> Instant {
+    pub(crate) fn next(&self, now: Instant, fallback: Duration) -> Instant {
         let plain = now + fallback;
         let (Some(anchor), Some(interval)) = (self.anchor, self.interval) else {
             return plain;

@@ -33,7 +33,7 @@ use super::straight::{self, Under};
 
 /// Window errors.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// No display (no X11 or Wayland server reachable).
     #[error(
         "cannot open a window: {0}; run it in a desktop session, or set DISPLAY or WAYLAND_DISPLAY"
@@ -52,7 +52,7 @@ pub enum Error {
 
 /// How to open the window.
 #[derive(Default)]
-pub struct Options {
+pub(crate) struct Options {
     /// Shown in the title (the VM name or the shm path).
     pub name: String,
     /// Start fullscreen.
@@ -438,7 +438,7 @@ impl ApplicationHandler for App {
 }
 
 /// Opens the window and runs until it is closed.
-pub fn run(source: Source, opts: Options) -> Result<(), Error> {
+pub(crate) fn run(source: Source, opts: Options) -> Result<(), Error> {
     let event_loop = EventLoop::<()>::with_user_event()
         .build()
         .map_err(|e| Error::NoDisplay(without_source_location(&e.to_string())))?;

@@ -23,12 +23,12 @@ pub struct Element {
 
 impl Element {
     /// Parses a whole document and returns its root element.
-    pub fn parse(xml: &str) -> Result<Element> {
+    pub(crate) fn parse(xml: &str) -> Result<Element> {
         Ok(Self::tree(&Index::parse(xml)?))
     }
 
     /// The tree of an indexed document: its root element.
-    pub fn tree(index: &Index<'_>) -> Element {
+    pub(crate) fn tree(index: &Index<'_>) -> Element {
         // Nodes are in document order, so every node's descendants come after it: walking backwards, a node's
         // children are complete (in reverse order) when it is reached.
         let mut built: Vec<Option<Element>> = index.nodes.iter().map(|n| Some(of(n))).collect();
@@ -47,12 +47,12 @@ impl Element {
     }
 
     /// True when this element has local name `name` and no namespace (libvirt's own elements).
-    pub fn is(&self, name: &str) -> bool {
+    pub(crate) fn is(&self, name: &str) -> bool {
         self.namespace.is_none() && self.name == name
     }
 
     /// The value of an unprefixed attribute.
-    pub fn attr(&self, name: &str) -> Option<&str> {
+    pub(crate) fn attr(&self, name: &str) -> Option<&str> {
         self.attributes
             .iter()
             .find(|(k, _)| k == name)
@@ -60,22 +60,25 @@ impl Element {
     }
 
     /// The first child in no namespace named `name`.
-    pub fn child(&self, name: &str) -> Option<&Element> {
+    pub(crate) fn child(&self, name: &str) -> Option<&Element> {
         self.children.iter().find(|c| c.is(name))
     }
 
     /// Every child in no namespace named `name`.
-    pub fn children_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Element> + 'a {
+    pub(crate) fn children_named<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> impl Iterator<Item = &'a Element> + 'a {
         self.children.iter().filter(move |c| c.is(name))
     }
 
     /// Follows a path of child names in no namespace (`["devices", "hostdev"]` gives the first).
-    pub fn path(&self, names: &[&str]) -> Option<&Element> {
+    pub(crate) fn path(&self, names: &[&str]) -> Option<&Element> {
         names.iter().try_fold(self, |el, name| el.child(name))
     }
 
     /// The element's text, trimmed.
-    pub fn trimmed_text(&self) -> &str {
+    pub(crate) fn trimmed_text(&self) -> &str {
         self.text.trim()
     }
 }

@@ -10,7 +10,7 @@ use crate::host::PciAddress;
 use crate::host::cpu::CpuSet;
 
 /// The largest `<memory>` / `<shmem><size>` accepted (1 PiB): anything larger is a typo or an attack.
-pub const MAX_BYTES: u64 = 1 << 50;
+pub(crate) const MAX_BYTES: u64 = 1 << 50;
 
 /// Why the domain XML could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -37,11 +37,11 @@ pub enum Error {
 }
 
 /// Result of reading the domain.
-pub type Result<T> = std::result::Result<T, Error>;
+pub(crate) type Result<T> = std::result::Result<T, Error>;
 
 /// One `<memoryBacking><hugepages><page>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HugePage {
+pub(crate) struct HugePage {
     /// Page size in KiB (2048, 1048576).
     pub size_kib: u64,
     /// Guest NUMA nodes this size backs (`nodeset`), when given.
@@ -50,7 +50,7 @@ pub struct HugePage {
 
 /// One `<shmem>` device.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Shmem {
+pub(crate) struct Shmem {
     /// `name` as written (validated later: it becomes a file name).
     pub name: String,
     /// `<model type>`; libvirt's default is `ivshmem-plain`.
@@ -63,7 +63,7 @@ pub struct Shmem {
 
 /// The parts of a domain the hook acts on.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct HookView {
+pub(crate) struct HookView {
     /// `<name>`.
     pub name: String,
     /// Source addresses of `<hostdev mode='subsystem' type='pci'>`.
@@ -92,7 +92,7 @@ pub struct HookView {
 
 impl HookView {
     /// Parses the domain XML the hook got on stdin.
-    pub fn parse(xml: &str) -> Result<HookView> {
+    pub(crate) fn parse(xml: &str) -> Result<HookView> {
         let root = Element::parse(xml).map_err(Error::Xml)?;
         if !root.is("domain") {
             return Err(Error::NotADomain(cut(&root.name)));
@@ -231,7 +231,7 @@ fn pci_address(address: &Element) -> Result<PciAddress> {
 }
 
 /// Parses a libvirt/kernel CPU or node list such as `0-3,8,^2` (`^` excludes) into a set.
-pub fn cpu_list(text: &str, what: &'static str) -> Result<BTreeSet<u32>> {
+pub(crate) fn cpu_list(text: &str, what: &'static str) -> Result<BTreeSet<u32>> {
     const MAX_CPU: u32 = 8191;
     let mut set = BTreeSet::new();
     let mut excluded = BTreeSet::new();

@@ -25,7 +25,7 @@ pub struct FunctionIdentity {
 
 impl FunctionIdentity {
     /// The identity of a device as read from sysfs.
-    pub fn of(device: &PciDevice) -> Self {
+    pub(crate) fn of(device: &PciDevice) -> Self {
         Self {
             address: device.address,
             vendor: device.vendor,
@@ -36,23 +36,28 @@ impl FunctionIdentity {
     }
 
     /// The `id` attribute: `vvvv:dddd`.
-    pub fn id_text(&self) -> String {
+    pub(crate) fn id_text(&self) -> String {
         format!("{:04x}:{:04x}", self.vendor, self.device)
     }
 
     /// The `subsystem` attribute: `vvvv:dddd`, or `none`.
-    pub fn subsystem_text(&self) -> String {
+    pub(crate) fn subsystem_text(&self) -> String {
         self.subsystem
             .map_or_else(|| "none".into(), |(v, d)| format!("{v:04x}:{d:04x}"))
     }
 
     /// The `class` attribute: `0xcccccc`.
-    pub fn class_text(&self) -> String {
+    pub(crate) fn class_text(&self) -> String {
         format!("0x{:06x}", self.class)
     }
 
     /// Reads the attributes of a `<vmgpu:function>` (`None` for a value that does not parse).
-    pub fn parse(address: PciAddress, id: &str, subsystem: &str, class: &str) -> Option<Self> {
+    pub(crate) fn parse(
+        address: PciAddress,
+        id: &str,
+        subsystem: &str,
+        class: &str,
+    ) -> Option<Self> {
         let pair = |text: &str| -> Option<(u16, u16)> {
             let (v, d) = text.trim().split_once(':')?;
             Some((
@@ -76,7 +81,7 @@ impl FunctionIdentity {
     }
 
     /// `None` when `found` is this function; else what differs, for the error.
-    pub fn mismatch(&self, found: &PciDevice) -> Option<String> {
+    pub(crate) fn mismatch(&self, found: &PciDevice) -> Option<String> {
         let now = Self::of(found);
         (now.vendor != self.vendor
             || now.device != self.device

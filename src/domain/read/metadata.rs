@@ -12,13 +12,13 @@ use super::xml;
 use crate::host::PciAddress;
 
 /// vmgpu's XML namespace (schema version 1).
-pub const NAMESPACE: &str = "https://vmgpu.dev/xmlns/config/1";
+pub(crate) const NAMESPACE: &str = "https://vmgpu.dev/xmlns/config/1";
 /// The schema version this build reads and writes.
-pub const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 1;
 /// The prefix `to_xml` writes (readers must not rely on it).
-pub const PREFIX: &str = "vmgpu";
+pub(crate) const PREFIX: &str = "vmgpu";
 /// The group the shared-memory file gets when `<vmgpu:shmem>` names none.
-pub const DEFAULT_SHM_GROUP: &str = "kvm";
+pub(crate) const DEFAULT_SHM_GROUP: &str = "kvm";
 
 /// Why the metadata could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -61,7 +61,7 @@ pub enum Error {
 }
 
 /// Result of reading the metadata.
-pub type Result<T> = std::result::Result<T, Error>;
+pub(crate) type Result<T> = std::result::Result<T, Error>;
 
 /// Who owns the IVSHMEM files vmgpu pre-creates, and whether they go at stop.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -127,7 +127,7 @@ pub struct TuningConfig {
 
 impl TuningConfig {
     /// True when any switch is on.
-    pub fn any(&self) -> bool {
+    pub(crate) fn any(&self) -> bool {
         self.governor || self.irq_affinity
     }
 }
@@ -173,7 +173,7 @@ impl VmgpuConfig {
     }
 
     /// Reads the configuration from a parsed `<domain>`: the `<vmgpu:config>` child of `<metadata>`.
-    pub fn from_domain(domain: &Element) -> Result<Option<VmgpuConfig>> {
+    pub(crate) fn from_domain(domain: &Element) -> Result<Option<VmgpuConfig>> {
         let Some(metadata) = domain.child("metadata") else {
             return Ok(None);
         };
@@ -192,7 +192,8 @@ impl VmgpuConfig {
 
     /// Reads a standalone config element: `<vmgpu:config xmlns:vmgpu=…>` as [`to_xml`](Self::to_xml)
     /// writes it, or the unprefixed `<config>` libvirt's `virDomainGetMetadata` returns.
-    pub fn from_metadata_xml(xml: &str) -> Result<VmgpuConfig> {
+    #[cfg(test)]
+    pub(crate) fn from_metadata_xml(xml: &str) -> Result<VmgpuConfig> {
         let root = Element::parse(xml).map_err(Error::Xml)?;
         let ours = root.namespace.as_deref() == Some(NAMESPACE);
         Self::from_config_element(&root, ours)
@@ -300,7 +301,7 @@ impl VmgpuConfig {
 }
 
 /// Cheap test whether a document can hold vmgpu metadata at all (no parsing).
-pub fn mentions_namespace(xml: &str) -> bool {
+pub(crate) fn mentions_namespace(xml: &str) -> bool {
     xml.contains(NAMESPACE)
 }
 

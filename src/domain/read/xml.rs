@@ -14,9 +14,9 @@ use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::ResolveResult;
 
 /// The largest document accepted (libvirt's own limit for a domain XML is 10 MiB).
-pub const MAX_BYTES: usize = 10 * 1024 * 1024;
+pub(crate) const MAX_BYTES: usize = 10 * 1024 * 1024;
 /// The deepest nesting accepted (real domain XMLs are under 10 levels deep).
-pub const MAX_DEPTH: usize = 64;
+pub(crate) const MAX_DEPTH: usize = 64;
 
 /// Why a document could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -62,11 +62,11 @@ pub enum Error {
 }
 
 /// Result of reading a document.
-pub type Result<T> = std::result::Result<T, Error>;
+pub(crate) type Result<T> = std::result::Result<T, Error>;
 
 /// One element of the document.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Node {
+pub(crate) struct Node {
     /// Qualified names from the root to this element (`["domain", "devices", "hostdev"]`).
     pub path: Vec<String>,
     /// The namespace URI the element's prefix (or the default namespace) resolves to.
@@ -90,23 +90,23 @@ pub struct Node {
 
 impl Node {
     /// The element's qualified name.
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         self.path.last().map_or("", String::as_str)
     }
 
     /// The local name (after any `prefix:`).
-    pub fn local_name(&self) -> &str {
+    pub(crate) fn local_name(&self) -> &str {
         let name = self.name();
         name.rsplit_once(':').map_or(name, |(_, local)| local)
     }
 
     /// Nesting depth: the root is 0.
-    pub fn depth(&self) -> usize {
+    pub(crate) fn depth(&self) -> usize {
         self.path.len().saturating_sub(1)
     }
 
     /// An attribute's value.
-    pub fn attr(&self, name: &str) -> Option<&str> {
+    pub(crate) fn attr(&self, name: &str) -> Option<&str> {
         self.attrs
             .iter()
             .find(|(k, _)| k == name)
@@ -114,14 +114,14 @@ impl Node {
     }
 
     /// True when `other` lies inside this element.
-    pub fn contains(&self, other: &Node) -> bool {
+    pub(crate) fn contains(&self, other: &Node) -> bool {
         other.range.start > self.range.start && other.range.end <= self.range.end
     }
 }
 
 /// Every element of a document, in document order.
 #[derive(Debug, Clone)]
-pub struct Index<'a> {
+pub(crate) struct Index<'a> {
     /// The document.
     pub text: &'a str,
     /// Its elements, in the order their start tags appear.
@@ -130,7 +130,7 @@ pub struct Index<'a> {
 
 impl<'a> Index<'a> {
     /// Reads `text`: one well-formed element tree, at most [`MAX_BYTES`] long and [`MAX_DEPTH`] deep.
-    pub fn parse(text: &'a str) -> Result<Self> {
+    pub(crate) fn parse(text: &'a str) -> Result<Self> {
         if text.len() > MAX_BYTES {
             return Err(Error::TooLarge(text.len()));
         }
@@ -232,43 +232,47 @@ impl<'a> Index<'a> {
     }
 
     /// The root element.
-    pub fn root(&self) -> Option<&Node> {
+    pub(crate) fn root(&self) -> Option<&Node> {
         self.nodes.first()
     }
 
     /// Elements at exactly this path (`["domain", "devices", "hostdev"]`).
-    pub fn at<'s>(&'s self, path: &'s [&str]) -> impl Iterator<Item = &'s Node> + 's {
+    pub(crate) fn at<'s>(&'s self, path: &'s [&str]) -> impl Iterator<Item = &'s Node> + 's {
         self.nodes.iter().filter(move |n| {
             n.path.len() == path.len() && n.path.iter().zip(path).all(|(a, b)| a == b)
         })
     }
 
     /// The direct children of `parent`.
-    pub fn children<'s>(&'s self, parent: &'s Node) -> impl Iterator<Item = &'s Node> + 's {
+    pub(crate) fn children<'s>(&'s self, parent: &'s Node) -> impl Iterator<Item = &'s Node> + 's {
         self.nodes
             .iter()
             .filter(move |n| n.depth() == parent.depth() + 1 && parent.contains(n))
     }
 
     /// Every element inside `parent` (any depth).
-    pub fn descendants<'s>(&'s self, parent: &'s Node) -> impl Iterator<Item = &'s Node> + 's {
+    pub(crate) fn descendants<'s>(
+        &'s self,
+        parent: &'s Node,
+    ) -> impl Iterator<Item = &'s Node> + 's {
         self.nodes.iter().filter(move |n| parent.contains(n))
     }
 
     /// The text of an element, tags included.
-    pub fn source(&self, node: &Node) -> &'a str {
+    pub(crate) fn source(&self, node: &Node) -> &'a str {
         self.text.get(node.range.clone()).unwrap_or("")
     }
 
     /// The character content of a simple element such as `<name>win11</name>`, unescaped and trimmed; `None`
     /// for an `<empty/>` element.
-    pub fn text_of(&self, node: &Node) -> Option<String> {
+    #[cfg(test)]
+    pub(crate) fn text_of(&self, node: &Node) -> Option<String> {
         node.end_tag?;
         Some(node.text.trim().to_string())
     }
 
     /// The leading whitespace of the line `node` starts on (its indentation).
-    pub fn indent_of(&self, node: &Node) -> &'a str {
+    pub(crate) fn indent_of(&self, node: &Node) -> &'a str {
         let head = self.text.get(..node.range.start).unwrap_or("");
         let line_start = head.rfind('\n').map_or(0, |i| i + 1);
         let line = head.get(line_start..).unwrap_or("");

@@ -7,9 +7,9 @@ use std::fmt;
 use std::str::FromStr;
 
 /// The largest width or height accepted (16K); beyond it the region would exceed what IVSHMEM can map.
-pub const MAX_DIMENSION: u32 = 16384;
+pub(crate) const MAX_DIMENSION: u32 = 16384;
 /// The smallest width or height accepted.
-pub const MIN_DIMENSION: u32 = 64;
+pub(crate) const MIN_DIMENSION: u32 = 64;
 /// The one spelling of the default name, so that the name and its path below cannot drift apart.
 macro_rules! default_shm_name {
     () => {
@@ -17,9 +17,9 @@ macro_rules! default_shm_name {
     };
 }
 /// The default name of the shared-memory file, as the Looking Glass docs use.
-pub const DEFAULT_SHM_NAME: &str = default_shm_name!();
+pub(crate) const DEFAULT_SHM_NAME: &str = default_shm_name!();
 /// The default shared-memory file.
-pub const DEFAULT_SHM_FILE: &str = concat!("/dev/shm/", default_shm_name!());
+pub(crate) const DEFAULT_SHM_FILE: &str = concat!("/dev/shm/", default_shm_name!());
 
 /// A `--looking-glass` value that is not understood.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -65,7 +65,7 @@ pub struct Resolution {
 
 impl Resolution {
     /// The region size in MiB by the documented formula.
-    pub fn size_mib(&self) -> u64 {
+    pub(crate) fn size_mib(&self) -> u64 {
         let bytes_per_pixel: u64 = if self.hdr { 8 } else { 4 };
         let frame_bytes = u64::from(self.width) * u64::from(self.height) * bytes_per_pixel;
         let total = frame_bytes * 2 + 10 * 1024 * 1024;
@@ -73,7 +73,7 @@ impl Resolution {
     }
 
     /// The region size in bytes.
-    pub fn size_bytes(&self) -> u64 {
+    pub(crate) fn size_bytes(&self) -> u64 {
         self.size_mib() * 1024 * 1024
     }
 }

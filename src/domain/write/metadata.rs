@@ -11,7 +11,7 @@ use crate::domain::read::metadata::{
 use crate::domain::read::xml::Node;
 
 /// True for a `<…:config>` element in vmgpu's namespace (whatever its prefix).
-pub fn is_vmgpu_config(node: &Node) -> bool {
+pub(crate) fn is_vmgpu_config(node: &Node) -> bool {
     node.local_name() == "config"
         && node
             .attrs
@@ -20,7 +20,7 @@ pub fn is_vmgpu_config(node: &Node) -> bool {
 }
 
 /// The vmgpu configuration for `spec`.
-pub fn config_for(spec: &DomainSpec) -> VmgpuConfig {
+pub(crate) fn config_for(spec: &DomainSpec) -> VmgpuConfig {
     let user = spec.user.clone().filter(|u| u != "root");
     VmgpuConfig {
         gpus: spec.gpu.iter().filter_map(|g| g.primary()).collect(),
@@ -58,13 +58,13 @@ pub fn config_for(spec: &DomainSpec) -> VmgpuConfig {
 }
 
 /// The `<vmgpu:config>` element for `spec`.
-pub fn config_xml(spec: &DomainSpec) -> String {
+pub(crate) fn config_xml(spec: &DomainSpec) -> String {
     to_xml(&config_for(spec))
 }
 
 /// Renders the `<vmgpu:config xmlns:vmgpu=… version="1">` element (indented by two spaces per level,
 /// starting at column 0, no trailing newline), ready to go inside `<metadata>`.
-pub fn to_xml(config: &VmgpuConfig) -> String {
+pub(crate) fn to_xml(config: &VmgpuConfig) -> String {
     use quick_xml::escape::escape;
     let yn = |b: bool| if b { "yes" } else { "no" };
     let mut out =

@@ -2,11 +2,11 @@
 //! sizing, the SPICE server's settings, the metadata `define` records, the rules a spec becomes
 //! ([`spec_xml`]) and the byte-preserving [`rewrite`] that applies them.
 pub mod looking_glass;
-pub mod metadata;
+pub(crate) mod metadata;
 pub mod pinning;
-pub mod rewrite;
-pub mod sound;
+pub(crate) mod rewrite;
+pub(crate) mod sound;
 pub mod spec;
 pub mod spec_xml;
-pub mod spice_graphics;
+pub(crate) mod spice_graphics;
 pub mod template;

@@ -91,7 +91,7 @@ pub enum PinRequest {
 
 impl PinRequest {
     /// Parses `auto`, `off` or a CPU list (`2-7,14-19`).
-    pub fn parse(s: &str) -> Result<Self> {
+    pub(crate) fn parse(s: &str) -> Result<Self> {
         match s.trim() {
             "auto" => Ok(Self::Auto),
             "off" | "none" => Ok(Self::Off),
@@ -109,7 +109,7 @@ impl std::str::FromStr for PinRequest {
 }
 
 /// Parses a kernel-style CPU list such as `0-3,8,10-11`, keeping the order given.
-pub fn parse_cpu_list(s: &str) -> Result<Vec<u32>> {
+pub(crate) fn parse_cpu_list(s: &str) -> Result<Vec<u32>> {
     let syntax = || Error::Syntax(s.chars().take(64).collect());
     let number = |t: &str| -> Result<u32> {
         if t.is_empty() || t.len() > 5 || !t.bytes().all(|b| b.is_ascii_digit()) {
@@ -138,7 +138,7 @@ pub fn parse_cpu_list(s: &str) -> Result<Vec<u32>> {
 }
 
 /// Formats CPUs as a compact list (`0-5,12-17`).
-pub fn format_cpu_list(cpus: &[u32]) -> String {
+pub(crate) fn format_cpu_list(cpus: &[u32]) -> String {
     let sorted: BTreeSet<u32> = cpus.iter().copied().collect();
     let mut parts = Vec::new();
     let mut run: Option<(u32, u32)> = None;
@@ -177,7 +177,7 @@ pub struct Topology {
 
 impl Topology {
     /// vCPUs in total.
-    pub fn vcpus(&self) -> u32 {
+    pub(crate) fn vcpus(&self) -> u32 {
         self.cores * self.threads
     }
 }
@@ -195,7 +195,7 @@ pub struct PinPlan {
 
 impl PinPlan {
     /// True when vCPUs are pinned.
-    pub fn is_pinned(&self) -> bool {
+    pub(crate) fn is_pinned(&self) -> bool {
         !self.vcpu_pins.is_empty()
     }
 }

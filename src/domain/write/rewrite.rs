@@ -22,13 +22,13 @@ pub enum Error {
 }
 
 /// Result of a rewrite.
-pub type Result<T> = std::result::Result<T, Error>;
+pub(crate) type Result<T> = std::result::Result<T, Error>;
 
 /// Picks, among the children with the rule's name, the ones the rule owns.
-pub type Predicate = Box<dyn Fn(&Index<'_>, &Node) -> bool>;
+pub(crate) type Predicate = Box<dyn Fn(&Index<'_>, &Node) -> bool>;
 
 /// What to do with the owned children.
-pub enum Action {
+pub(crate) enum Action {
     /// Replace the owned children with these elements (none: remove them).
     Replace(Vec<String>),
     /// Add these elements when there is no owned child; leave an existing one alone.
@@ -36,7 +36,7 @@ pub enum Action {
 }
 
 /// One owned part of the document.
-pub struct Rule {
+pub(crate) struct Rule {
     /// Qualified names from the root to the parent (`["domain", "devices"]`).
     pub parent: Vec<&'static str>,
     /// Local name of the owned children.
@@ -52,7 +52,7 @@ pub struct Rule {
 
 impl Rule {
     /// Replaces every `name` child of `parent` with `items`.
-    pub fn replace(parent: &[&'static str], name: &'static str, items: Vec<String>) -> Self {
+    pub(crate) fn replace(parent: &[&'static str], name: &'static str, items: Vec<String>) -> Self {
         Self {
             parent: parent.to_vec(),
             name,
@@ -63,13 +63,13 @@ impl Rule {
     }
 
     /// New elements go before the first child named in `names` (when there is one).
-    pub fn before(mut self, names: &'static [&'static str]) -> Self {
+    pub(crate) fn before(mut self, names: &'static [&'static str]) -> Self {
         self.before = names;
         self
     }
 
     /// Replaces the `name` children of `parent` that `predicate` selects with `items`.
-    pub fn replace_where(
+    pub(crate) fn replace_where(
         parent: &[&'static str],
         name: &'static str,
         predicate: impl Fn(&Index<'_>, &Node) -> bool + 'static,
@@ -85,7 +85,7 @@ impl Rule {
     }
 
     /// Adds `items` under `parent` when it has no `name` child (selected by `predicate` when given).
-    pub fn ensure(
+    pub(crate) fn ensure(
         parent: &[&'static str],
         name: &'static str,
         predicate: Option<Predicate>,
@@ -106,7 +106,7 @@ impl Rule {
 }
 
 /// Applies `rules` to `xml`, in order.
-pub fn apply(xml: &str, rules: &[Rule]) -> Result<String> {
+pub(crate) fn apply(xml: &str, rules: &[Rule]) -> Result<String> {
     let index = Index::parse(xml).map_err(Error::Index)?;
     let mut edits: Vec<(Range<usize>, String)> = Vec::new();
     // Elements to add at the end of a parent, keyed by the parent's start offset.
@@ -235,7 +235,7 @@ fn splice(xml: &str, mut edits: Vec<(Range<usize>, String)>) -> Result<String> {
 
 /// Sets an attribute of the root element (`<domain type='qemu'>`, `xmlns:qemu=…`), keeping its quote style;
 /// everything else is copied through.
-pub fn set_root_attribute(xml: &str, name: &str, value: &str) -> Result<String> {
+pub(crate) fn set_root_attribute(xml: &str, name: &str, value: &str) -> Result<String> {
     let index = Index::parse(xml).map_err(Error::Index)?;
     let Some(root) = index.root() else {
         return Ok(xml.to_string());

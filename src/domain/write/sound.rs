@@ -42,7 +42,7 @@ fn sound_audio_id<'i>(index: &'i Index<'_>, sound: &'i Node) -> Option<&'i str> 
 
 /// `on`: adds the ich9 card on the SPICE audio when `<devices>` has no `<sound>` (and the SPICE `<audio>` when it
 /// has none). Off: removes the ich9 cards that play to a SPICE audio (vmgpu's), and nothing else.
-pub fn apply(xml: &str, on: bool) -> rewrite::Result<String> {
+pub(crate) fn apply(xml: &str, on: bool) -> rewrite::Result<String> {
     let index = Index::parse(xml).map_err(rewrite::Error::Index)?;
     let (spice, highest) = audio_ids(&index);
     if !on {

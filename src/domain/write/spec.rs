@@ -45,7 +45,7 @@ pub enum Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// Parses a size such as `16G`, `8192M`, `16GiB`, `512m` into KiB (a bare number is MiB).
-pub fn parse_size_kib(s: &str) -> Result<u64> {
+pub(crate) fn parse_size_kib(s: &str) -> Result<u64> {
     let bad = || Error::Size(s.chars().take(64).collect());
     let t = s.trim();
     let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
@@ -108,7 +108,7 @@ pub enum Hugepages {
 
 impl Hugepages {
     /// Parses `2M`, `1G` or `off`.
-    pub fn parse(s: &str) -> Result<Self> {
+    pub(crate) fn parse(s: &str) -> Result<Self> {
         match s.trim().to_ascii_lowercase().as_str() {
             "off" | "no" | "none" => Ok(Self::Off),
             "2m" | "2mib" | "2048k" => Ok(Self::TwoMiB),
@@ -118,7 +118,7 @@ impl Hugepages {
     }
 
     /// The page size in KiB (0 when off).
-    pub fn page_kib(self) -> u64 {
+    pub(crate) fn page_kib(self) -> u64 {
         match self {
             Self::Off => 0,
             Self::TwoMiB => 2048,
@@ -127,7 +127,7 @@ impl Hugepages {
     }
 
     /// Checks that `memory_kib` is a whole number of pages.
-    pub fn check(self, memory_kib: u64) -> Result<()> {
+    pub(crate) fn check(self, memory_kib: u64) -> Result<()> {
         let page = self.page_kib();
         if page != 0 && !memory_kib.is_multiple_of(page) {
             return Err(Error::NotPageMultiple {
@@ -168,7 +168,7 @@ pub enum VirtType {
 
 impl VirtType {
     /// Parses `kvm` or `qemu`/`tcg`.
-    pub fn parse(s: &str) -> Result<Self> {
+    pub(crate) fn parse(s: &str) -> Result<Self> {
         match s.trim() {
             "kvm" => Ok(Self::Kvm),
             "qemu" | "tcg" => Ok(Self::Qemu),
@@ -177,7 +177,7 @@ impl VirtType {
     }
 
     /// The value of `<domain type=…>`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Kvm => "kvm",
             Self::Qemu => "qemu",
@@ -208,7 +208,7 @@ pub enum Network {
 
 impl Network {
     /// Parses `default`, `none`, `network:NAME` or `bridge:NAME`.
-    pub fn parse(s: &str) -> Result<Self> {
+    pub(crate) fn parse(s: &str) -> Result<Self> {
         let bad = || Error::Network(s.chars().take(64).collect());
         let name_ok = |n: &str| {
             !n.is_empty()
@@ -237,7 +237,7 @@ impl FromStr for Network {
 }
 
 /// Checks a domain name: it becomes part of file names (`/run/vmgpu/<vm>.json`, nvram, logs).
-pub fn check_name(name: &str) -> Result<()> {
+pub(crate) fn check_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && !name.starts_with(['.', '-'])
@@ -263,7 +263,7 @@ pub enum DisplayMode {
 }
 
 impl DisplayMode {
-    pub fn parse(s: &str) -> Result<Self> {
+    pub(crate) fn parse(s: &str) -> Result<Self> {
         match s.trim() {
             "install" => Ok(Self::Install),
             "looking-glass" => Ok(Self::LookingGlass),
@@ -272,7 +272,7 @@ impl DisplayMode {
         }
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Install => "install",
             Self::LookingGlass => "looking-glass",
@@ -281,7 +281,7 @@ impl DisplayMode {
     }
 
     /// True when the domain has a virtual display.
-    pub fn virtual_display(self) -> bool {
+    pub(crate) fn virtual_display(self) -> bool {
         self != Self::LookingGlass
     }
 }
@@ -312,7 +312,7 @@ pub struct GpuPassthrough {
 
 impl GpuPassthrough {
     /// The GPU's own function (the one named on the command line).
-    pub fn primary(&self) -> Option<PciAddress> {
+    pub(crate) fn primary(&self) -> Option<PciAddress> {
         self.functions.first().copied()
     }
 }

@@ -12,9 +12,9 @@ use crate::domain::read::xml::{Index, Node};
 use crate::host::PciAddress;
 
 /// libvirt's namespace for `<qemu:commandline>`.
-pub const QEMU_NS: &str = "http://libvirt.org/schemas/domain/qemu/1.0";
+pub(crate) const QEMU_NS: &str = "http://libvirt.org/schemas/domain/qemu/1.0";
 /// The Hyper-V vendor id written with `--hide-hypervisor` (12 characters at most).
-pub const VENDOR_ID: &str = "0123456789ab";
+pub(crate) const VENDOR_ID: &str = "0123456789ab";
 
 /// New devices go before these (libvirt lists them last).
 const DEVICES_TAIL: &[&str] = &["watchdog", "memballoon", "rng", "panic"];
@@ -47,7 +47,7 @@ pub fn render(
 }
 
 /// The rules for `spec`.
-pub fn rules(spec: &DomainSpec, scope: Scope, old_gpus: &[PciAddress]) -> Vec<Rule> {
+pub(crate) fn rules(spec: &DomainSpec, scope: Scope, old_gpus: &[PciAddress]) -> Vec<Rule> {
     let mut rules = Vec::new();
     if scope == Scope::Define {
         rules.push(Rule::replace(
@@ -490,7 +490,7 @@ pub fn guest_bus_for_update(xml: &str, gpus: &[PciAddress]) -> rewrite::Result<O
 }
 
 /// The host address in a `<hostdev>`'s `<source><address/>`.
-pub fn hostdev_source(index: &Index<'_>, hostdev: &Node) -> Option<PciAddress> {
+pub(crate) fn hostdev_source(index: &Index<'_>, hostdev: &Node) -> Option<PciAddress> {
     let address = index.descendants(hostdev).find(|d| {
         d.name() == "address" && d.path.iter().rev().nth(1).is_some_and(|p| p == "source")
     })?;

@@ -2,20 +2,23 @@
 //! shows it only to clients allowed to manage the domain, `VIR_DOMAIN_XML_SECURE`). `define` and `--update`
 //! write it; `check` finds vmgpu domains whose SPICE server still takes anyone. Why a password and not a unix
 //! socket: docs/spice.md.
-use std::io::Read;
-
 use quick_xml::escape::escape;
 
 use super::rewrite::{self, Rule};
 use crate::domain::read::element::Element;
 
 /// Characters of a generated password (alphanumeric: no quoting or shell trouble; 24 × ~5.95 bits = 143 bits).
-pub const PASSWORD_LEN: usize = 24;
+// The password makers serve `define`, which needs libvirt.
+#[cfg(any(test, feature = "libvirt"))]
+pub(crate) const PASSWORD_LEN: usize = 24;
 /// What `--dry-run` prints instead of a password (the real one is made when the domain is defined).
-pub const DRY_RUN_PASSWORD: &str = "generated-when-defined";
+pub(crate) const DRY_RUN_PASSWORD: &str = "generated-when-defined";
 
 /// A fresh random password from the kernel's RNG.
-pub fn random_password() -> std::io::Result<String> {
+#[cfg(any(test, feature = "libvirt"))]
+pub(crate) fn random_password() -> std::io::Result<String> {
+    use std::io::Read;
+
     const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
     let mut out = String::with_capacity(PASSWORD_LEN);
     let mut f = std::fs::File::open("/dev/urandom")?;
@@ -41,7 +44,8 @@ fn spice_graphics(root: &Element) -> Option<&Element> {
 }
 
 /// The password a domain's SPICE server already has (kept by `--update`, so a running viewer keeps working).
-pub fn existing_password(xml: &str) -> Option<String> {
+#[cfg(any(test, feature = "libvirt"))]
+pub(crate) fn existing_password(xml: &str) -> Option<String> {
     let root = Element::parse(xml).ok()?;
     spice_graphics(&root)?
         .attr("passwd")
@@ -51,7 +55,7 @@ pub fn existing_password(xml: &str) -> Option<String> {
 
 /// Replaces the domain's `<graphics type='spice'>` with one on 127.0.0.1 with `password`, keeping autoport,
 /// uncompressed images and no video streams (the viewer decodes plain bitmaps only).
-pub fn secure(xml: &str, password: &str) -> rewrite::Result<String> {
+pub(crate) fn secure(xml: &str, password: &str) -> rewrite::Result<String> {
     let graphics = format!(
         "<graphics type='spice' autoport='yes' passwd='{}'>\n  <listen type='address' address='127.0.0.1'/>\n  <image compression='off'/>\n  <streaming mode='off'/>\n</graphics>",
         escape(password)
@@ -68,7 +72,7 @@ pub fn secure(xml: &str, password: &str) -> rewrite::Result<String> {
 }
 
 /// Why a domain's SPICE server lets any local user in (`None` when it does not, or has no SPICE server).
-pub fn open_to_others(xml: &str) -> Option<String> {
+pub(crate) fn open_to_others(xml: &str) -> Option<String> {
     let root = Element::parse(xml).ok()?;
     let g = spice_graphics(&root)?;
     let listen = g.children_named("listen").next();

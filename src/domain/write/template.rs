@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::host::HostRoot;
 
 /// The system-wide template directory (read through the host root).
-pub const SYSTEM_DIR: &str = "/etc/vmgpu/templates";
+pub(crate) const SYSTEM_DIR: &str = "/etc/vmgpu/templates";
 
 /// The templates compiled into vmgpu.
 pub const BUILTIN: [(&str, &str); 3] = [
@@ -50,7 +50,7 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 /// Where a template came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Origin {
+pub(crate) enum Origin {
     /// Compiled into vmgpu.
     Builtin,
     /// A user's file.
@@ -68,7 +68,7 @@ impl fmt::Display for Origin {
 
 /// One template.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Template {
+pub(crate) struct Template {
     /// Its name (the file name without `.xml`).
     pub name: String,
     /// Where it came from.
@@ -79,7 +79,7 @@ pub struct Template {
 
 /// The directories searched for user templates, in override order: the system one (under `root`), then the
 /// user's (`$XDG_CONFIG_HOME/vmgpu/templates`, else `$HOME/.config/vmgpu/templates`).
-pub fn search_dirs(
+pub(crate) fn search_dirs(
     root: &HostRoot,
     xdg_config_home: Option<&Path>,
     home: Option<&Path>,
@@ -95,7 +95,7 @@ pub fn search_dirs(
 }
 
 /// Every template: built-in ones overridden by same-named files in `dirs` (later wins), sorted by name.
-pub fn list(dirs: &[PathBuf]) -> Result<Vec<Template>> {
+pub(crate) fn list(dirs: &[PathBuf]) -> Result<Vec<Template>> {
     let mut templates: Vec<Template> = BUILTIN
         .iter()
         .map(|(name, xml)| Template {
@@ -126,7 +126,7 @@ pub fn list(dirs: &[PathBuf]) -> Result<Vec<Template>> {
 }
 
 /// The template called `name`.
-pub fn find(dirs: &[PathBuf], name: &str) -> Result<Template> {
+pub(crate) fn find(dirs: &[PathBuf], name: &str) -> Result<Template> {
     let templates = list(dirs)?;
     let known = templates.iter().map(|t| t.name.clone()).collect();
     templates

@@ -40,7 +40,7 @@ pub enum Detect {
 
 impl Detect {
     /// The evidence in `logs` (empty: no match).
-    pub fn run(&self, logs: &Logs) -> Vec<Evidence> {
+    pub(crate) fn run(&self, logs: &Logs) -> Vec<Evidence> {
         match self {
             Detect::Lines(needles) => matching_lines(logs, needles),
             Detect::Custom(detect) => detect(logs),
@@ -82,7 +82,7 @@ pub struct Signature {
 }
 
 /// Signatures that describe a risk, not a failure: they never hide the unknown lines.
-pub fn is_advisory(id: &str) -> bool {
+pub(crate) fn is_advisory(id: &str) -> bool {
     matches!(id, "nvidia-code-43" | "journal-left-over")
 }
 

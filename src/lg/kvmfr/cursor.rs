@@ -17,7 +17,7 @@ pub struct CursorState {
 
 impl CursorState {
     /// Applies an update.
-    pub fn apply(&mut self, u: CursorUpdate) {
+    pub(crate) fn apply(&mut self, u: CursorUpdate) {
         self.visible = u.visible;
         if let Some((x, y)) = u.position {
             self.position = (x as i32, y as i32);

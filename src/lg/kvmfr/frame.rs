@@ -16,7 +16,7 @@ pub enum FrameType {
 
 impl FrameType {
     /// The wire value.
-    pub fn wire(self) -> u32 {
+    pub(crate) fn wire(self) -> u32 {
         match self {
             Self::Bgra => 1,
             Self::Rgba => 2,
@@ -26,7 +26,7 @@ impl FrameType {
     }
 
     /// From the wire value (BGR_32 and RGB_24 are not supported).
-    pub fn from_wire(v: u32) -> Option<Self> {
+    pub(crate) fn from_wire(v: u32) -> Option<Self> {
         match v {
             1 => Some(Self::Bgra),
             2 => Some(Self::Rgba),
@@ -37,7 +37,7 @@ impl FrameType {
     }
 
     /// Bytes per pixel in shared memory.
-    pub fn bytes_per_pixel(self) -> u32 {
+    pub(crate) fn bytes_per_pixel(self) -> u32 {
         if self == Self::Rgba16f { 8 } else { 4 }
     }
 }
@@ -93,7 +93,7 @@ impl FrameInfo {
     }
 
     /// The shared memory size the host needs for this frame (the "use N MiB" hint, docs/lg-protocol.md §5.1).
-    pub fn needed_mib(&self) -> u64 {
+    pub(crate) fn needed_mib(&self) -> u64 {
         let bytes = self.screen.1.max(self.height) as u64 * self.pitch as u64 * 2;
         (bytes.div_ceil(1 << 20) + 10).next_power_of_two()
     }

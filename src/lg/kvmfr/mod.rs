@@ -12,56 +12,53 @@ pub use frame::{FrameInfo, FrameType, Rect, parse_frame};
 pub use udata::{HostInfo, encode_udata, parse_udata};
 
 /// "KVMFR---".
-pub const MAGIC: &[u8; 8] = b"KVMFR---";
+pub(crate) const MAGIC: &[u8; 8] = b"KVMFR---";
 /// KVMFR version of B7.
-pub const VERSION_B7: u32 = 20;
+pub(crate) const VERSION_B7: u32 = 20;
 /// KVMFR version of B6.
-pub const VERSION_B6: u32 = 19;
+pub(crate) const VERSION_B6: u32 = 19;
 /// Queue id of the pointer queue.
-pub const QUEUE_POINTER: u32 = 1;
+pub(crate) const QUEUE_POINTER: u32 = 1;
 /// Queue id of the frame queue.
-pub const QUEUE_FRAME: u32 = 2;
+pub(crate) const QUEUE_FRAME: u32 = 2;
 /// Size of the KVMFR header in udata.
-pub const HEADER_SIZE: usize = 48;
+pub(crate) const HEADER_SIZE: usize = 48;
 /// Damage rects in a frame.
-pub const MAX_DAMAGE_RECTS: usize = 64;
+pub(crate) const MAX_DAMAGE_RECTS: usize = 64;
 /// Size of a B7 KVMFRFrame.
-pub const FRAME_SIZE_V20: usize = 1084;
+pub(crate) const FRAME_SIZE_V20: usize = 1084;
 /// Size of a B6 KVMFRFrame.
-pub const FRAME_SIZE_V19: usize = 1076;
+pub(crate) const FRAME_SIZE_V19: usize = 1076;
 /// The cursor struct in front of the shape data.
-pub const CURSOR_SIZE: usize = 24;
+pub(crate) const CURSOR_SIZE: usize = 24;
 /// Largest cursor image side (MAX_POINTER_SIZE = 24 + 512·512·4).
-pub const MAX_CURSOR_SIDE: u32 = 512;
+pub(crate) const MAX_CURSOR_SIDE: u32 = 512;
 /// Largest frame side we accept.
-pub const MAX_FRAME_SIDE: u32 = 16384;
+pub(crate) const MAX_FRAME_SIDE: u32 = 16384;
 /// KVMFR_FEATURE_SETCURSORPOS.
-pub const FEATURE_SETCURSORPOS: u32 = 0x1;
+pub(crate) const FEATURE_SETCURSORPOS: u32 = 0x1;
 /// KVMFR_MESSAGE_SETCURSORPOS.
-pub const MESSAGE_SETCURSORPOS: u32 = 0;
+pub(crate) const MESSAGE_SETCURSORPOS: u32 = 0;
 
 /// Frame flags.
-pub mod flags {
-    /// The guest wants the screensaver inhibited.
-    pub const BLOCK_SCREENSAVER: u32 = 0x1;
-    /// A guest window asks for attention.
-    pub const REQUEST_ACTIVATION: u32 = 0x2;
+pub(crate) mod flags {
+    // 0x1 BLOCK_SCREENSAVER and 0x2 REQUEST_ACTIVATION: the viewer acts on neither.
     /// The shared memory is too small: fewer rows than the frame height.
-    pub const TRUNCATED: u32 = 0x4;
+    pub(crate) const TRUNCATED: u32 = 0x4;
     /// HDR content.
-    pub const HDR: u32 = 0x8;
+    pub(crate) const HDR: u32 = 0x8;
     /// PQ already applied.
-    pub const HDR_PQ: u32 = 0x10;
+    pub(crate) const HDR_PQ: u32 = 0x10;
 }
 
 /// Cursor flags (in the LGMP message udata).
-pub mod cursor_flags {
+pub(crate) mod cursor_flags {
     /// x/y valid.
-    pub const POSITION: u32 = 0x1;
+    pub(crate) const POSITION: u32 = 0x1;
     /// Visible.
-    pub const VISIBLE: u32 = 0x2;
+    pub(crate) const VISIBLE: u32 = 0x2;
     /// Shape fields and data valid.
-    pub const SHAPE: u32 = 0x4;
+    pub(crate) const SHAPE: u32 = 0x4;
 }
 
 /// KVMFR errors: bad data in the udata or a message.

@@ -198,7 +198,7 @@ impl Producer {
     }
 
     /// Bytes a frame slot can hold (block size − A).
-    pub fn frame_capacity(&self) -> usize {
+    pub(crate) fn frame_capacity(&self) -> usize {
         self.state().slots[0].1 - self.shared.cfg.align
     }
 
