@@ -68,7 +68,7 @@ fn read(root: &Path, path: &str) -> String {
 }
 
 fn is_vmgpu(path: &Path) -> bool {
-    std::fs::read(path).ok() == std::fs::read(env!("CARGO_BIN_EXE_vmgpu")).ok()
+    std::fs::read(path).ok() == std::fs::read(crate::install::hook_binary()).ok()
 }
 
 #[test]
