@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 
 use crate::cli::InstallArgs;
+use crate::hook::location::{CLI_PATH_FILE, hooks_dir};
 use crate::host::HostRoot;
 use crate::report::Outcome;
 
@@ -31,21 +32,6 @@ pub static HOOK_STAMP: &str = concat!(hook_marker!(), " ", env!("VMGPU_VERSION")
 
 /// The file name of the hook-only binary (`src/bin/vmgpu-hook.rs`).
 const HOOK_BINARY: &str = "vmgpu-hook";
-
-/// The hooks directory for this distribution (a host path).
-pub(crate) fn hooks_dir(root: &HostRoot) -> &'static str {
-    let nixos = root.exists("/etc/NIXOS")
-        || root
-            .read_optional("/etc/os-release")
-            .ok()
-            .flatten()
-            .is_some_and(|t| t.lines().any(|l| l.trim() == "ID=nixos"));
-    if nixos {
-        "/var/lib/libvirt/hooks"
-    } else {
-        "/etc/libvirt/hooks"
-    }
-}
 
 /// What is at a hook path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,6 +126,16 @@ pub(crate) fn run_install(root: &Path, args: &InstallArgs) -> anyhow::Result<Out
             source.display()
         );
     }
+    // The hook-only binary starts the viewer with this vmgpu (it has no `view` of its own); the full one needs
+    // no pointer, and a stale one must not send the viewer to another build.
+    let pointer = format!("{dir}/{CLI_PATH_FILE}");
+    if source != exe {
+        ops.replace_file(&pointer, format!("{}\n", exe.display()).as_bytes(), 0o644)
+            .with_context(|| format!("cannot write {}", root.path(&pointer).display()))?;
+    } else if root.exists(&pointer) {
+        ops.remove_file(&pointer)
+            .with_context(|| format!("cannot remove {}", root.path(&pointer).display()))?;
+    }
     let daemon = daemon(&root);
     if args.restart {
         if !crate::hook::cpus::systemd_booted(&root) {
@@ -199,6 +195,11 @@ pub(crate) fn run_uninstall(root: &Path, _args: &InstallArgs) -> anyhow::Result<
             }
             Slot::Foreign => println!("left {} alone: it is not vmgpu's", shown.display()),
         }
+    }
+    let pointer = format!("{dir}/{CLI_PATH_FILE}");
+    if root.exists(&pointer) {
+        ops.remove_file(&pointer)
+            .with_context(|| format!("cannot remove {}", root.path(&pointer).display()))?;
     }
     if removed == 0 {
         println!("no vmgpu hook installed under {}", root.path(dir).display());

@@ -46,6 +46,14 @@ fn test_install_copies_the_hook_only_binary_which_links_neither_libvirt_nor_libp
             "{}",
             String::from_utf8_lossy(&out.stdout)
         );
+        // the hook starts the viewer with the vmgpu that installed it
+        let pointer = host.read("/etc/libvirt/hooks/vmgpu-cli-path");
+        assert_eq!(
+            std::path::Path::new(&pointer),
+            crate::fakehost::binary().canonicalize().unwrap()
+        );
+        assert!(host.vmgpu(&["uninstall"], "", &[]).status.success());
+        assert!(!host.path("/etc/libvirt/hooks/vmgpu-cli-path").exists());
     }
 }
 
@@ -74,6 +82,7 @@ fn test_install_skips_a_hook_binary_of_another_build() {
     );
     let installed = std::fs::read(host.path("/etc/libvirt/hooks/qemu")).unwrap();
     assert_eq!(installed, std::fs::read(&exe).unwrap());
+    assert!(!host.path("/etc/libvirt/hooks/vmgpu-cli-path").exists());
 }
 
 #[test]
