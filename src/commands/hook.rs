@@ -4,10 +4,35 @@
 //! The contract (argv, exit codes, journal, environment) is at the top of `src/hook/mod.rs`.
 use std::ffi::OsString;
 use std::path::Path;
+use std::process::ExitCode;
 
 use crate::cli::HookArgs;
 use crate::host::HostRoot;
 use crate::report::{EXIT_ERROR, EXIT_FINDINGS, ExitError, Outcome};
+
+/// What every vmgpu binary (`vmgpu` and the hook-only `vmgpu-hook`) does before its own command line: the two
+/// internal helper processes the hook starts (the deadline-guarded sysfs writer, [`crate::ops::writer`]; the
+/// detached viewer launcher, [`crate::hook::launch_viewer`]) and hook mode (argv\[0\] is libvirt's `hooks/qemu`
+/// or `hooks/qemu.d/*`). `None`: none of these; the caller goes on with its own command line.
+pub fn entry(args: &[OsString]) -> Option<ExitCode> {
+    if std::env::var_os(crate::ops::writer::ENV_WRITER).is_some() {
+        return Some(ExitCode::from(crate::ops::writer::serve()));
+    }
+    if std::env::var_os(crate::hook::launch_viewer::ENV_LAUNCHER).is_some() {
+        return Some(ExitCode::from(crate::hook::launch_viewer::launcher_main()));
+    }
+    let hook = argv_if_invoked_as_hook(args)?;
+    prefork_if_changing(hook.get(1).map(String::as_str));
+    Some(crate::report::finish_hook(run_from_libvirt(hook)))
+}
+
+/// Forks the sysfs writer of a hook call that may change the host first thing, while the process is small and
+/// single-threaded (see [`crate::ops::writer`]); other operations never write sysfs.
+pub fn prefork_if_changing(op: Option<&str>) {
+    if matches!(op, Some("prepare" | "release" | "stopped")) {
+        crate::ops::writer::prefork();
+    }
+}
 
 /// When argv[0] says libvirt runs us as its qemu hook, returns the hook arguments (argv[1..]).
 pub fn argv_if_invoked_as_hook(args: &[OsString]) -> Option<Vec<String>> {

@@ -7,31 +7,31 @@
 //! symlink into /usr/local would fail silently). A file is vmgpu's when it contains [`HOOK_MARKER`] (every
 //! vmgpu binary does) or is a symlink to a file named `vmgpu`. libvirt looks for hooks when the daemon
 //! starts: `--restart` restarts it (virtqemud or libvirtd, whichever runs), otherwise the command is printed.
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
 use crate::cli::InstallArgs;
+use crate::hook::location::{CLI_PATH_FILE, hooks_dir};
 use crate::host::HostRoot;
 use crate::report::Outcome;
 
-/// A string every vmgpu binary contains; it identifies an installed hook as ours.
-pub(crate) static HOOK_MARKER: &str = "vmgpu-hook-marker:3f9c1e7a-libvirt-qemu-hook";
-
-/// The hooks directory for this distribution (a host path).
-pub(crate) fn hooks_dir(root: &HostRoot) -> &'static str {
-    let nixos = root.exists("/etc/NIXOS")
-        || root
-            .read_optional("/etc/os-release")
-            .ok()
-            .flatten()
-            .is_some_and(|t| t.lines().any(|l| l.trim() == "ID=nixos"));
-    if nixos {
-        "/var/lib/libvirt/hooks"
-    } else {
-        "/etc/libvirt/hooks"
-    }
+/// The marker as a literal, for [`HOOK_STAMP`].
+macro_rules! hook_marker {
+    () => {
+        "vmgpu-hook-marker:3f9c1e7a-libvirt-qemu-hook"
+    };
 }
+
+/// A string every vmgpu binary contains; it identifies an installed hook as ours.
+pub(crate) static HOOK_MARKER: &str = hook_marker!();
+
+/// The marker with this build's version (`0.1.0 (84863e1)`): `vmgpu` and `vmgpu-hook` of one build both contain
+/// it, so `install` takes the `vmgpu-hook` beside it only when it is of the same build.
+pub static HOOK_STAMP: &str = concat!(hook_marker!(), " ", env!("VMGPU_VERSION"));
+
+/// The file name of the hook-only binary (`src/bin/vmgpu-hook.rs`).
+const HOOK_BINARY: &str = "vmgpu-hook";
 
 /// What is at a hook path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,7 +112,7 @@ pub(crate) fn run_install(root: &Path, args: &InstallArgs) -> anyhow::Result<Out
         }
     };
     let exe = std::env::current_exe().context("cannot find the vmgpu binary to install")?;
-    let bytes = std::fs::read(&exe).with_context(|| format!("cannot read {}", exe.display()))?;
+    let (source, bytes) = hook_source(&exe)?;
     let shown = root.path(&target);
     if std::fs::read(&shown).is_ok_and(|old| old == bytes) {
         println!("the vmgpu hook {} is up to date", shown.display());
@@ -120,7 +120,21 @@ pub(crate) fn run_install(root: &Path, args: &InstallArgs) -> anyhow::Result<Out
         // Temporary file + rename, so libvirt never runs half of it.
         ops.replace_file(&target, &bytes, 0o755)
             .with_context(|| format!("cannot install {}", shown.display()))?;
-        println!("installed the vmgpu hook as {}", shown.display());
+        println!(
+            "installed the vmgpu hook as {} (from {})",
+            shown.display(),
+            source.display()
+        );
+    }
+    // The hook-only binary starts the viewer with this vmgpu (it has no `view` of its own); the full one needs
+    // no pointer, and a stale one must not send the viewer to another build.
+    let pointer = format!("{dir}/{CLI_PATH_FILE}");
+    if source != exe {
+        ops.replace_file(&pointer, format!("{}\n", exe.display()).as_bytes(), 0o644)
+            .with_context(|| format!("cannot write {}", root.path(&pointer).display()))?;
+    } else if root.exists(&pointer) {
+        ops.remove_file(&pointer)
+            .with_context(|| format!("cannot remove {}", root.path(&pointer).display()))?;
     }
     let daemon = daemon(&root);
     if args.restart {
@@ -143,6 +157,26 @@ pub(crate) fn run_install(root: &Path, args: &InstallArgs) -> anyhow::Result<Out
     Ok(Outcome::Ok)
 }
 
+/// The binary to install and its bytes: `vmgpu-hook` beside the running binary when it is of the same build
+/// (the hook alone: each hook call starts without loading libvirt and libpulse), else the running binary
+/// itself, which runs as the hook too.
+fn hook_source(exe: &Path) -> anyhow::Result<(PathBuf, Vec<u8>)> {
+    let sibling = exe.with_file_name(HOOK_BINARY);
+    if let Ok(bytes) = std::fs::read(&sibling) {
+        let stamp = HOOK_STAMP.as_bytes();
+        if bytes.windows(stamp.len()).any(|w| w == stamp) {
+            return Ok((sibling, bytes));
+        }
+        eprintln!(
+            "vmgpu: {} is of another build than this vmgpu; installing vmgpu itself as the hook (install both \
+             binaries of one build to get the faster hook-only one)",
+            sibling.display()
+        );
+    }
+    let bytes = std::fs::read(exe).with_context(|| format!("cannot read {}", exe.display()))?;
+    Ok((exe.to_path_buf(), bytes))
+}
+
 /// Runs `vmgpu uninstall`.
 pub(crate) fn run_uninstall(root: &Path, _args: &InstallArgs) -> anyhow::Result<Outcome> {
     let root = HostRoot::new(root);
@@ -161,6 +195,11 @@ pub(crate) fn run_uninstall(root: &Path, _args: &InstallArgs) -> anyhow::Result<
             }
             Slot::Foreign => println!("left {} alone: it is not vmgpu's", shown.display()),
         }
+    }
+    let pointer = format!("{dir}/{CLI_PATH_FILE}");
+    if root.exists(&pointer) {
+        ops.remove_file(&pointer)
+            .with_context(|| format!("cannot remove {}", root.path(&pointer).display()))?;
     }
     if removed == 0 {
         println!("no vmgpu hook installed under {}", root.path(dir).display());

@@ -8,7 +8,7 @@ pub(crate) mod define;
 pub(crate) mod explain;
 pub(crate) mod gpus;
 pub mod hook;
-pub(crate) mod install;
+pub mod install;
 pub(crate) mod restore;
 pub(crate) mod setup;
 pub(crate) mod status;

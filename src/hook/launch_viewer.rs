@@ -99,7 +99,7 @@ pub(crate) fn launch(ops: &dyn HostOps, vm: &str, user: Option<&str>) {
         );
         return;
     };
-    let exe = viewer_binary();
+    let exe = viewer_binary(root);
     let launcher = Program::new(&exe)
         .arg0("vmgpu")
         .env_clear()
@@ -147,7 +147,8 @@ pub fn launcher_main() -> u8 {
     if nix::unistd::getuid() != uid || nix::unistd::geteuid() != uid {
         return 1;
     }
-    let viewer = Program::new(viewer_binary())
+    // This launcher is already the binary the hook chose (`viewer_binary`): the viewer is this same program.
+    let viewer = Program::new(std::env::current_exe().unwrap_or_else(|_| PathBuf::from("vmgpu")))
         .arg0("vmgpu")
         .args(["view", &vm])
         .env_remove(ENV_LAUNCHER)
@@ -162,7 +163,12 @@ pub fn launcher_main() -> u8 {
     }
 }
 
-fn viewer_binary() -> PathBuf {
+/// The full `vmgpu` for the viewer: the one `install` recorded (needed when the hook is the hook-only
+/// binary), else the usual places, else this binary.
+fn viewer_binary(root: &HostRoot) -> PathBuf {
+    if let Some(cli) = super::location::recorded_cli(root) {
+        return cli;
+    }
     ["/usr/bin/vmgpu", "/usr/sbin/vmgpu", "/usr/local/bin/vmgpu"]
         .iter()
         .map(PathBuf::from)

@@ -40,6 +40,7 @@ pub(crate) mod holders;
 pub(crate) mod hugepages;
 pub(crate) mod irqs;
 pub mod launch_viewer;
+pub(crate) mod location;
 pub(crate) mod run;
 pub(crate) mod shared_state;
 pub(crate) mod shm;

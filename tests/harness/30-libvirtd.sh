@@ -22,7 +22,8 @@ die() { echo "FAIL: $*"; exit 1; }
 for tool in libvirtd virtlogd virsh unshare nsenter virt-xml-validate xmllint; do
   command -v $tool >/dev/null || die "$tool is not installed (run tests/install-deps.sh)"
 done
-cargo build --quiet --bin vmgpu || die "cargo build"
+# both binaries: `vmgpu install` copies the hook-only vmgpu-hook beside it, so the real daemon runs that one
+cargo build --quiet --bins || die "cargo build"
 VMGPU=$(cd "$T/debug" && pwd)/vmgpu
 
 W=$(mktemp -d /tmp/vmgpu-h30.XXXXXX)
@@ -94,6 +95,8 @@ V() { virsh -q -c "$URI" "$@"; }
 INNS() { nsenter -t "$LP" -m "$@"; }
 [ -s "$W/install.log" ] && sed 's/^/  install: /' "$W/install.log"
 INNS test -x /etc/libvirt/hooks/qemu && ok "vmgpu install put the hook in place" || bad "no /etc/libvirt/hooks/qemu after vmgpu install"
+INNS cmp -s /etc/libvirt/hooks/qemu "$T/debug/vmgpu-hook" && ok "the installed hook is the hook-only vmgpu-hook" ||
+  bad "the installed hook is not vmgpu-hook: $(cat "$W/install.log")"
 
 # 2) define through the virt crate, exactly as a user would (but TCG, no hostdev: this machine has no IOMMU)
 ARGS=(--virt-type qemu --pin off --vcpus 1 --hugepages off --network none --shm-name "$SHM")

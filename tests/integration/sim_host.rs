@@ -68,7 +68,7 @@ fn read(root: &Path, path: &str) -> String {
 }
 
 fn is_vmgpu(path: &Path) -> bool {
-    std::fs::read(path).ok() == std::fs::read(env!("CARGO_BIN_EXE_vmgpu")).ok()
+    std::fs::read(path).ok() == std::fs::read(crate::install::hook_binary()).ok()
 }
 
 #[test]
@@ -85,6 +85,8 @@ fn test_install_on_the_seed_tree_writes_the_hook_and_a_rerun_changes_nothing() {
         changed(&before, &after),
         [
             "etc/libvirt/hooks/qemu",
+            // the hook-only binary's pointer to the vmgpu that starts the viewer (cargo builds both)
+            "etc/libvirt/hooks/vmgpu-cli-path",
             "run/vmgpu-sim/units/libvirtd.service"
         ]
     );
