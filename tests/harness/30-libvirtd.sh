@@ -95,7 +95,7 @@ V() { virsh -q -c "$URI" "$@"; }
 INNS() { nsenter -t "$LP" -m "$@"; }
 [ -s "$W/install.log" ] && sed 's/^/  install: /' "$W/install.log"
 INNS test -x /etc/libvirt/hooks/qemu && ok "vmgpu install put the hook in place" || bad "no /etc/libvirt/hooks/qemu after vmgpu install"
-INNS cmp -s /etc/libvirt/hooks/qemu "$T/debug/vmgpu-hook" && ok "the installed hook is the hook-only vmgpu-hook" ||
+INNS cmp -s /etc/libvirt/hooks/qemu "${VMGPU%/vmgpu}/vmgpu-hook" && ok "the installed hook is the hook-only vmgpu-hook" ||
   bad "the installed hook is not vmgpu-hook: $(cat "$W/install.log")"
 
 # 2) define through the virt crate, exactly as a user would (but TCG, no hostdev: this machine has no IOMMU)

@@ -123,6 +123,7 @@ const SEED_SETUP_FILES: &[&str] = &[
     "etc/dracut.conf.d/gpu-passthrough.conf",
     "etc/dracut.conf.d/vfio.conf",
     "etc/libvirt/hooks/qemu",
+    "etc/libvirt/hooks/vmgpu-cli-path",
     "etc/modprobe.d/kvm.conf",
     "etc/modprobe.d/vfio.conf",
     "etc/modules-load.d/vfio-pci.conf",
@@ -172,7 +173,14 @@ fn test_setup_on_the_seed_tree_writes_its_files_and_a_rerun_changes_nothing() {
         .into_iter()
         .filter(|p| !p.starts_with("var/lib/vmgpu/"))
         .collect();
-    assert_eq!(left, ["etc/libvirt/hooks/qemu", "run/vmgpu-sim/commands"]);
+    assert_eq!(
+        left,
+        [
+            "etc/libvirt/hooks/qemu",
+            "etc/libvirt/hooks/vmgpu-cli-path",
+            "run/vmgpu-sim/commands"
+        ]
+    );
     assert_eq!(
         read(root, "run/vmgpu-sim/commands"),
         "dracut --force --regenerate-all\ndracut --force --regenerate-all\n"
