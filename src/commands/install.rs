@@ -60,11 +60,15 @@ pub(crate) fn slot(path: &Path) -> Slot {
     if !meta.is_file() {
         return Slot::Foreign;
     }
-    let marker = HOOK_MARKER.as_bytes();
     match std::fs::read(path) {
-        Ok(bytes) if bytes.windows(marker.len()).any(|w| w == marker) => Slot::Ours,
+        Ok(bytes) if contains(&bytes, HOOK_MARKER) => Slot::Ours,
         _ => Slot::Foreign,
     }
+}
+
+/// Whether a binary's bytes hold `text` (the hook marker or stamp: both are plain strings in the binary).
+fn contains(bytes: &[u8], text: &str) -> bool {
+    bytes.windows(text.len()).any(|w| w == text.as_bytes())
 }
 
 /// The daemon that runs QEMU hooks here: `virtqemud` (modular) or `libvirtd`.
@@ -132,9 +136,8 @@ pub(crate) fn run_install(root: &Path, args: &InstallArgs) -> anyhow::Result<Out
     if source != exe {
         ops.replace_file(&pointer, format!("{}\n", exe.display()).as_bytes(), 0o644)
             .with_context(|| format!("cannot write {}", root.path(&pointer).display()))?;
-    } else if root.exists(&pointer) {
-        ops.remove_file(&pointer)
-            .with_context(|| format!("cannot remove {}", root.path(&pointer).display()))?;
+    } else {
+        remove_cli_pointer(&root, ops.as_ref(), dir)?;
     }
     let daemon = daemon(&root);
     if args.restart {
@@ -163,8 +166,7 @@ pub(crate) fn run_install(root: &Path, args: &InstallArgs) -> anyhow::Result<Out
 fn hook_source(exe: &Path) -> anyhow::Result<(PathBuf, Vec<u8>)> {
     let sibling = exe.with_file_name(HOOK_BINARY);
     if let Ok(bytes) = std::fs::read(&sibling) {
-        let stamp = HOOK_STAMP.as_bytes();
-        if bytes.windows(stamp.len()).any(|w| w == stamp) {
+        if contains(&bytes, HOOK_STAMP) {
             return Ok((sibling, bytes));
         }
         eprintln!(
@@ -175,6 +177,20 @@ fn hook_source(exe: &Path) -> anyhow::Result<(PathBuf, Vec<u8>)> {
     }
     let bytes = std::fs::read(exe).with_context(|| format!("cannot read {}", exe.display()))?;
     Ok((exe.to_path_buf(), bytes))
+}
+
+/// Removes `<hooks>/vmgpu-cli-path` where there is one (the full binary as the hook, or no hook at all).
+fn remove_cli_pointer(
+    root: &HostRoot,
+    ops: &dyn crate::ops::HostOps,
+    dir: &str,
+) -> anyhow::Result<()> {
+    let pointer = format!("{dir}/{CLI_PATH_FILE}");
+    if root.exists(&pointer) {
+        ops.remove_file(&pointer)
+            .with_context(|| format!("cannot remove {}", root.path(&pointer).display()))?;
+    }
+    Ok(())
 }
 
 /// Runs `vmgpu uninstall`.
@@ -196,11 +212,7 @@ pub(crate) fn run_uninstall(root: &Path, _args: &InstallArgs) -> anyhow::Result<
             Slot::Foreign => println!("left {} alone: it is not vmgpu's", shown.display()),
         }
     }
-    let pointer = format!("{dir}/{CLI_PATH_FILE}");
-    if root.exists(&pointer) {
-        ops.remove_file(&pointer)
-            .with_context(|| format!("cannot remove {}", root.path(&pointer).display()))?;
-    }
+    remove_cli_pointer(&root, ops.as_ref(), dir)?;
     if removed == 0 {
         println!("no vmgpu hook installed under {}", root.path(dir).display());
     }
