@@ -295,15 +295,25 @@ def host_png_get():
         return b""
 
 
+def png_verdict(way, receiver, name, ans, got, want, t0):
+    """PASS when the guest's xclip answered OK and the receiver's clipboard has the picture `want`."""
+    if ans == "OK 0" and same_picture(got, *want):
+        ok(f"clipboard {way}, PNG {name} pixel for pixel in {time.time() - t0:.2f} s")
+    else:
+        bad(f"clipboard {way}, PNG {name}: guest {ans!r}, {receiver} has "
+            f"{'no PNG' if got is None else f'{got[0]}x{got[1]}, other pixels'}")
+
+
 def check_png(g, share, viewer, other):
     """PNG both ways through the real spice-vdagent: the guest's `xclip -t image/png -i` → the viewer (focused)
     REQUESTs it, decodes it and puts it on the host clipboard with arboard → host `xclip -t image/png -o`; and a
     host `xclip -t image/png -i` → announced at focus, encoded on the guest's REQUEST → guest `xclip -t image/png
     -o`. Pixel for pixel, alpha included, whatever PNG encoder each side used."""
     for i, (name, w, h, rgba) in enumerate(test_images()):
+        png = png_bytes(w, h, rgba)
         with open(os.path.join(share, f"img{i}.png"), "wb") as f:
-            f.write(png_bytes(w, h, rgba))
-        if not same_picture(decode_png(png_bytes(w, h, rgba)), w, h, rgba):
+            f.write(png)
+        if not same_picture(decode_png(png), w, h, rgba):
             bad(f"PNG {name}: the test's own PNG does not decode to its pixels (ImageMagick)")
             continue
         # guest -> host
@@ -317,11 +327,7 @@ def check_png(g, share, viewer, other):
             if same_picture(got, w, h, rgba):
                 break
             time.sleep(0.2)
-        if ans == "OK 0" and same_picture(got, w, h, rgba):
-            ok(f"clipboard guest → host, PNG {name} pixel for pixel in {time.time() - t0:.2f} s")
-        else:
-            bad(f"clipboard guest → host, PNG {name}: guest {ans!r}, host has "
-                f"{'no PNG' if got is None else f'{got[0]}x{got[1]}, other pixels'}")
+        png_verdict("guest → host", "host", name, ans, got, (w, h, rgba), t0)
         # host -> guest
         t0 = time.time()
         subprocess.run(["xclip", "-i", "-selection", "clipboard", "-t", "image/png", os.path.join(share, f"img{i}.png")],
@@ -340,11 +346,7 @@ def check_png(g, share, viewer, other):
             if same_picture(got, w, h, rgba) or time.time() > end:
                 break
             time.sleep(0.3)
-        if ans == "OK 0" and same_picture(got, w, h, rgba):
-            ok(f"clipboard host → guest, PNG {name} pixel for pixel in {time.time() - t0:.2f} s")
-        else:
-            bad(f"clipboard host → guest, PNG {name}: guest {ans!r}, guest has "
-                f"{'no PNG' if got is None else f'{got[0]}x{got[1]}, other pixels'}")
+        png_verdict("host → guest", "guest", name, ans, got, (w, h, rgba), t0)
 
 
 def sine_wav(path):
