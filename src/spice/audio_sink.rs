@@ -1,9 +1,10 @@
 //! The host side of SPICE audio: [`HostAudio`] opens the host's sound server (the real one is
 //! [`super::pulse::PulseAudio`]), and [`Player`] sits between the playback channel and it. The channel thread
 //! only pushes into the player's [`JitterBuffer`] and never waits on the sound server; the `spice-audio-out`
-//! thread takes 10 ms at a time from the buffer and writes it (a write
-//! blocks at the sink's pace). Without a sound server, or while it fails, the queued audio is dropped and an
-//! open is tried again every [`REOPEN_AFTER`].
+//! thread takes 10 ms at a time from the buffer and writes it (a write blocks at the sink's pace). At STOP the
+//! queue plays out and the sound server's stream is drained before it is released, so the end of a sound is
+//! heard. Without a sound server, or while it fails, the queued audio is dropped and an open is tried again
+//! every [`REOPEN_AFTER`].
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -35,6 +36,11 @@ pub trait HostAudio: Send + Sync {
 pub trait PcmOutput {
     /// Writes interleaved S16LE; blocks while the sound server's buffer is full.
     fn write(&mut self, pcm: &[u8]) -> Result<(), String>;
+    /// Plays out what the sound server still holds, with a bounded wait, before the stream is released at
+    /// STOP (releasing it at once cuts the last tens of ms of every sound).
+    fn drain(&mut self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// An open capture stream.
@@ -87,7 +93,8 @@ impl Gain {
 pub struct PlayerStats {
     /// Frames handed to the sound server.
     pub played_frames: u64,
-    /// Frames the jitter buffer dropped to stay under its bound, and those still queued at STOP.
+    /// Frames the jitter buffer dropped to stay under its bound, those a new START found still queued, and
+    /// DATA after STOP.
     pub dropped_frames: u64,
     /// Frames dropped because no sound server was open.
     pub discarded_frames: u64,
@@ -143,9 +150,18 @@ impl Player {
         })
     }
 
-    /// The guest opened its device: a fresh buffer in `format`.
+    /// The guest opened its device: a fresh buffer in `format` (what the previous stream still had queued is
+    /// counted as dropped).
     pub(crate) fn start(&self, format: PcmFormat) {
-        self.shared.state().buffer = Some(JitterBuffer::new(format, TARGET_MS, MAX_MS, PREFILL_MS));
+        let mut st = self.shared.state();
+        if let Some(old) = st.buffer.take() {
+            st.stats.dropped_frames += (old.len() / old.format().frame_bytes()) as u64;
+            if old.is_closed() {
+                log_stopped(&st.stats);
+            }
+        }
+        st.buffer = Some(JitterBuffer::new(format, TARGET_MS, MAX_MS, PREFILL_MS));
+        drop(st);
         self.shared.wake.notify_all();
     }
 
@@ -180,23 +196,19 @@ impl Player {
         self.shared.wake.notify_all();
     }
 
-    /// The guest closed its device: what was still queued is dropped (counted), and the totals so far are
-    /// logged once per stream (a harness checks a real guest's playback against them).
+    /// The guest closed its device: what is still queued plays out, the sound server plays what it holds, and
+    /// then its stream is released; the totals are logged once per stream when the last frame was handed over
+    /// (a harness checks a real guest's playback against them).
     pub(crate) fn stop(&self) {
-        let mut st = self.shared.state();
-        if let Some(buffer) = st.buffer.take() {
-            st.stats.dropped_frames += (buffer.len() / buffer.format().frame_bytes()) as u64;
-            let s = st.stats;
-            tracing::info!(
-                "SPICE playback: stream stopped; so far {} frames played, {} dropped by the jitter buffer \
-                 (its drain and the queue left at STOP), {} discarded without a sound server",
-                s.played_frames,
-                s.dropped_frames,
-                s.discarded_frames
-            );
+        if let Some(buffer) = self.shared.state().buffer.as_mut() {
+            buffer.close();
         }
-        drop(st);
         self.shared.wake.notify_all();
+    }
+
+    /// A live view of the counters, for the session to read while this player runs and after.
+    pub(crate) fn stats_view(&self) -> PlayerStatsView {
+        PlayerStatsView(self.shared.clone())
     }
 
     /// The guest's volume.
@@ -218,11 +230,34 @@ impl Player {
             .as_ref()
             .map_or(0, JitterBuffer::len)
     }
+}
 
-    /// The counters so far.
-    pub(crate) fn stats(&self) -> PlayerStats {
-        self.shared.state().stats
+/// The counters of a [`Player`], readable from another thread (see [`Player::stats_view`]).
+pub(crate) struct PlayerStatsView(Arc<PlayerShared>);
+
+impl PlayerStatsView {
+    /// The counters now.
+    pub(crate) fn get(&self) -> PlayerStats {
+        self.0.state().stats
     }
+}
+
+/// The once-per-stream totals line.
+fn log_stopped(s: &PlayerStats) {
+    tracing::info!(
+        "SPICE playback: stream stopped; so far {} frames played, {} dropped by the jitter buffer (its drain \
+         toward the target and its bound), {} discarded without a sound server",
+        s.played_frames,
+        s.dropped_frames,
+        s.discarded_frames
+    );
+}
+
+/// A closed stream has played out: its buffer goes, the totals are logged, and the output thread then drains
+/// the sound server and releases it.
+fn finish(st: &mut PlayerState) {
+    st.buffer = None;
+    log_stopped(&st.stats);
 }
 
 impl Drop for Player {
@@ -248,7 +283,14 @@ fn output(shared: &PlayerShared, host: &dyn HostAudio) {
             match st.buffer.as_ref() {
                 Some(b) => b.format(),
                 None => {
-                    out = None; // STOP: release the sound server's stream.
+                    if let Some((_, mut o)) = out.take() {
+                        // After STOP played out: the sound server plays what it holds, then its stream goes.
+                        drop(st);
+                        if let Err(e) = o.drain() {
+                            tracing::debug!("SPICE playback: drain at STOP: {e}");
+                        }
+                        continue;
+                    }
                     let _ = shared.wake.wait_timeout(st, Duration::from_millis(100));
                     continue;
                 }
@@ -283,11 +325,20 @@ fn output(shared: &PlayerShared, host: &dyn HostAudio) {
             // No sound server: drop what came, never let it pile up.
             let frames = (buffer.len() / format.frame_bytes()) as u64;
             buffer.clear();
+            let closed = buffer.is_closed();
             st.stats.discarded_frames += frames;
+            if closed {
+                finish(&mut st);
+                continue;
+            }
             let _ = shared.wake.wait_timeout(st, Duration::from_millis(20));
             continue;
         };
         if buffer.pop(&mut chunk, format.bytes_for_ms(CHUNK_MS)) == 0 {
+            if buffer.is_closed() {
+                finish(&mut st);
+                continue;
+            }
             let _ = shared.wake.wait_timeout(st, Duration::from_millis(20));
             continue;
         }
@@ -308,6 +359,73 @@ fn output(shared: &PlayerShared, host: &dyn HostAudio) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a fake sound server was given: the bytes written, and the writes seen when each drain came.
+    #[derive(Default)]
+    struct Heard {
+        bytes: Vec<u8>,
+        drained_after: Vec<usize>,
+    }
+
+    struct FakeServer(Arc<Mutex<Heard>>);
+
+    struct FakeOutput(Arc<Mutex<Heard>>);
+
+    impl HostAudio for FakeServer {
+        fn open_output(&self, _: PcmFormat) -> Result<Box<dyn PcmOutput>, String> {
+            Ok(Box::new(FakeOutput(self.0.clone())))
+        }
+        fn open_input(&self, _: PcmFormat) -> Result<Box<dyn PcmInput>, String> {
+            Err("no capture here".into())
+        }
+    }
+
+    impl PcmOutput for FakeOutput {
+        fn write(&mut self, pcm: &[u8]) -> Result<(), String> {
+            self.0.lock().unwrap().bytes.extend_from_slice(pcm);
+            Ok(())
+        }
+        fn drain(&mut self) -> Result<(), String> {
+            let mut h = self.0.lock().unwrap();
+            let n = h.bytes.len();
+            h.drained_after.push(n);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn stop_plays_out_the_queue_then_drains_the_sound_server_once() {
+        let heard = Arc::new(Mutex::new(Heard::default()));
+        let player = Player::new(Arc::new(FakeServer(heard.clone()))).unwrap();
+        let stats = player.stats_view();
+        let format = PcmFormat::checked(2, 1, 48_000).unwrap();
+        player.start(format);
+        // 5 ms: under the 10 ms prefill, so nothing plays until STOP.
+        let pcm: Vec<u8> = (0..960u32).map(|i| i as u8).collect();
+        player.push(&pcm);
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(
+            heard.lock().unwrap().bytes.is_empty(),
+            "waits for the prefill"
+        );
+        player.stop();
+        let end = Instant::now() + Duration::from_secs(5);
+        while heard.lock().unwrap().drained_after.is_empty() {
+            assert!(Instant::now() < end, "no drain after STOP");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let h = heard.lock().unwrap();
+        assert_eq!(h.bytes, pcm, "the queue left at STOP is played");
+        assert_eq!(h.drained_after, [960], "one drain, after the last write");
+        assert_eq!(
+            stats.get(),
+            PlayerStats {
+                played_frames: 240,
+                dropped_frames: 0,
+                discarded_frames: 0
+            }
+        );
+    }
 
     #[test]
     fn gain_full_is_exact_mute_is_silence_half_halves() {

@@ -28,6 +28,8 @@ pub(crate) struct JitterBuffer {
     drain_step: usize,
     /// Set after an underrun (and at the start) until `prefill` bytes are queued again.
     filling: bool,
+    /// The stream ended (STOP): what is queued plays out without waiting for `prefill`, nothing more is taken.
+    closed: bool,
 }
 
 impl JitterBuffer {
@@ -44,6 +46,7 @@ impl JitterBuffer {
             prefill: format.bytes_for_ms(prefill_ms).min(target),
             drain_step: format.bytes_for_ms(DRAIN_STEP_MS).max(format.frame_bytes()),
             filling: true,
+            closed: false,
         }
     }
 
@@ -57,6 +60,12 @@ impl JitterBuffer {
     pub(crate) fn push(&mut self, pcm: &[u8]) -> Pushed {
         let frame = self.format.frame_bytes();
         let whole = pcm.len() - pcm.len() % frame;
+        if self.closed {
+            // Audio after STOP (a server that breaks the protocol): counted, never queued.
+            return Pushed {
+                dropped_frames: whole / frame,
+            };
+        }
         // A single push larger than the bound keeps only its newest `target` bytes.
         let pcm = &pcm[whole.saturating_sub(self.max)..whole];
         self.bytes.extend(pcm);
@@ -76,7 +85,7 @@ impl JitterBuffer {
     /// Takes up to `max_bytes` (whole frames) into `out`; nothing while refilling after an underrun.
     pub(crate) fn pop(&mut self, out: &mut Vec<u8>, max_bytes: usize) -> usize {
         out.clear();
-        if self.filling {
+        if self.filling && !self.closed {
             if self.bytes.len() < self.prefill.max(1) {
                 return 0;
             }
@@ -90,6 +99,16 @@ impl JitterBuffer {
             self.filling = true;
         }
         n
+    }
+
+    /// The stream ended: the rest plays out (see `closed`).
+    pub(crate) fn close(&mut self) {
+        self.closed = true;
+    }
+
+    /// True after [`Self::close`].
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed
     }
 
     /// Bytes queued.
@@ -148,6 +167,19 @@ mod tests {
         assert_eq!(out, [2; 1920]);
         j.push(&[3; 1920]);
         assert_eq!(j.pop(&mut out, 1920), 0, "refilling after the underrun");
+    }
+
+    #[test]
+    fn a_closed_buffer_plays_out_under_the_prefill_and_takes_nothing_more() {
+        let mut j = JitterBuffer::new(stereo48(), 40, 80, 20);
+        let mut out = Vec::new();
+        j.push(&[1; 1920]);
+        assert_eq!(j.pop(&mut out, 1920), 0, "10 ms is under the 20 ms prefill");
+        j.close();
+        assert_eq!(j.push(&[2; 400]).dropped_frames, 100);
+        assert_eq!(j.pop(&mut out, 4000), 1920);
+        assert_eq!(out, [1; 1920]);
+        assert_eq!(j.pop(&mut out, 4000), 0);
     }
 
     #[test]

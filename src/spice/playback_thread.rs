@@ -48,8 +48,11 @@ pub(super) fn spawn(
                 return;
             }
         };
+        *shared
+            .playback_stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(player.stats_view());
         run(&shared, &player, &ep, session_id, &done);
-        publish(&shared, &player);
     })
 }
 
@@ -57,7 +60,7 @@ fn run(shared: &Shared, player: &Player, ep: &Endpoint, session_id: u32, done: &
     let mut log = OnceLog::default();
     let mut failures = FailureLog::new("playback");
     while !done.load(Ordering::Acquire) && !shared.stop.load(Ordering::Acquire) {
-        let err = serve(shared, player, ep, session_id, done, &mut log);
+        let err = serve(player, ep, session_id, done, &mut log);
         player.stop();
         if matches!(err, Error::Stopped) {
             break;
@@ -65,14 +68,6 @@ fn run(shared: &Shared, player: &Player, ep: &Endpoint, session_id: u32, done: &
         failures.failed(err);
         pause(RELINK_AFTER_ERROR, done);
     }
-}
-
-/// Copies the player's counters to the session (read by [`super::Session::playback_stats`]).
-fn publish(shared: &Shared, player: &Player) {
-    *shared
-        .playback_stats
-        .lock()
-        .unwrap_or_else(|e| e.into_inner()) = player.stats();
 }
 
 /// What one link has negotiated.
@@ -85,7 +80,6 @@ pub(super) struct Negotiated {
 }
 
 fn serve(
-    shared: &Shared,
     player: &Player,
     ep: &Endpoint,
     session_id: u32,
@@ -114,7 +108,6 @@ fn serve(
             Ok(msg) => apply(player, &mut neg, msg, log),
             Err(e) => log.warn("playback", e.to_string()),
         }
-        publish(shared, player);
     };
     writer.shutdown();
     err

@@ -11,6 +11,7 @@ use libpulse_binding::context::{self, Context};
 use libpulse_binding::def::BufferAttr;
 use libpulse_binding::error::PAErr;
 use libpulse_binding::mainloop::standard::{IterateResult, Mainloop};
+use libpulse_binding::operation;
 use libpulse_binding::sample::{Format, Spec};
 use libpulse_binding::stream::{self, Direction, SeekMode, Stream};
 use libpulse_simple_binding::Simple;
@@ -20,6 +21,9 @@ use super::playback::PcmFormat;
 
 /// Overall playback latency we ask for (`ADJUST_LATENCY`; the sound server may round it up).
 pub(crate) const PLAYBACK_LATENCY_MS: u32 = 20;
+/// How long a drain may take beyond the latency we asked for before the stream is released anyway (a sink
+/// that stopped consuming must not hold the output thread).
+const DRAIN_GRACE_MS: u64 = 250;
 /// Capture fragment we ask for.
 pub(crate) const CAPTURE_FRAGMENT_MS: u32 = 10;
 
@@ -180,6 +184,28 @@ impl PcmOutput for PulseOutput {
             rest = &rest[n..];
             // Sends what was queued now rather than at the next wait.
             iterate(&mut self.mainloop, false)?;
+        }
+        Ok(())
+    }
+
+    /// Waits until the server has played what it holds (`pa_stream_drain`), bounded by the latency we asked
+    /// for plus [`DRAIN_GRACE_MS`].
+    fn drain(&mut self) -> Result<(), String> {
+        if self.stream.get_state() != stream::State::Ready {
+            return Err(describe(self.context.errno()));
+        }
+        let mut op = self.stream.drain(None);
+        let deadline = std::time::Instant::now()
+            + std::time::Duration::from_millis(u64::from(PLAYBACK_LATENCY_MS) + DRAIN_GRACE_MS);
+        while op.get_state() == operation::State::Running {
+            if std::time::Instant::now() >= deadline {
+                op.cancel();
+                return Err(format!(
+                    "the sound server did not play out its last {PLAYBACK_LATENCY_MS} ms in time"
+                ));
+            }
+            iterate(&mut self.mainloop, false)?;
+            std::thread::sleep(std::time::Duration::from_millis(1));
         }
         Ok(())
     }

@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::agent_link::{AgentLink, Clipboard, HostClipboard};
-use super::audio_sink::{HostAudio, PlayerStats};
+use super::audio_sink::{HostAudio, PlayerStats, PlayerStatsView};
 use super::channel::{Channel, LinkParams, Writer};
 use super::cursor::Cursors;
 use super::error::{Error, ProtocolError};
@@ -106,7 +106,8 @@ pub(super) struct Shared {
     main: Mutex<Option<Writer>>,
     agent: Arc<AgentLink>,
     audio: Option<AudioConfig>,
-    pub(super) playback_stats: Mutex<PlayerStats>,
+    /// The playback thread's player, once it runs.
+    pub(super) playback_stats: Mutex<Option<PlayerStatsView>>,
     pub(super) notify: Notify,
 }
 
@@ -209,11 +210,13 @@ impl Session {
 
     /// The playback counters (frames played, dropped by the jitter buffer, dropped without a sound server).
     pub fn playback_stats(&self) -> PlayerStats {
-        *self
-            .shared
+        self.shared
             .playback_stats
             .lock()
             .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(PlayerStatsView::get)
+            .unwrap_or_default()
     }
 
     /// The SPICE display (its primary surface is shown once MARKed).

@@ -517,6 +517,81 @@ fn report_latency(
     }
 }
 
+/// DATA messages of the short sound in the STOP test (half a second).
+const SHORT: usize = 50;
+
+#[test]
+#[ignore = "needs a sound server (pulseaudio or pipewire) and parec: tests/harness/42-audio-pulse.sh"]
+fn audio_pulse_stop_plays_out_what_the_sound_server_holds() {
+    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+    let pulse = SoundServer::start();
+    let recording = Recording::start(&pulse);
+    let done = Arc::new(AtomicU32::new(0));
+    let d = done.clone();
+    let (port, _, _) = serve_audio(
+        Arc::new(move |s: &mut TcpStream| {
+            let _ = s.set_nodelay(true);
+            let mut head = msg(102, &[0, 0, 0, 0, 1, 0]);
+            head.extend(msg(105, &[2, 0xff, 0xff, 0xff, 0xff]));
+            head.extend(start(2, RATE));
+            s.write_all(&head).unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+            let t0 = Instant::now();
+            for k in 0..SHORT {
+                let due = t0 + Duration::from_millis(10 * k as u64);
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+                s.write_all(&data(&pcm(k * FRAMES, FRAMES, usize::MAX / 2)))
+                    .unwrap();
+            }
+            // STOP right behind the last DATA, as a guest closing its device at the end of a sound.
+            s.write_all(&msg(104, &[])).unwrap();
+            d.store(1, Ordering::SeqCst);
+            while read_msg(s).is_ok() {}
+        }),
+        Arc::new(|s: &mut TcpStream| while read_msg(s).is_ok() {}),
+    );
+    let session = audio_session(port, &pulse.server, true, false);
+    wait_for(&session, "connected", |s| *s == Status::Connected);
+    let end = Instant::now() + Duration::from_secs(30);
+    while done.load(Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < end, "the script did not finish");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(600));
+    let stats = session.playback_stats();
+    let ours: Vec<(usize, u16)> = recording
+        .frames()
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, r))| *r != 0)
+        .map(|(at, (_, r))| (at, *r as u16))
+        .collect();
+    drop(session);
+    assert!(!ours.is_empty(), "nothing of the sound was heard");
+    // The counter of the last frame heard: it must be that of the last frame the player handed to the sound
+    // server. The queue left at STOP plays out, then the sound server plays what it holds before its stream is
+    // released (releasing it at once cut up to its 20 ms of latency; dropping the queue cut 10–20 ms more).
+    let last = u64::from(ours[ours.len() - 1].1);
+    eprintln!(
+        "short sound: {} frames sent, {} heard (counters {} to {last}); player: {stats:?}",
+        SHORT * FRAMES,
+        ours.len(),
+        ours[0].1
+    );
+    assert_eq!(
+        stats.played_frames + stats.dropped_frames,
+        (SHORT * FRAMES) as u64,
+        "every frame played or counted as dropped"
+    );
+    assert!(
+        last + 96 >= stats.played_frames,
+        "the sound's end was cut at STOP: the player handed over {} frames, the sink played up to frame {last}",
+        stats.played_frames
+    );
+}
+
 #[test]
 #[ignore = "needs a sound server (pulseaudio or pipewire) and pacat: tests/harness/42-audio-pulse.sh"]
 fn audio_pulse_mic_reaches_the_server() {
