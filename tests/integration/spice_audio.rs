@@ -115,6 +115,22 @@ fn frame(n: usize, marker: usize) -> (i16, i16) {
     (left, (n % 32_000 + 1) as i16)
 }
 
+/// MODE raw, VOLUME full on 2 channels, START 2×48 kHz: how a playback link begins.
+fn playback_head() -> Vec<u8> {
+    let mut head = msg(102, &[0, 0, 0, 0, 1, 0]);
+    head.extend(msg(105, &[2, 0xff, 0xff, 0xff, 0xff]));
+    head.extend(start(2, RATE));
+    head
+}
+
+/// Sleeps until DATA `k` is due, 10 ms apart from `t0` (a real server's pace).
+fn pace(t0: Instant, k: usize) {
+    let due = t0 + Duration::from_millis(10 * k as u64);
+    if let Some(wait) = due.checked_duration_since(Instant::now()) {
+        std::thread::sleep(wait);
+    }
+}
+
 fn pcm(first: usize, frames: usize, marker: usize) -> Vec<u8> {
     (first..first + frames)
         .flat_map(|n| {
@@ -352,18 +368,12 @@ fn audio_pulse_sine_is_played_exactly() {
     let (port, _, _) = serve_audio(
         Arc::new(move |s: &mut TcpStream| {
             let _ = s.set_nodelay(true);
-            let mut head = msg(102, &[0, 0, 0, 0, 1, 0]);
-            head.extend(msg(105, &[2, 0xff, 0xff, 0xff, 0xff]));
-            head.extend(start(2, RATE));
-            s.write_all(&head).unwrap();
+            s.write_all(&playback_head()).unwrap();
             // The player opens the sound server at START; the guest's first audio follows a little later.
             std::thread::sleep(Duration::from_millis(300));
             let t0 = Instant::now();
             for k in 0..sent_n + MUTED {
-                let due = t0 + Duration::from_millis(10 * k as u64);
-                if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                    std::thread::sleep(wait);
-                }
+                pace(t0, k);
                 if k == sent_n {
                     s.write_all(&msg(106, &[1])).unwrap();
                 }
@@ -531,17 +541,11 @@ fn audio_pulse_stop_plays_out_what_the_sound_server_holds() {
     let (port, _, _) = serve_audio(
         Arc::new(move |s: &mut TcpStream| {
             let _ = s.set_nodelay(true);
-            let mut head = msg(102, &[0, 0, 0, 0, 1, 0]);
-            head.extend(msg(105, &[2, 0xff, 0xff, 0xff, 0xff]));
-            head.extend(start(2, RATE));
-            s.write_all(&head).unwrap();
+            s.write_all(&playback_head()).unwrap();
             std::thread::sleep(Duration::from_millis(300));
             let t0 = Instant::now();
             for k in 0..SHORT {
-                let due = t0 + Duration::from_millis(10 * k as u64);
-                if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                    std::thread::sleep(wait);
-                }
+                pace(t0, k);
                 s.write_all(&data(&pcm(k * FRAMES, FRAMES, usize::MAX / 2)))
                     .unwrap();
             }
