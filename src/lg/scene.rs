@@ -230,7 +230,7 @@ impl DemoScene {
     }
 
     /// The cursor for this tick (shape on the first call).
-    pub fn cursor(&self, with_shape: bool) -> CursorSend {
+    pub(crate) fn cursor(&self, with_shape: bool) -> CursorSend {
         let t = self.tick as f32 / 40.0;
         let (cx, cy) = (self.width as f32 / 2.0, self.height as f32 / 2.0);
         let r = self.height as f32 / 3.0;

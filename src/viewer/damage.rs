@@ -32,12 +32,12 @@ impl Changes {
     }
 
     /// The number of the last ingest.
-    pub fn generation(&self) -> u64 {
+    pub(crate) fn generation(&self) -> u64 {
         self.generation
     }
 
     /// What changed after ingest `since`; `None` when that is not known (too old, or a whole-canvas change).
-    pub fn since(&self, since: u64) -> Option<Vec<Rect>> {
+    pub(crate) fn since(&self, since: u64) -> Option<Vec<Rect>> {
         if since > self.generation {
             return None;
         }

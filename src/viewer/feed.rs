@@ -78,7 +78,7 @@ pub struct Banner {
 
 impl Banner {
     /// Whether it is still shown at `now`.
-    pub fn visible(&self, now: Instant) -> bool {
+    pub(crate) fn visible(&self, now: Instant) -> bool {
         self.sticky || now.duration_since(self.since) < BANNER_TIME
     }
 }
@@ -124,12 +124,12 @@ impl Shared {
         lock(&self.canvas)
     }
     /// The cursor.
-    pub fn cursor(&self) -> MutexGuard<'_, CursorState> {
+    pub(crate) fn cursor(&self) -> MutexGuard<'_, CursorState> {
         lock(&self.cursor)
     }
 
     /// Hides the banner; a sticky one's condition is not shown again. Returns whether one was shown.
-    pub fn dismiss_banner(&self) -> bool {
+    pub(crate) fn dismiss_banner(&self) -> bool {
         let mut info = self.info();
         match info.banner.take() {
             Some(b) if b.visible(Instant::now()) => {
@@ -143,13 +143,13 @@ impl Shared {
     }
 
     /// True while Looking Glass frames are shown: the host is connected and a frame arrived.
-    pub fn lg_live(&self) -> bool {
+    pub(crate) fn lg_live(&self) -> bool {
         let info = self.info();
         info.message.is_none() && info.serial.is_some()
     }
 
     /// What the window shows now and its size in pixels (0×0 for the message screen).
-    pub fn shown(&self) -> (Shown, (u32, u32)) {
+    pub(crate) fn shown(&self) -> (Shown, (u32, u32)) {
         if self.lg_live() {
             let c = self.canvas();
             return (Shown::LookingGlass, (c.width, c.height));
@@ -166,7 +166,7 @@ impl Shared {
 
 /// Which source the window shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Shown {
+pub(crate) enum Shown {
     /// The waiting / error screen.
     #[default]
     Message,
@@ -178,7 +178,7 @@ pub enum Shown {
 
 impl Shown {
     /// The word for the title and the test line.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Message => "none",
             Self::LookingGlass => "looking-glass",

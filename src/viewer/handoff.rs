@@ -19,7 +19,7 @@ pub(crate) const WAIT: Duration = Duration::from_millis(50);
 
 /// A frame for the window: its validated description, the damage to copy (`None`: all of it) and the mapping
 /// it lies in (kept alive by the `Arc` while the window copies).
-pub struct Job {
+pub(crate) struct Job {
     /// The frame.
     pub info: FrameInfo,
     /// The rects that changed since the previous frame, when it was in order.
@@ -99,7 +99,7 @@ impl Handoff {
     }
 
     /// The window takes the posted frame, if there is one of `size`.
-    pub fn take(&self, size: (u32, u32)) -> Option<Job> {
+    pub(crate) fn take(&self, size: (u32, u32)) -> Option<Job> {
         let mut slot = lock(&self.slot);
         match std::mem::take(&mut *slot) {
             Slot::Posted(job) if (job.info.width, job.info.height) == size => {
@@ -120,13 +120,13 @@ impl Handoff {
     }
 
     /// The window copied the frame it took.
-    pub fn finish(&self, result: frame::Result<u64>) {
+    pub(crate) fn finish(&self, result: frame::Result<u64>) {
         *lock(&self.slot) = Slot::Done(result);
         self.cond.notify_all();
     }
 
     /// The window will not take the posted frame (if any): the feed ingests it into the canvas.
-    pub fn reject(&self) {
+    pub(crate) fn reject(&self) {
         let mut slot = lock(&self.slot);
         if matches!(*slot, Slot::Posted(_)) {
             *slot = Slot::Rejected;

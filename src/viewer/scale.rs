@@ -95,7 +95,14 @@ fn fill_outside(out: &mut [u32], ow: u32, oh: u32, p: Placement) {
 
 /// Copies the window rects `rects` (inside `p`, a 1:1 placement of `src`, `sw` wide) from `src` into `out`
 /// (`ow` wide): the damage-only present. Parts outside `p` or the buffers are skipped.
-pub fn copy_rects(src: &[u32], sw: u32, out: &mut [u32], ow: u32, p: Placement, rects: &[Rect]) {
+pub(crate) fn copy_rects(
+    src: &[u32],
+    sw: u32,
+    out: &mut [u32],
+    ow: u32,
+    p: Placement,
+    rects: &[Rect],
+) {
     let (sw_, ow_) = (sw as usize, ow as usize);
     for r in rects {
         let x0 = r.x.max(p.x);

@@ -146,7 +146,7 @@ impl LookingGlass {
     }
 
     /// The resolution, when Looking Glass is on.
-    pub fn resolution(&self) -> Option<Resolution> {
+    pub(crate) fn resolution(&self) -> Option<Resolution> {
         match self {
             Self::Off => None,
             Self::Shmem(r) | Self::Kvmfr(r) => Some(*r),
