@@ -100,6 +100,7 @@ impl Inputs {
     }
 
     /// Sets the guest's lock keys (Caps/Num/Scroll flags) to the host's.
+    #[cfg(feature = "viewer")]
     pub(crate) fn sync_locks(&self, flags: u16) {
         let mut s = self.lock();
         send(&mut s, &[client::key_modifiers(flags)]);
@@ -118,6 +119,7 @@ impl Inputs {
     }
 
     /// Relative motion (server mouse mode).
+    #[cfg(feature = "viewer")]
     pub(crate) fn motion(&self, dx: i32, dy: i32) {
         let mut s = self.lock();
         s.pending_rel.0 = s.pending_rel.0.saturating_add(dx);
@@ -142,6 +144,7 @@ impl Inputs {
     }
 
     /// Wheel notches: positive = up (away from the user).
+    #[cfg(feature = "viewer")]
     pub(crate) fn wheel(&self, notches: i32) {
         let b = if notches > 0 {
             Button::WheelUp

@@ -32,11 +32,13 @@ impl Changes {
     }
 
     /// The number of the last ingest.
+    #[cfg(any(test, feature = "viewer"))]
     pub(crate) fn generation(&self) -> u64 {
         self.generation
     }
 
     /// What changed after ingest `since`; `None` when that is not known (too old, or a whole-canvas change).
+    #[cfg(any(test, feature = "viewer"))]
     pub(crate) fn since(&self, since: u64) -> Option<Vec<Rect>> {
         if since > self.generation {
             return None;

@@ -2,6 +2,7 @@
 //! a plain row copy, an upscale is nearest-neighbour (crisp at integer factors), a downscale is an area
 //! average (each output pixel is the mean of the source pixels it covers), so one-pixel lines of text do not
 //! drop out of a 1080p desktop shown at 1440×810.
+#[cfg(any(test, feature = "viewer"))]
 use crate::lg::kvmfr::Rect;
 
 /// Where the frame lands in the output.
@@ -95,6 +96,7 @@ fn fill_outside(out: &mut [u32], ow: u32, oh: u32, p: Placement) {
 
 /// Copies the window rects `rects` (inside `p`, a 1:1 placement of `src`, `sw` wide) from `src` into `out`
 /// (`ow` wide): the damage-only present. Parts outside `p` or the buffers are skipped.
+#[cfg(any(test, feature = "viewer"))]
 pub(crate) fn copy_rects(
     src: &[u32],
     sw: u32,

@@ -146,6 +146,7 @@ impl LookingGlass {
     }
 
     /// The resolution, when Looking Glass is on.
+    #[cfg(feature = "libvirt")]
     pub(crate) fn resolution(&self) -> Option<Resolution> {
         match self {
             Self::Off => None,
