@@ -167,7 +167,7 @@ fn value_error_line(err: &clap::Error) -> Option<String> {
 
 /// Like [`finish`] for hook mode: always one line (libvirt passes stderr on to the API caller), and any error
 /// vetoes the operation with exit 1.
-pub fn finish_hook(result: anyhow::Result<Outcome>) -> ExitCode {
+pub(crate) fn finish_hook(result: anyhow::Result<Outcome>) -> ExitCode {
     match result {
         Ok(_) => ExitCode::SUCCESS,
         Err(err) => {

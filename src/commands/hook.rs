@@ -35,7 +35,7 @@ pub fn prefork_if_changing(op: Option<&str>) {
 }
 
 /// When argv[0] says libvirt runs us as its qemu hook, returns the hook arguments (argv[1..]).
-pub fn argv_if_invoked_as_hook(args: &[OsString]) -> Option<Vec<String>> {
+pub(crate) fn argv_if_invoked_as_hook(args: &[OsString]) -> Option<Vec<String>> {
     let argv0 = Path::new(args.first()?);
     let name = argv0.file_name()?.to_str()?;
     let parent = argv0
@@ -52,7 +52,7 @@ pub fn argv_if_invoked_as_hook(args: &[OsString]) -> Option<Vec<String>> {
 }
 
 /// Entry point for hook mode: the root is always `/`.
-pub fn run_from_libvirt(args: Vec<String>) -> anyhow::Result<Outcome> {
+pub(crate) fn run_from_libvirt(args: Vec<String>) -> anyhow::Result<Outcome> {
     // Into journald (`journalctl -t vmgpu`) every change is logged, step by step; on stderr (no journald)
     // only warnings, since libvirt shows stderr to the user.
     let journald = Path::new("/run/systemd/journal/socket").exists();

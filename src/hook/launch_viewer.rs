@@ -18,7 +18,7 @@ use crate::ops::HostOps;
 use crate::ops::process::Program;
 
 /// Set in the intermediate process's environment; `main` checks it first.
-pub const ENV_LAUNCHER: &str = "VMGPU_INTERNAL_LAUNCH_VIEWER";
+pub(crate) const ENV_LAUNCHER: &str = "VMGPU_INTERNAL_LAUNCH_VIEWER";
 
 /// The session environment of a user: `XDG_RUNTIME_DIR`, `WAYLAND_DISPLAY`, `DISPLAY`, `XAUTHORITY`,
 /// plus `HOME`, `USER`, `PATH`. `None` when the user has no graphical session.
@@ -116,7 +116,7 @@ pub(crate) fn launch(ops: &dyn HostOps, vm: &str, user: Option<&str>) {
 }
 
 /// The intermediate process: new session, start the viewer as the user, exit. Returns the exit code.
-pub fn launcher_main() -> u8 {
+pub(crate) fn launcher_main() -> u8 {
     let _ = nix::unistd::setsid();
     let get = |k: &str| std::env::var(k).ok();
     let (Some(uid), Some(gid), Some(vm)) = (

@@ -219,7 +219,7 @@ pub struct CpuTopology {
 impl CpuTopology {
     /// Reads `/sys/devices/system/cpu`, `/sys/devices/system/node` and `/proc/cpuinfo` under `root`.
     /// `/proc/cpuinfo` may be missing (vendor `Other`, no flags); the `online` list may not.
-    pub fn read(root: &HostRoot) -> Result<Self> {
+    pub(crate) fn read(root: &HostRoot) -> Result<Self> {
         let online = read_cpu_list(root, &format!("{CPU_DIR}/online"))?;
         let nodes = read_nodes(root)?;
         let mut cpus = Vec::with_capacity(online.len());
@@ -288,11 +288,6 @@ impl CpuTopology {
             }
         }
         out
-    }
-
-    /// One CPU by id.
-    pub fn cpu(&self, id: u32) -> Option<&Cpu> {
-        self.cpus.iter().find(|c| c.id == id)
     }
 }
 

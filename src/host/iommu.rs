@@ -52,7 +52,7 @@ pub enum IommuStatus {
 
 impl Iommu {
     /// Reads the groups, units and ACPI tables under `root`. Missing directories mean "none".
-    pub fn read(root: &HostRoot) -> root::Result<Self> {
+    pub(crate) fn read(root: &HostRoot) -> root::Result<Self> {
         let mut groups = BTreeMap::new();
         for name in root.list_dir(GROUPS_DIR)? {
             let Ok(number) = name.parse::<u32>() else {

@@ -117,7 +117,7 @@ pub struct Kernel {
 impl Kernel {
     /// Reads the kernel facts under `root`. `/proc/sys/kernel/osrelease` and `/proc/cmdline` must exist;
     /// the module files may not (a kernel without module support).
-    pub fn read(root: &HostRoot) -> root::Result<Self> {
+    pub(crate) fn read(root: &HostRoot) -> root::Result<Self> {
         let release = root.read_string("/proc/sys/kernel/osrelease")?;
         let cmdline = Cmdline::parse(&root.read_raw("/proc/cmdline")?);
         let modules_loaded = root

@@ -34,7 +34,7 @@ pub struct Memory {
 
 impl Memory {
     /// Reads `/proc/meminfo` and the hugepage directories. `/proc/meminfo` must exist.
-    pub fn read(root: &HostRoot) -> root::Result<Self> {
+    pub(crate) fn read(root: &HostRoot) -> root::Result<Self> {
         let info = parse::meminfo(&root.read_raw("/proc/meminfo")?);
         let mut node_hugepages = BTreeMap::new();
         for name in root.list_dir("/sys/devices/system/node")? {

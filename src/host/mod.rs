@@ -75,7 +75,7 @@ pub enum Error {
 }
 
 /// Result of taking a snapshot.
-pub type Result<T> = std::result::Result<T, Error>;
+pub(crate) type Result<T> = std::result::Result<T, Error>;
 
 /// Files every Linux host has; a root without one of them is refused up front with a clear message.
 const REQUIRED: &[&str] = &[

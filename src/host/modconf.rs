@@ -78,7 +78,7 @@ const SOURCES: &[(ConfKind, &str, bool)] = &[
 
 impl ModuleConfig {
     /// Reads the files that exist; missing ones are skipped.
-    pub fn read(root: &HostRoot) -> root::Result<Self> {
+    pub(crate) fn read(root: &HostRoot) -> root::Result<Self> {
         let mut files = Vec::new();
         for (kind, path, is_dir) in SOURCES {
             let paths: Vec<String> = if *is_dir {

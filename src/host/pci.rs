@@ -215,7 +215,7 @@ impl PciDevice {
     }
 
     /// Reads one device directory, `/sys/bus/pci/devices/<addr>`.
-    pub fn read(root: &HostRoot, address: PciAddress) -> root::Result<Self> {
+    pub(crate) fn read(root: &HostRoot, address: PciAddress) -> root::Result<Self> {
         let dir = format!("{PCI_DEVICES}/{address}");
         let id16 = |name: &str| -> root::Result<u16> {
             let path = format!("{dir}/{name}");

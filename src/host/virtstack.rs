@@ -129,7 +129,7 @@ pub struct Node {
 impl Node {
     /// The file or node at a host path, with its owner's and group's names (`None`: it does not exist).
     /// For a file outside the snapshot, such as a VM's Looking Glass file in `/dev/shm`.
-    pub fn read(root: &HostRoot, path: &str) -> root::Result<Option<Node>> {
+    pub(crate) fn read(root: &HostRoot, path: &str) -> root::Result<Option<Node>> {
         let Some(stat) = root.stat(path)? else {
             return Ok(None);
         };
@@ -204,7 +204,7 @@ pub struct VirtStack {
 impl VirtStack {
     /// Reads the stack under `root`; the family picks NixOS's hook path and the daemon a distro runs by default
     /// when none runs or is enabled.
-    pub fn read(root: &HostRoot, family: Family) -> root::Result<Self> {
+    pub(crate) fn read(root: &HostRoot, family: Family) -> root::Result<Self> {
         let nixos = family == Family::NixOs;
         let names = Accounts::read(root)?;
         let node = |path: &str| -> root::Result<Option<Node>> {

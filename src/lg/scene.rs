@@ -1,7 +1,7 @@
 //! Pictures for the producer: deterministic test patterns in every frame format (tests and benchmarks) and the
 //! moving demo scene of `vmgpu view --demo`.
 use super::kvmfr::{CursorShape, CursorType, FrameType, Rect};
-use super::producer::{CursorSend, FrameDesc};
+use super::producer::FrameDesc;
 
 /// f32 → IEEE half, round to nearest even (the producer's RGBA16F encoder).
 pub(crate) fn f32_to_f16(v: f32) -> u16 {
@@ -230,12 +230,13 @@ impl DemoScene {
     }
 
     /// The cursor for this tick (shape on the first call).
-    pub fn cursor(&self, with_shape: bool) -> CursorSend {
+    #[cfg(feature = "viewer")]
+    pub(crate) fn cursor(&self, with_shape: bool) -> super::producer::CursorSend {
         let t = self.tick as f32 / 40.0;
         let (cx, cy) = (self.width as f32 / 2.0, self.height as f32 / 2.0);
         let r = self.height as f32 / 3.0;
         let shape = with_shape.then(arrow_cursor);
-        CursorSend {
+        super::producer::CursorSend {
             position: Some(((cx + r * t.cos()) as i16, (cy + r * t.sin()) as i16)),
             visible: true,
             shape,

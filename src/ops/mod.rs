@@ -65,7 +65,7 @@ pub enum Error {
 }
 
 /// Result of a host change.
-pub type Result<T> = std::result::Result<T, Error>;
+pub(crate) type Result<T> = std::result::Result<T, Error>;
 
 /// A file vmgpu creates for a VM (the IVSHMEM backing file).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -29,7 +29,7 @@ use super::process::Program;
 use super::{Error, Result, files, fork};
 
 /// Set in the environment of the helper process; `main` checks it first.
-pub const ENV_WRITER: &str = "VMGPU_INTERNAL_WRITER";
+pub(crate) const ENV_WRITER: &str = "VMGPU_INTERNAL_WRITER";
 
 /// How the helper process is started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,7 +184,7 @@ static PREFORKED: Mutex<Option<Helper>> = Mutex::new(None);
 /// Forks the helper now, at the start of a hook call that may write: the process is still small (fewer
 /// pages to copy and to fault back in) and has one thread. The first [`Writer`] takes it; when none does,
 /// it exits as soon as vmgpu does. Does nothing with `VMGPU_WRITER_START=exec` or when threads exist.
-pub fn prefork() {
+pub(crate) fn prefork() {
     if std::env::var("VMGPU_WRITER_START").as_deref() == Ok("exec") || !single_threaded() {
         return;
     }
@@ -268,7 +268,7 @@ fn libc_eio() -> i32 {
 
 /// The main loop of the helper started with [`ENV_WRITER`] (stdin/stdout are the pipes): returns its exit
 /// code.
-pub fn serve() -> u8 {
+pub(crate) fn serve() -> u8 {
     serve_on(std::io::stdin().lock(), std::io::stdout())
 }
 

@@ -99,4 +99,4 @@ pub enum Error {
 }
 
 /// Result of this module.
-pub type Result<T> = std::result::Result<T, Error>;
+pub(crate) type Result<T> = std::result::Result<T, Error>;

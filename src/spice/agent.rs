@@ -314,7 +314,8 @@ pub(crate) fn max_clipboard() -> Vec<u8> {
 }
 
 /// CLIPBOARD_RELEASE.
-pub fn release(selection: Selection, with_selection: bool) -> Vec<u8> {
+#[cfg(any(test, feature = "viewer"))]
+pub(crate) fn release(selection: Selection, with_selection: bool) -> Vec<u8> {
     encode(kind::CLIPBOARD_RELEASE, &prefix(selection, with_selection))
 }
 

@@ -393,6 +393,7 @@ impl AgentLink {
         s.send(&agent::grab(Selection::Clipboard, types, with))
     }
 
+    #[cfg(feature = "viewer")]
     fn release(&self) -> Result<(), Error> {
         let mut s = self.state();
         if !s.host_owned {
@@ -486,7 +487,8 @@ impl Clipboard {
     }
 
     /// The host clipboard is empty or not something the guest can take: RELEASE in the guest.
-    pub fn release(&self) {
+    #[cfg(feature = "viewer")]
+    pub(crate) fn release(&self) {
         if let Err(e) = self.0.release() {
             tracing::debug!("SPICE agent: cannot release the clipboard: {e}");
         }
@@ -494,7 +496,8 @@ impl Clipboard {
 
     /// Asks the guest for its clipboard as `kind` (the data comes to `HostClipboard::guest_data`); false
     /// when the guest does not own a clipboard of that type.
-    pub fn request(&self, kind: u32) -> bool {
+    #[cfg(feature = "viewer")]
+    pub(crate) fn request(&self, kind: u32) -> bool {
         self.0.request(kind).unwrap_or_else(|e| {
             tracing::debug!("SPICE agent: cannot request the guest clipboard: {e}");
             false

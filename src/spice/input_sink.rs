@@ -100,7 +100,8 @@ impl Inputs {
     }
 
     /// Sets the guest's lock keys (Caps/Num/Scroll flags) to the host's.
-    pub fn sync_locks(&self, flags: u16) {
+    #[cfg(feature = "viewer")]
+    pub(crate) fn sync_locks(&self, flags: u16) {
         let mut s = self.lock();
         send(&mut s, &[client::key_modifiers(flags)]);
     }
@@ -118,7 +119,8 @@ impl Inputs {
     }
 
     /// Relative motion (server mouse mode).
-    pub fn motion(&self, dx: i32, dy: i32) {
+    #[cfg(feature = "viewer")]
+    pub(crate) fn motion(&self, dx: i32, dy: i32) {
         let mut s = self.lock();
         s.pending_rel.0 = s.pending_rel.0.saturating_add(dx);
         s.pending_rel.1 = s.pending_rel.1.saturating_add(dy);
@@ -142,7 +144,8 @@ impl Inputs {
     }
 
     /// Wheel notches: positive = up (away from the user).
-    pub fn wheel(&self, notches: i32) {
+    #[cfg(feature = "viewer")]
+    pub(crate) fn wheel(&self, notches: i32) {
         let b = if notches > 0 {
             Button::WheelUp
         } else {

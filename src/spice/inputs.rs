@@ -100,6 +100,7 @@ pub(crate) mod client {
     }
 
     /// KEY_MODIFIERS: the lock state the guest should have.
+    #[cfg(feature = "viewer")]
     pub(crate) fn key_modifiers(flags: u16) -> (u16, Vec<u8>) {
         (103, flags.to_le_bytes().to_vec())
     }

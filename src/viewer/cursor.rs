@@ -22,7 +22,7 @@ impl CursorState {
     }
 
     /// The output pixels [`draw`](Self::draw) may change, if any (what a damage-only present must redraw).
-    pub fn bounds(&self, frame: (u32, u32), p: Placement) -> Option<Rect> {
+    pub(crate) fn bounds(&self, frame: (u32, u32), p: Placement) -> Option<Rect> {
         let (_, [x0, x1, y0, y1]) = self.span(frame, p)?;
         (x1 > x0 && y1 > y0).then(|| Rect {
             x: x0 as u32,
@@ -33,7 +33,7 @@ impl CursorState {
     }
 
     /// Draws the cursor into `out` (`ow` wide) where the frame (`frame` size) is placed at `p`.
-    pub fn draw(&self, out: &mut [u32], ow: u32, frame: (u32, u32), p: Placement) {
+    pub(crate) fn draw(&self, out: &mut [u32], ow: u32, frame: (u32, u32), p: Placement) {
         let Some((shape, [x0, x1, y0, y1])) = self.span(frame, p) else {
             return;
         };

@@ -32,12 +32,14 @@ impl Changes {
     }
 
     /// The number of the last ingest.
-    pub fn generation(&self) -> u64 {
+    #[cfg(any(test, feature = "viewer"))]
+    pub(crate) fn generation(&self) -> u64 {
         self.generation
     }
 
     /// What changed after ingest `since`; `None` when that is not known (too old, or a whole-canvas change).
-    pub fn since(&self, since: u64) -> Option<Vec<Rect>> {
+    #[cfg(any(test, feature = "viewer"))]
+    pub(crate) fn since(&self, since: u64) -> Option<Vec<Rect>> {
         if since > self.generation {
             return None;
         }

@@ -8,7 +8,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::convert::Canvas;
-use super::handoff::{Handoff, Job};
+use super::handoff::Handoff;
+#[cfg(feature = "viewer")]
+use super::handoff::Job;
 use super::wait::{self, Pacer, WaitStats};
 use crate::lg::client::{Client, Handler, Status};
 use crate::lg::frame;
@@ -78,7 +80,8 @@ pub struct Banner {
 
 impl Banner {
     /// Whether it is still shown at `now`.
-    pub fn visible(&self, now: Instant) -> bool {
+    #[cfg(feature = "viewer")]
+    pub(crate) fn visible(&self, now: Instant) -> bool {
         self.sticky || now.duration_since(self.since) < BANNER_TIME
     }
 }
@@ -124,12 +127,13 @@ impl Shared {
         lock(&self.canvas)
     }
     /// The cursor.
-    pub fn cursor(&self) -> MutexGuard<'_, CursorState> {
+    pub(crate) fn cursor(&self) -> MutexGuard<'_, CursorState> {
         lock(&self.cursor)
     }
 
     /// Hides the banner; a sticky one's condition is not shown again. Returns whether one was shown.
-    pub fn dismiss_banner(&self) -> bool {
+    #[cfg(feature = "viewer")]
+    pub(crate) fn dismiss_banner(&self) -> bool {
         let mut info = self.info();
         match info.banner.take() {
             Some(b) if b.visible(Instant::now()) => {
@@ -143,13 +147,15 @@ impl Shared {
     }
 
     /// True while Looking Glass frames are shown: the host is connected and a frame arrived.
-    pub fn lg_live(&self) -> bool {
+    #[cfg(feature = "viewer")]
+    pub(crate) fn lg_live(&self) -> bool {
         let info = self.info();
         info.message.is_none() && info.serial.is_some()
     }
 
     /// What the window shows now and its size in pixels (0×0 for the message screen).
-    pub fn shown(&self) -> (Shown, (u32, u32)) {
+    #[cfg(feature = "viewer")]
+    pub(crate) fn shown(&self) -> (Shown, (u32, u32)) {
         if self.lg_live() {
             let c = self.canvas();
             return (Shown::LookingGlass, (c.width, c.height));
@@ -166,7 +172,8 @@ impl Shared {
 
 /// Which source the window shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Shown {
+#[cfg(feature = "viewer")]
+pub(crate) enum Shown {
     /// The waiting / error screen.
     #[default]
     Message,
@@ -176,9 +183,10 @@ pub enum Shown {
     Spice,
 }
 
+#[cfg(feature = "viewer")]
 impl Shown {
     /// The word for the title and the test line.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Message => "none",
             Self::LookingGlass => "looking-glass",
@@ -197,10 +205,42 @@ struct FeedHandler {
     /// When the last frame was ingested (the pacer learns the frame rate from it).
     last_frame_at: Option<Instant>,
     /// The mapping being read, for frames handed to the window.
+    #[cfg(feature = "viewer")]
     region: Option<Arc<dyn Region>>,
 }
 
 impl FeedHandler {
+    /// Offers the frame to the window ([`super::handoff`]): `Some` with the result when the window copied it,
+    /// `None` when the feed ingests it itself.
+    #[cfg(feature = "viewer")]
+    fn offer_to_window(
+        &self,
+        fi: &FrameInfo,
+        rects: Option<&[Rect]>,
+    ) -> Option<frame::Result<u64>> {
+        match &self.region {
+            Some(region) if self.shared.handoff.wants(fi) => {
+                let job = Job {
+                    info: fi.clone(),
+                    rects: rects.map(<[Rect]>::to_vec),
+                    region: Arc::clone(region),
+                };
+                self.shared.handoff.offer(job, &*self.notify)
+            }
+            _ => None,
+        }
+    }
+
+    /// Without the window nobody takes a frame: the feed ingests every one itself.
+    #[cfg(not(feature = "viewer"))]
+    fn offer_to_window(
+        &self,
+        _fi: &FrameInfo,
+        _rects: Option<&[Rect]>,
+    ) -> Option<frame::Result<u64>> {
+        None
+    }
+
     fn say(&mut self, text: &str) {
         if self.last_said != text {
             eprintln!("vmgpu view: {text}");
@@ -248,17 +288,7 @@ impl Handler for FeedHandler {
         fi: &FrameInfo,
         rects: Option<&[Rect]>,
     ) -> frame::Result<()> {
-        let handed = match &self.region {
-            Some(region) if self.shared.handoff.wants(fi) => {
-                let job = Job {
-                    info: fi.clone(),
-                    rects: rects.map(<[Rect]>::to_vec),
-                    region: Arc::clone(region),
-                };
-                self.shared.handoff.offer(job, &*self.notify)
-            }
-            _ => None,
-        };
+        let handed = self.offer_to_window(fi, rects);
         match handed {
             Some(result) => {
                 result?;
@@ -391,21 +421,31 @@ fn run(source: Source, shared: Arc<Shared>, notify: Notify, pacing: Pacing) {
         notify,
         last_said: String::new(),
         last_frame_at: None,
+        #[cfg(feature = "viewer")]
         region: None,
     };
     wait::tighten_timer_slack();
     while !shared.stop.load(Ordering::Acquire) {
         match &source {
             Source::Region(r) => {
-                handler.region = Some(Arc::clone(r));
+                #[cfg(feature = "viewer")]
+                {
+                    handler.region = Some(Arc::clone(r));
+                }
                 pump(r.view(), None, &shared, &mut handler, pacing);
             }
             Source::Path(p) => match ShmMap::open(p, HEADER_SIZE as u64) {
                 Ok(m) => {
                     let m = Arc::new(m);
-                    handler.region = Some(m.clone());
+                    #[cfg(feature = "viewer")]
+                    {
+                        handler.region = Some(m.clone());
+                    }
                     pump(m.view(), Some(&m), &shared, &mut handler, pacing);
-                    handler.region = None;
+                    #[cfg(feature = "viewer")]
+                    {
+                        handler.region = None;
+                    }
                 }
                 Err(e) => {
                     handler.status(Status::Waiting(open_failure(&e)));

@@ -6,20 +6,25 @@
 //! present that left a 1:1 Looking Glass picture with no banner in a buffer that the next present gets back
 //! (X11's MIT-SHM buffer, age 1); anything else (scaled, a banner, weston's two buffers) keeps the canvas path.
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
-
-use crate::lg::frame;
-use crate::lg::kvmfr::{FrameInfo, FrameType, Rect, flags};
-use crate::shm::Region;
+// Without the window only the canvas flag is left.
+#[cfg(feature = "viewer")]
+use {
+    crate::lg::frame,
+    crate::lg::kvmfr::{FrameInfo, FrameType, Rect, flags},
+    crate::shm::Region,
+    std::sync::{Arc, Condvar, Mutex, MutexGuard},
+    std::time::{Duration, Instant},
+};
 
 /// How long the feed waits for the window to take a frame before ingesting it itself (a window that does not
 /// redraw: minimized, or a slow display server). Well below the host's 1 s timeout for the message.
+#[cfg(feature = "viewer")]
 pub(crate) const WAIT: Duration = Duration::from_millis(50);
 
 /// A frame for the window: its validated description, the damage to copy (`None`: all of it) and the mapping
 /// it lies in (kept alive by the `Arc` while the window copies).
-pub struct Job {
+#[cfg(feature = "viewer")]
+pub(crate) struct Job {
     /// The frame.
     pub info: FrameInfo,
     /// The rects that changed since the previous frame, when it was in order.
@@ -28,6 +33,7 @@ pub struct Job {
     pub region: Arc<dyn Region>,
 }
 
+#[cfg(feature = "viewer")]
 #[derive(Default)]
 enum Slot {
     #[default]
@@ -41,26 +47,32 @@ enum Slot {
 /// The feed ↔ window slot for one frame at a time.
 #[derive(Default)]
 pub struct Handoff {
+    #[cfg(feature = "viewer")]
     accept: Mutex<Option<(u32, u32)>>,
+    #[cfg(feature = "viewer")]
     slot: Mutex<Slot>,
+    #[cfg(feature = "viewer")]
     cond: Condvar,
     /// Frames went straight to the window since the canvas last held the whole picture: the canvas is behind
     /// the window's buffer (the window repairs it from the buffer, or the feed's next ingest is a full one).
     pub canvas_behind: AtomicBool,
 }
 
+#[cfg(feature = "viewer")]
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Handoff {
     /// The window can take frames of `size` straight into its buffer (`None`: it cannot).
+    #[cfg(feature = "viewer")]
     pub(crate) fn accept(&self, size: Option<(u32, u32)>) {
         *lock(&self.accept) = size;
     }
 
     /// Whether `info` may go straight to the window: plain BGRA (no conversion), complete (a truncated frame
     /// shows a banner), of the size the window takes.
+    #[cfg(feature = "viewer")]
     pub(crate) fn wants(&self, info: &FrameInfo) -> bool {
         info.kind == FrameType::Bgra
             && info.flags & flags::TRUNCATED == 0
@@ -69,6 +81,7 @@ impl Handoff {
 
     /// Offers `job` to the window and waits until it copied it: `Some(result)` then; `None` when the window
     /// refused it or did not take it within [`WAIT`] (the caller ingests it itself).
+    #[cfg(feature = "viewer")]
     pub(crate) fn offer(&self, job: Job, notify: &dyn Fn()) -> Option<frame::Result<u64>> {
         *lock(&self.slot) = Slot::Posted(job);
         notify();
@@ -99,7 +112,8 @@ impl Handoff {
     }
 
     /// The window takes the posted frame, if there is one of `size`.
-    pub fn take(&self, size: (u32, u32)) -> Option<Job> {
+    #[cfg(feature = "viewer")]
+    pub(crate) fn take(&self, size: (u32, u32)) -> Option<Job> {
         let mut slot = lock(&self.slot);
         match std::mem::take(&mut *slot) {
             Slot::Posted(job) if (job.info.width, job.info.height) == size => {
@@ -120,13 +134,15 @@ impl Handoff {
     }
 
     /// The window copied the frame it took.
-    pub fn finish(&self, result: frame::Result<u64>) {
+    #[cfg(feature = "viewer")]
+    pub(crate) fn finish(&self, result: frame::Result<u64>) {
         *lock(&self.slot) = Slot::Done(result);
         self.cond.notify_all();
     }
 
     /// The window will not take the posted frame (if any): the feed ingests it into the canvas.
-    pub fn reject(&self) {
+    #[cfg(feature = "viewer")]
+    pub(crate) fn reject(&self) {
         let mut slot = lock(&self.slot);
         if matches!(*slot, Slot::Posted(_)) {
             *slot = Slot::Rejected;
@@ -140,7 +156,7 @@ impl Handoff {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "viewer"))]
 mod tests {
     use super::*;
     use crate::shm::HeapRegion;

@@ -1,8 +1,8 @@
-//! The frame viewer. The pure parts (pixel conversion into the presentable buffer, scaling, cursor drawing)
+//! The frame viewer. The pure parts (pixel conversion into the presentable buffer, scaling, the feed thread)
 //! build without the `viewer` feature so benchmarks and the static build can use them; the window itself
-//! (winit + softbuffer behind the [`present::Present`] trait) needs the feature.
+//! (winit + softbuffer behind the [`present::Present`] trait), with what only it uses (cursor drawing, the
+//! window's side of the frame handoff), needs the feature.
 pub mod convert;
-pub(crate) mod cursor;
 pub(crate) mod damage;
 pub mod feed;
 pub(crate) mod handoff;
@@ -13,6 +13,8 @@ pub mod wait;
 pub mod clipboard;
 #[cfg(feature = "viewer")]
 pub(crate) mod compose;
+#[cfg(feature = "viewer")]
+pub(crate) mod cursor;
 #[cfg(feature = "viewer")]
 pub mod input;
 #[cfg(feature = "viewer")]

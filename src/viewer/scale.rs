@@ -2,6 +2,7 @@
 //! a plain row copy, an upscale is nearest-neighbour (crisp at integer factors), a downscale is an area
 //! average (each output pixel is the mean of the source pixels it covers), so one-pixel lines of text do not
 //! drop out of a 1080p desktop shown at 1440×810.
+#[cfg(any(test, feature = "viewer"))]
 use crate::lg::kvmfr::Rect;
 
 /// Where the frame lands in the output.
@@ -95,7 +96,15 @@ fn fill_outside(out: &mut [u32], ow: u32, oh: u32, p: Placement) {
 
 /// Copies the window rects `rects` (inside `p`, a 1:1 placement of `src`, `sw` wide) from `src` into `out`
 /// (`ow` wide): the damage-only present. Parts outside `p` or the buffers are skipped.
-pub fn copy_rects(src: &[u32], sw: u32, out: &mut [u32], ow: u32, p: Placement, rects: &[Rect]) {
+#[cfg(any(test, feature = "viewer"))]
+pub(crate) fn copy_rects(
+    src: &[u32],
+    sw: u32,
+    out: &mut [u32],
+    ow: u32,
+    p: Placement,
+    rects: &[Rect],
+) {
     let (sw_, ow_) = (sw as usize, ow as usize);
     for r in rects {
         let x0 = r.x.max(p.x);

@@ -146,7 +146,8 @@ impl LookingGlass {
     }
 
     /// The resolution, when Looking Glass is on.
-    pub fn resolution(&self) -> Option<Resolution> {
+    #[cfg(feature = "libvirt")]
+    pub(crate) fn resolution(&self) -> Option<Resolution> {
         match self {
             Self::Off => None,
             Self::Shmem(r) | Self::Kvmfr(r) => Some(*r),

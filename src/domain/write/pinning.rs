@@ -58,7 +58,7 @@ pub enum Error {
 }
 
 /// Result of planning pins.
-pub type Result<T> = std::result::Result<T, Error>;
+pub(crate) type Result<T> = std::result::Result<T, Error>;
 
 /// One physical core as the host sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]

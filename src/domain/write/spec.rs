@@ -42,7 +42,7 @@ pub enum Error {
 }
 
 /// Result of parsing.
-pub type Result<T> = std::result::Result<T, Error>;
+pub(crate) type Result<T> = std::result::Result<T, Error>;
 
 /// Parses a size such as `16G`, `8192M`, `16GiB`, `512m` into KiB (a bare number is MiB).
 pub(crate) fn parse_size_kib(s: &str) -> Result<u64> {

@@ -25,7 +25,7 @@ pub const BUILTIN: [(&str, &str); 3] = [
 
 /// Template lookup errors.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// No template has this name.
     #[error("unknown template {name:?} (known: {})", known.join(", "))]
     Unknown {
@@ -46,7 +46,7 @@ pub enum Error {
 }
 
 /// Result of template lookups.
-pub type Result<T> = std::result::Result<T, Error>;
+pub(crate) type Result<T> = std::result::Result<T, Error>;
 
 /// Where a template came from.
 #[derive(Debug, Clone, PartialEq, Eq)]

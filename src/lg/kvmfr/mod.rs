@@ -89,7 +89,7 @@ pub enum Error {
 }
 
 /// Result of this module.
-pub type Result<T> = std::result::Result<T, Error>;
+pub(crate) type Result<T> = std::result::Result<T, Error>;
 
 fn u32_at(b: &[u8], off: usize) -> u32 {
     b.get(off..off + 4)

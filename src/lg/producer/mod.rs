@@ -59,7 +59,7 @@ pub enum Error {
 }
 
 /// Result of this module.
-pub type Result<T> = std::result::Result<T, Error>;
+pub(crate) type Result<T> = std::result::Result<T, Error>;
 
 /// Producer settings.
 #[derive(Debug, Clone)]
