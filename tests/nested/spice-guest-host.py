@@ -486,8 +486,10 @@ def check_playback(g, share, viewer_log, offset, kvm):
         bad(f"duplicated audio: {want} frames sent, the viewer got {played + dropped}, the sink {heard}")
     # nothing lost by the viewer beyond what its jitter buffer counted: what it handed to the sound server is
     # heard, or as much silence is in its place (a sink underrun: the monitor shows silence, then misses as much
-    # of the late audio; harness 42 / docs/spice.md)
-    if played - heard <= silence + 480:
+    # of the late audio; harness 42 / docs/spice.md). Slack: the sink's rewind at the stream's start, which the
+    # monitor never shows (up to the stream's 20 ms latency: 146-374 frames seen; the sine carries no counter to
+    # tell it apart here; harness 42's counter channel checks the start and the end frame by frame).
+    if played - heard <= silence + 960:
         ok(f"every frame the viewer played is heard ({heard} of {played}) or covered by the sink's {silence} "
            f"frames of silence; the rest is its {dropped} counted drops")
     else:
