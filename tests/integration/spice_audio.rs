@@ -131,6 +131,25 @@ fn pace(t0: Instant, k: usize) {
     }
 }
 
+/// The end of a playback script: STOP, mark it done, then read until the client goes.
+fn stop_and_wait(s: &mut TcpStream, done: &AtomicU32) {
+    s.write_all(&msg(104, &[])).unwrap();
+    done.store(1, Ordering::SeqCst);
+    while read_msg(s).is_ok() {}
+}
+
+/// A playback session on `server` that has run the script to its STOP (within `secs`).
+fn play_until_done(port: u16, server: &str, done: &AtomicU32, secs: u64) -> Session {
+    let session = audio_session(port, server, true, false);
+    wait_for(&session, "connected", |s| *s == Status::Connected);
+    let end = Instant::now() + Duration::from_secs(secs);
+    while done.load(Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < end, "the script did not finish");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    session
+}
+
 fn pcm(first: usize, frames: usize, marker: usize) -> Vec<u8> {
     (first..first + frames)
         .flat_map(|n| {
@@ -382,19 +401,11 @@ fn audio_pulse_sine_is_played_exactly() {
                 sm.lock().unwrap().push(Instant::now());
             }
             std::thread::sleep(Duration::from_millis(300));
-            s.write_all(&msg(104, &[])).unwrap();
-            d.store(1, Ordering::SeqCst);
-            while read_msg(s).is_ok() {}
+            stop_and_wait(s, &d);
         }),
         Arc::new(|s: &mut TcpStream| while read_msg(s).is_ok() {}),
     );
-    let session = audio_session(port, &pulse.server, true, false);
-    wait_for(&session, "connected", |s| *s == Status::Connected);
-    let end = Instant::now() + Duration::from_secs(30 + sent_n as u64 / 100);
-    while done.load(Ordering::SeqCst) == 0 {
-        assert!(Instant::now() < end, "the script did not finish");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let session = play_until_done(port, &pulse.server, &done, 30 + sent_n as u64 / 100);
     std::thread::sleep(Duration::from_millis(300));
     let frames = recording.frames();
     // Our audio: every frame whose counter channel is not 0 (silence and underruns are 0).
@@ -550,19 +561,11 @@ fn audio_pulse_stop_plays_out_what_the_sound_server_holds() {
                     .unwrap();
             }
             // STOP right behind the last DATA, as a guest closing its device at the end of a sound.
-            s.write_all(&msg(104, &[])).unwrap();
-            d.store(1, Ordering::SeqCst);
-            while read_msg(s).is_ok() {}
+            stop_and_wait(s, &d);
         }),
         Arc::new(|s: &mut TcpStream| while read_msg(s).is_ok() {}),
     );
-    let session = audio_session(port, &pulse.server, true, false);
-    wait_for(&session, "connected", |s| *s == Status::Connected);
-    let end = Instant::now() + Duration::from_secs(30);
-    while done.load(Ordering::SeqCst) == 0 {
-        assert!(Instant::now() < end, "the script did not finish");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let session = play_until_done(port, &pulse.server, &done, 30);
     std::thread::sleep(Duration::from_millis(600));
     let stats = session.playback_stats();
     let ours: Vec<(usize, u16)> = recording
