@@ -231,16 +231,6 @@ impl FeedHandler {
         }
     }
 
-    /// Without the window nobody takes a frame: the feed ingests every one itself.
-    #[cfg(not(feature = "viewer"))]
-    fn offer_to_window(
-        &self,
-        _fi: &FrameInfo,
-        _rects: Option<&[Rect]>,
-    ) -> Option<frame::Result<u64>> {
-        None
-    }
-
     fn say(&mut self, text: &str) {
         if self.last_said != text {
             eprintln!("vmgpu view: {text}");
@@ -288,7 +278,11 @@ impl Handler for FeedHandler {
         fi: &FrameInfo,
         rects: Option<&[Rect]>,
     ) -> frame::Result<()> {
+        #[cfg(feature = "viewer")]
         let handed = self.offer_to_window(fi, rects);
+        // Without the window nobody takes a frame: the feed ingests every one itself.
+        #[cfg(not(feature = "viewer"))]
+        let handed: Option<frame::Result<u64>> = None;
         match handed {
             Some(result) => {
                 result?;

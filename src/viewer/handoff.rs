@@ -63,16 +63,16 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+// The window's side: only with the window.
+#[cfg(feature = "viewer")]
 impl Handoff {
     /// The window can take frames of `size` straight into its buffer (`None`: it cannot).
-    #[cfg(feature = "viewer")]
     pub(crate) fn accept(&self, size: Option<(u32, u32)>) {
         *lock(&self.accept) = size;
     }
 
     /// Whether `info` may go straight to the window: plain BGRA (no conversion), complete (a truncated frame
     /// shows a banner), of the size the window takes.
-    #[cfg(feature = "viewer")]
     pub(crate) fn wants(&self, info: &FrameInfo) -> bool {
         info.kind == FrameType::Bgra
             && info.flags & flags::TRUNCATED == 0
@@ -81,7 +81,6 @@ impl Handoff {
 
     /// Offers `job` to the window and waits until it copied it: `Some(result)` then; `None` when the window
     /// refused it or did not take it within [`WAIT`] (the caller ingests it itself).
-    #[cfg(feature = "viewer")]
     pub(crate) fn offer(&self, job: Job, notify: &dyn Fn()) -> Option<frame::Result<u64>> {
         *lock(&self.slot) = Slot::Posted(job);
         notify();
@@ -112,7 +111,6 @@ impl Handoff {
     }
 
     /// The window takes the posted frame, if there is one of `size`.
-    #[cfg(feature = "viewer")]
     pub(crate) fn take(&self, size: (u32, u32)) -> Option<Job> {
         let mut slot = lock(&self.slot);
         match std::mem::take(&mut *slot) {
@@ -128,20 +126,18 @@ impl Handoff {
     }
 
     /// Puts a taken frame back as posted (the window's tests peek at the slot with it).
-    #[cfg(all(test, feature = "viewer"))]
+    #[cfg(test)]
     pub(crate) fn repost(&self, job: Job) {
         *lock(&self.slot) = Slot::Posted(job);
     }
 
     /// The window copied the frame it took.
-    #[cfg(feature = "viewer")]
     pub(crate) fn finish(&self, result: frame::Result<u64>) {
         *lock(&self.slot) = Slot::Done(result);
         self.cond.notify_all();
     }
 
     /// The window will not take the posted frame (if any): the feed ingests it into the canvas.
-    #[cfg(feature = "viewer")]
     pub(crate) fn reject(&self) {
         let mut slot = lock(&self.slot);
         if matches!(*slot, Slot::Posted(_)) {
@@ -149,7 +145,9 @@ impl Handoff {
             self.cond.notify_all();
         }
     }
+}
 
+impl Handoff {
     /// Whether the canvas is behind the window's buffer.
     pub(crate) fn behind(&self) -> bool {
         self.canvas_behind.load(Ordering::Acquire)
