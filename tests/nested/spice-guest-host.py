@@ -174,33 +174,15 @@ def check_clipboard(g, share, viewer, other):
     # the guest copies (the later announcement wins, in the guest as on the host), so wait until the guest
     # pastes it
     host_clip_set(b"sentinel start")
-    xdo("windowfocus", "--sync", other)
-    xdo("windowfocus", "--sync", viewer)
-    end = time.time() + 60
-    while True:
-        g.ask("CLIPGET sync", 60)
-        try:
-            with open(os.path.join(share, "out", "sync"), "rb") as f:
-                if f.read() == b"sentinel start":
-                    break
-        except OSError:
-            pass
-        if time.time() > end:
-            bad("the guest never saw the host clipboard the viewer announced at focus")
-            break
-        time.sleep(0.5)
+    _, got, _ = guest_paste(g, share, (viewer, other), "sync", lambda b: b, lambda got: got == b"sentinel start")
+    if got != b"sentinel start":
+        bad("the guest never saw the host clipboard the viewer announced at focus")
     # guest -> host: xclip -i in the guest; the agent announces it, the focused viewer asks for it
     for i, (t, name) in enumerate(zip(texts, names)):
         host_clip_set(f"sentinel {i}".encode())
         t0 = time.time()
         ans = g.ask(f"CLIPSET clip{i}", 40)
-        got = None
-        end = time.time() + 60
-        while time.time() < end:
-            got = host_clip_get()
-            if got == t:
-                break
-            time.sleep(0.05)
+        got = poll(host_clip_get, lambda got: got == t)
         if ans == "OK 0" and got == t:
             ok(f"clipboard guest → host, {name} ({len(t)} bytes) byte for byte in {time.time() - t0:.2f} s")
         else:
@@ -209,21 +191,7 @@ def check_clipboard(g, share, viewer, other):
     for i, (t, name) in enumerate(zip(texts, names)):
         t0 = time.time()
         host_clip_set(t)
-        xdo("windowfocus", "--sync", other)
-        xdo("windowfocus", "--sync", viewer)
-        # the viewer's GRAB may reach the agent after xclip -o already read the previous text: ask again
-        end = time.time() + 60
-        while True:
-            ans = g.ask(f"CLIPGET got{i}", 60)
-            t1 = time.time()
-            try:
-                with open(os.path.join(share, "out", f"got{i}"), "rb") as f:
-                    got = f.read()
-            except OSError:
-                got = b""
-            if got == t or time.time() > end:
-                break
-            time.sleep(0.3)
+        ans, got, t1 = guest_paste(g, share, (viewer, other), f"got{i}", lambda b: b, lambda got: got == t)
         if ans == "OK 0" and got == t:
             ok(f"clipboard host → guest, {name} ({len(t)} bytes) byte for byte in {t1 - t0:.2f} s")
         else:
@@ -234,16 +202,47 @@ def check_clipboard(g, share, viewer, other):
             host_clip_set(b"sentinel back")
             t1b = time.time()
             g.ask("CLIPSET out/got%d" % i, 40)
-            end = time.time() + 60
-            while time.time() < end and host_clip_get() != t:
-                time.sleep(0.05)
+            back_ok = poll(host_clip_get, lambda got: got == t) == t
             t2 = time.time()
-            if host_clip_get() == t:
+            if back_ok:
                 there, back = t1 - t0, t2 - t1b
                 info(f"clipboard round trip of 1 MiB text (host xclip -i → guest xclip -o, guest xclip -i → "
                      f"host xclip -o): {there + back:.2f} s (host → guest {there:.2f} s, back {back:.2f} s)")
             else:
                 bad("1 MiB clipboard: the guest's copy never came back to the host")
+
+
+def poll(fetch, good, timeout=60, step=0.05):
+    """`fetch()` until `good` of it or `timeout` seconds; returns the last value fetched."""
+    end = time.time() + timeout
+    while True:
+        got = fetch()
+        if good(got) or time.time() > end:
+            return got
+        time.sleep(step)
+
+
+def guest_paste(g, share, windows, target, decode, good, timeout=60):
+    """Focuses the viewer (from `windows` = (viewer, other)) and has the guest paste its clipboard into
+    out/<first word of target> (`target`: the file, then an optional type) until `good` of it decoded, asking
+    again: the viewer's GRAB may reach the agent after xclip -o read the previous clipboard. Returns (the
+    guest's last answer, the decoded paste, the time of that answer)."""
+    viewer, other = windows
+    path = os.path.join(share, "out", target.split()[0])
+    end = time.time() + timeout
+    while True:
+        xdo("windowfocus", "--sync", other)
+        xdo("windowfocus", "--sync", viewer)
+        ans = g.ask(f"CLIPGET {target}", 60)
+        answered = time.time()
+        try:
+            with open(path, "rb") as f:
+                got = decode(f.read())
+        except OSError:
+            got = decode(b"")
+        if good(got) or time.time() > end:
+            return ans, got, answered
+        time.sleep(0.3)
 
 
 def png_bytes(width, height, rgba):
@@ -320,32 +319,14 @@ def check_png(g, share, viewer, other):
         host_clip_set(f"sentinel png {i}".encode())
         t0 = time.time()
         ans = g.ask(f"CLIPSET img{i}.png image/png", 40)
-        got = None
-        end = time.time() + 60
-        while time.time() < end:
-            got = decode_png(host_png_get())
-            if same_picture(got, w, h, rgba):
-                break
-            time.sleep(0.2)
+        got = poll(lambda: decode_png(host_png_get()), lambda got: same_picture(got, w, h, rgba), step=0.2)
         png_verdict("guest → host", "host", name, ans, got, (w, h, rgba), t0)
         # host -> guest
         t0 = time.time()
         subprocess.run(["xclip", "-i", "-selection", "clipboard", "-t", "image/png", os.path.join(share, f"img{i}.png")],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=20, check=True)
-        got = None
-        end = time.time() + 60
-        while True:
-            xdo("windowfocus", "--sync", other)
-            xdo("windowfocus", "--sync", viewer)
-            ans = g.ask(f"CLIPGET pngback{i} image/png", 60)
-            try:
-                with open(os.path.join(share, "out", f"pngback{i}"), "rb") as f:
-                    got = decode_png(f.read())
-            except OSError:
-                got = None
-            if same_picture(got, w, h, rgba) or time.time() > end:
-                break
-            time.sleep(0.3)
+        ans, got, _ = guest_paste(g, share, (viewer, other), f"pngback{i} image/png", decode_png,
+                                  lambda got: same_picture(got, w, h, rgba))
         png_verdict("host → guest", "guest", name, ans, got, (w, h, rgba), t0)
 
 
