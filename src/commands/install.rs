@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 
 use crate::cli::InstallArgs;
-use crate::hook::location::{CLI_PATH_FILE, hooks_dir};
+use crate::hook::location::{cli_pointer, hooks_dir};
 use crate::host::HostRoot;
 use crate::report::Outcome;
 
@@ -132,7 +132,7 @@ pub(crate) fn run_install(root: &Path, args: &InstallArgs) -> anyhow::Result<Out
     }
     // The hook-only binary starts the viewer with this vmgpu (it has no `view` of its own); the full one needs
     // no pointer, and a stale one must not send the viewer to another build.
-    let pointer = format!("{dir}/{CLI_PATH_FILE}");
+    let pointer = cli_pointer(dir);
     if source != exe {
         ops.replace_file(&pointer, format!("{}\n", exe.display()).as_bytes(), 0o644)
             .with_context(|| format!("cannot write {}", root.path(&pointer).display()))?;
@@ -185,7 +185,7 @@ fn remove_cli_pointer(
     ops: &dyn crate::ops::HostOps,
     dir: &str,
 ) -> anyhow::Result<()> {
-    let pointer = format!("{dir}/{CLI_PATH_FILE}");
+    let pointer = cli_pointer(dir);
     if root.exists(&pointer) {
         ops.remove_file(&pointer)
             .with_context(|| format!("cannot remove {}", root.path(&pointer).display()))?;

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use crate::host::HostRoot;
 
 /// The file in the hooks directory that names the full `vmgpu` binary (one absolute path, one line).
-pub(crate) const CLI_PATH_FILE: &str = "vmgpu-cli-path";
+const CLI_PATH_FILE: &str = "vmgpu-cli-path";
 
 /// The hooks directory for this distribution (a host path).
 pub(crate) fn hooks_dir(root: &HostRoot) -> &'static str {
@@ -26,10 +26,15 @@ pub(crate) fn hooks_dir(root: &HostRoot) -> &'static str {
     }
 }
 
+/// The host path of the file naming the full `vmgpu`, in the hooks directory `dir`.
+pub(crate) fn cli_pointer(dir: &str) -> String {
+    format!("{dir}/{CLI_PATH_FILE}")
+}
+
 /// The `vmgpu` binary `install` recorded beside the hook, when it names an absolute path that exists.
 pub(crate) fn recorded_cli(root: &HostRoot) -> Option<PathBuf> {
     let text = root
-        .read_optional(format!("{}/{CLI_PATH_FILE}", hooks_dir(root)))
+        .read_optional(cli_pointer(hooks_dir(root)))
         .ok()
         .flatten()?;
     let path = text.trim();
